@@ -1,0 +1,65 @@
+# QuantoxBay: `make run` serves the app, `make test` runs every test. Both set up what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+TOOLS_BIN := $(CURDIR)/$(TOOLS)/node_modules/.bin
+APP_PORT ?= 3000
+export PATH := $(TOOLS_BIN):$(CURDIR)/$(BIN):$(PATH)
+export REFLEX_USE_SYSTEM_BUN := 1
+export REFLEX_TELEMETRY_ENABLED := false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup run dev test lint bench migrate seed clean chromium services
+
+# Reinstalls only when requirements.txt changes (a second `make run` takes seconds).
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Reflex needs bun >= 1.4.4 and node >= 22; its own bun download cannot reach the internet,
+# but the npm packages carry the binaries.
+$(TOOLS)/.installed:
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) bun@1.4.5 node@22
+	$(TOOLS_BIN)/bun --version >/dev/null && $(TOOLS_BIN)/node --version >/dev/null
+	touch $@
+
+setup: $(VENV)/.installed $(TOOLS)/.installed
+
+migrate: setup
+	$(BIN)/python -m quantoxbay migrate
+
+seed: migrate
+	@if [ -z "$$STRIPE_SECRET_KEY" ] && [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m quantoxbay seed-demo; fi
+
+run: seed
+	@echo "QuantoxBay on http://localhost:$(APP_PORT)"
+	$(BIN)/reflex run --env prod --single-port --backend-port $(APP_PORT) --frontend-port $(APP_PORT)
+
+dev: seed
+	$(BIN)/reflex run --env dev
+
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+services:
+	bash scripts/ensure_services.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check quantoxbay tests bench
+	$(BIN)/mypy quantoxbay/services quantoxbay/models.py quantoxbay/settings.py quantoxbay/storage
+
+test: setup chromium services lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf .web .states data test-artifacts

@@ -1,0 +1,236 @@
+"""SQLModel tables. Money is always integer cents plus a lowercase ISO currency.
+
+Layers follow full-stack-fastapi-template: a table row never leaves the service
+layer; pages get the ``*Public`` models (plain data).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Timezone-aware 'now' in UTC (we store UTC and show the viewer's zone)."""
+    return datetime.now(UTC)
+
+
+def _ts(**kwargs: object) -> object:
+    """A timezone-aware timestamp column."""
+    return Field(sa_type=DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
+
+
+class Role(str, enum.Enum):
+    BUYER = "buyer"
+    SELLER = "seller"
+    ADMIN = "admin"
+
+
+class OrderStatus(str, enum.Enum):
+    PENDING = "pending"  # checkout started, payment not confirmed
+    PAID = "paid"
+    FAILED = "failed"  # async payment failed
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    DISPUTED = "disputed"
+
+
+class ProductStatus(str, enum.Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    UNPUBLISHED = "unpublished"
+    DELETED = "deleted"
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    """An account; e-mail is unique case-insensitively (stored lowercased)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    password_hash: str = Field(max_length=100)
+    role: str = Field(default=Role.BUYER.value, max_length=16)
+    display_name: str = Field(default="", max_length=120)
+    handle: str | None = Field(default=None, max_length=60, unique=True)
+    disabled: bool = Field(default=False)
+    failed_login_count: int = Field(default=0)
+    locked_until: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+class UserSession(SQLModel, table=True):
+    """A server-side login session. Only the SHA-256 of the cookie token is stored."""
+
+    __tablename__ = "user_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    expires_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class LoginTicket(SQLModel, table=True):
+    """One-time, short-lived ticket a page exchanges for the HttpOnly session cookie.
+
+    The UI talks to the server over a websocket, which cannot set cookies; the
+    browser visits /api/auth/complete with this ticket to receive the cookie.
+    """
+
+    __tablename__ = "login_ticket"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
+    next_path: str = Field(default="/", max_length=500)
+    expires_at: datetime = _ts()  # type: ignore[assignment]
+
+
+# --- catalog --------------------------------------------------------------------
+
+
+class Product(SQLModel, table=True):
+    """A digital product a seller offers."""
+
+    __table_args__ = (Index("ix_product_status_created", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    seller_id: int = Field(foreign_key="user.id", index=True)
+    title: str = Field(max_length=200)
+    slug: str = Field(default="", max_length=220)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    price_cents: int = Field(default=0, sa_type=BigInteger)
+    currency: str = Field(default="usd", max_length=3)
+    # "Pay what you want": when set, the buyer may pay more; price_cents is the minimum.
+    pay_what_you_want: bool = Field(default=False)
+    category: str = Field(default="", max_length=60, index=True)
+    tags: str = Field(default="", max_length=500)  # comma separated, lowercased
+    cover_key: str | None = Field(default=None, max_length=500)
+    status: str = Field(default=ProductStatus.DRAFT.value, max_length=16)
+    unpublished_reason: str = Field(default="", max_length=500)
+    sale_price_cents: int | None = Field(default=None, sa_type=BigInteger)
+    sale_starts_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    sale_ends_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    download_limit: int | None = Field(default=None)
+    sales_count: int = Field(default=0)
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    updated_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+class ProductFile(SQLModel, table=True):
+    """A file delivered with a product; replacing it keeps buyers' access."""
+
+    __tablename__ = "product_file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: int = Field(foreign_key="product.id", index=True, ondelete="CASCADE")
+    filename: str = Field(max_length=255)
+    storage_key: str = Field(max_length=500)
+    size_bytes: int = Field(default=0, sa_type=BigInteger)
+    content_type: str = Field(default="application/octet-stream", max_length=120)
+    sha256: str = Field(default="", max_length=64)
+    version: int = Field(default=1)
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    updated_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+# --- orders ---------------------------------------------------------------------
+
+
+class Order(SQLModel, table=True):
+    """A purchase. Exactly one per Stripe Checkout Session (unique constraint)."""
+
+    __tablename__ = "order"
+    __table_args__ = (Index("ix_order_buyer_created", "buyer_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    buyer_id: int = Field(foreign_key="user.id")
+    status: str = Field(default=OrderStatus.PENDING.value, max_length=24, index=True)
+    currency: str = Field(default="usd", max_length=3)
+    subtotal_cents: int = Field(default=0, sa_type=BigInteger)
+    discount_cents: int = Field(default=0, sa_type=BigInteger)
+    total_cents: int = Field(default=0, sa_type=BigInteger)
+    refunded_cents: int = Field(default=0, sa_type=BigInteger)
+    promo_code: str = Field(default="", max_length=60)
+    stripe_session_id: str = Field(max_length=255, unique=True)
+    stripe_payment_intent_id: str | None = Field(default=None, max_length=255, index=True)
+    receipt_sent_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    paid_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+
+
+class OrderItem(SQLModel, table=True):
+    """One product bought in an order, with the seller and the price paid."""
+
+    __tablename__ = "order_item"
+    __table_args__ = (
+        UniqueConstraint("order_id", "product_id"),
+        Index("ix_order_item_seller_created", "seller_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="order.id", index=True, ondelete="CASCADE")
+    product_id: int = Field(foreign_key="product.id", index=True)
+    seller_id: int = Field(foreign_key="user.id")
+    title: str = Field(max_length=200)
+    quantity: int = Field(default=1)
+    unit_price_cents: int = Field(default=0, sa_type=BigInteger)
+    discount_cents: int = Field(default=0, sa_type=BigInteger)
+    total_cents: int = Field(default=0, sa_type=BigInteger)
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+class DownloadGrant(SQLModel, table=True):
+    """The right of a buyer to download a product's files, given by a paid order."""
+
+    __tablename__ = "download_grant"
+    __table_args__ = (UniqueConstraint("order_id", "product_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="order.id", ondelete="CASCADE")
+    product_id: int = Field(foreign_key="product.id")
+    buyer_id: int = Field(foreign_key="user.id", index=True)
+    revoked: bool = Field(default=False)
+    downloads_used: int = Field(default=0)
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+# --- Stripe events and live pushes ---------------------------------------------
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Each Stripe event received, recorded once by its id (unique)."""
+
+    __tablename__ = "webhook_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stripe_event_id: str = Field(max_length=255, unique=True)
+    type: str = Field(max_length=100, index=True)
+    received_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    processed_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    outcome: str = Field(default="received", max_length=40)
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    payload: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class LiveSubscription(SQLModel, table=True):
+    """A browser page (Reflex client token) that wants a push when a topic changes.
+
+    Kept in the database, not process memory, so any worker can push to it.
+    Topics: "checkout:<stripe session id>", "seller:<user id>".
+    """
+
+    __tablename__ = "live_subscription"
+    __table_args__ = (UniqueConstraint("topic", "client_token", "state_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=255, index=True)
+    client_token: str = Field(max_length=255)
+    state_name: str = Field(max_length=255)
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]

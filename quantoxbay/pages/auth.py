@@ -1,0 +1,93 @@
+"""Sign up `/signup` and log in `/login`."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from quantoxbay import routes
+from quantoxbay.components.layout import page
+from quantoxbay.state.auth_forms import AuthFormState
+
+
+def _field(label: str, name: str, type_: str, autocomplete: str) -> rx.Component:
+    return rx.vstack(
+        rx.el.label(label, html_for=name, style={"fontWeight": 500, "fontSize": "14px"}),
+        rx.input(
+            id=name, name=name, type=type_, required=True, auto_complete=autocomplete, size="3", width="100%"
+        ),
+        spacing="1",
+        width="100%",
+    )
+
+
+def _error() -> rx.Component:
+    return rx.cond(
+        AuthFormState.error != "",
+        rx.callout(
+            AuthFormState.error, icon="triangle-alert", color_scheme="red", role="alert", width="100%"
+        ),
+    )
+
+
+def _card(title: str, subtitle: rx.Component, form: rx.Component) -> rx.Component:
+    return page(
+        rx.center(
+            rx.card(
+                rx.vstack(
+                    rx.heading(title, size="6", as_="h1"), subtitle, _error(), form, spacing="4", width="100%"
+                ),
+                size="4",
+                width="100%",
+                max_width="26em",
+            ),
+            width="100%",
+        ),
+    )
+
+
+def login_page() -> rx.Component:
+    return _card(
+        "Log in",
+        rx.text("New here? ", rx.link("Create an account", href=routes.SIGNUP), size="2"),
+        rx.form(
+            rx.vstack(
+                _field("Email", "email", "email", "email"),
+                _field("Password", "password", "password", "current-password"),
+                rx.button("Log in", type="submit", size="3", width="100%", loading=AuthFormState.busy),
+                spacing="4",
+                width="100%",
+            ),
+            on_submit=AuthFormState.log_in,
+            reset_on_submit=False,
+        ),
+    )
+
+
+def signup_page() -> rx.Component:
+    return _card(
+        "Create your account",
+        rx.text("Already have one? ", rx.link("Log in", href=routes.LOGIN), size="2"),
+        rx.form(
+            rx.vstack(
+                _field("Email", "email", "email", "email"),
+                _field("Password", "password", "password", "new-password"),
+                rx.text("At least 8 characters.", size="1", color=rx.color("gray", 10)),
+                rx.el.label(
+                    rx.hstack(
+                        rx.checkbox(name="wants_to_sell", id="wants_to_sell"),
+                        rx.text("I want to sell", size="2"),
+                        spacing="2",
+                        align="center",
+                    ),
+                    html_for="wants_to_sell",
+                ),
+                rx.button(
+                    "Create account", type="submit", size="3", width="100%", loading=AuthFormState.busy
+                ),
+                spacing="4",
+                width="100%",
+            ),
+            on_submit=AuthFormState.sign_up,
+            reset_on_submit=False,
+        ),
+    )

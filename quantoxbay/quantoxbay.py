@@ -1,0 +1,60 @@
+"""The Reflex app: pages and the API mounted in front of Reflex's own routes."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from quantoxbay import routes
+from quantoxbay.api import build_api
+from quantoxbay.pages.areas import admin_page, library_page, not_found_page, seller_page
+from quantoxbay.pages.auth import login_page, signup_page
+from quantoxbay.pages.storefront import product_page, storefront
+from quantoxbay.state.areas import SellerHomeState
+from quantoxbay.state.auth_forms import AuthFormState
+from quantoxbay.state.catalog import ProductState, StorefrontState
+from quantoxbay.state.session import SessionState
+
+app = rx.App(
+    theme=rx.theme(accent_color="violet", gray_color="slate", radius="large", scaling="100%"),
+    api_transformer=build_api(),
+    stylesheets=[],
+    head_components=[
+        rx.el.meta(name="description", content="QuantoxBay: digital products from independent creators")
+    ],
+)
+
+app.add_page(
+    storefront,
+    route=routes.STOREFRONT,
+    title="QuantoxBay",
+    on_load=[SessionState.load_session, StorefrontState.load],
+)
+app.add_page(
+    product_page,
+    route=routes.PRODUCT,
+    title="Product · QuantoxBay",
+    on_load=[SessionState.load_session, ProductState.load],
+)
+app.add_page(
+    login_page,
+    route=routes.LOGIN,
+    title="Log in · QuantoxBay",
+    on_load=[SessionState.load_session, AuthFormState.clear],
+)
+app.add_page(
+    signup_page,
+    route=routes.SIGNUP,
+    title="Sign up · QuantoxBay",
+    on_load=[SessionState.load_session, AuthFormState.clear],
+)
+app.add_page(
+    library_page, route=routes.LIBRARY, title="Library · QuantoxBay", on_load=SessionState.guard_logged_in
+)
+app.add_page(
+    seller_page,
+    route=routes.SELLER,
+    title="Seller · QuantoxBay",
+    on_load=[SessionState.guard_seller, SellerHomeState.load],
+)
+app.add_page(admin_page, route=routes.ADMIN, title="Admin · QuantoxBay", on_load=SessionState.guard_admin)
+app.add_page(not_found_page, route="404", title="Not found · QuantoxBay", on_load=SessionState.load_session)

@@ -1,0 +1,26 @@
+"""Route paths, in one place (pages, redirects and tests use these)."""
+
+STOREFRONT = "/"
+LOGIN = "/login"
+SIGNUP = "/signup"
+LIBRARY = "/library"
+SELLER = "/seller"
+SELLER_PRODUCTS = "/seller/products"
+SELLER_PRODUCTS_NEW = "/seller/products/new"
+ADMIN = "/admin"
+PRODUCT = "/products/[product_id]"
+SELLER_PAGE = "/sellers/[handle]"
+CHECKOUT_SUCCESS = "/checkout/success"
+
+API_HEALTH = "/api/health"
+API_AUTH_COMPLETE = "/api/auth/complete"
+API_AUTH_LOGOUT = "/api/auth/logout"
+API_STRIPE_WEBHOOK = "/api/stripe/webhook"
+API_DOWNLOADS = "/api/downloads"
+STRIPE_LOCAL_MOUNT = "/stripe-local"
+
+SESSION_COOKIE = "qb_session"
+
+
+def product_path(product_id: int) -> str:
+    return f"/products/{product_id}"

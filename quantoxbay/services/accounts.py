@@ -1,0 +1,272 @@
+"""Accounts: sign-up, log-in with lockout, server-side sessions, roles."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import bcrypt
+from pydantic import BaseModel
+from sqlalchemy import delete, func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from quantoxbay.models import LoginTicket, Role, User, UserSession, utcnow
+from quantoxbay.services import DomainError, PermissionDenied
+from quantoxbay.settings import get_settings
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_BYTES = 72  # bcrypt ignores everything past 72 bytes; refuse rather than truncate.
+LOGIN_TICKET_TTL = timedelta(seconds=60)
+BAD_CREDENTIALS = "Incorrect email or password."
+
+# Pragmatic check: one @, no spaces, a dot in the domain. Deliverability is proven by mail, not regex.
+_EMAIL_RE = re.compile(
+    r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_HANDLE_RE = re.compile(r"[^a-z0-9]+")
+
+
+class AccountError(DomainError):
+    """Sign-up or log-in refused; the message is safe to show."""
+
+
+class UserPublic(BaseModel):
+    """What pages may know of a user."""
+
+    id: int
+    email: str
+    role: str
+    display_name: str
+    handle: str | None
+
+    @property
+    def is_seller(self) -> bool:
+        return self.role in (Role.SELLER.value, Role.ADMIN.value)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN.value
+
+
+def to_public(user: User) -> UserPublic:
+    assert user.id is not None
+    return UserPublic(
+        id=user.id, email=user.email, role=user.role, display_name=user.display_name, handle=user.handle
+    )
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def validate_email(email: str) -> str:
+    """Return the normalized e-mail or raise AccountError."""
+    normalized = normalize_email(email)
+    if len(normalized) > 254 or not _EMAIL_RE.match(normalized):
+        raise AccountError("Enter a valid email address, like name@example.com.")
+    return normalized
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise AccountError(f"Password must be at most {MAX_PASSWORD_BYTES} bytes.")
+
+
+def hash_password(password: str) -> str:
+    rounds = get_settings().bcrypt_rounds
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode()[:MAX_PASSWORD_BYTES], password_hash.encode())
+    except ValueError:
+        return False
+
+
+# Compared against for unknown e-mails so a miss costs as much as a hit (no account probing by timing).
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
+
+
+def _unique_handle(session: Session, email: str) -> str:
+    base = _HANDLE_RE.sub("-", email.split("@", 1)[0].lower()).strip("-")[:40] or "seller"
+    handle, n = base, 1
+    while session.exec(select(User.id).where(User.handle == handle)).first() is not None:
+        n += 1
+        handle = f"{base}-{n}"
+    return handle
+
+
+def create_user(
+    *, session: Session, email: str, password: str, role: Role | str = Role.BUYER, display_name: str = ""
+) -> UserPublic:
+    """Create an account; raises AccountError with a clear message on bad input."""
+    normalized = validate_email(email)
+    validate_password(password)
+    role_value = Role(role).value
+    if session.exec(select(User.id).where(User.email == normalized)).first() is not None:
+        raise AccountError("An account with this email already exists. Log in instead.")
+    user = User(
+        email=normalized,
+        password_hash=hash_password(password),
+        role=role_value,
+        display_name=display_name.strip() or normalized.split("@", 1)[0],
+        handle=_unique_handle(session, normalized) if role_value != Role.BUYER.value else None,
+    )
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent sign-up with the same e-mail won the race
+        session.rollback()
+        raise AccountError("An account with this email already exists. Log in instead.") from exc
+    return to_public(user)
+
+
+def sign_up(*, session: Session, email: str, password: str, wants_to_sell: bool) -> UserPublic:
+    return create_user(
+        session=session, email=email, password=password, role=Role.SELLER if wants_to_sell else Role.BUYER
+    )
+
+
+def authenticate(*, session: Session, email: str, password: str, now: datetime | None = None) -> UserPublic:
+    """Check credentials, counting failures; locks the account for a while after too many."""
+    settings = get_settings()
+    now = now or utcnow()
+    user = session.exec(select(User).where(User.email == normalize_email(email))).first()
+    if user is None:
+        verify_password(password, _dummy_hash())
+        raise AccountError(BAD_CREDENTIALS)
+    locked_until = _aware(user.locked_until)
+    if locked_until and locked_until > now:
+        minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
+        raise AccountError(f"Too many failed attempts. Try again in {minutes} minutes.")
+    if not verify_password(password, user.password_hash):
+        # One UPDATE, so concurrent failures all count.
+        session.execute(
+            update(User).where(User.id == user.id).values(failed_login_count=User.failed_login_count + 1)
+        )
+        session.refresh(user)
+        if user.failed_login_count >= settings.login_max_failures:
+            user.locked_until = now + timedelta(seconds=settings.login_lockout_seconds)
+            user.failed_login_count = 0
+            session.add(user)
+        session.commit()
+        raise AccountError(BAD_CREDENTIALS)
+    if user.disabled:
+        raise AccountError("This account has been disabled. Contact support.")
+    if user.failed_login_count or user.locked_until:
+        user.failed_login_count = 0
+        user.locked_until = None
+        session.add(user)
+    return to_public(user)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they are UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(*, session: Session, user_id: int) -> str:
+    """Create a server-side session; returns the random token for the HttpOnly cookie."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        UserSession(
+            token_hash=_digest(token),
+            user_id=user_id,
+            expires_at=utcnow() + timedelta(days=get_settings().session_ttl_days),
+        )
+    )
+    session.flush()
+    return token
+
+
+def user_for_session(*, session: Session, token: str | None) -> UserPublic | None:
+    """The logged-in user for a cookie token, or None when absent, expired or disabled."""
+    if not token:
+        return None
+    row = session.exec(
+        select(User, UserSession.expires_at)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.token_hash == _digest(token))
+    ).first()
+    if row is None:
+        return None
+    user, expires_at = row
+    if _aware(expires_at) <= utcnow() or user.disabled:  # type: ignore[operator]
+        return None
+    return to_public(user)
+
+
+def end_session(*, session: Session, token: str | None) -> None:
+    if token:
+        session.execute(delete(UserSession).where(UserSession.token_hash == _digest(token)))
+
+
+def end_all_sessions(*, session: Session, user_id: int) -> None:
+    session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+
+
+def issue_login_ticket(*, session: Session, user_id: int, next_path: str = "/") -> str:
+    """A one-time ticket the browser trades at /api/auth/complete for its session cookie."""
+    ticket = secrets.token_urlsafe(32)
+    session.add(
+        LoginTicket(
+            ticket_hash=_digest(ticket),
+            user_id=user_id,
+            next_path=safe_next_path(next_path),
+            expires_at=utcnow() + LOGIN_TICKET_TTL,
+        )
+    )
+    session.flush()
+    return ticket
+
+
+def redeem_login_ticket(*, session: Session, ticket: str) -> tuple[str, str] | None:
+    """Trade a ticket for (session token, next path); None when unknown, used or expired."""
+    # DELETE ... RETURNING-free and race-safe: whoever deletes the row owns the ticket.
+    row = session.exec(select(LoginTicket).where(LoginTicket.ticket_hash == _digest(ticket))).first()
+    if row is None:
+        return None
+    deleted = session.execute(delete(LoginTicket).where(LoginTicket.id == row.id)).rowcount  # type: ignore[attr-defined]
+    if deleted != 1 or (_aware(row.expires_at) or utcnow()) <= utcnow():
+        return None
+    return start_session(session=session, user_id=row.user_id), row.next_path
+
+
+def safe_next_path(path: str | None) -> str:
+    """Only same-site absolute paths: never '//evil.example' or 'https://...'."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path[:500]
+
+
+def require_role(user: UserPublic | None, *roles: Role) -> UserPublic:
+    """Raise PermissionDenied unless the user holds one of ``roles`` (admins hold all)."""
+    if user is None:
+        raise PermissionDenied("Please log in first.")
+    allowed = {r.value for r in roles} | {Role.ADMIN.value}
+    if user.role not in allowed:
+        raise PermissionDenied("You do not have access to this page.")
+    return user
+
+
+def count_users(*, session: Session) -> int:
+    return session.exec(select(func.count()).select_from(User)).one()

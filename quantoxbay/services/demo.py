@@ -1,0 +1,111 @@
+"""Demo data for `make run` with the embedded defaults: three users, real small products."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from sqlmodel import Session, select
+
+from quantoxbay.models import Role, User
+from quantoxbay.services import accounts, catalog
+from quantoxbay.storage import Storage
+
+DEMO_PASSWORD = "demo-password-123"
+DEMO_USERS = {
+    Role.BUYER: "buyer@demo.quantoxbay.test",
+    Role.SELLER: "seller@demo.quantoxbay.test",
+    Role.ADMIN: "admin@demo.quantoxbay.test",
+}
+
+
+def _ebook() -> bytes:
+    chapters = "\n\n".join(
+        f"## Chapter {n}\n\nShip small, ship often. Lesson {n}: measure before you optimise."
+        for n in range(1, 6)
+    )
+    return f"# The Indie Maker's Field Guide\n\n{chapters}\n".encode()
+
+
+def _budget_template() -> bytes:
+    rows = ["month,income_cents,expenses_cents,notes"] + [f"2026-{m:02d},0,0," for m in range(1, 13)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _presets() -> bytes:
+    presets = [
+        {"name": "Golden Hour", "exposure": 0.35, "contrast": 12, "warmth": 18},
+        {"name": "Nordic Fog", "exposure": -0.1, "contrast": -8, "warmth": -12},
+        {"name": "Film 400", "exposure": 0.05, "contrast": 6, "grain": 22},
+    ]
+    return json.dumps({"version": 1, "presets": presets}, indent=2).encode()
+
+
+DEMO_PRODUCTS = [
+    {
+        "title": "The Indie Maker's Field Guide",
+        "description": "A short, practical e-book on shipping your first digital product.\n\n"
+        "* 5 chapters\n* Markdown, reads anywhere",
+        "price_cents": 1200,
+        "category": "ebooks",
+        "tags": ["ebook", "business"],
+        "file": ("indie-makers-field-guide.md", _ebook, "text/markdown"),
+    },
+    {
+        "title": "Personal Budget Spreadsheet",
+        "description": "A clean monthly budget template that opens in any spreadsheet app.",
+        "price_cents": 500,
+        "category": "templates",
+        "tags": ["template", "finance"],
+        "file": ("budget-template.csv", _budget_template, "text/csv"),
+    },
+    {
+        "title": "Cinematic Photo Presets",
+        "description": "Three hand-tuned colour presets for warm, cool and film looks.",
+        "price_cents": 1900,
+        "category": "presets",
+        "tags": ["photography", "presets"],
+        "file": ("cinematic-presets.json", _presets, "application/json"),
+    },
+]
+
+
+def seed_demo(*, session: Session, storage: Storage, max_upload_bytes: int) -> bool:
+    """Create the demo users and products once; returns False when they already exist."""
+    if session.exec(select(User.id).where(User.email == DEMO_USERS[Role.SELLER])).first() is not None:
+        return False
+    users = {
+        role: accounts.create_user(
+            session=session,
+            email=email,
+            password=DEMO_PASSWORD,
+            role=role,
+            display_name=f"Demo {role.value.title()}",
+        )
+        for role, email in DEMO_USERS.items()
+    }
+    seller_id = users[Role.SELLER].id
+    for spec in DEMO_PRODUCTS:
+        product = catalog.create_product(
+            session=session,
+            seller_id=seller_id,
+            title=spec["title"],  # type: ignore[arg-type]
+            description=spec["description"],  # type: ignore[arg-type]
+            price_cents=spec["price_cents"],  # type: ignore[arg-type]
+            category=spec["category"],  # type: ignore[arg-type]
+            tags=spec["tags"],  # type: ignore[arg-type]
+        )
+        filename, make, content_type = spec["file"]  # type: ignore[misc]
+        assert product.id is not None
+        catalog.add_product_file(
+            session=session,
+            storage=storage,
+            product_id=product.id,
+            seller_id=seller_id,
+            filename=filename,
+            stream=io.BytesIO(make()),
+            content_type=content_type,
+            max_bytes=max_upload_bytes,
+        )
+        catalog.publish_product(session=session, storage=storage, product_id=product.id, seller_id=seller_id)
+    return True

@@ -1,0 +1,102 @@
+"""Configuration of the embedded Stripe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The API version the embedded Stripe speaks and stamps on events. It is the
+#: version pinned by stripe-python 16.1.0 (``stripe._api_version``).
+API_VERSION = "2026-10-28.endive"
+
+#: Event types delivered to the webhook endpoint by default. Every event is
+#: stored (and listed by ``GET /v1/events``) whatever this says; only these are
+#: POSTed, like a Stripe endpoint subscribed to what a shop needs. Use
+#: ``("*",)`` to deliver every event.
+DEFAULT_ENABLED_EVENTS: tuple[str, ...] = (
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+)
+
+
+@dataclass(frozen=True)
+class StripeLocalConfig:
+    """Settings of one embedded Stripe instance.
+
+    Attributes:
+        db_path: The SQLite file holding all state (created when missing).
+        public_base_url: The URL the app is reachable at from a browser, without
+            a trailing slash, e.g. ``http://localhost:3000/stripe-local``.
+            ``session.url`` is ``f"{public_base_url}/checkout/{id}"``.
+        webhook_url: Where events are POSTed; ``None`` stores events without
+            delivering them.
+        webhook_secret: The ``whsec_...`` secret events are signed with.
+        rate_limit_per_second: Requests per second allowed on each API endpoint
+            (method + path template); ``0`` turns rate limiting off.
+        webhook_max_attempts: Delivery attempts per event before giving up.
+        webhook_backoff_base_seconds: Delay before the first retry; it doubles
+            with each further attempt.
+        webhook_backoff_max_seconds: Upper bound of the retry delay.
+        webhook_timeout_seconds: Timeout of one delivery attempt.
+        webhook_concurrency: Deliveries in flight at once.
+        webhook_enabled_events: Event types that are delivered (``"*"`` = all).
+        sweep_interval_seconds: How often open sessions past ``expires_at`` are
+            expired (and other timed transitions happen).
+        poll_interval_seconds: Longest sleep of the background worker.
+        display_name: The business name shown on the hosted checkout page.
+        start_background_worker: Start the delivery/sweeper thread on the app's
+            lifespan (or its first request). Turn off to drive it by hand.
+    """
+
+    db_path: Path
+    public_base_url: str = "http://localhost:3000/stripe-local"
+    webhook_url: str | None = "http://localhost:3000/api/stripe/webhook"
+    webhook_secret: str = "whsec_local"
+    rate_limit_per_second: float = 25.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_base_seconds: float = 2.0
+    webhook_backoff_max_seconds: float = 600.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 4
+    webhook_enabled_events: tuple[str, ...] = field(default=DEFAULT_ENABLED_EVENTS)
+    sweep_interval_seconds: float = 1.0
+    poll_interval_seconds: float = 0.25
+    display_name: str = "QuantoxBay"
+    start_background_worker: bool = True
+
+    def __post_init__(self) -> None:
+        """Normalise the base URL and check the numbers make sense."""
+        object.__setattr__(self, "db_path", Path(self.db_path))
+        object.__setattr__(self, "public_base_url", self.public_base_url.rstrip("/"))
+        if self.webhook_max_attempts < 1:
+            raise ValueError("webhook_max_attempts must be at least 1")
+        if self.webhook_concurrency < 1:
+            raise ValueError("webhook_concurrency must be at least 1")
+        if self.rate_limit_per_second < 0:
+            raise ValueError("rate_limit_per_second must not be negative")
+
+    def delivers(self, event_type: str) -> bool:
+        """Tell whether events of ``event_type`` go to the webhook endpoint.
+
+        Args:
+            event_type: An event type such as ``checkout.session.completed``.
+
+        Returns:
+            True when a webhook URL is set and the type is enabled.
+        """
+        if not self.webhook_url:
+            return False
+        for pattern in self.webhook_enabled_events:
+            if pattern == "*" or pattern == event_type:
+                return True
+            if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+                return True
+        return False

@@ -1,0 +1,364 @@
+"""PaymentIntents, charges, refunds and disputes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .cards import Decline
+from .db import Record
+from .errors import invalid_request, missing_param
+from .ids import new_id, random_token
+from .money import format_amount
+from .params import check_allowed, get_dict, get_expand, get_int, get_metadata, get_str
+from .store import NO_REQUEST, RequestInfo, Store, now
+
+REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+
+#: Seconds before a test card's refund changes state (pending -> succeeded,
+#: succeeded -> failed).
+REFUND_TRANSITION_SECONDS = 2
+
+WINNING_EVIDENCE = "winning_evidence"
+LOSING_EVIDENCE = "losing_evidence"
+
+
+class Payments:
+    """PaymentIntent, Charge, Refund and Dispute operations.
+
+    Args:
+        store: The object store.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- payment intents -------------------------------------------------
+
+    def create_payment_intent(
+        self, *, amount: int, currency: str, metadata: dict[str, str],
+        description: str | None, receipt_email: str | None,
+    ) -> Record:
+        """Create a PaymentIntent awaiting a payment method (in a transaction)."""
+        pi_id = new_id("pi_test", 24)
+        data = {
+            "id": pi_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_received": 0,
+            "canceled_at": None,
+            "cancellation_reason": None,
+            "capture_method": "automatic_async",
+            "client_secret": f"{pi_id}_secret_{random_token(24)}",
+            "confirmation_method": "automatic",
+            "created": now(),
+            "currency": currency,
+            "customer": None,
+            "description": description,
+            "last_payment_error": None,
+            "latest_charge": None,
+            "livemode": False,
+            "metadata": metadata,
+            "next_action": None,
+            "payment_method": None,
+            "payment_method_types": ["card"],
+            "receipt_email": receipt_email,
+            "status": "requires_payment_method",
+        }
+        return self.store.insert("payment_intent", data)
+
+    def payment_intent_view(self, record: Record, expand: set[str]) -> dict[str, Any]:
+        """Return a PaymentIntent as the API shows it (``latest_charge`` expandable)."""
+        data = dict(record.data)
+        if "latest_charge" in expand and data["latest_charge"]:
+            charge = self.store.get("charge", data["latest_charge"])
+            data["latest_charge"] = charge.data if charge else None
+        return data
+
+    def retrieve_payment_intent(self, pi_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v1/payment_intents/{id}``."""
+        check_allowed(params, {"expand", "client_secret"})
+        return self.payment_intent_view(
+            self.store.require("payment_intent", pi_id, param="intent"), get_expand(params)
+        )
+
+    def retrieve_charge(self, charge_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v1/charges/{id}``."""
+        check_allowed(params, {"expand"})
+        return self.store.require("charge", charge_id, param="charge").data
+
+    # -- charges ---------------------------------------------------------
+
+    def create_charge(
+        self,
+        pi: Record,
+        *,
+        card: dict[str, Any],
+        email: str,
+        name: str,
+        decline: Decline | None,
+    ) -> Record:
+        """Record a charge attempt on ``pi`` (succeeded, or failed with ``decline``)."""
+        succeeded = decline is None
+        pm_id = new_id("pm", 24)
+        outcome = {
+            "network_status": "approved_by_network" if succeeded else "declined_by_network",
+            "reason": None if succeeded else decline.decline_code,
+            "risk_level": "highest" if decline and decline.outcome_type == "blocked" else "normal",
+            "seller_message": "Payment complete." if succeeded else "The bank did not return any further details with this decline.",
+            "type": "authorized" if succeeded else decline.outcome_type,
+        }
+        if decline and decline.outcome_type == "blocked":
+            outcome["network_status"] = "not_sent_to_network"
+            outcome["reason"] = "highest_risk_level"
+            outcome["seller_message"] = "Stripe blocked this payment as too risky."
+        data = {
+            "id": new_id("ch_test", 24),
+            "object": "charge",
+            "amount": pi.data["amount"],
+            "amount_captured": pi.data["amount"] if succeeded else 0,
+            "amount_refunded": 0,
+            "balance_transaction": None,
+            "billing_details": {"address": None, "email": email, "name": name, "phone": None},
+            "captured": succeeded,
+            "created": now(),
+            "currency": pi.data["currency"],
+            "customer": None,
+            "description": pi.data["description"],
+            "disputed": False,
+            "failure_code": None if succeeded else decline.code,
+            "failure_message": None if succeeded else decline.message,
+            "livemode": False,
+            "metadata": dict(pi.data["metadata"]),
+            "outcome": outcome,
+            "paid": succeeded,
+            "payment_intent": pi.id,
+            "payment_method": pm_id,
+            "payment_method_details": {
+                "card": {
+                    "brand": card["brand"],
+                    "checks": {"address_line1_check": None, "address_postal_code_check": None,
+                               "cvc_check": "pass" if succeeded else "unchecked"},
+                    "country": "US",
+                    "exp_month": card["exp_month"],
+                    "exp_year": card["exp_year"],
+                    "funding": "credit",
+                    "last4": card["last4"],
+                },
+                "type": "card",
+            },
+            "receipt_email": pi.data["receipt_email"] or email,
+            "refunded": False,
+            "status": "succeeded" if succeeded else "failed",
+        }
+        return self.store.insert(
+            "charge",
+            data,
+            internal={"refund_behavior": card.get("refund_behavior")},
+            lookup=pi.id,
+        )
+
+    def open_dispute(self, charge: Record) -> Record:
+        """Open a fraudulent dispute on ``charge`` and emit ``charge.dispute.created``."""
+        data = {
+            "id": new_id("dp_test", 24),
+            "object": "dispute",
+            "amount": charge.data["amount"],
+            "balance_transactions": [],
+            "charge": charge.id,
+            "created": now(),
+            "currency": charge.data["currency"],
+            "evidence": {"uncategorized_text": None, "customer_email_address": None},
+            "evidence_details": {
+                "due_by": now() + 7 * 86400,
+                "has_evidence": False,
+                "past_due": False,
+                "submission_count": 0,
+            },
+            "is_charge_refundable": False,
+            "livemode": False,
+            "metadata": {},
+            "payment_intent": charge.data["payment_intent"],
+            "reason": "fraudulent",
+            "status": "needs_response",
+        }
+        record = self.store.insert("dispute", data, lookup=charge.id)
+        charge.data["disputed"] = True
+        self.store.update(charge)
+        self.store.emit("charge.dispute.created", data, NO_REQUEST)
+        return record
+
+    def retrieve_dispute(self, dispute_id: str) -> dict[str, Any]:
+        """``GET /v1/disputes/{id}``."""
+        return self.store.require("dispute", dispute_id, param="dispute").data
+
+    def update_dispute(
+        self, dispute_id: str, params: dict[str, Any], request: RequestInfo
+    ) -> dict[str, Any]:
+        """``POST /v1/disputes/{id}``: evidence text ``winning_evidence`` /
+        ``losing_evidence`` closes the dispute won / lost, as in Stripe's test mode."""
+        check_allowed(params, {"evidence", "metadata", "submit", "expand"})
+        evidence = get_dict(params, "evidence")
+        with self.store.db.transaction():
+            record = self.store.require("dispute", dispute_id, param="dispute")
+            data = record.data
+            if data["status"] in ("won", "lost"):
+                raise invalid_request(
+                    "This dispute is already closed.", code="charge_dispute_closed"
+                )
+            for key, value in evidence.items():
+                if isinstance(value, str):
+                    data["evidence"][key] = value or None
+            data["metadata"].update(get_metadata(params))
+            texts = " ".join(v for v in data["evidence"].values() if isinstance(v, str))
+            data["evidence_details"]["has_evidence"] = bool(texts)
+            event = "charge.dispute.updated"
+            if WINNING_EVIDENCE in texts or LOSING_EVIDENCE in texts:
+                data["status"] = "won" if WINNING_EVIDENCE in texts else "lost"
+                data["evidence_details"]["submission_count"] += 1
+                event = "charge.dispute.closed"
+            elif params.get("submit") != "false" and texts:
+                data["status"] = "under_review"
+                data["evidence_details"]["submission_count"] += 1
+            self.store.update(record)
+            self.store.emit(event, data, request)
+            return data
+
+    # -- refunds ---------------------------------------------------------
+
+    def create_refund(self, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
+        """``POST /v1/refunds`` for a ``payment_intent`` or a ``charge``.
+
+        Emits ``refund.created`` and ``charge.refunded``. Refusals (nothing to
+        refund, amount above what is left, a disputed charge) are
+        ``invalid_request_error``.
+        """
+        check_allowed(
+            params,
+            {"payment_intent", "charge", "amount", "reason", "metadata", "expand",
+             "instructions_email"},
+        )
+        pi_id = get_str(params, "payment_intent")
+        charge_id = get_str(params, "charge")
+        if not pi_id and not charge_id:
+            raise missing_param("payment_intent")
+        amount = get_int(params, "amount", minimum=1)
+        reason = get_str(params, "reason")
+        if reason is not None and reason not in REFUND_REASONS:
+            raise invalid_request(
+                f"Invalid reason: must be one of {', '.join(REFUND_REASONS)}", param="reason"
+            )
+        metadata = get_metadata(params)
+        with self.store.db.transaction():
+            if pi_id:
+                pi = self.store.require("payment_intent", pi_id, param="payment_intent")
+                if pi.data["status"] != "succeeded" or not pi.data["latest_charge"]:
+                    raise invalid_request(
+                        f"This PaymentIntent ({pi_id}) does not have a successful charge to refund.",
+                        param="payment_intent",
+                    )
+                if charge_id and charge_id != pi.data["latest_charge"]:
+                    raise invalid_request(
+                        "The charge does not belong to this PaymentIntent.", param="charge"
+                    )
+                charge_id = pi.data["latest_charge"]
+            charge = self.store.require("charge", charge_id, param="charge")
+            cdata = charge.data
+            if cdata["status"] != "succeeded":
+                raise invalid_request(
+                    f"Charge {charge.id} has not succeeded; it cannot be refunded.", param="charge"
+                )
+            if cdata["disputed"]:
+                raise invalid_request(
+                    f"Charge {charge.id} has been charged back; cannot issue a refund.",
+                    code="charge_disputed",
+                    param="charge",
+                )
+            remaining = cdata["amount"] - cdata["amount_refunded"]
+            if remaining <= 0:
+                raise invalid_request(
+                    f"Charge {charge.id} has already been refunded.",
+                    code="charge_already_refunded",
+                    param="charge",
+                )
+            if amount is None:
+                amount = remaining
+            if amount > remaining:
+                currency = cdata["currency"]
+                raise invalid_request(
+                    f"Refund amount ({format_amount(amount, currency)}) is greater than "
+                    f"unrefunded amount on charge ({format_amount(remaining, currency)})",
+                    code="amount_too_large",
+                    param="amount",
+                )
+            behavior = charge.internal.get("refund_behavior")
+            status = "pending" if behavior == "pending" else "succeeded"
+            data = {
+                "id": new_id("re_test", 24),
+                "object": "refund",
+                "amount": amount,
+                "balance_transaction": None,
+                "charge": charge.id,
+                "created": now(),
+                "currency": cdata["currency"],
+                "destination_details": {"card": {"type": "refund"}, "type": "card"},
+                "failure_reason": None,
+                "metadata": metadata,
+                "payment_intent": cdata["payment_intent"],
+                "reason": reason,
+                "receipt_number": None,
+                "status": status,
+            }
+            internal: dict[str, Any] = {}
+            lookup = None
+            if behavior in ("pending", "fails"):
+                internal = {
+                    "transition_at": time.time() + REFUND_TRANSITION_SECONDS,
+                    "to": "succeeded" if behavior == "pending" else "failed",
+                }
+                lookup = "transition"
+            record = self.store.insert("refund", data, internal=internal, lookup=lookup)
+            cdata["amount_refunded"] += amount
+            cdata["refunded"] = cdata["amount_refunded"] >= cdata["amount"]
+            self.store.update(charge)
+            self.store.emit("refund.created", data, request)
+            self.store.emit("charge.refunded", cdata, request)
+            return record.data
+
+    def retrieve_refund(self, refund_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v1/refunds/{id}``."""
+        check_allowed(params, {"expand"})
+        return self.store.require("refund", refund_id, param="refund").data
+
+    def advance_refunds(self) -> int:
+        """Move due test-card refunds on (pending -> succeeded, succeeded -> failed).
+
+        Returns:
+            How many refunds changed.
+        """
+        changed = 0
+        for candidate in self.store.db.find("refund", "transition"):
+            if candidate.internal.get("transition_at", 0) > time.time():
+                continue
+            with self.store.db.transaction():
+                record = self.store.get("refund", candidate.id)
+                if record is None or record.lookup != "transition":
+                    continue
+                target = record.internal.pop("to")
+                record.internal.pop("transition_at", None)
+                record.lookup = None
+                record.data["status"] = target
+                if target == "failed":
+                    record.data["failure_reason"] = "expired_or_canceled_card"
+                    charge = self.store.require("charge", record.data["charge"])
+                    charge.data["amount_refunded"] -= record.data["amount"]
+                    charge.data["refunded"] = (
+                        charge.data["amount_refunded"] >= charge.data["amount"]
+                    )
+                    self.store.update(charge)
+                    self.store.emit("refund.failed", record.data, NO_REQUEST)
+                self.store.update(record)
+                self.store.emit("refund.updated", record.data, NO_REQUEST)
+                changed += 1
+        return changed

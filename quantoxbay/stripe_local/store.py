@@ -1,0 +1,129 @@
+"""Object storage and event emission shared by the API areas."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .config import API_VERSION, StripeLocalConfig
+from .db import Database, Record
+from .errors import resource_missing
+from .ids import new_id
+
+
+def now() -> int:
+    """Return the current Unix time in whole seconds."""
+    return int(time.time())
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """The API request behind a change, as events report it.
+
+    Attributes:
+        id: The ``req_...`` id, or None for changes made outside the API
+            (the hosted page, the expiry sweeper).
+        idempotency_key: The request's Idempotency-Key, if any.
+    """
+
+    id: str | None = None
+    idempotency_key: str | None = None
+
+
+NO_REQUEST = RequestInfo()
+
+
+class Store:
+    """Typed access to stored objects, plus event creation.
+
+    Args:
+        db: The database.
+        config: The instance's configuration (decides webhook delivery).
+        wake_dispatcher: Called after a commit that queued webhook deliveries.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        config: StripeLocalConfig,
+        wake_dispatcher: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.wake_dispatcher = wake_dispatcher
+
+    def get(self, type: str, object_id: str) -> Record | None:
+        """Return the object, or None."""
+        return self.db.get(type, object_id)
+
+    def require(self, type: str, object_id: str | None, *, param: str = "id") -> Record:
+        """Return the object or raise Stripe's ``resource_missing`` 404."""
+        record = self.db.get(type, object_id) if object_id else None
+        if record is None:
+            raise resource_missing(type, object_id or "", param=param)
+        return record
+
+    def insert(
+        self,
+        type: str,
+        data: dict[str, Any],
+        *,
+        internal: dict[str, Any] | None = None,
+        lookup: str | None = None,
+    ) -> Record:
+        """Store a new object; ``data`` must hold ``id`` and ``created``."""
+        record = Record(
+            id=data["id"],
+            type=type,
+            data=data,
+            internal=internal or {},
+            lookup=lookup,
+            created=int(data.get("created") or now()),
+        )
+        return self.db.insert(record)
+
+    def update(self, record: Record) -> Record:
+        """Write back a changed object."""
+        return self.db.update(record)
+
+    def emit(self, event_type: str, obj: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
+        """Store an event for ``obj`` and queue its webhook delivery.
+
+        Must run inside a transaction so the event commits with the change it
+        reports.
+
+        Args:
+            event_type: E.g. ``checkout.session.completed``.
+            obj: The object as the API returns it (it is copied).
+            request: The request behind the change.
+
+        Returns:
+            The event object.
+        """
+        delivered = self.config.delivers(event_type)
+        created = now()
+        event = {
+            "id": new_id("evt", 24),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": created,
+            "data": {"object": copy.deepcopy(obj)},
+            "livemode": False,
+            "pending_webhooks": 1 if delivered else 0,
+            "request": {"id": request.id, "idempotency_key": request.idempotency_key},
+            "type": event_type,
+        }
+        self.insert("event", event, lookup=event_type)
+        if delivered:
+            assert self.config.webhook_url is not None
+            self.db.connection().execute(
+                "INSERT INTO deliveries (event_id, url, status, next_attempt_at, created_at)"
+                " VALUES (?, ?, 'pending', ?, ?)",
+                (event["id"], self.config.webhook_url, time.time(), time.time()),
+            )
+            if self.wake_dispatcher is not None:
+                self.db.after_commit(self.wake_dispatcher)
+        return event

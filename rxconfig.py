@@ -1,0 +1,22 @@
+"""Reflex configuration, built from QuantoxBay's settings (one source of truth)."""
+
+import reflex as rx
+
+from quantoxbay.settings import get_settings
+
+_settings = get_settings()
+
+config = rx.Config(
+    app_name="quantoxbay",
+    db_url=_settings.database_url,
+    redis_url=_settings.redis_url,
+    # In-process state by default; Redis (shared by several workers) when REDIS_URL is set.
+    state_manager_mode="redis" if _settings.redis_url else "memory",
+    frontend_port=_settings.app_port,
+    backend_port=_settings.app_port,
+    api_url=_settings.public_url,
+    deploy_url=_settings.public_url,
+    telemetry_enabled=False,
+    show_built_with_reflex=False,
+    plugins=[rx.plugins.SitemapPlugin()],
+)

@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated DATA_DIR, and databases on SQLite and PostgreSQL.
+
+PostgreSQL is the one at TEST_POSTGRES_URL (127.0.0.1:5432 on our machines and
+CI's) or, on a fresh machine, a throwaway server started by tests/services.py.
+Each test module gets its own freshly migrated database; each test runs inside
+a transaction that is rolled back, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything imports quantoxbay.settings: never touch the developer's ./data.
+_SESSION_DATA_DIR = Path(tempfile.mkdtemp(prefix="qb-test-data-"))
+os.environ["DATA_DIR"] = str(_SESSION_DATA_DIR)
+for _name in ("DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STORAGE_URL", "SMTP_URL", "APP_SECRET"):
+    os.environ.pop(_name, None)
+
+from sqlalchemy import Connection  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from quantoxbay.db import make_engine  # noqa: E402
+from quantoxbay.migrations import upgrade_to_head  # noqa: E402
+from tests import services  # noqa: E402
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _migrated_database(backend: str, tmp_dir: Path) -> tuple[str, object]:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_dir / 'test.db'}"
+        drop = lambda: None  # noqa: E731  (the tmp dir goes away by itself)
+    else:
+        url, drop = services.fresh_postgres_database(services.postgres_url())
+    upgrade_to_head(url)
+    return url, drop
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database for this module, on each backend in turn."""
+    url, drop = _migrated_database(request.param, tmp_path_factory.mktemp("db"))
+    yield url
+    drop()  # type: ignore[operator]
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    conn = engine.connect()
+    outer = conn.begin()
+    yield conn
+    outer.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def db(connection: Connection) -> Iterator[Session]:
+    """A session whose commits only release savepoints; everything is rolled back after the test."""
+    with Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def storage(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from quantoxbay.storage.local import LocalStorage
+
+    return LocalStorage(tmp_path / "files")
