@@ -8,6 +8,11 @@ from quantoxbay import routes
 from quantoxbay.state.session import SessionState
 
 
+def button_link(text: str, href: str, **props: object) -> rx.Component:
+    """A link that looks like a button (an <a>, so assistive tech calls it a link)."""
+    return rx.button(rx.link(text, href=href, underline="none"), as_child=True, **props)
+
+
 def _brand() -> rx.Component:
     return rx.link(
         rx.hstack(
@@ -78,8 +83,8 @@ def _mobile_menu() -> rx.Component:
 
 def navbar() -> rx.Component:
     logged_out = rx.hstack(
-        rx.link(rx.button("Log in", variant="soft"), href=routes.LOGIN),
-        rx.link(rx.button("Sign up"), href=routes.SIGNUP, display=["none", "inline-flex"]),
+        button_link("Log in", routes.LOGIN, variant="soft"),
+        rx.box(button_link("Sign up", routes.SIGNUP), display=["none", "block"]),
         spacing="2",
     )
     logged_in = rx.hstack(

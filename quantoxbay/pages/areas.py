@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from quantoxbay import routes
-from quantoxbay.components.layout import empty_state, loading_block, page
+from quantoxbay.components.layout import button_link, empty_state, loading_block, page
 from quantoxbay.state.areas import SellerHomeState
 from quantoxbay.state.session import SessionState
 
@@ -19,7 +19,7 @@ def library_page() -> rx.Component:
                 "library",
                 "No purchases yet",
                 "Products you buy appear here, ready to download.",
-                rx.link(rx.button("Browse the store"), href=routes.STOREFRONT),
+                button_link("Browse the store", routes.STOREFRONT),
             ),
             loading_block(),
         ),
@@ -92,6 +92,6 @@ def not_found_page() -> rx.Component:
             "map-pin-off",
             "Page not found",
             "The page you are looking for does not exist or has moved.",
-            rx.link(rx.button("Back to the store"), href=routes.STOREFRONT),
+            button_link("Back to the store", routes.STOREFRONT),
         ),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from quantoxbay import routes
-from quantoxbay.components.layout import empty_state, loading_block, page
+from quantoxbay.components.layout import button_link, empty_state, loading_block, page
 from quantoxbay.state.catalog import ProductState, StorefrontState
 
 
@@ -108,7 +108,7 @@ def product_page() -> rx.Component:
         "circle-help",
         "Product not found",
         "This product does not exist or is no longer for sale.",
-        rx.link(rx.button("Back to the store"), href=routes.STOREFRONT),
+        button_link("Back to the store", routes.STOREFRONT),
     )
     return page(
         rx.cond(ProductState.loading, loading_block(), rx.cond(ProductState.not_found, missing, body))

@@ -1,0 +1,404 @@
+"""The ``/v1`` API routes stripe-python talks to, plus the ``/_local`` helpers.
+
+Every API route goes through :func:`endpoint`, which does what Stripe's edge
+does: a ``Request-Id``, the API key check (any ``sk_test_`` key), the
+per-endpoint rate limit, form decoding, Idempotency-Key replay, and turning
+:class:`~.errors.StripeLocalError` into Stripe's error body.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .checkout import PaymentForm
+from .config import API_VERSION
+from .errors import (
+    StripeLocalError,
+    api_error,
+    authentication_error,
+    invalid_request,
+    rate_limit_error,
+)
+from .idempotency import IdempotencyStore, fingerprint
+from .ids import new_id
+from .params import (
+    check_allowed,
+    decode_body,
+    decode_pairs,
+    get_expand,
+    get_int,
+    get_list,
+    get_str,
+)
+from .runtime import StripeLocal
+from .store import RequestInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiCall:
+    """What a handler gets.
+
+    Attributes:
+        params: The decoded parameters.
+        path: The path parameters (``id``).
+        request: Request id and idempotency key, for events.
+    """
+
+    params: dict[str, Any]
+    path: dict[str, str]
+    request: RequestInfo
+
+
+Handler = Callable[[ApiCall], dict[str, Any]]
+
+
+def list_body(data: list[dict[str, Any]], has_more: bool, url: str) -> dict[str, Any]:
+    """Return Stripe's list envelope."""
+    return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+def api_key_of(request: Request) -> str | None:
+    """Return the API key from Bearer or Basic authorization, if any."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value).decode().split(":", 1)[0] or None
+        except ValueError:
+            return None
+    return None
+
+
+def authenticate(request: Request) -> str:
+    """Accept any ``sk_test_`` key.
+
+    Raises:
+        StripeLocalError: 401 for a missing or any other key.
+    """
+    key = api_key_of(request)
+    if not key:
+        raise authentication_error(
+            "You did not provide an API key. You need to provide your API key in the "
+            "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+            "YOUR_SECRET_KEY')."
+        )
+    if not key.startswith("sk_test_") or len(key) <= len("sk_test_"):
+        raise authentication_error(f"Invalid API Key provided: {key[:8]}****{key[-4:]}")
+    return key
+
+
+def _headers(request: Request, request_id: str) -> dict[str, str]:
+    headers = {
+        "Request-Id": request_id,
+        "Stripe-Version": request.headers.get("stripe-version") or API_VERSION,
+    }
+    key = request.headers.get("idempotency-key")
+    if key:
+        headers["Idempotency-Key"] = key
+    return headers
+
+
+def error_response(exc: StripeLocalError, headers: dict[str, str]) -> JSONResponse:
+    """Render a StripeLocalError as Stripe's JSON error."""
+    if exc.status == 429:
+        headers = {**headers, "Stripe-Rate-Limited-Reason": "endpoint-rate"}
+    return JSONResponse(exc.body(headers.get("Request-Id")), status_code=exc.status,
+                        headers=headers)
+
+
+def endpoint(runtime: StripeLocal, method: str, template: str, handler: Handler) -> Route:
+    """Build one API route around ``handler`` (run in a worker thread).
+
+    Args:
+        runtime: The embedded Stripe instance.
+        method: ``GET`` or ``POST``.
+        template: Path template (also the rate-limit bucket).
+        handler: Returns the response body; raises StripeLocalError.
+    """
+    bucket = f"{method} {template}"
+    idempotency = IdempotencyStore(runtime.db)
+
+    async def route(request: Request) -> Response:
+        request_id = new_id("req", 14)
+        headers = _headers(request, request_id)
+        runtime.ensure_started()
+        try:
+            authenticate(request)
+            if not runtime.rate_limiter.allow(bucket):
+                raise rate_limit_error()
+            if method == "POST":
+                content_type = request.headers.get("content-type", "")
+                body = await request.body()
+                if body and "application/x-www-form-urlencoded" not in content_type:
+                    raise invalid_request(
+                        "Request bodies must be form-encoded "
+                        "(application/x-www-form-urlencoded)."
+                    )
+                pairs, params = decode_body(body)
+            else:
+                pairs = list(request.query_params.multi_items())
+                params = decode_pairs(pairs)
+            key = request.headers.get("idempotency-key") if method == "POST" else None
+            call = ApiCall(params, dict(request.path_params), RequestInfo(request_id, key))
+            if key:
+                print_ = fingerprint(method, request.url.path, pairs)
+                stored = await run_in_threadpool(idempotency.begin, key, print_, request_id)
+                if stored is not None:
+                    replay_headers = {**headers, "Idempotent-Replayed": "true"}
+                    if stored.request_id:
+                        replay_headers["Original-Request"] = stored.request_id
+                    return JSONResponse(stored.body, status_code=stored.status,
+                                        headers=replay_headers)
+            try:
+                body_out = await run_in_threadpool(handler, call)
+            except StripeLocalError as exc:
+                if key:
+                    if exc.status == 402:
+                        await run_in_threadpool(idempotency.finish, key, exc.status,
+                                                exc.body(request_id))
+                    else:
+                        await run_in_threadpool(idempotency.release, key)
+                raise
+            except Exception:
+                if key:
+                    await run_in_threadpool(idempotency.release, key)
+                raise
+            if key:
+                await run_in_threadpool(idempotency.finish, key, 200, body_out)
+            return JSONResponse(body_out, headers=headers)
+        except StripeLocalError as exc:
+            return error_response(exc, headers)
+        except Exception:
+            log.exception("stripe_local: %s %s failed", method, request.url.path)
+            return error_response(api_error(), headers)
+
+    return Route(template, route, methods=[method])
+
+
+def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
+    params = call.params
+    check_allowed(
+        params,
+        {"type", "types", "limit", "starting_after", "ending_before", "created", "expand",
+         "delivery_success"},
+    )
+    limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+    event_type = get_str(params, "type")
+    types = [str(t) for t in get_list(params, "types")]
+    if event_type and types:
+        raise invalid_request("You may only specify one of these parameters: type, types.",
+                              param="types")
+    lookups, prefix = None, None
+    if event_type and event_type.endswith("*"):
+        prefix = event_type[:-1]
+    elif event_type:
+        lookups = [event_type]
+    elif types:
+        lookups = types
+    created = params.get("created")
+    bounds: dict[str, int] = {}
+    if isinstance(created, dict):
+        for op in ("gt", "gte", "lt", "lte"):
+            value = get_int(created, op, param=f"created[{op}]")
+            if value is not None:
+                bounds[op] = value
+    elif created:
+        value = get_int(params, "created")
+        if value is not None:
+            bounds["gte"] = bounds["lte"] = value
+
+    def accept(record: Any) -> bool:
+        c = record.created
+        return not (
+            ("gt" in bounds and c <= bounds["gt"]) or ("gte" in bounds and c < bounds["gte"])
+            or ("lt" in bounds and c >= bounds["lt"]) or ("lte" in bounds and c > bounds["lte"])
+        )
+
+    records, has_more = runtime.db.page(
+        "event", limit=limit, starting_after=get_str(params, "starting_after"),
+        ending_before=get_str(params, "ending_before"), lookups=lookups, lookup_prefix=prefix,
+        accept=accept if bounds else None,
+    )
+    return list_body([r.data for r in records], has_more, "/v1/events")
+
+
+def api_routes(runtime: StripeLocal) -> list[Route]:
+    """Return the ``/v1`` routes and the ``/_local`` helpers."""
+    checkout = runtime.checkout
+    discounts = runtime.discounts
+    payments = runtime.payments
+
+    def session_line_items(call: ApiCall) -> dict[str, Any]:
+        session_id = call.path["id"]
+        data, more = checkout.list_line_items(session_id, call.params)
+        return list_body(data, more, f"/v1/checkout/sessions/{session_id}/line_items")
+
+    def sessions_list(call: ApiCall) -> dict[str, Any]:
+        data, more = checkout.list(call.params)
+        return list_body(data, more, "/v1/checkout/sessions")
+
+    def promotion_codes_list(call: ApiCall) -> dict[str, Any]:
+        data, more = discounts.list_promotion_codes(call.params)
+        return list_body(data, more, "/v1/promotion_codes")
+
+    def event_get(call: ApiCall) -> dict[str, Any]:
+        check_allowed(call.params, {"expand"})
+        return runtime.store.require("event", call.path["id"]).data
+
+    def coupon_get(call: ApiCall) -> dict[str, Any]:
+        check_allowed(call.params, {"expand"})
+        return discounts.retrieve_coupon(call.path["id"])
+
+    def promotion_code_get(call: ApiCall) -> dict[str, Any]:
+        check_allowed(call.params, {"expand"})
+        return discounts.retrieve_promotion_code(call.path["id"], get_expand(call.params))
+
+    def dispute_get(call: ApiCall) -> dict[str, Any]:
+        check_allowed(call.params, {"expand"})
+        return payments.retrieve_dispute(call.path["id"])
+
+    table: list[tuple[str, str, Handler]] = [
+        ("POST", "/v1/checkout/sessions", lambda c: checkout.create(c.params, c.request)),
+        ("GET", "/v1/checkout/sessions", sessions_list),
+        ("GET", "/v1/checkout/sessions/{id}", lambda c: checkout.retrieve(c.path["id"], c.params)),
+        ("GET", "/v1/checkout/sessions/{id}/line_items", session_line_items),
+        ("POST", "/v1/checkout/sessions/{id}/expire",
+         lambda c: checkout.expire(c.path["id"], c.params, c.request)),
+        ("GET", "/v1/payment_intents/{id}",
+         lambda c: payments.retrieve_payment_intent(c.path["id"], c.params)),
+        ("GET", "/v1/charges/{id}", lambda c: payments.retrieve_charge(c.path["id"], c.params)),
+        ("POST", "/v1/refunds", lambda c: payments.create_refund(c.params, c.request)),
+        ("GET", "/v1/refunds/{id}", lambda c: payments.retrieve_refund(c.path["id"], c.params)),
+        ("GET", "/v1/disputes/{id}", dispute_get),
+        ("POST", "/v1/disputes/{id}",
+         lambda c: payments.update_dispute(c.path["id"], c.params, c.request)),
+        ("POST", "/v1/coupons", lambda c: discounts.create_coupon(c.params)),
+        ("GET", "/v1/coupons/{id}", coupon_get),
+        ("POST", "/v1/promotion_codes",
+         lambda c: discounts.create_promotion_code(c.params, c.request)),
+        ("GET", "/v1/promotion_codes", promotion_codes_list),
+        ("GET", "/v1/promotion_codes/{id}", promotion_code_get),
+        ("POST", "/v1/promotion_codes/{id}",
+         lambda c: discounts.update_promotion_code(c.path["id"], c.params, c.request)),
+        ("GET", "/v1/events", lambda c: _events_list(runtime, c)),
+        ("GET", "/v1/events/{id}", event_get),
+    ]
+    routes = [endpoint(runtime, method, path, handler) for method, path, handler in table]
+    routes.append(Route("/v1/{rest:path}", _unknown_route,
+                        methods=["GET", "POST", "DELETE", "PUT", "PATCH"]))
+    routes.extend(local_routes(runtime))
+    return routes
+
+
+async def _unknown_route(request: Request) -> Response:
+    """Answer Stripe's 404 for an API path the embedded Stripe lacks."""
+    request_id = new_id("req", 14)
+    exc = invalid_request(
+        f"Unrecognized request URL ({request.method}: {request.url.path}).", status=404
+    )
+    return error_response(exc, _headers(request, request_id))
+
+
+# -- /_local helpers (not part of Stripe's API) ---------------------------
+
+
+def local_routes(runtime: StripeLocal) -> list[Route]:
+    """Helpers for tests and load benchmarks (need an ``sk_test_`` key).
+
+    ``POST /_local/checkout/{id}/pay`` pays a session without the HTML page.
+    Form fields (all optional): ``card_number`` (default 4242424242424242),
+    ``expiry`` (``12/34``), ``cvc`` (``123``), ``name`` (``Test Buyer``),
+    ``email`` (the session's ``customer_email`` or ``buyer@example.com``),
+    ``promotion_code``, ``three_d_secure`` (``complete`` | ``fail``, for
+    3-D Secure cards). Answers JSON ``{outcome, message, error, redirect_url,
+    session}`` with 200 (succeeded), 402 (declined), 400 (invalid field or
+    promotion code), 409 (session not open).
+
+    ``POST /_local/webhooks/flush?timeout=10`` waits for the delivery queue to
+    empty: ``{"empty": bool, "pending": n}``. ``POST /_local/sweep`` expires
+    overdue sessions now: ``{"expired": n}``.
+    """
+
+    async def pay(request: Request) -> Response:
+        runtime.ensure_started()
+        headers = {"Request-Id": new_id("req", 14)}
+        try:
+            authenticate(request)
+        except StripeLocalError as exc:
+            return error_response(exc, headers)
+        form = await request.form()
+        session_id = request.path_params["id"]
+
+        def run() -> tuple[int, dict[str, Any]]:
+            record = checkout.get(session_id)
+            if record is None:
+                raise invalid_request(f"No such checkout.session: '{session_id}'",
+                                      status=404, code="resource_missing")
+            code = str(form.get("promotion_code") or "")
+            if code:
+                applied = checkout.apply_promotion_code(session_id, code)
+                if not applied.ok:
+                    return 400, {"outcome": "promotion_invalid", "message": applied.message,
+                                 "error": None, "redirect_url": None,
+                                 "session": checkout.view(applied.session)}
+            payment = PaymentForm(
+                email=str(form.get("email") or record.data["customer_email"]
+                          or "buyer@example.com"),
+                card_number=str(form.get("card_number") or "4242424242424242"),
+                expiry=str(form.get("expiry") or "12/34"),
+                cvc=str(form.get("cvc") or "123"),
+                name=str(form.get("name") or "Test Buyer"),
+            )
+            result = checkout.pay(session_id, payment)
+            if result.outcome == "requires_action":
+                result = checkout.authenticate(
+                    session_id, complete=str(form.get("three_d_secure") or "complete") != "fail"
+                )
+            status = {"succeeded": 200, "declined": 402, "not_open": 409}.get(result.outcome, 400)
+            return status, {
+                "outcome": result.outcome, "message": result.message, "error": result.error,
+                "redirect_url": result.redirect_url, "session": checkout.view(result.session),
+            }
+
+        try:
+            status, body = await run_in_threadpool(run)
+        except StripeLocalError as exc:
+            return error_response(exc, headers)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    checkout = runtime.checkout
+
+    async def flush(request: Request) -> Response:
+        try:
+            authenticate(request)
+        except StripeLocalError as exc:
+            return error_response(exc, {})
+        timeout = float(request.query_params.get("timeout", "10"))
+        empty = await run_in_threadpool(runtime.flush_webhooks, timeout)
+        return JSONResponse({"empty": empty, "pending": runtime.dispatcher.pending_count()})
+
+    async def sweep(request: Request) -> Response:
+        try:
+            authenticate(request)
+        except StripeLocalError as exc:
+            return error_response(exc, {})
+        return JSONResponse({"expired": await run_in_threadpool(runtime.sweep_now)})
+
+    return [
+        Route("/_local/checkout/{id}/pay", pay, methods=["POST"]),
+        Route("/_local/webhooks/flush", flush, methods=["POST"]),
+        Route("/_local/sweep", sweep, methods=["POST"]),
+    ]

@@ -1,0 +1,106 @@
+"""The embedded Stripe's runtime: storage, services and the background worker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+
+from .checkout import Checkout
+from .config import StripeLocalConfig
+from .db import Database
+from .discounts import Discounts
+from .payments import Payments
+from .ratelimit import RateLimiter
+from .store import Store
+from .webhooks import WebhookDispatcher
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+class StripeLocal:
+    """One embedded Stripe instance; ``app.state.stripe_local`` holds it.
+
+    Tests and benchmarks use :meth:`flush_webhooks`, :meth:`sweep_now`,
+    :meth:`set_rate_limit` and :attr:`dispatcher`.
+
+    Args:
+        config: The instance's settings.
+    """
+
+    def __init__(self, config: StripeLocalConfig) -> None:
+        self.config = config
+        self.db = Database(config.db_path)
+        self.dispatcher = WebhookDispatcher(self.db, config, periodic=self.sweep_now)
+        self.store = Store(self.db, config, wake_dispatcher=self.dispatcher.wake)
+        self.discounts = Discounts(self.store)
+        self.payments = Payments(self.store)
+        self.checkout = Checkout(self.store, config, self.discounts, self.payments)
+        self.rate_limiter = RateLimiter(config.rate_limit_per_second)
+        self._form_secret = self.db.meta_get_or_create(
+            "form_secret", lambda: secrets.token_hex(32)
+        ).encode()
+        self._last_idempotency_purge = 0.0
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the webhook/sweeper thread (idempotent)."""
+        if not self.dispatcher.running:
+            self.dispatcher.start()
+
+    def ensure_started(self) -> None:
+        """Start the worker when ``config.start_background_worker`` allows it."""
+        if self.config.start_background_worker and not self.dispatcher.running:
+            self.start()
+
+    def stop(self) -> None:
+        """Stop the worker and close the database connections."""
+        self.dispatcher.stop()
+        self.db.close()
+
+    # -- test and operations hooks --------------------------------------
+
+    def flush_webhooks(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued webhook is delivered or given up.
+
+        Returns:
+            True when the queue emptied within ``timeout`` seconds.
+        """
+        return self.dispatcher.flush(timeout)
+
+    def sweep_now(self) -> int:
+        """Run the timed jobs now: expire overdue sessions, advance test refunds,
+        purge idempotency keys older than 24 h.
+
+        Returns:
+            How many sessions were expired.
+        """
+        expired = self.checkout.sweep_expired()
+        self.payments.advance_refunds()
+        if time.monotonic() - self._last_idempotency_purge > 60:
+            self._last_idempotency_purge = time.monotonic()
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "DELETE FROM idempotency WHERE created_at < ?",
+                    (time.time() - IDEMPOTENCY_TTL_SECONDS,),
+                )
+        return expired
+
+    def set_rate_limit(self, per_second: float) -> None:
+        """Change the per-endpoint rate limit at run time (0 disables it)."""
+        self.rate_limiter.set_rate(per_second)
+
+    # -- hosted page form tokens ----------------------------------------
+
+    def form_token(self, session_id: str) -> str:
+        """Return the hosted page's per-session form token."""
+        return hmac.new(self._form_secret, session_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def check_form_token(self, session_id: str, token: str | None) -> bool:
+        """Tell whether ``token`` was issued for ``session_id``."""
+        return bool(token) and hmac.compare_digest(self.form_token(session_id), str(token))

@@ -1,0 +1,136 @@
+"""Browser tests: the real app in Reflex's production mode, driven by Playwright in Debian's Chromium.
+
+The app is started once per test session (a production build takes a while) and
+shared; every test makes its own users and data, in its own browser context.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+STARTUP_TIMEOUT = 420  # first run builds .web (bun install + vite build)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class LiveApp:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "quantoxbay", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200 and b"<html" in resp.read(2000).lower():
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the app did not answer at {url} in {STARTUP_TIMEOUT}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def live_app() -> Iterator[LiveApp]:
+    port = _free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="qb-e2e-"))
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "APP_PORT": str(port),
+        "PUBLIC_URL": f"http://localhost:{port}",
+        "REFLEX_USE_SYSTEM_BUN": "1",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    app = LiveApp(url=f"http://localhost:{port}", data_dir=data_dir, env=env)
+    for step in (("migrate",), ("seed-demo",)):
+        result = app.cli(*step)
+        assert result.returncode == 0, result.stderr
+    log = data_dir / "app.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port",
+             "--backend-port", str(port), "--frontend-port", str(port), "--loglevel", "warning"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        _wait_for(app.url + "/", proc, log)
+        yield app
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser, live_app: LiveApp):  # type: ignore[no-untyped-def]
+    """A factory of pages, each in its own browser context (its own cookies)."""
+    contexts = []
+
+    def make(viewport: dict | None = None):  # type: ignore[no-untyped-def]
+        context = browser.new_context(base_url=live_app.url, viewport=viewport or {"width": 1280, "height": 860})
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
