@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -97,7 +97,6 @@ class PaymentResult:
     field: str | None = None
     error: dict[str, Any] | None = None
     redirect_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

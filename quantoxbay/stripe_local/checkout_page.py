@@ -9,6 +9,7 @@ per-session token.
 
 from __future__ import annotations
 
+import time
 from html import escape
 from typing import Any
 
@@ -135,7 +136,7 @@ class CheckoutPage:
             unit = format_amount(item["price"]["unit_amount"], currency)
             items_html.append(
                 f'<li class="item">{image}<div><div class="name">{escape(product["name"])}</div>'
-                f'<div class="qty">Qty {item["quantity"]} × {unit}</div></div>'
+                f'<div class="qty">Qty {item["quantity"]} &times; {unit}</div></div>'
                 f'<div class="amt">{format_amount(item["amount_subtotal"], currency)}</div></li>'
             )
         lines = [
@@ -148,7 +149,7 @@ class CheckoutPage:
             label = f"Discount ({escape(code)})" if code else "Discount"
             lines.append(
                 f'<div class="line discount"><span>{label}</span>'
-                f'<span>−{format_amount(discount, currency)}</span></div>'
+                f'<span>&minus;{format_amount(discount, currency)}</span></div>'
             )
         lines.append(
             '<div class="line grand"><span>Total due</span>'
@@ -192,7 +193,8 @@ class CheckoutPage:
 
         def field_error(name: str) -> str:
             if error and error_field == name:
-                return f'<div class="field-error" id="{name}-error">{escape(error)}</div>'
+                return (f'<div class="field-error" id="{name}-error" role="alert">'
+                        f'{escape(error)}</div>')
             return ""
 
         def described(name: str) -> str:
@@ -201,8 +203,6 @@ class CheckoutPage:
 
         alert = ""
         if error and not error_field:
-            alert = f'<div class="alert error" role="alert">{escape(error)}</div>'
-        elif error:
             alert = f'<div class="alert error" role="alert">{escape(error)}</div>'
         promo = ""
         if data["allow_promotion_codes"]:
@@ -332,9 +332,7 @@ class CheckoutPage:
 
     def _load_fresh(self, session_id: str) -> Record | None:
         record = self.checkout.get(session_id)
-        if record and record.data["status"] == "open" and record.data["expires_at"] <= __import__(
-            "time"
-        ).time():
+        if record and record.data["status"] == "open" and record.data["expires_at"] <= time.time():
             self.runtime.sweep_now()
             record = self.checkout.get(session_id)
         return record

@@ -27,7 +27,7 @@ DEFAULT_ENABLED_EVENTS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StripeLocalConfig:
     """Settings of one embedded Stripe instance.
 
@@ -38,7 +38,7 @@ class StripeLocalConfig:
             ``session.url`` is ``f"{public_base_url}/checkout/{id}"``.
         webhook_url: Where events are POSTed; ``None`` stores events without
             delivering them.
-        webhook_secret: The ``whsec_...`` secret events are signed with.
+        webhook_secret: The ``whsec_...`` secret events are signed with (required).
         rate_limit_per_second: Requests per second allowed on each API endpoint
             (method + path template); ``0`` turns rate limiting off.
         webhook_max_attempts: Delivery attempts per event before giving up.
@@ -57,9 +57,9 @@ class StripeLocalConfig:
     """
 
     db_path: Path
+    webhook_secret: str
     public_base_url: str = "http://localhost:3000/stripe-local"
     webhook_url: str | None = "http://localhost:3000/api/stripe/webhook"
-    webhook_secret: str = "whsec_local"
     rate_limit_per_second: float = 25.0
     webhook_max_attempts: int = 8
     webhook_backoff_base_seconds: float = 2.0
@@ -76,6 +76,8 @@ class StripeLocalConfig:
         """Normalise the base URL and check the numbers make sense."""
         object.__setattr__(self, "db_path", Path(self.db_path))
         object.__setattr__(self, "public_base_url", self.public_base_url.rstrip("/"))
+        if not self.webhook_secret:
+            raise ValueError("webhook_secret must not be empty")
         if self.webhook_max_attempts < 1:
             raise ValueError("webhook_max_attempts must be at least 1")
         if self.webhook_concurrency < 1:

@@ -106,7 +106,10 @@ class Payments:
             "network_status": "approved_by_network" if succeeded else "declined_by_network",
             "reason": None if succeeded else decline.decline_code,
             "risk_level": "highest" if decline and decline.outcome_type == "blocked" else "normal",
-            "seller_message": "Payment complete." if succeeded else "The bank did not return any further details with this decline.",
+            "seller_message": (
+                "Payment complete." if succeeded
+                else "The bank did not return any further details with this decline."
+            ),
             "type": "authorized" if succeeded else decline.outcome_type,
         }
         if decline and decline.outcome_type == "blocked":

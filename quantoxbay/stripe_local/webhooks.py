@@ -133,7 +133,7 @@ class WebhookDispatcher:
                     self._next_sweep = time.monotonic() + self.config.sweep_interval_seconds
                     self.periodic()
                 busy = self.deliver_due() > 0
-            except Exception:  # noqa: BLE001 - the worker must survive any one failure
+            except Exception:  # the worker must survive any one failure
                 log.exception("stripe_local background worker failed; continuing")
             if busy:
                 continue
@@ -228,7 +228,7 @@ class WebhookDispatcher:
                 error = f"HTTP {status}: {response.text[:200]}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt
+        except Exception as exc:  # any failure is a failed attempt
             error = f"{type(exc).__name__}: {exc}"
         if error is None:
             self._finish(attempt, "delivered", status, None)

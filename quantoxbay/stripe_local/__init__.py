@@ -1,0 +1,74 @@
+"""The embedded Stripe: a local stand-in for the Stripe API that the real SDK talks to.
+
+QuantoxBay uses it when ``STRIPE_SECRET_KEY`` is unset. It behaves like a
+separate service: it imports nothing else from QuantoxBay and keeps all of its
+state in its own SQLite file (``StripeLocalConfig.db_path``), so a restart
+loses nothing, pending webhook deliveries included.
+
+Use::
+
+    from quantoxbay.stripe_local import create_stripe_local_app, StripeLocalConfig
+
+    app = create_stripe_local_app(StripeLocalConfig(
+        db_path=Path("data/stripe_local.db"),
+        public_base_url="http://localhost:3000/stripe-local",
+        webhook_url="http://localhost:3000/api/stripe/webhook",
+        webhook_secret="whsec_...",
+    ))
+    # mount at /stripe-local; then
+    client = stripe.StripeClient("sk_test_anything",
+                                 base_addresses={"api": "http://localhost:3000/stripe-local"})
+
+What it serves (paths inside the app):
+
+* ``/v1/...``: checkout sessions (create, retrieve with ``expand``, list,
+  ``/line_items``, ``/expire``), payment intents, charges, refunds, disputes
+  (retrieve; update with evidence ``winning_evidence``/``losing_evidence``),
+  coupons, promotion codes (``promotion[type]=coupon&promotion[coupon]=...``,
+  as in API 2025-09-30.clover and later) and events (retrieve; list newest
+  first with ``type`` (``*`` suffix allowed), ``types[]``, ``created``,
+  ``limit``, ``starting_after``/``ending_before``). Form-encoded bracket
+  parameters, Stripe's object shapes, list envelopes and error bodies, a
+  ``Request-Id`` header, Idempotency-Key replay (24 h), a per-endpoint token
+  bucket (``rate_limit_per_second``, 429 ``rate_limit``), any ``sk_test_`` key.
+  Only ``mode=payment`` with inline ``price_data`` is supported.
+* ``/checkout/{id}``: the hosted checkout page (see :mod:`.checkout_page` for
+  its accessible names), Stripe's test cards (:mod:`.cards`), 3-D Secure step
+  at ``/checkout/{id}/authenticate``.
+* ``/_local/checkout/{id}/pay``: not part of Stripe; pays a session without
+  HTML for tests and load benchmarks (form fields ``card_number``, ``expiry``,
+  ``cvc``, ``name``, ``email``, ``promotion_code``, ``three_d_secure`` =
+  ``complete``|``fail``; all optional, defaults pay with 4242...). Answers JSON
+  ``{outcome, message, error, redirect_url, session}``: 200 paid, 402
+  declined, 400 invalid, 409 not open. Also ``POST /_local/webhooks/flush`` and
+  ``POST /_local/sweep``. All need an ``sk_test_`` bearer key.
+
+Coupons and products: ``applies_to[products]`` ids are matched against each
+line item's generated ``prod_...`` id and against
+``line_items[i][price_data][product_data][metadata][product_id]`` (as a
+string). So a shop that puts its own product id in that metadata key can
+create coupons with ``applies_to={"products": ["<shop product id>"]}``.
+
+Events: every event is stored and listed; the ones in
+``StripeLocalConfig.webhook_enabled_events`` (checkout, refund and dispute
+events by default; ``("*",)`` for all) are POSTed to ``webhook_url``, signed
+with ``Stripe-Signature: t=...,v1=...`` (stripe-python's scheme, fresh ``t``
+per attempt), retried with exponential backoff up to
+``webhook_max_attempts``. ``app.state.stripe_local`` (a :class:`StripeLocal`)
+offers ``flush_webhooks(timeout)``, ``sweep_now()``, ``set_rate_limit(n)``,
+``start()`` and ``stop()``.
+"""
+
+from .app import create_stripe_local_app
+from .config import API_VERSION, DEFAULT_ENABLED_EVENTS, StripeLocalConfig
+from .runtime import StripeLocal
+from .webhooks import sign_payload
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_ENABLED_EVENTS",
+    "StripeLocal",
+    "StripeLocalConfig",
+    "create_stripe_local_app",
+    "sign_payload",
+]
