@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import quantoxbay.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from quantoxbay.models import include_in_autogenerate  # also registers the tables on SQLModel.metadata
 from quantoxbay.db import make_engine
 from quantoxbay.settings import get_settings
 
@@ -27,6 +27,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         compare_type=True,
+        include_name=include_in_autogenerate,
         render_as_batch=True,
     )
     with context.begin_transaction():
@@ -49,6 +50,8 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        # Hand-written full-text search objects are not in the models: do not drop them.
+        include_name=include_in_autogenerate,
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

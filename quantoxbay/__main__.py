@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                     session=session, storage=get_storage(), max_upload_bytes=settings.max_upload_bytes
                 )
             print("Demo data created." if created else "Demo data already present.")
-            print("Demo logins (password for all: %s):" % demo.DEMO_PASSWORD)
+            print(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
             for role, email in demo.DEMO_USERS.items():
                 print(f"  {role.value:<6} {email}")
             return 0

@@ -6,17 +6,21 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.api import build_api
-from quantoxbay.pages.areas import admin_page, library_page, not_found_page, seller_page
+from quantoxbay.api.live import start_live_pushes
+from quantoxbay.pages.areas import admin_page, not_found_page, seller_page
 from quantoxbay.pages.auth import login_page, signup_page
+from quantoxbay.pages.checkout import library_page, success_page
 from quantoxbay.pages.storefront import product_page, storefront
 from quantoxbay.state.areas import SellerHomeState
 from quantoxbay.state.auth_forms import AuthFormState
 from quantoxbay.state.catalog import ProductState, StorefrontState
+from quantoxbay.state.checkout import LIVE_STATES, BuyBoxState, CheckoutSuccessState, LibraryState
 from quantoxbay.state.session import SessionState
 
+api = build_api()
 app = rx.App(
     theme=rx.theme(accent_color="violet", gray_color="slate", radius="large", scaling="100%"),
-    api_transformer=build_api(),
+    api_transformer=api,
     stylesheets=[],
     head_components=[
         rx.el.meta(name="description", content="QuantoxBay: digital products from independent creators")
@@ -33,7 +37,7 @@ app.add_page(
     product_page,
     route=routes.PRODUCT,
     title="Product · QuantoxBay",
-    on_load=[SessionState.load_session, ProductState.load],
+    on_load=[SessionState.load_session, ProductState.load, BuyBoxState.load],
 )
 app.add_page(
     login_page,
@@ -48,7 +52,16 @@ app.add_page(
     on_load=[SessionState.load_session, AuthFormState.clear],
 )
 app.add_page(
-    library_page, route=routes.LIBRARY, title="Library · QuantoxBay", on_load=SessionState.guard_logged_in
+    library_page,
+    route=routes.LIBRARY,
+    title="Library · QuantoxBay",
+    on_load=[SessionState.guard_logged_in, LibraryState.load],
+)
+app.add_page(
+    success_page,
+    route=routes.CHECKOUT_SUCCESS,
+    title="Order confirmation · QuantoxBay",
+    on_load=[SessionState.load_session, CheckoutSuccessState.load],
 )
 app.add_page(
     seller_page,
@@ -58,3 +71,17 @@ app.add_page(
 )
 app.add_page(admin_page, route=routes.ADMIN, title="Admin · QuantoxBay", on_load=SessionState.guard_admin)
 app.add_page(not_found_page, route="404", title="Not found · QuantoxBay", on_load=SessionState.load_session)
+
+
+@app.register_lifespan_task
+async def _live_pushes() -> None:
+    """Pages that registered interest get pushes when their order or sales change."""
+    start_live_pushes(app, LIVE_STATES)
+
+
+@app.register_lifespan_task
+async def _embedded_stripe() -> None:
+    """Resume the embedded Stripe's pending webhook deliveries (a mounted app gets no lifespan)."""
+    runtime = getattr(api.state, "stripe_local", None)
+    if runtime is not None:
+        runtime.ensure_started()

@@ -69,7 +69,9 @@ def connection(engine: Engine) -> Iterator[Connection]:
 @pytest.fixture
 def db(connection: Connection) -> Iterator[Session]:
     """A session whose commits only release savepoints; everything is rolled back after the test."""
-    with Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as session:
+    with Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    ) as session:
         yield session
 
 

@@ -20,18 +20,30 @@ def random_email(prefix: str = "user") -> str:
 
 
 def create_user(db: Session, role: Role = Role.BUYER, email: str | None = None) -> UserPublic:
-    return accounts.create_user(session=db, email=email or random_email(role.value), password=PASSWORD, role=role)
+    return accounts.create_user(
+        session=db, email=email or random_email(role.value), password=PASSWORD, role=role
+    )
 
 
 def create_published_product(
-    db: Session, storage: Storage, seller: UserPublic, *, title: str = "A product", price_cents: int = 999,
+    db: Session,
+    storage: Storage,
+    seller: UserPublic,
+    *,
+    title: str = "A product",
+    price_cents: int = 999,
     content: bytes = b"file content",
 ) -> Product:
     product = catalog.create_product(session=db, seller_id=seller.id, title=title, price_cents=price_cents)
     assert product.id is not None
     catalog.add_product_file(
-        session=db, storage=storage, product_id=product.id, seller_id=seller.id, filename="file.txt",
-        stream=io.BytesIO(content), max_bytes=10_000_000,
+        session=db,
+        storage=storage,
+        product_id=product.id,
+        seller_id=seller.id,
+        filename="file.txt",
+        stream=io.BytesIO(content),
+        max_bytes=10_000_000,
     )
     catalog.publish_product(session=db, storage=storage, product_id=product.id, seller_id=seller.id)
     return product

@@ -1,13 +1,16 @@
-"""The API application: health, auth cookie routes (and later webhooks, downloads, embedded Stripe)."""
+"""The API application: health, auth cookies, Stripe webhook, downloads, and the embedded Stripe."""
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from quantoxbay import routes
 from quantoxbay.api.auth import complete_login, logout
+from quantoxbay.api.downloads import download
 from quantoxbay.api.health import health
+from quantoxbay.api.webhook import stripe_webhook
+from quantoxbay.settings import Settings, get_settings
 
 
 def api_routes() -> list[BaseRoute]:
@@ -15,9 +18,33 @@ def api_routes() -> list[BaseRoute]:
         Route(routes.API_HEALTH, health, methods=["GET"]),
         Route(routes.API_AUTH_COMPLETE, complete_login, methods=["GET"]),
         Route(routes.API_AUTH_LOGOUT, logout, methods=["GET", "POST"]),
+        Route(routes.API_STRIPE_WEBHOOK, stripe_webhook, methods=["POST"]),
+        Route(routes.API_DOWNLOADS + "/{token}", download, methods=["GET"]),
     ]
 
 
-def build_api() -> Starlette:
+def build_stripe_local(settings: Settings) -> Starlette:
+    """The embedded Stripe, delivering webhooks to this same server."""
+    from quantoxbay.stripe_local import StripeLocalConfig, create_stripe_local_app
+
+    return create_stripe_local_app(
+        StripeLocalConfig(
+            db_path=settings.stripe_local_db_path,
+            public_base_url=f"{settings.public_url}{routes.STRIPE_LOCAL_MOUNT}",
+            webhook_url=f"http://127.0.0.1:{settings.app_port}{routes.API_STRIPE_WEBHOOK}",
+            webhook_secret=settings.stripe_webhook_secret,
+            rate_limit_per_second=settings.stripe_local_rate_limit,
+        )
+    )
+
+
+def build_api(settings: Settings | None = None) -> Starlette:
     """A Starlette app with QuantoxBay's routes; Reflex mounts it in front of its own."""
-    return Starlette(routes=api_routes())
+    settings = settings or get_settings()
+    api_routes_list = api_routes()
+    api = Starlette(routes=api_routes_list)
+    if settings.uses_embedded_stripe:
+        stripe_local = build_stripe_local(settings)
+        api.router.routes.append(Mount(routes.STRIPE_LOCAL_MOUNT, app=stripe_local))
+        api.state.stripe_local = stripe_local.state.stripe_local
+    return api

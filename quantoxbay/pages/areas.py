@@ -10,22 +10,6 @@ from quantoxbay.state.areas import SellerHomeState
 from quantoxbay.state.session import SessionState
 
 
-def library_page() -> rx.Component:
-    return page(
-        rx.heading("Your library", size="7", padding_bottom="1em"),
-        rx.cond(
-            SessionState.is_logged_in,
-            empty_state(
-                "library",
-                "No purchases yet",
-                "Products you buy appear here, ready to download.",
-                button_link("Browse the store", routes.STOREFRONT),
-            ),
-            loading_block(),
-        ),
-    )
-
-
 def seller_page() -> rx.Component:
     rows = rx.table.root(
         rx.table.header(

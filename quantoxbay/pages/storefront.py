@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from quantoxbay import routes
+from quantoxbay.components.buy_box import buy_box
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
 from quantoxbay.state.catalog import ProductState, StorefrontState
 
@@ -82,6 +83,7 @@ def product_page() -> rx.Component:
             rx.heading(p["title"], size="8", as_="h1"),
             rx.text("by ", rx.text.strong(p["seller_name"]), color=rx.color("gray", 11)),
             rx.heading(p["price_label"], size="6", color=rx.color("accent", 11)),
+            buy_box(),
             rx.box(rx.markdown(p["description"].to(str)), width="100%"),
             rx.heading("What you get", size="3", padding_top="1em"),
             rx.vstack(

@@ -1,25 +1,67 @@
-"""Catalog: sellers create and publish products with files; buyers list and open them."""
+"""Catalog: sellers create, edit, publish and delete products with files; buyers find and open them.
+
+Listings use keyset ("seek") pagination: a page is one index range read from the last
+row the buyer saw, so page 400 costs what page 1 costs. Search uses the database's own
+full-text index (SQLite FTS5 table ``product_fts``, PostgreSQL ``product.search_vector``,
+both created by the migration 7c3e1a9b2d40).
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import functools
 import hashlib
+import io
+import json
 import re
 import unicodedata
 import uuid
-from typing import BinaryIO
+from datetime import UTC, datetime
+from typing import BinaryIO, Literal
 
+import nh3
+from markdown_it import MarkdownIt
 from pydantic import BaseModel
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, and_, exists, func, text, tuple_
+from sqlmodel import Session, col, select
 
-from quantoxbay.models import Product, ProductFile, ProductStatus, User, utcnow
+from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, User, utcnow
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.money import MAX_PRICE_CENTS, format_money, validate_currency
-from quantoxbay.storage import Storage
+from quantoxbay.services.uploads import SniffedStream, check_upload_name, make_cover_images
+from quantoxbay.storage import Storage, StorageError
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 20_000
+MAX_TAGS = 10
+MAX_PAGE_SIZE = 100
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ ()-]+")
+_TAG_RE = re.compile(r"[^\w -]+")
+_SEARCH_TOKEN = re.compile(r"\w+")
+
+#: Categories a product can be filed under ("" = uncategorised).
+CATEGORIES: dict[str, str] = {
+    "ebooks": "E-books",
+    "templates": "Templates",
+    "presets": "Presets",
+    "courses": "Courses",
+    "software": "Software & code",
+    "audio": "Audio & music",
+    "graphics": "Graphics & fonts",
+    "photos": "Photos",
+    "video": "Video",
+    "games": "Games",
+    "other": "Other",
+}
+
+SortOrder = Literal["newest", "price_asc", "price_desc", "best_selling"]
+SORT_ORDERS: dict[str, str] = {
+    "newest": "Newest",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+    "best_selling": "Best-selling",
+}
 
 
 class ProductFilePublic(BaseModel):
@@ -42,6 +84,12 @@ class ProductCard(BaseModel):
     price_label: str
     category: str
     cover_url: str | None
+    # The price paid now (the sale price while a sale runs) and the list price struck through.
+    effective_price_cents: int = 0
+    regular_price_label: str = ""
+    on_sale: bool = False
+    pay_what_you_want: bool = False
+    sales_count: int = 0
 
 
 class ProductDetail(ProductCard):
@@ -51,6 +99,56 @@ class ProductDetail(ProductCard):
     status: str
     files: list[ProductFilePublic]
     tags: list[str]
+    # The description rendered from markdown and sanitised: safe to insert as HTML.
+    description_html: str = ""
+    cover_page_url: str | None = None
+
+
+class ProductPage(BaseModel):
+    """One page of a listing, and the cursor of the next page (None on the last)."""
+
+    items: list[ProductCard]
+    next_cursor: str | None
+
+
+class SellerFile(BaseModel):
+    """A product file as its seller sees it."""
+
+    id: int
+    filename: str
+    size_bytes: int
+    version: int
+    content_type: str
+
+
+class SellerProduct(BaseModel):
+    """A product as its seller edits it."""
+
+    id: int
+    title: str
+    description: str
+    price_cents: int
+    currency: str
+    pay_what_you_want: bool
+    category: str
+    tags: list[str]
+    status: str
+    sales_count: int
+    price_label: str
+    cover_url: str | None
+    files: list[SellerFile]
+    created_at: datetime
+
+
+class SellerProfile(BaseModel):
+    """A seller's public page header."""
+
+    id: int
+    name: str
+    handle: str
+
+
+# --- validation -----------------------------------------------------------------
 
 
 def safe_filename(name: str) -> str:
@@ -70,12 +168,33 @@ def _validate_fields(title: str, description: str, price_cents: int, currency: s
         raise DomainError(f"Titles are at most {MAX_TITLE} characters.")
     if len(description) > MAX_DESCRIPTION:
         raise DomainError(f"Descriptions are at most {MAX_DESCRIPTION:,} characters.")
-    if not isinstance(price_cents, int) or price_cents < 0 or price_cents > MAX_PRICE_CENTS:
+    if isinstance(price_cents, bool) or not isinstance(price_cents, int):
+        raise DomainError("The price must be a whole number of cents.")
+    if price_cents < 0 or price_cents > MAX_PRICE_CENTS:
         raise DomainError("The price must be between 0 and 100,000.00.")
     # Stripe's minimum charge is 0.50 in most currencies: anything between free and that cannot be paid.
     if 0 < price_cents < 50:
         raise DomainError("Paid products cost at least 0.50; use 0 for a free product.")
     return title, description, validate_currency(currency)
+
+
+def _clean_category(category: str) -> str:
+    value = category.strip().lower()
+    if value and value not in CATEGORIES:
+        raise DomainError(f"Unknown category {category!r}; choose one of {', '.join(CATEGORIES)}.")
+    return value
+
+
+def _clean_tags(tags: list[str] | str | None) -> str:
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    cleaned = sorted({_TAG_RE.sub("", t).strip().lower()[:40] for t in tags or []} - {""})
+    if len(cleaned) > MAX_TAGS:
+        raise DomainError(f"Use at most {MAX_TAGS} tags.")
+    return ",".join(cleaned)
+
+
+# --- seller side ----------------------------------------------------------------
 
 
 def create_product(
@@ -87,11 +206,12 @@ def create_product(
     price_cents: int,
     currency: str = "usd",
     category: str = "",
-    tags: list[str] | None = None,
+    tags: list[str] | str | None = None,
+    pay_what_you_want: bool = False,
 ) -> Product:
     """Create a draft product for a seller."""
     seller = session.get(User, seller_id)
-    if seller is None or seller.role not in ("seller", "admin"):
+    if seller is None or seller.role not in ("seller", "admin") or seller.disabled:
         raise PermissionDenied("Only sellers can create products.")
     title, description, currency = _validate_fields(title, description, price_cents, currency)
     product = Product(
@@ -100,16 +220,43 @@ def create_product(
         description=description,
         price_cents=price_cents,
         currency=currency,
-        category=category.strip().lower()[:60],
-        tags=",".join(sorted({t.strip().lower() for t in tags or [] if t.strip()}))[:500],
+        category=_clean_category(category),
+        tags=_clean_tags(tags),
+        pay_what_you_want=bool(pay_what_you_want),
     )
     session.add(product)
     session.flush()
     return product
 
 
+def update_product(
+    *,
+    session: Session,
+    product_id: int,
+    seller_id: int,
+    title: str,
+    description: str = "",
+    price_cents: int,
+    currency: str = "usd",
+    category: str = "",
+    tags: list[str] | str | None = None,
+    pay_what_you_want: bool = False,
+) -> Product:
+    """Change a product's details. A published product stays published."""
+    product = _owned_product(session, product_id, seller_id)
+    title, description, currency = _validate_fields(title, description, price_cents, currency)
+    product.title, product.description = title, description
+    product.price_cents, product.currency = price_cents, currency
+    product.category, product.tags = _clean_category(category), _clean_tags(tags)
+    product.pay_what_you_want = bool(pay_what_you_want)
+    product.updated_at = utcnow()
+    session.add(product)
+    session.flush()
+    return product
+
+
 class _HashingReader:
-    """Wraps a stream, hashing and counting what passes through (one pass, constant memory)."""
+    """Wraps a stream, hashing what passes through (one pass, constant memory)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
@@ -119,6 +266,22 @@ class _HashingReader:
         chunk = self._stream.read(size)
         self.sha256.update(chunk)
         return chunk
+
+
+def _store_upload(
+    storage: Storage, product_id: int, filename: str, stream: BinaryIO, content_type: str, max_bytes: int
+) -> tuple[str, str, int, str]:
+    """Check and stream one upload into storage: (name, key, size, sha256). Stores nothing on refusal."""
+    name = check_upload_name(filename)
+    sniffed = SniffedStream(stream, name)
+    key = f"products/{product_id}/{uuid.uuid4().hex}/{name}"
+    reader = _HashingReader(sniffed)  # type: ignore[arg-type]
+    # FileTooLarge propagates: the storage has kept nothing.
+    size = storage.put(key, reader, content_type=content_type, max_bytes=max_bytes)  # type: ignore[arg-type]
+    if size == 0:
+        storage.delete(key)
+        raise DomainError(f"{name} is empty. Upload a file with content.")
+    return name, key, size, reader.sha256.hexdigest()
 
 
 def add_product_file(
@@ -132,26 +295,107 @@ def add_product_file(
     content_type: str = "application/octet-stream",
     max_bytes: int,
 ) -> ProductFile:
-    """Stream a file into storage and attach it to the seller's product."""
+    """Stream a file into storage and attach it to the seller's product.
+
+    Raises:
+        DomainError: Empty file, blocked type (by extension or by content), path tricks in the name.
+        FileTooLarge: More than ``max_bytes``. In every case nothing is stored.
+    """
     product = _owned_product(session, product_id, seller_id)
-    name = safe_filename(filename)
-    key = f"products/{product.id}/{uuid.uuid4().hex}/{name}"
-    reader = _HashingReader(stream)
-    size = storage.put(key, reader, content_type=content_type, max_bytes=max_bytes)  # type: ignore[arg-type]
-    if size == 0:
-        storage.delete(key)
-        raise DomainError(f"{name} is empty. Upload a file with content.")
+    assert product.id is not None
+    name, key, size, digest = _store_upload(storage, product.id, filename, stream, content_type, max_bytes)
     record = ProductFile(
-        product_id=product_id,
+        product_id=product.id,
         filename=name,
         storage_key=key,
         size_bytes=size,
-        content_type=content_type[:120] or "application/octet-stream",
-        sha256=reader.sha256.hexdigest(),
+        content_type=(content_type or "application/octet-stream")[:120],
+        sha256=digest,
     )
     session.add(record)
+    product.updated_at = utcnow()
+    session.add(product)
     session.flush()
     return record
+
+
+def replace_product_file(
+    *,
+    session: Session,
+    storage: Storage,
+    product_id: int,
+    seller_id: int,
+    file_id: int,
+    filename: str,
+    stream: BinaryIO,
+    content_type: str = "application/octet-stream",
+    max_bytes: int,
+) -> ProductFile:
+    """Upload a new version of a file. The row stays (buyers keep access and get the new version).
+
+    The old object is deleted once the new one is stored and the row points at it.
+    """
+    product = _owned_product(session, product_id, seller_id)
+    record = session.get(ProductFile, file_id)
+    if record is None or record.product_id != product.id:
+        raise NotFound("That file is not part of this product.")
+    name, key, size, digest = _store_upload(storage, product_id, filename, stream, content_type, max_bytes)
+    old_key = record.storage_key
+    record.filename, record.storage_key, record.size_bytes, record.sha256 = name, key, size, digest
+    record.content_type = (content_type or "application/octet-stream")[:120]
+    record.version += 1
+    record.updated_at = utcnow()
+    session.add(record)
+    session.flush()
+    # An orphaned old object would be harmless; a failed replace is not: never raise here.
+    with contextlib.suppress(StorageError):
+        storage.delete(old_key)
+    return record
+
+
+def remove_product_file(
+    *, session: Session, storage: Storage, product_id: int, seller_id: int, file_id: int
+) -> None:
+    """Remove a file from a product; a published product keeps at least one file."""
+    product = _owned_product(session, product_id, seller_id)
+    record = session.get(ProductFile, file_id)
+    if record is None or record.product_id != product.id:
+        raise NotFound("That file is not part of this product.")
+    count = session.exec(
+        select(func.count()).select_from(ProductFile).where(ProductFile.product_id == product_id)
+    ).one()
+    if product.status == ProductStatus.PUBLISHED.value and count <= 1:
+        raise DomainError("A published product needs at least one file. Unpublish it first.")
+    if _has_orders(session, product_id):
+        raise DomainError("Buyers own this file. Replace it with a new version instead of removing it.")
+    key = record.storage_key
+    session.delete(record)
+    session.flush()
+    with contextlib.suppress(StorageError):
+        storage.delete(key)
+
+
+def set_cover_image(
+    *, session: Session, storage: Storage, product_id: int, seller_id: int, stream: BinaryIO
+) -> Product:
+    """Decode a cover image, store its thumbnails and point the product at them."""
+    product = _owned_product(session, product_id, seller_id)
+    images = make_cover_images(stream)
+    prefix = f"covers/{product_id}/{uuid.uuid4().hex}"
+    for variant, data in images.variants.items():
+        storage.put(
+            f"{prefix}/{variant}.{images.extension}", io.BytesIO(data), content_type=images.content_type
+        )
+    old = product.cover_key
+    product.cover_key = prefix
+    product.updated_at = utcnow()
+    session.add(product)
+    session.flush()
+    if old:
+        for variant in images.variants:
+            with contextlib.suppress(StorageError):
+                storage.delete(f"{old}/{variant}.{images.extension}")
+    return product
 
 
 def _owned_product(session: Session, product_id: int, seller_id: int) -> Product:
@@ -159,9 +403,15 @@ def _owned_product(session: Session, product_id: int, seller_id: int) -> Product
     if product is None or product.status == ProductStatus.DELETED.value:
         raise NotFound("Product not found.")
     seller = session.get(User, seller_id)
-    if product.seller_id != seller_id and (seller is None or seller.role != "admin"):
+    if seller is None or seller.disabled:
+        raise PermissionDenied("You can only change your own products.")
+    if product.seller_id != seller_id and seller.role != "admin":
         raise PermissionDenied("You can only change your own products.")
     return product
+
+
+def _has_orders(session: Session, product_id: int) -> bool:
+    return bool(session.exec(select(exists().where(OrderItem.product_id == product_id))).one())
 
 
 def publish_product(*, session: Session, storage: Storage, product_id: int, seller_id: int) -> Product:
@@ -181,8 +431,175 @@ def publish_product(*, session: Session, storage: Storage, product_id: int, sell
     return product
 
 
-def _card(product: Product, seller: User) -> ProductCard:
+def unpublish_product(*, session: Session, product_id: int, seller_id: int) -> Product:
+    """Take a product off the store; buyers who own it keep their downloads."""
+    product = _owned_product(session, product_id, seller_id)
+    if product.status == ProductStatus.PUBLISHED.value:
+        product.status = ProductStatus.UNPUBLISHED.value
+        product.updated_at = utcnow()
+        session.add(product)
+        session.flush()
+    return product
+
+
+def delete_product(*, session: Session, storage: Storage, product_id: int, seller_id: int) -> None:
+    """Delete a product. It disappears for everyone but earlier buyers.
+
+    The row stays (soft delete) because orders point at it. A product nobody ordered
+    also loses its files and cover; one with orders keeps them for its buyers' library.
+    """
+    product = _owned_product(session, product_id, seller_id)
+    product.status = ProductStatus.DELETED.value
+    product.updated_at = utcnow()
+    session.add(product)
+    if not _has_orders(session, product_id):
+        files = session.exec(select(ProductFile).where(ProductFile.product_id == product_id)).all()
+        keys = [f.storage_key for f in files]
+        for f in files:
+            session.delete(f)
+        if product.cover_key:
+            keys += [f"{product.cover_key}/{variant}.webp" for variant in ("card", "page")]
+            product.cover_key = None
+        session.flush()
+        for key in keys:
+            with contextlib.suppress(StorageError):
+                storage.delete(key)
+    session.flush()
+
+
+def get_seller_product(
+    *, session: Session, product_id: int, seller_id: int, storage: Storage | None = None
+) -> SellerProduct:
+    """A product for its seller's edit page (any status but deleted)."""
+    product = _owned_product(session, product_id, seller_id)
+    files = session.exec(
+        select(ProductFile).where(ProductFile.product_id == product_id).order_by(col(ProductFile.id))
+    ).all()
     assert product.id is not None
+    return SellerProduct(
+        id=product.id,
+        title=product.title,
+        description=product.description,
+        price_cents=product.price_cents,
+        currency=product.currency,
+        pay_what_you_want=product.pay_what_you_want,
+        category=product.category,
+        tags=[t for t in product.tags.split(",") if t],
+        status=product.status,
+        sales_count=product.sales_count,
+        price_label=format_money(product.price_cents, product.currency),
+        cover_url=cover_url(storage, product.cover_key, "card"),
+        files=[
+            SellerFile(
+                id=f.id,
+                filename=f.filename,
+                size_bytes=f.size_bytes,
+                version=f.version,
+                content_type=f.content_type,
+            )
+            for f in files
+            if f.id is not None
+        ],
+        created_at=product.created_at,
+    )
+
+
+def list_seller_products(*, session: Session, seller_id: int) -> list[Product]:
+    """All of a seller's products but deleted ones, newest first."""
+    return list(
+        session.exec(
+            select(Product)
+            .where(Product.seller_id == seller_id, Product.status != ProductStatus.DELETED.value)
+            .order_by(col(Product.created_at).desc(), col(Product.id).desc())
+        ).all()
+    )
+
+
+# --- presentation helpers --------------------------------------------------------
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+    ["table", "strikethrough"]
+)
+_ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "b", "i", "s", "del", "code",
+    "pre", "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td",
+}  # fmt: skip
+
+
+def render_description(markdown: str) -> str:
+    """A seller's markdown as HTML that is safe in a buyer's page.
+
+    Raw HTML in the markdown is escaped (markdown-it ``html=False``) and the output is
+    then sanitised by nh3 (an allow-list of tags and attributes, http/https/mailto links
+    only, ``rel="noopener noreferrer nofollow"``): two independent layers, so no script,
+    event handler, iframe or ``javascript:`` URL from a seller ever runs.
+    """
+    html = _markdown.render(markdown or "")
+    return nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}, "th": {"align"}, "td": {"align"}, "code": {"class"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _cover_data_url(storage: Storage, key: str) -> str | None:
+    try:
+        data = b"".join(storage.open_range(key))
+    except (StorageError, ValueError):
+        return None
+    return "data:image/webp;base64," + base64.b64encode(data).decode("ascii")
+
+
+def cover_url(storage: Storage | None, cover_key: str | None, variant: str = "card") -> str | None:
+    """A URL the browser can show a cover with, or None.
+
+    S3 gives a presigned URL. Local disk has no URL of its own, so the (small, WebP)
+    thumbnail is inlined as a data URL; keys are unique per upload, so caching is safe.
+    """
+    if storage is None or not cover_key:
+        return None
+    key = f"{cover_key}/{variant}.webp"
+    try:
+        url = storage.presigned_url(key, expires_in=3600)
+    except (StorageError, ValueError):
+        return None
+    return url or _cover_data_url(storage, key)
+
+
+def sale_active(product: Product, now: datetime | None = None) -> bool:
+    """Whether the product's sale price applies at ``now``."""
+    if product.sale_price_cents is None or product.sale_price_cents >= product.price_cents:
+        return False
+    now = now or utcnow()
+    starts, ends = _aware(product.sale_starts_at), _aware(product.sale_ends_at)
+    return (starts is None or starts <= now) and (ends is None or now < ends)
+
+
+def effective_price_cents(product: Product, now: datetime | None = None) -> int:
+    """What a buyer pays now (the minimum, for pay-what-you-want)."""
+    return product.sale_price_cents if sale_active(product, now) else product.price_cents  # type: ignore[return-value]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; we store UTC everywhere."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _price_label(cents: int, currency: str, pwyw: bool) -> str:
+    if pwyw:
+        return "Name your price" if cents == 0 else f"{format_money(cents, currency)}+"
+    return format_money(cents, currency)
+
+
+def _card(product: Product, seller: User, storage: Storage | None = None) -> ProductCard:
+    assert product.id is not None
+    on_sale = sale_active(product)
+    price = effective_price_cents(product)
     return ProductCard(
         id=product.id,
         title=product.title,
@@ -190,23 +607,164 @@ def _card(product: Product, seller: User) -> ProductCard:
         seller_handle=seller.handle,
         price_cents=product.price_cents,
         currency=product.currency,
-        price_label=format_money(product.price_cents, product.currency),
+        price_label=_price_label(price, product.currency, product.pay_what_you_want),
         category=product.category,
-        cover_url=None,
+        cover_url=cover_url(storage, product.cover_key, "card"),
+        effective_price_cents=price,
+        regular_price_label=format_money(product.price_cents, product.currency) if on_sale else "",
+        on_sale=on_sale,
+        pay_what_you_want=product.pay_what_you_want,
+        sales_count=product.sales_count,
     )
 
 
-def list_published(*, session: Session, limit: int = 24, offset: int = 0) -> list[ProductCard]:
-    """Published products, newest first."""
+# --- buyer side: listing, search, product page ------------------------------------
+
+
+def _sort_columns(sort: str) -> tuple[ColumnElement, ColumnElement, bool]:
+    """(sort key column, tie-breaker, descending) for a sort order."""
+    if sort == "price_asc":
+        return col(Product.price_cents), col(Product.id), False
+    if sort == "price_desc":
+        return col(Product.price_cents), col(Product.id), True
+    if sort == "best_selling":
+        return col(Product.sales_count), col(Product.id), True
+    return col(Product.created_at), col(Product.id), True
+
+
+def _encode_cursor(sort: str, product: Product) -> str:
+    if sort in ("price_asc", "price_desc"):
+        key: object = product.price_cents
+    elif sort == "best_selling":
+        key = product.sales_count
+    else:
+        created = _aware(product.created_at)
+        assert created is not None
+        key = created.isoformat()
+    raw = json.dumps([sort, key, product.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(sort: str, cursor: str) -> tuple[object, int]:
+    """The (key, id) a cursor points after; DomainError when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, key, last_id = json.loads(raw)
+        if cursor_sort != sort or isinstance(last_id, bool) or not isinstance(last_id, int):
+            raise ValueError("cursor from another listing")
+        if sort == "newest":
+            parsed = _aware(datetime.fromisoformat(key))
+            return parsed, last_id
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise ValueError("bad key")
+        return key, last_id
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise DomainError("That page link is out of date. Start again from the first page.") from exc
+
+
+def _search_clause(session: Session, query: str) -> ColumnElement | None:
+    """A WHERE clause matching products whose title, description or tags hold every word.
+
+    The last word also matches as a prefix ("photo" finds "photography"), so results
+    appear while the buyer types. Words are reduced to letters and digits: nothing the
+    buyer types reaches the FTS query syntax.
+    """
+    words = _SEARCH_TOKEN.findall(query.lower())[:8]
+    if not words:
+        return None
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        fts = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        return text(
+            "product.id IN (SELECT rowid FROM product_fts WHERE product_fts MATCH :fts_query)"
+        ).bindparams(fts_query=fts.strip())
+    if dialect == "postgresql":
+        tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
+        return text("product.search_vector @@ to_tsquery('english', :ts_query)").bindparams(ts_query=tsquery)
+    # Any other database: a plain (slow) substring match, so the app still works.
+    clauses = [
+        func.lower(Product.title + " " + Product.tags + " " + Product.description).contains(w) for w in words
+    ]
+    return and_(*clauses)
+
+
+def search_products(
+    *,
+    session: Session,
+    storage: Storage | None = None,
+    query: str = "",
+    category: str = "",
+    min_price_cents: int | None = None,
+    max_price_cents: int | None = None,
+    seller_id: int | None = None,
+    sort: str = "newest",
+    cursor: str | None = None,
+    limit: int = 24,
+) -> ProductPage:
+    """Published products matching a search and filters, one keyset page at a time.
+
+    Args:
+        query: Words that must all appear in the title, description or tags.
+        category: Only this category ("" for all).
+        min_price_cents / max_price_cents: List-price range, inclusive.
+        seller_id: Only this seller's products.
+        sort: One of :data:`SORT_ORDERS`.
+        cursor: ``next_cursor`` of the previous page; None for the first page.
+        limit: Page size (1 to 100).
+
+    Raises:
+        DomainError: For an unknown sort or a cursor that is not from this listing.
+    """
+    if sort not in SORT_ORDERS:
+        raise DomainError(f"Unknown sort order {sort!r}.")
+    limit = min(max(int(limit), 1), MAX_PAGE_SIZE)
+    key_col, id_col, descending = _sort_columns(sort)
+    statement = (
+        select(Product, User)
+        .join(User, col(User.id) == col(Product.seller_id))
+        .where(Product.status == ProductStatus.PUBLISHED.value)
+    )
+    if category:
+        statement = statement.where(Product.category == category.strip().lower())
+    if min_price_cents is not None:
+        statement = statement.where(col(Product.price_cents) >= min_price_cents)
+    if max_price_cents is not None:
+        statement = statement.where(col(Product.price_cents) <= max_price_cents)
+    if seller_id is not None:
+        statement = statement.where(Product.seller_id == seller_id)
+    search = _search_clause(session, query)
+    if search is not None:
+        statement = statement.where(search)
+    if cursor:
+        key, last_id = _decode_cursor(sort, cursor)
+        after = (
+            tuple_(key_col, id_col) < tuple_(key, last_id)
+            if descending
+            else tuple_(key_col, id_col) > tuple_(key, last_id)
+        )
+        statement = statement.where(after)
+    order = (key_col.desc(), id_col.desc()) if descending else (key_col.asc(), id_col.asc())
+    rows = session.exec(statement.order_by(*order).limit(limit + 1)).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    items = [_card(p, u, storage) for p, u in rows]
+    next_cursor = _encode_cursor(sort, rows[-1][0]) if has_more and rows else None
+    return ProductPage(items=items, next_cursor=next_cursor)
+
+
+def list_published(
+    *, session: Session, limit: int = 24, offset: int = 0, storage: Storage | None = None
+) -> list[ProductCard]:
+    """Published products, newest first (small offsets only; listings use :func:`search_products`)."""
     rows = session.exec(
         select(Product, User)
-        .join(User, User.id == Product.seller_id)
+        .join(User, col(User.id) == col(Product.seller_id))
         .where(Product.status == ProductStatus.PUBLISHED.value)
-        .order_by(Product.created_at.desc(), Product.id.desc())  # type: ignore[attr-defined]
-        .limit(min(max(limit, 1), 100))
+        .order_by(col(Product.created_at).desc(), col(Product.id).desc())
+        .limit(min(max(limit, 1), MAX_PAGE_SIZE))
         .offset(max(offset, 0))
     ).all()
-    return [_card(p, u) for p, u in rows]
+    return [_card(p, u, storage) for p, u in rows]
 
 
 def count_published(*, session: Session) -> int:
@@ -215,23 +773,27 @@ def count_published(*, session: Session) -> int:
     ).one()
 
 
-def get_published_product(*, session: Session, product_id: int) -> ProductDetail:
+def get_published_product(
+    *, session: Session, product_id: int, storage: Storage | None = None
+) -> ProductDetail:
     """A product page as buyers see it; unpublished or deleted ones are NotFound."""
     row = session.exec(
         select(Product, User)
-        .join(User, User.id == Product.seller_id)
+        .join(User, col(User.id) == col(Product.seller_id))
         .where(Product.id == product_id, Product.status == ProductStatus.PUBLISHED.value)
     ).first()
     if row is None:
         raise NotFound("This product does not exist or is no longer for sale.")
     product, seller = row
     files = session.exec(
-        select(ProductFile).where(ProductFile.product_id == product_id).order_by(ProductFile.id)  # type: ignore[arg-type]
+        select(ProductFile).where(ProductFile.product_id == product_id).order_by(col(ProductFile.id))
     ).all()
-    card = _card(product, seller)
+    card = _card(product, seller, storage)
     return ProductDetail(
         **card.model_dump(),
         description=product.description,
+        description_html=render_description(product.description),
+        cover_page_url=cover_url(storage, product.cover_key, "page"),
         status=product.status,
         files=[
             ProductFilePublic(id=f.id, filename=f.filename, size_bytes=f.size_bytes) for f in files if f.id
@@ -240,11 +802,11 @@ def get_published_product(*, session: Session, product_id: int) -> ProductDetail
     )
 
 
-def list_seller_products(*, session: Session, seller_id: int) -> list[Product]:
-    return list(
-        session.exec(
-            select(Product)
-            .where(Product.seller_id == seller_id, Product.status != ProductStatus.DELETED.value)
-            .order_by(Product.created_at.desc())  # type: ignore[attr-defined]
-        ).all()
+def get_seller_profile(*, session: Session, handle: str) -> SellerProfile:
+    """A seller's public profile by handle; NotFound for buyers, disabled or unknown accounts."""
+    user = session.exec(select(User).where(User.handle == handle.strip().lower())).first()
+    if user is None or user.disabled or user.role not in ("seller", "admin") or user.id is None:
+        raise NotFound("No seller goes by that name.")
+    return SellerProfile(
+        id=user.id, name=user.display_name or user.email.split("@")[0], handle=user.handle or ""
     )

@@ -11,7 +11,7 @@ from quantoxbay.models import Role, User
 from quantoxbay.services import accounts, catalog
 from quantoxbay.storage import Storage
 
-DEMO_PASSWORD = "demo-password-123"
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105  (printed for the demo on purpose)
 DEMO_USERS = {
     Role.BUYER: "buyer@demo.quantoxbay.test",
     Role.SELLER: "seller@demo.quantoxbay.test",

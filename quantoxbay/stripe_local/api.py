@@ -115,8 +115,7 @@ def error_response(exc: StripeLocalError, headers: dict[str, str]) -> JSONRespon
     """Render a StripeLocalError as Stripe's JSON error."""
     if exc.status == 429:
         headers = {**headers, "Stripe-Rate-Limited-Reason": "endpoint-rate"}
-    return JSONResponse(exc.body(headers.get("Request-Id")), status_code=exc.status,
-                        headers=headers)
+    return JSONResponse(exc.body(headers.get("Request-Id")), status_code=exc.status, headers=headers)
 
 
 def endpoint(runtime: StripeLocal, method: str, template: str, handler: Handler) -> Route:
@@ -144,8 +143,7 @@ def endpoint(runtime: StripeLocal, method: str, template: str, handler: Handler)
                 body = await request.body()
                 if body and "application/x-www-form-urlencoded" not in content_type:
                     raise invalid_request(
-                        "Request bodies must be form-encoded "
-                        "(application/x-www-form-urlencoded)."
+                        "Request bodies must be form-encoded (application/x-www-form-urlencoded)."
                     )
                 pairs, params = decode_body(body)
             else:
@@ -160,15 +158,13 @@ def endpoint(runtime: StripeLocal, method: str, template: str, handler: Handler)
                     replay_headers = {**headers, "Idempotent-Replayed": "true"}
                     if stored.request_id:
                         replay_headers["Original-Request"] = stored.request_id
-                    return JSONResponse(stored.body, status_code=stored.status,
-                                        headers=replay_headers)
+                    return JSONResponse(stored.body, status_code=stored.status, headers=replay_headers)
             try:
                 body_out = await run_in_threadpool(handler, call)
             except StripeLocalError as exc:
                 if key:
                     if exc.status == 402:
-                        await run_in_threadpool(idempotency.finish, key, exc.status,
-                                                exc.body(request_id))
+                        await run_in_threadpool(idempotency.finish, key, exc.status, exc.body(request_id))
                     else:
                         await run_in_threadpool(idempotency.release, key)
                 raise
@@ -192,15 +188,22 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
     params = call.params
     check_allowed(
         params,
-        {"type", "types", "limit", "starting_after", "ending_before", "created", "expand",
-         "delivery_success"},
+        {
+            "type",
+            "types",
+            "limit",
+            "starting_after",
+            "ending_before",
+            "created",
+            "expand",
+            "delivery_success",
+        },
     )
     limit = get_int(params, "limit", minimum=1, maximum=100) or 10
     event_type = get_str(params, "type")
     types = [str(t) for t in get_list(params, "types")]
     if event_type and types:
-        raise invalid_request("You may only specify one of these parameters: type, types.",
-                              param="types")
+        raise invalid_request("You may only specify one of these parameters: type, types.", param="types")
     lookups, prefix = None, None
     if event_type and event_type.endswith("*"):
         prefix = event_type[:-1]
@@ -223,13 +226,19 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
     def accept(record: Any) -> bool:
         c = record.created
         return not (
-            ("gt" in bounds and c <= bounds["gt"]) or ("gte" in bounds and c < bounds["gte"])
-            or ("lt" in bounds and c >= bounds["lt"]) or ("lte" in bounds and c > bounds["lte"])
+            ("gt" in bounds and c <= bounds["gt"])
+            or ("gte" in bounds and c < bounds["gte"])
+            or ("lt" in bounds and c >= bounds["lt"])
+            or ("lte" in bounds and c > bounds["lte"])
         )
 
     records, has_more = runtime.db.page(
-        "event", limit=limit, starting_after=get_str(params, "starting_after"),
-        ending_before=get_str(params, "ending_before"), lookups=lookups, lookup_prefix=prefix,
+        "event",
+        limit=limit,
+        starting_after=get_str(params, "starting_after"),
+        ending_before=get_str(params, "ending_before"),
+        lookups=lookups,
+        lookup_prefix=prefix,
         accept=accept if bounds else None,
     )
     return list_body([r.data for r in records], has_more, "/v1/events")
@@ -247,7 +256,7 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
         return list_body(data, more, f"/v1/checkout/sessions/{session_id}/line_items")
 
     def sessions_list(call: ApiCall) -> dict[str, Any]:
-        data, more = checkout.list(call.params)
+        data, more = checkout.list_sessions(call.params)
         return list_body(data, more, "/v1/checkout/sessions")
 
     def promotion_codes_list(call: ApiCall) -> dict[str, Any]:
@@ -275,30 +284,36 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
         ("GET", "/v1/checkout/sessions", sessions_list),
         ("GET", "/v1/checkout/sessions/{id}", lambda c: checkout.retrieve(c.path["id"], c.params)),
         ("GET", "/v1/checkout/sessions/{id}/line_items", session_line_items),
-        ("POST", "/v1/checkout/sessions/{id}/expire",
-         lambda c: checkout.expire(c.path["id"], c.params, c.request)),
-        ("GET", "/v1/payment_intents/{id}",
-         lambda c: payments.retrieve_payment_intent(c.path["id"], c.params)),
+        (
+            "POST",
+            "/v1/checkout/sessions/{id}/expire",
+            lambda c: checkout.expire(c.path["id"], c.params, c.request),
+        ),
+        (
+            "GET",
+            "/v1/payment_intents/{id}",
+            lambda c: payments.retrieve_payment_intent(c.path["id"], c.params),
+        ),
         ("GET", "/v1/charges/{id}", lambda c: payments.retrieve_charge(c.path["id"], c.params)),
         ("POST", "/v1/refunds", lambda c: payments.create_refund(c.params, c.request)),
         ("GET", "/v1/refunds/{id}", lambda c: payments.retrieve_refund(c.path["id"], c.params)),
         ("GET", "/v1/disputes/{id}", dispute_get),
-        ("POST", "/v1/disputes/{id}",
-         lambda c: payments.update_dispute(c.path["id"], c.params, c.request)),
+        ("POST", "/v1/disputes/{id}", lambda c: payments.update_dispute(c.path["id"], c.params, c.request)),
         ("POST", "/v1/coupons", lambda c: discounts.create_coupon(c.params)),
         ("GET", "/v1/coupons/{id}", coupon_get),
-        ("POST", "/v1/promotion_codes",
-         lambda c: discounts.create_promotion_code(c.params, c.request)),
+        ("POST", "/v1/promotion_codes", lambda c: discounts.create_promotion_code(c.params, c.request)),
         ("GET", "/v1/promotion_codes", promotion_codes_list),
         ("GET", "/v1/promotion_codes/{id}", promotion_code_get),
-        ("POST", "/v1/promotion_codes/{id}",
-         lambda c: discounts.update_promotion_code(c.path["id"], c.params, c.request)),
+        (
+            "POST",
+            "/v1/promotion_codes/{id}",
+            lambda c: discounts.update_promotion_code(c.path["id"], c.params, c.request),
+        ),
         ("GET", "/v1/events", lambda c: _events_list(runtime, c)),
         ("GET", "/v1/events/{id}", event_get),
     ]
     routes = [endpoint(runtime, method, path, handler) for method, path, handler in table]
-    routes.append(Route("/v1/{rest:path}", _unknown_route,
-                        methods=["GET", "POST", "DELETE", "PUT", "PATCH"]))
+    routes.append(Route("/v1/{rest:path}", _unknown_route, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]))
     routes.extend(local_routes(runtime))
     return routes
 
@@ -306,9 +321,7 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
 async def _unknown_route(request: Request) -> Response:
     """Answer Stripe's 404 for an API path the embedded Stripe lacks."""
     request_id = new_id("req", 14)
-    exc = invalid_request(
-        f"Unrecognized request URL ({request.method}: {request.url.path}).", status=404
-    )
+    exc = invalid_request(f"Unrecognized request URL ({request.method}: {request.url.path}).", status=404)
     return error_response(exc, _headers(request, request_id))
 
 
@@ -345,18 +358,22 @@ def local_routes(runtime: StripeLocal) -> list[Route]:
         def run() -> tuple[int, dict[str, Any]]:
             record = checkout.get(session_id)
             if record is None:
-                raise invalid_request(f"No such checkout.session: '{session_id}'",
-                                      status=404, code="resource_missing")
+                raise invalid_request(
+                    f"No such checkout.session: '{session_id}'", status=404, code="resource_missing"
+                )
             code = str(form.get("promotion_code") or "")
             if code:
                 applied = checkout.apply_promotion_code(session_id, code)
                 if not applied.ok:
-                    return 400, {"outcome": "promotion_invalid", "message": applied.message,
-                                 "error": None, "redirect_url": None,
-                                 "session": checkout.view(applied.session)}
+                    return 400, {
+                        "outcome": "promotion_invalid",
+                        "message": applied.message,
+                        "error": None,
+                        "redirect_url": None,
+                        "session": checkout.view(applied.session),
+                    }
             payment = PaymentForm(
-                email=str(form.get("email") or record.data["customer_email"]
-                          or "buyer@example.com"),
+                email=str(form.get("email") or record.data["customer_email"] or "buyer@example.com"),
                 card_number=str(form.get("card_number") or "4242424242424242"),
                 expiry=str(form.get("expiry") or "12/34"),
                 cvc=str(form.get("cvc") or "123"),
@@ -369,8 +386,11 @@ def local_routes(runtime: StripeLocal) -> list[Route]:
                 )
             status = {"succeeded": 200, "declined": 402, "not_open": 409}.get(result.outcome, 400)
             return status, {
-                "outcome": result.outcome, "message": result.message, "error": result.error,
-                "redirect_url": result.redirect_url, "session": checkout.view(result.session),
+                "outcome": result.outcome,
+                "message": result.message,
+                "error": result.error,
+                "redirect_url": result.redirect_url,
+                "session": checkout.view(result.session),
             }
 
         try:

@@ -59,15 +59,11 @@ GENERIC = "Your card was declined."
 
 DECLINES = {
     "generic_decline": Decline("card_declined", "generic_decline", GENERIC),
-    "insufficient_funds": Decline(
-        "card_declined", "insufficient_funds", "Your card has insufficient funds."
-    ),
+    "insufficient_funds": Decline("card_declined", "insufficient_funds", "Your card has insufficient funds."),
     "lost_card": Decline("card_declined", "lost_card", GENERIC),
     "stolen_card": Decline("card_declined", "stolen_card", GENERIC),
     "expired_card": Decline("expired_card", "expired_card", "Your card has expired."),
-    "incorrect_cvc": Decline(
-        "incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."
-    ),
+    "incorrect_cvc": Decline("incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."),
     "processing_error": Decline(
         "processing_error",
         "processing_error",
@@ -179,25 +175,17 @@ def parse_expiry(text: str, today: dt.date | None = None) -> tuple[int, int]:
     """
     match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", text or "")
     if not match:
-        raise CardFieldError(
-            "invalid_expiry_month", "expiry", "Your card's expiration date is incomplete."
-        )
+        raise CardFieldError("invalid_expiry_month", "expiry", "Your card's expiration date is incomplete.")
     month, year = int(match.group(1)), int(match.group(2))
     if year < 100:
         year += 2000
     if not 1 <= month <= 12:
-        raise CardFieldError(
-            "invalid_expiry_month", "expiry", "Your card's expiration month is invalid."
-        )
+        raise CardFieldError("invalid_expiry_month", "expiry", "Your card's expiration month is invalid.")
     today = today or dt.date.today()
     if (year, month) < (today.year, today.month):
-        raise CardFieldError(
-            "invalid_expiry_year", "expiry", "Your card's expiration year is in the past."
-        )
+        raise CardFieldError("invalid_expiry_year", "expiry", "Your card's expiration year is in the past.")
     if year > today.year + 50:
-        raise CardFieldError(
-            "invalid_expiry_year", "expiry", "Your card's expiration year is invalid."
-        )
+        raise CardFieldError("invalid_expiry_year", "expiry", "Your card's expiration year is invalid.")
     return month, year
 
 
@@ -222,9 +210,7 @@ def check_card(number: str, expiry: str, cvc: str, today: dt.date | None = None)
     if not digits.isdigit() or len(digits) < 13:
         raise CardFieldError("incomplete_number", "card_number", "Your card number is incomplete.")
     if len(digits) > 19 or not luhn_ok(digits):
-        raise CardFieldError(
-            "incorrect_number", "card_number", DECLINES["incorrect_number"].message
-        )
+        raise CardFieldError("incorrect_number", "card_number", DECLINES["incorrect_number"].message)
     brand = brand_of(digits)
     month, year = parse_expiry(expiry, today)
     code = (cvc or "").strip()

@@ -42,19 +42,35 @@ MAX_EXPIRY_SECONDS = 24 * 60 * 60
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 CREATE_PARAMS = {
-    "mode", "line_items", "success_url", "cancel_url", "client_reference_id", "metadata",
-    "customer_email", "allow_promotion_codes", "discounts", "expires_at",
-    "payment_intent_data", "payment_method_types", "expand", "locale", "submit_type",
-    "ui_mode", "billing_address_collection", "customer_creation",
+    "mode",
+    "line_items",
+    "success_url",
+    "cancel_url",
+    "client_reference_id",
+    "metadata",
+    "customer_email",
+    "allow_promotion_codes",
+    "discounts",
+    "expires_at",
+    "payment_intent_data",
+    "payment_method_types",
+    "expand",
+    "locale",
+    "submit_type",
+    "ui_mode",
+    "billing_address_collection",
+    "customer_creation",
 }
 SESSION_EXPANDABLE = {
-    "line_items", "payment_intent", "payment_intent.latest_charge",
-    "line_items.data.price", "line_items.data.price.product", "customer",
+    "line_items",
+    "payment_intent",
+    "payment_intent.latest_charge",
+    "line_items.data.price",
+    "line_items.data.price.product",
+    "customer",
 }
 
-Outcome = Literal[
-    "succeeded", "requires_action", "declined", "invalid", "not_open", "promotion_invalid"
-]
+Outcome = Literal["succeeded", "requires_action", "declined", "invalid", "not_open", "promotion_invalid"]
 
 
 @dataclass
@@ -141,9 +157,7 @@ class Checkout:
     def _parse_line_items(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         raw_items = get_list(params, "line_items")
         if not raw_items:
-            raise invalid_request(
-                "`line_items` is required in `payment` mode.", param="line_items"
-            )
+            raise invalid_request("`line_items` is required in `payment` mode.", param="line_items")
         if len(raw_items) > 100:
             raise invalid_request("You may only specify up to 100 line items.", param="line_items")
         created = now()
@@ -155,8 +169,7 @@ class Checkout:
             check_allowed(raw, {"price_data", "quantity", "price", "adjustable_quantity"}, prefix)
             if get_str(raw, "price"):
                 raise invalid_request(
-                    f"No such price: '{raw['price']}'. The embedded Stripe only accepts "
-                    "inline `price_data`.",
+                    f"No such price: '{raw['price']}'. The embedded Stripe only accepts inline `price_data`.",
                     param=f"{prefix}[price]",
                     code="resource_missing",
                 )
@@ -164,9 +177,7 @@ class Checkout:
                 raise missing_param(f"{prefix}[price_data]")
             price_data = get_dict(raw, "price_data", param=f"{prefix}[price_data]")
             pprefix = f"{prefix}[price_data]"
-            check_allowed(
-                price_data, {"currency", "unit_amount", "product_data", "tax_behavior"}, pprefix
-            )
+            check_allowed(price_data, {"currency", "unit_amount", "product_data", "tax_behavior"}, pprefix)
             currency = get_str(price_data, "currency", param=f"{pprefix}[currency]", required=True)
             assert currency is not None
             if not re.fullmatch(r"[a-z]{3}", currency):
@@ -175,24 +186,29 @@ class Checkout:
                     param=f"{pprefix}[currency]",
                 )
             unit_amount = get_int(
-                price_data, "unit_amount", param=f"{pprefix}[unit_amount]", required=True,
-                minimum=0, maximum=99_999_999,
+                price_data,
+                "unit_amount",
+                param=f"{pprefix}[unit_amount]",
+                required=True,
+                minimum=0,
+                maximum=99_999_999,
             )
             assert unit_amount is not None
             if "product_data" not in price_data:
                 raise missing_param(f"{pprefix}[product_data]")
             product_data = get_dict(price_data, "product_data", param=f"{pprefix}[product_data]")
             dprefix = f"{pprefix}[product_data]"
-            check_allowed(
-                product_data, {"name", "description", "images", "metadata", "tax_code"}, dprefix
-            )
-            name = get_str(product_data, "name", param=f"{dprefix}[name]", required=True,
-                           max_length=250)
+            check_allowed(product_data, {"name", "description", "images", "metadata", "tax_code"}, dprefix)
+            name = get_str(product_data, "name", param=f"{dprefix}[name]", required=True, max_length=250)
             images = [str(i) for i in get_list(product_data, "images", param=f"{dprefix}[images]")]
             if len(images) > 8:
                 raise invalid_request("At most 8 images.", param=f"{dprefix}[images]")
             quantity = get_int(
-                raw, "quantity", param=f"{prefix}[quantity]", required=True, minimum=1,
+                raw,
+                "quantity",
+                param=f"{prefix}[quantity]",
+                required=True,
+                minimum=1,
                 maximum=999_999,
             )
             assert quantity is not None
@@ -207,8 +223,12 @@ class Checkout:
                         "metadata": get_metadata(product_data),
                         "created": created,
                     },
-                    "price": {"id": new_id("price", 24), "currency": currency,
-                              "unit_amount": unit_amount, "created": created},
+                    "price": {
+                        "id": new_id("price", 24),
+                        "currency": currency,
+                        "unit_amount": unit_amount,
+                        "created": created,
+                    },
                     "quantity": quantity,
                     "amount_subtotal": unit_amount * quantity,
                     "amount_discount": 0,
@@ -216,9 +236,7 @@ class Checkout:
             )
         currencies = {item["price"]["currency"] for item in items}
         if len(currencies) > 1:
-            raise invalid_request(
-                "All line items must use the same currency.", param="line_items"
-            )
+            raise invalid_request("All line items must use the same currency.", param="line_items")
         return items
 
     def create(self, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
@@ -248,20 +266,19 @@ class Checkout:
             expires_at = created + MAX_EXPIRY_SECONDS
         elif expires_at < created + MIN_EXPIRY_SECONDS:
             raise invalid_request(
-                "The `expires_at` timestamp must be at least 30 minutes from Checkout "
-                "Session creation.",
+                "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
                 param="expires_at",
             )
         elif expires_at > created + MAX_EXPIRY_SECONDS:
             raise invalid_request(
-                "The `expires_at` timestamp must be less than 24 hours from Checkout "
-                "Session creation.",
+                "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
                 param="expires_at",
             )
         customer_email = get_str(params, "customer_email", max_length=800)
         if customer_email and not EMAIL_PATTERN.match(customer_email):
             raise invalid_request(
-                f"Invalid email address: {customer_email}", param="customer_email",
+                f"Invalid email address: {customer_email}",
+                param="customer_email",
                 code="email_invalid",
             )
         allow_codes = get_bool(params, "allow_promotion_codes")
@@ -276,8 +293,13 @@ class Checkout:
         pi_data = get_dict(params, "payment_intent_data")
         check_allowed(
             pi_data,
-            {"metadata", "description", "receipt_email", "statement_descriptor",
-             "statement_descriptor_suffix"},
+            {
+                "metadata",
+                "description",
+                "receipt_email",
+                "statement_descriptor",
+                "statement_descriptor_suffix",
+            },
             "payment_intent_data",
         )
         internal: dict[str, Any] = {
@@ -326,8 +348,9 @@ class Checkout:
             "ui_mode": "hosted",
             "url": f"{self.config.public_base_url}/checkout/{session_id}",
         }
-        record = Record(id=session_id, type=SESSION, data=data, internal=internal,
-                        lookup="open", created=created)
+        record = Record(
+            id=session_id, type=SESSION, data=data, internal=internal, lookup="open", created=created
+        )
         with self.store.db.transaction():
             if raw_discounts:
                 self._apply_discount_param(record, raw_discounts[0])
@@ -362,7 +385,9 @@ class Checkout:
             if promo_id:
                 promo = self.store.require("promotion_code", promo_id, param=param)
                 coupon = self.discounts.check_promotion(
-                    promo, line_items=items, currency=currency,
+                    promo,
+                    line_items=items,
+                    currency=currency,
                     email=record.data["customer_email"],
                 )
             else:
@@ -389,23 +414,27 @@ class Checkout:
         data["amount_total"] = subtotal - discount
         data["total_details"]["amount_discount"] = discount
         data["discounts"] = (
-            [{"coupon": applied["coupon"], "promotion_code": applied["promotion_code"]}]
-            if applied else []
+            [{"coupon": applied["coupon"], "promotion_code": applied["promotion_code"]}] if applied else []
         )
 
-    def line_item_view(
-        self, record: Record, item: dict[str, Any], expand: set[str]
-    ) -> dict[str, Any]:
+    def line_item_view(self, record: Record, item: dict[str, Any], expand: set[str]) -> dict[str, Any]:
         """Return one line item (``object: item``)."""
         price = item["price"]
         product = item["product"]
         product_view: Any = product["id"]
         if "data.price.product" in expand:
             product_view = {
-                "id": product["id"], "object": "product", "active": False,
-                "created": product["created"], "description": product["description"],
-                "images": product["images"], "livemode": False, "metadata": product["metadata"],
-                "name": product["name"], "type": "service", "url": None,
+                "id": product["id"],
+                "object": "product",
+                "active": False,
+                "created": product["created"],
+                "description": product["description"],
+                "images": product["images"],
+                "livemode": False,
+                "metadata": product["metadata"],
+                "name": product["name"],
+                "type": "service",
+                "url": None,
             }
         discount = item.get("amount_discount", 0)
         return {
@@ -419,11 +448,20 @@ class Checkout:
             "description": product["name"],
             "metadata": {},
             "price": {
-                "id": price["id"], "object": "price", "active": False,
-                "billing_scheme": "per_unit", "created": price["created"],
-                "currency": price["currency"], "livemode": False, "lookup_key": None,
-                "metadata": {}, "nickname": None, "product": product_view, "recurring": None,
-                "tax_behavior": "unspecified", "type": "one_time",
+                "id": price["id"],
+                "object": "price",
+                "active": False,
+                "billing_scheme": "per_unit",
+                "created": price["created"],
+                "currency": price["currency"],
+                "livemode": False,
+                "lookup_key": None,
+                "metadata": {},
+                "nickname": None,
+                "product": product_view,
+                "recurring": None,
+                "tax_behavior": "unspecified",
+                "type": "one_time",
                 "unit_amount": price["unit_amount"],
                 "unit_amount_decimal": str(price["unit_amount"]),
             },
@@ -436,16 +474,15 @@ class Checkout:
         unknown = expand - SESSION_EXPANDABLE
         if unknown:
             path = sorted(unknown)[0]
-            raise invalid_request(
-                f"This property cannot be expanded ({path}).", param="expand"
-            )
+            raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
         data = dict(record.data)
         if "line_items" in expand or any(p.startswith("line_items.") for p in expand):
             item_expand = {p.removeprefix("line_items.") for p in expand}
             data["line_items"] = {
                 "object": "list",
-                "data": [self.line_item_view(record, item, item_expand)
-                         for item in record.internal["line_items"]],
+                "data": [
+                    self.line_item_view(record, item, item_expand) for item in record.internal["line_items"]
+                ],
                 "has_more": False,
                 "url": f"/v1/checkout/sessions/{record.id}/line_items",
             }
@@ -466,12 +503,19 @@ class Checkout:
         """Return the stored session, or None."""
         return self.store.get(SESSION, session_id)
 
-    def list(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    def list_sessions(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """``GET /v1/checkout/sessions`` (filters ``status``, ``payment_intent``)."""
         check_allowed(
             params,
-            {"limit", "starting_after", "ending_before", "status", "payment_intent", "expand",
-             "customer_details"},
+            {
+                "limit",
+                "starting_after",
+                "ending_before",
+                "status",
+                "payment_intent",
+                "expand",
+                "customer_details",
+            },
         )
         limit = get_int(params, "limit", minimum=1, maximum=100) or 10
         status = get_str(params, "status")
@@ -487,9 +531,7 @@ class Checkout:
         expand = {p.removeprefix("data.") for p in get_expand(params)}
         return [self.view(r, expand) for r in records], has_more
 
-    def list_line_items(
-        self, session_id: str, params: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], bool]:
+    def list_line_items(self, session_id: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """``GET /v1/checkout/sessions/{id}/line_items``."""
         check_allowed(params, {"limit", "starting_after", "ending_before", "expand"})
         record = self.store.require(SESSION, session_id, param="session")
@@ -500,13 +542,13 @@ class Checkout:
         after = get_str(params, "starting_after")
         if after:
             if after not in ids:
-                raise invalid_request(f"No such item: '{after}'", param="starting_after",
-                                      code="resource_missing", status=404)
+                raise invalid_request(
+                    f"No such item: '{after}'", param="starting_after", code="resource_missing", status=404
+                )
             start = ids.index(after) + 1
-        chunk = items[start:start + limit]
+        chunk = items[start : start + limit]
         expand = get_expand(params)
-        return ([self.line_item_view(record, item, expand) for item in chunk],
-                start + limit < len(items))
+        return ([self.line_item_view(record, item, expand) for item in chunk], start + limit < len(items))
 
     # -- expiry ----------------------------------------------------------
 
@@ -535,8 +577,7 @@ class Checkout:
             status = record.data["status"]
             if status != "open":
                 raise invalid_request(
-                    f"Only Checkout Sessions with a status in [\"open\"] can be expired; "
-                    f"this one is {status}.",
+                    f'Only Checkout Sessions with a status in ["open"] can be expired; this one is {status}.',
                     param="session",
                 )
             self._expire(record, request)
@@ -552,11 +593,15 @@ class Checkout:
         Returns:
             How many sessions expired.
         """
-        rows = self.store.db.connection().execute(
-            "SELECT id FROM objects WHERE type = ? AND lookup = 'open'"
-            " AND json_extract(data, '$.expires_at') <= ?",
-            (SESSION, now()),
-        ).fetchall()
+        rows = (
+            self.store.db.connection()
+            .execute(
+                "SELECT id FROM objects WHERE type = ? AND lookup = 'open'"
+                " AND json_extract(data, '$.expires_at') <= ?",
+                (SESSION, now()),
+            )
+            .fetchall()
+        )
         expired = 0
         for row in rows:
             with self.store.db.transaction():
@@ -587,13 +632,18 @@ class Checkout:
                 return PromotionResult(False, record, message)
             try:
                 coupon = self.discounts.check_promotion(
-                    promo, line_items=record.internal["line_items"],
-                    currency=record.data["currency"], email=record.data["customer_email"],
+                    promo,
+                    line_items=record.internal["line_items"],
+                    currency=record.data["currency"],
+                    email=record.data["customer_email"],
                 )
             except PromotionInvalid as exc:
                 return PromotionResult(False, record, exc.message)
-            record.internal["applied"] = {"coupon": coupon.id, "promotion_code": promo.id,
-                                          "code": promo.data["code"]}
+            record.internal["applied"] = {
+                "coupon": coupon.id,
+                "promotion_code": promo.id,
+                "code": promo.data["code"],
+            }
             self._reprice(record)
             self.store.update(record)
             return PromotionResult(True, record)
@@ -630,8 +680,10 @@ class Checkout:
             return pi
         pi_data = record.internal["payment_intent_data"]
         pi = self.payments.create_payment_intent(
-            amount=data["amount_total"], currency=data["currency"],
-            metadata=dict(pi_data["metadata"]), description=pi_data["description"],
+            amount=data["amount_total"],
+            currency=data["currency"],
+            metadata=dict(pi_data["metadata"]),
+            description=pi_data["description"],
             receipt_email=pi_data["receipt_email"],
         )
         data["payment_intent"] = pi.id
@@ -646,8 +698,7 @@ class Checkout:
         try:
             if applied.get("promotion_code"):
                 promo = self.store.require("promotion_code", applied["promotion_code"])
-                self.discounts.check_promotion(promo, line_items=items, currency=currency,
-                                               email=email)
+                self.discounts.check_promotion(promo, line_items=items, currency=currency, email=email)
             else:
                 coupon = self.store.require("coupon", applied["coupon"])
                 self.discounts.check_coupon(coupon, line_items=items, currency=currency)
@@ -667,26 +718,23 @@ class Checkout:
             record = self.store.require(SESSION, session_id)
             self._expire_if_due(record)
             if record.data["status"] != "open":
-                return PaymentResult("not_open", record,
-                                     message=_not_open_message(record.data["status"]))
+                return PaymentResult("not_open", record, message=_not_open_message(record.data["status"]))
             email = (form.email or record.data["customer_email"] or "").strip()
             name = (form.name or "").strip()
             if not email:
-                return PaymentResult("invalid", record, "Your email address is incomplete.",
-                                     field="email")
+                return PaymentResult("invalid", record, "Your email address is incomplete.", field="email")
             if not EMAIL_PATTERN.match(email):
-                return PaymentResult("invalid", record, "Your email address is invalid.",
-                                     field="email")
+                return PaymentResult("invalid", record, "Your email address is invalid.", field="email")
             if not name:
-                return PaymentResult("invalid", record, "Enter the name on your card.",
-                                     field="name")
+                return PaymentResult("invalid", record, "Enter the name on your card.", field="name")
             problem = self._check_applied(record, email)
             if problem:
                 record.internal["applied"] = None
                 self._reprice(record)
                 self.store.update(record)
                 return PaymentResult(
-                    "promotion_invalid", record,
+                    "promotion_invalid",
+                    record,
                     f"{problem} The discount was removed; check the new total and pay again.",
                 )
             record.internal["pending_auth"] = None
@@ -698,21 +746,34 @@ class Checkout:
                 card = check_card(form.card_number, form.expiry, form.cvc)
             except CardFieldError as exc:
                 self.store.update(record)
-                return PaymentResult("invalid", record, exc.message, field=exc.field,
-                                     error={"type": "card_error", "code": exc.code,
-                                            "message": exc.message})
+                return PaymentResult(
+                    "invalid",
+                    record,
+                    exc.message,
+                    field=exc.field,
+                    error={"type": "card_error", "code": exc.code, "message": exc.message},
+                )
             summary = {
-                "brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
+                "brand": card.brand,
+                "last4": card.last4,
+                "exp_month": card.exp_month,
                 "exp_year": card.exp_year,
-                "refund_behavior": ("pending" if card.number in REFUND_PENDING_CARDS else
-                                    "fails" if card.number in REFUND_FAILS_CARDS else None),
+                "refund_behavior": (
+                    "pending"
+                    if card.number in REFUND_PENDING_CARDS
+                    else "fails"
+                    if card.number in REFUND_FAILS_CARDS
+                    else None
+                ),
             }
             pi = self._ensure_payment_intent(record)
             action = card.action
             if action in (Action.AUTHENTICATE_THEN_SUCCEED, Action.AUTHENTICATE_THEN_DECLINE):
                 decline = card.decline
                 record.internal["pending_auth"] = {
-                    "card": summary, "email": email, "name": name,
+                    "card": summary,
+                    "email": email,
+                    "name": name,
                     "decline": next((k for k, v in DECLINES.items() if v == decline), None),
                 }
                 pi.data["status"] = "requires_action"
@@ -723,8 +784,9 @@ class Checkout:
             if action is Action.DECLINE:
                 assert card.decline is not None
                 return self._decline(record, pi, summary, card.decline, email, name)
-            return self._succeed(record, pi, summary, email, name,
-                                 dispute=action is Action.SUCCEED_THEN_DISPUTE)
+            return self._succeed(
+                record, pi, summary, email, name, dispute=action is Action.SUCCEED_THEN_DISPUTE
+            )
 
     def authenticate(self, session_id: str, complete: bool) -> PaymentResult:
         """Finish the 3-D Secure step: ``complete`` or fail the authentication."""
@@ -732,39 +794,56 @@ class Checkout:
             record = self.store.require(SESSION, session_id)
             self._expire_if_due(record)
             if record.data["status"] != "open":
-                return PaymentResult("not_open", record,
-                                     message=_not_open_message(record.data["status"]))
+                return PaymentResult("not_open", record, message=_not_open_message(record.data["status"]))
             pending = record.internal.get("pending_auth")
             if not pending:
-                return PaymentResult("invalid", record,
-                                     "There is no payment waiting for authentication.")
+                return PaymentResult("invalid", record, "There is no payment waiting for authentication.")
             record.internal["pending_auth"] = None
             pi = self._ensure_payment_intent(record)
             pi.data["next_action"] = None
             if not complete:
-                return self._decline(record, pi, pending["card"],
-                                     DECLINES["authentication_failed"],
-                                     pending["email"], pending["name"])
+                return self._decline(
+                    record,
+                    pi,
+                    pending["card"],
+                    DECLINES["authentication_failed"],
+                    pending["email"],
+                    pending["name"],
+                )
             if pending.get("decline"):
-                return self._decline(record, pi, pending["card"], DECLINES[pending["decline"]],
-                                     pending["email"], pending["name"])
+                return self._decline(
+                    record,
+                    pi,
+                    pending["card"],
+                    DECLINES[pending["decline"]],
+                    pending["email"],
+                    pending["name"],
+                )
             return self._succeed(record, pi, pending["card"], pending["email"], pending["name"])
 
     def _decline(
-        self, record: Record, pi: Record, card: dict[str, Any], decline: Decline,
-        email: str, name: str,
+        self,
+        record: Record,
+        pi: Record,
+        card: dict[str, Any],
+        decline: Decline,
+        email: str,
+        name: str,
     ) -> PaymentResult:
         error = {
-            "type": "card_error", "code": decline.code, "decline_code": decline.decline_code,
-            "message": decline.message, "param": None, "doc_url": None,
+            "type": "card_error",
+            "code": decline.code,
+            "decline_code": decline.decline_code,
+            "message": decline.message,
+            "param": None,
+            "doc_url": None,
             "payment_intent": pi.id,
         }
         if decline.code == "payment_intent_authentication_failure":
             error["type"] = "invalid_request_error"
         charge = None
         if decline.code != "payment_intent_authentication_failure":
-            charge = self.payments.create_charge(pi, card=card, email=email, name=name,
-                                                 decline=decline)
+            charge = self.payments.create_charge(pi, card=card, email=email, name=name, decline=decline)
             pi.data["latest_charge"] = charge.id
             error["charge"] = charge.id
         pi.data["status"] = "requires_payment_method"
@@ -786,20 +865,33 @@ class Checkout:
         data["payment_status"] = paid
         data["url"] = None
         data["customer_details"] = {
-            "address": None, "email": email, "name": name, "phone": None,
-            "tax_exempt": "none", "tax_ids": [],
+            "address": None,
+            "email": email,
+            "name": name,
+            "phone": None,
+            "tax_exempt": "none",
+            "tax_ids": [],
         }
         record.lookup = "complete"
         self.discounts.remember_paid(email)
 
     def _succeed(
-        self, record: Record, pi: Record, card: dict[str, Any], email: str, name: str,
-        *, dispute: bool = False,
+        self,
+        record: Record,
+        pi: Record,
+        card: dict[str, Any],
+        email: str,
+        name: str,
+        *,
+        dispute: bool = False,
     ) -> PaymentResult:
         charge = self.payments.create_charge(pi, card=card, email=email, name=name, decline=None)
         pi.data.update(
-            status="succeeded", amount_received=pi.data["amount"], latest_charge=charge.id,
-            payment_method=charge.data["payment_method"], last_payment_error=None,
+            status="succeeded",
+            amount_received=pi.data["amount"],
+            latest_charge=charge.id,
+            payment_method=charge.data["payment_method"],
+            last_payment_error=None,
             next_action=None,
         )
         self.store.update(pi)
@@ -819,11 +911,15 @@ class Checkout:
 
     def seconds_until_next_expiry(self) -> float | None:
         """Seconds until the earliest open session expires (None when none is open)."""
-        row = self.store.db.connection().execute(
-            "SELECT MIN(json_extract(data, '$.expires_at')) AS t FROM objects"
-            " WHERE type = ? AND lookup = 'open'",
-            (SESSION,),
-        ).fetchone()
+        row = (
+            self.store.db.connection()
+            .execute(
+                "SELECT MIN(json_extract(data, '$.expires_at')) AS t FROM objects"
+                " WHERE type = ? AND lookup = 'open'",
+                (SESSION,),
+            )
+            .fetchone()
+        )
         if row is None or row["t"] is None:
             return None
         return max(0.0, row["t"] - time.time())

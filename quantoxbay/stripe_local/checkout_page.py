@@ -90,9 +90,9 @@ box-shadow:0 8px 24px rgba(50,50,93,.08)}
 def page(title: str, body: str, status: int = 200) -> HTMLResponse:
     """Wrap ``body`` in the page skeleton."""
     html = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-        "<meta name=\"robots\" content=\"noindex\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<meta name="robots" content="noindex">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>"
     )
     return HTMLResponse(
@@ -131,7 +131,8 @@ class CheckoutPage:
             product = item["product"]
             image = (
                 f'<img class="thumb" src="{escape(product["images"][0])}" alt="">'
-                if product["images"] else '<span class="thumb" aria-hidden="true"></span>'
+                if product["images"]
+                else '<span class="thumb" aria-hidden="true"></span>'
             )
             unit = format_amount(item["price"]["unit_amount"], currency)
             items_html.append(
@@ -141,7 +142,7 @@ class CheckoutPage:
             )
         lines = [
             '<div class="line"><span>Subtotal</span>'
-            f'<span>{format_amount(data["amount_subtotal"], currency)}</span></div>'
+            f"<span>{format_amount(data['amount_subtotal'], currency)}</span></div>"
         ]
         discount = data["total_details"]["amount_discount"]
         if discount:
@@ -149,20 +150,17 @@ class CheckoutPage:
             label = f"Discount ({escape(code)})" if code else "Discount"
             lines.append(
                 f'<div class="line discount"><span>{label}</span>'
-                f'<span>&minus;{format_amount(discount, currency)}</span></div>'
+                f"<span>&minus;{format_amount(discount, currency)}</span></div>"
             )
         lines.append(
             '<div class="line grand"><span>Total due</span>'
             f'<span data-testid="total">{format_amount(data["amount_total"], currency)}</span></div>'
         )
-        back = (
-            f'<a class="back" href="{escape(data["cancel_url"])}">← Back</a>'
-            if data["cancel_url"] else ""
-        )
+        back = f'<a class="back" href="{escape(data["cancel_url"])}">← Back</a>' if data["cancel_url"] else ""
         return (
             f'<section class="summary" aria-label="Order summary"><div class="col">'
             f'<div class="top">{back}<span class="merchant">'
-            f'{escape(self.runtime.config.display_name)}</span>'
+            f"{escape(self.runtime.config.display_name)}</span>"
             f'<span class="badge">Test mode</span></div>'
             f'<p class="due">Pay {escape(self.runtime.config.display_name)}</p>'
             f'<p class="total">{format_amount(data["amount_total"], currency)}</p>'
@@ -193,13 +191,15 @@ class CheckoutPage:
 
         def field_error(name: str) -> str:
             if error and error_field == name:
-                return (f'<div class="field-error" id="{name}-error" role="alert">'
-                        f'{escape(error)}</div>')
+                return f'<div class="field-error" id="{name}-error" role="alert">{escape(error)}</div>'
             return ""
 
         def described(name: str) -> str:
-            return f' aria-describedby="{name}-error" aria-invalid="true"' if (
-                error and error_field == name) else ""
+            return (
+                f' aria-describedby="{name}-error" aria-invalid="true"'
+                if (error and error_field == name)
+                else ""
+            )
 
         alert = ""
         if error and not error_field:
@@ -213,7 +213,7 @@ class CheckoutPage:
                     f'<input type="text" id="promotion_code" name="promotion_code" '
                     f'value="{escape(code)}" readonly>'
                     f'<button class="secondary" type="submit" name="action" value="remove" '
-                    f'formnovalidate>Remove</button></div>'
+                    f"formnovalidate>Remove</button></div>"
                 )
             else:
                 promo = (
@@ -221,13 +221,15 @@ class CheckoutPage:
                     f'<input type="text" id="promotion_code" name="promotion_code" '
                     f'autocomplete="off" value="{escape(values.get("promotion_code", ""))}">'
                     f'<button class="secondary" type="submit" name="action" value="apply" '
-                    f'formnovalidate>Apply</button></div>'
+                    f"formnovalidate>Apply</button></div>"
                 )
             if promo_message:
                 kind = "ok" if promo_ok else "error"
                 role = "status" if promo_ok else "alert"
-                promo += (f'<div class="alert {kind}" role="{role}" style="margin-top:8px">'
-                          f'{escape(promo_message)}</div>')
+                promo += (
+                    f'<div class="alert {kind}" role="{role}" style="margin-top:8px">'
+                    f"{escape(promo_message)}</div>"
+                )
         form = f"""
 <section class="pay" aria-label="Payment"><div class="col">
 <h1>Pay with card</h1>{alert}
@@ -266,8 +268,7 @@ class CheckoutPage:
             status = 200
         else:
             title = "Checkout session expired"
-            text = message or ("This checkout session has expired. Go back to the shop to "
-                               "start a new one.")
+            text = message or ("This checkout session has expired. Go back to the shop to start a new one.")
             status = 410
         links = []
         if data["status"] == "complete" and data["success_url"]:
@@ -306,16 +307,17 @@ class CheckoutPage:
 
     def render_missing(self) -> HTMLResponse:
         """Render the page for an unknown session id."""
-        body = ('<main class="center"><div class="card"><h1>Checkout not found</h1>'
-                '<p role="status">This checkout link is not valid.</p></div></main>')
+        body = (
+            '<main class="center"><div class="card"><h1>Checkout not found</h1>'
+            '<p role="status">This checkout link is not valid.</p></div></main>'
+        )
         return page("Checkout not found", body, 404)
 
     def render_bad_token(self, request: Request, record: Record) -> HTMLResponse:
         """Render the page after a form with a bad token was posted."""
         if record.data["status"] != "open":
             return self.render_closed(record)
-        return self.render(request, record, error="This form has expired. Please try again.",
-                           status=403)
+        return self.render(request, record, error="This form has expired. Please try again.", status=403)
 
     # -- handlers --------------------------------------------------------
 
@@ -353,7 +355,8 @@ class CheckoutPage:
         if action in ("apply", "remove"):
             if action == "apply":
                 result = await run_in_threadpool(
-                    self.checkout.apply_promotion_code, session_id,
+                    self.checkout.apply_promotion_code,
+                    session_id,
                     values.get("promotion_code", ""),
                 )
             else:
@@ -361,26 +364,39 @@ class CheckoutPage:
             if result.session.data["status"] != "open":
                 return self.render_closed(result.session)
             if action == "remove":
-                return self.render(request, result.session, values=keep,
-                                   promo_message="Promotion code removed.", promo_ok=True)
+                return self.render(
+                    request,
+                    result.session,
+                    values=keep,
+                    promo_message="Promotion code removed.",
+                    promo_ok=True,
+                )
             if result.ok:
-                return self.render(request, result.session, values=keep,
-                                   promo_message="Promotion code applied.", promo_ok=True)
+                return self.render(
+                    request,
+                    result.session,
+                    values=keep,
+                    promo_message="Promotion code applied.",
+                    promo_ok=True,
+                )
             return self.render(
-                request, result.session, promo_message=result.message, status=400,
+                request,
+                result.session,
+                promo_message=result.message,
+                status=400,
                 values={**keep, "promotion_code": values.get("promotion_code", "")},
             )
         payment = PaymentForm(
-            email=values.get("email", ""), card_number=values.get("card_number", ""),
-            expiry=values.get("expiry", ""), cvc=values.get("cvc", ""),
+            email=values.get("email", ""),
+            card_number=values.get("card_number", ""),
+            expiry=values.get("expiry", ""),
+            cvc=values.get("cvc", ""),
             name=values.get("name", ""),
         )
-        result = await run_in_threadpool(self.checkout.pay, session_id, payment)
-        return self._after_payment(request, result, keep)
+        outcome = await run_in_threadpool(self.checkout.pay, session_id, payment)
+        return self._after_payment(request, outcome, keep)
 
-    def _after_payment(
-        self, request: Request, result: PaymentResult, keep: dict[str, str]
-    ) -> Response:
+    def _after_payment(self, request: Request, result: PaymentResult, keep: dict[str, str]) -> Response:
         record = result.session
         if result.outcome == "succeeded":
             if result.redirect_url:
@@ -395,8 +411,9 @@ class CheckoutPage:
         if result.outcome == "promotion_invalid":
             return self.render(request, record, error=result.message, values=keep, status=400)
         status = 402 if result.outcome == "declined" else 400
-        return self.render(request, record, error=result.message, error_field=result.field,
-                           values=keep, status=status)
+        return self.render(
+            request, record, error=result.message, error_field=result.field, values=keep, status=status
+        )
 
     async def show_authentication(self, request: Request) -> Response:
         """``GET /checkout/{id}/authenticate``: the 3-D Secure step."""
@@ -407,8 +424,7 @@ class CheckoutPage:
         if record.data["status"] != "open":
             return self.render_closed(record)
         if not record.internal.get("pending_auth"):
-            return RedirectResponse(f"{self._base(request)}/checkout/{session_id}",
-                                    status_code=303)
+            return RedirectResponse(f"{self._base(request)}/checkout/{session_id}", status_code=303)
         return self.render_authentication(request, record)
 
     async def authenticate(self, request: Request) -> Response:

@@ -105,9 +105,7 @@ class Database:
         """Return this thread's connection, opening it on first use."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -193,8 +191,7 @@ class Database:
     def insert(self, record: Record) -> Record:
         """Store a new object."""
         self.connection().execute(
-            "INSERT INTO objects (id, type, lookup, created, data, internal)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO objects (id, type, lookup, created, data, internal) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.type,

@@ -122,9 +122,18 @@ class Discounts:
         check_allowed(
             params,
             {
-                "id", "percent_off", "amount_off", "currency", "duration",
-                "duration_in_months", "max_redemptions", "redeem_by", "applies_to",
-                "name", "metadata", "expand",
+                "id",
+                "percent_off",
+                "amount_off",
+                "currency",
+                "duration",
+                "duration_in_months",
+                "max_redemptions",
+                "redeem_by",
+                "applies_to",
+                "name",
+                "metadata",
+                "expand",
             },
         )
         percent_text = get_str(params, "percent_off")
@@ -139,9 +148,7 @@ class Discounts:
             try:
                 percent = Decimal(percent_text)
             except InvalidOperation:
-                raise invalid_request(
-                    f"Invalid decimal: {percent_text}", param="percent_off"
-                ) from None
+                raise invalid_request(f"Invalid decimal: {percent_text}", param="percent_off") from None
             if not 0 < percent <= 100:
                 raise invalid_request(
                     "percent_off must be greater than 0 and at most 100.", param="percent_off"
@@ -167,9 +174,7 @@ class Discounts:
         coupon_id = get_str(params, "id", max_length=200) or random_token(8)
         with self.store.db.transaction():
             if self.store.get("coupon", coupon_id):
-                raise invalid_request(
-                    "Coupon already exists.", param="id", code="resource_already_exists"
-                )
+                raise invalid_request("Coupon already exists.", param="id", code="resource_already_exists")
             data = {
                 "id": coupon_id,
                 "object": "coupon",
@@ -194,9 +199,7 @@ class Discounts:
         """Return one coupon (``GET /v1/coupons/{id}``)."""
         return self.coupon_view(self.store.require("coupon", coupon_id))
 
-    def check_coupon(
-        self, coupon: Record, *, line_items: list[dict[str, Any]], currency: str
-    ) -> None:
+    def check_coupon(self, coupon: Record, *, line_items: list[dict[str, Any]], currency: str) -> None:
         """Check a coupon can discount this order.
 
         Raises:
@@ -238,8 +241,14 @@ class Discounts:
         check_allowed(
             params,
             {
-                "promotion", "code", "active", "expires_at", "max_redemptions",
-                "metadata", "restrictions", "expand",
+                "promotion",
+                "code",
+                "active",
+                "expires_at",
+                "max_redemptions",
+                "metadata",
+                "restrictions",
+                "expand",
             },
         )
         if "promotion" not in params:
@@ -331,8 +340,7 @@ class Discounts:
             if active is not None and active != record.data["active"]:
                 if active and self.find_active_code(record.data["code"]):
                     raise invalid_request(
-                        f"An active promotion code with `code: {record.data['code']}` "
-                        "already exists.",
+                        f"An active promotion code with `code: {record.data['code']}` already exists.",
                         param="active",
                         code="resource_already_exists",
                     )
@@ -420,8 +428,7 @@ class Discounts:
             subtotal = sum(item["amount_subtotal"] for item in line_items)
             if minimum_currency != currency or subtotal < minimum:
                 raise PromotionInvalid(
-                    "This code requires a minimum order of "
-                    f"{format_amount(minimum, minimum_currency)}."
+                    f"This code requires a minimum order of {format_amount(minimum, minimum_currency)}."
                 )
         if restrictions.get("first_time_transaction") and email and self.has_paid(email):
             raise PromotionInvalid("This code is only valid for first-time customers.")

@@ -71,16 +71,12 @@ def invalid_request(
 
 def missing_param(param: str) -> StripeLocalError:
     """Build Stripe's "Missing required param" error."""
-    return invalid_request(
-        f"Missing required param: {param}.", param=param, code="parameter_missing"
-    )
+    return invalid_request(f"Missing required param: {param}.", param=param, code="parameter_missing")
 
 
 def unknown_param(param: str) -> StripeLocalError:
     """Build Stripe's "Received unknown parameter" error."""
-    return invalid_request(
-        f"Received unknown parameter: {param}", param=param, code="parameter_unknown"
-    )
+    return invalid_request(f"Received unknown parameter: {param}", param=param, code="parameter_unknown")
 
 
 def resource_missing(object_name: str, object_id: str, *, param: str = "id") -> StripeLocalError:
@@ -104,8 +100,7 @@ def rate_limit_error() -> StripeLocalError:
     return StripeLocalError(
         429,
         "invalid_request_error",
-        "Request rate limit exceeded. Learn more about rate limits here "
-        "https://stripe.com/docs/rate-limits.",
+        "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
         code="rate_limit",
     )
 

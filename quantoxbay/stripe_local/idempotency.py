@@ -70,8 +70,7 @@ class IdempotencyStore:
                         f"'{key}' if you meant to execute a different request."
                     )
                 if row["state"] == "done":
-                    return StoredResponse(row["status"], json.loads(row["body"]),
-                                          row["request_id"])
+                    return StoredResponse(row["status"], json.loads(row["body"]), row["request_id"])
                 if row["created_at"] >= now - STALE_SECONDS:
                     raise idempotency_error(
                         "There is currently another in-progress request using this "

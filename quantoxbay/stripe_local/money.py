@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-     "xaf", "xof", "xpf"}
+    {
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    }
 )
 
 SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$", "inr": "₹"}
 
 #: Stripe's minimum charge amounts (minor units) for common currencies.
 MINIMUM_CHARGE = {
-    "usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf": 50, "nzd": 50,
-    "sgd": 50, "hkd": 400, "jpy": 50, "dkk": 250, "nok": 300, "sek": 300, "mxn": 1000,
+    "usd": 50,
+    "eur": 50,
+    "gbp": 30,
+    "cad": 50,
+    "aud": 50,
+    "chf": 50,
+    "nzd": 50,
+    "sgd": 50,
+    "hkd": 400,
+    "jpy": 50,
+    "dkk": 250,
+    "nok": 300,
+    "sek": 300,
+    "mxn": 1000,
 }
 
 

@@ -129,9 +129,7 @@ def get_int(
         raise invalid_request(f"Invalid integer: {value}", param=name)
     number = int(value)
     if minimum is not None and number < minimum:
-        raise invalid_request(
-            f"This value must be greater than or equal to {minimum}.", param=name
-        )
+        raise invalid_request(f"This value must be greater than or equal to {minimum}.", param=name)
     if maximum is not None and number > maximum:
         raise invalid_request(f"This value must be less than or equal to {maximum}.", param=name)
     return number
@@ -181,13 +179,9 @@ def get_metadata(params: Mapping[str, Any], key: str = "metadata") -> dict[str, 
         if not isinstance(v, str):
             raise invalid_request(f"Invalid metadata value for {k}", param=f"{key}[{k}]")
         if len(k) > 40:
-            raise invalid_request(
-                "Metadata keys can have up to 40 characters.", param=f"{key}[{k}]"
-            )
+            raise invalid_request("Metadata keys can have up to 40 characters.", param=f"{key}[{k}]")
         if len(v) > 500:
-            raise invalid_request(
-                "Metadata values can have up to 500 characters.", param=f"{key}[{k}]"
-            )
+            raise invalid_request("Metadata values can have up to 500 characters.", param=f"{key}[{k}]")
         if v != "":
             cleaned[k] = v
     return cleaned

@@ -36,8 +36,13 @@ class Payments:
     # -- payment intents -------------------------------------------------
 
     def create_payment_intent(
-        self, *, amount: int, currency: str, metadata: dict[str, str],
-        description: str | None, receipt_email: str | None,
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        description: str | None,
+        receipt_email: str | None,
     ) -> Record:
         """Create a PaymentIntent awaiting a payment method (in a transaction)."""
         pi_id = new_id("pi_test", 24)
@@ -102,20 +107,29 @@ class Payments:
         """Record a charge attempt on ``pi`` (succeeded, or failed with ``decline``)."""
         succeeded = decline is None
         pm_id = new_id("pm", 24)
-        outcome = {
-            "network_status": "approved_by_network" if succeeded else "declined_by_network",
-            "reason": None if succeeded else decline.decline_code,
-            "risk_level": "highest" if decline and decline.outcome_type == "blocked" else "normal",
-            "seller_message": (
-                "Payment complete." if succeeded
-                else "The bank did not return any further details with this decline."
-            ),
-            "type": "authorized" if succeeded else decline.outcome_type,
+        outcome: dict[str, Any] = {
+            "network_status": "approved_by_network",
+            "reason": None,
+            "risk_level": "normal",
+            "seller_message": "Payment complete.",
+            "type": "authorized",
         }
-        if decline and decline.outcome_type == "blocked":
-            outcome["network_status"] = "not_sent_to_network"
-            outcome["reason"] = "highest_risk_level"
-            outcome["seller_message"] = "Stripe blocked this payment as too risky."
+        failure_code = failure_message = None
+        if decline is not None:
+            failure_code, failure_message = decline.code, decline.message
+            outcome.update(
+                network_status="declined_by_network",
+                reason=decline.decline_code,
+                seller_message="The bank did not return any further details with this decline.",
+                type=decline.outcome_type,
+            )
+            if decline.outcome_type == "blocked":
+                outcome.update(
+                    network_status="not_sent_to_network",
+                    reason="highest_risk_level",
+                    risk_level="highest",
+                    seller_message="Stripe blocked this payment as too risky.",
+                )
         data = {
             "id": new_id("ch_test", 24),
             "object": "charge",
@@ -130,8 +144,8 @@ class Payments:
             "customer": None,
             "description": pi.data["description"],
             "disputed": False,
-            "failure_code": None if succeeded else decline.code,
-            "failure_message": None if succeeded else decline.message,
+            "failure_code": failure_code,
+            "failure_message": failure_message,
             "livemode": False,
             "metadata": dict(pi.data["metadata"]),
             "outcome": outcome,
@@ -141,8 +155,11 @@ class Payments:
             "payment_method_details": {
                 "card": {
                     "brand": card["brand"],
-                    "checks": {"address_line1_check": None, "address_postal_code_check": None,
-                               "cvc_check": "pass" if succeeded else "unchecked"},
+                    "checks": {
+                        "address_line1_check": None,
+                        "address_postal_code_check": None,
+                        "cvc_check": "pass" if succeeded else "unchecked",
+                    },
                     "country": "US",
                     "exp_month": card["exp_month"],
                     "exp_year": card["exp_year"],
@@ -196,9 +213,7 @@ class Payments:
         """``GET /v1/disputes/{id}``."""
         return self.store.require("dispute", dispute_id, param="dispute").data
 
-    def update_dispute(
-        self, dispute_id: str, params: dict[str, Any], request: RequestInfo
-    ) -> dict[str, Any]:
+    def update_dispute(self, dispute_id: str, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
         """``POST /v1/disputes/{id}``: evidence text ``winning_evidence`` /
         ``losing_evidence`` closes the dispute won / lost, as in Stripe's test mode."""
         check_allowed(params, {"evidence", "metadata", "submit", "expand"})
@@ -207,9 +222,7 @@ class Payments:
             record = self.store.require("dispute", dispute_id, param="dispute")
             data = record.data
             if data["status"] in ("won", "lost"):
-                raise invalid_request(
-                    "This dispute is already closed.", code="charge_dispute_closed"
-                )
+                raise invalid_request("This dispute is already closed.", code="charge_dispute_closed")
             for key, value in evidence.items():
                 if isinstance(value, str):
                     data["evidence"][key] = value or None
@@ -239,8 +252,7 @@ class Payments:
         """
         check_allowed(
             params,
-            {"payment_intent", "charge", "amount", "reason", "metadata", "expand",
-             "instructions_email"},
+            {"payment_intent", "charge", "amount", "reason", "metadata", "expand", "instructions_email"},
         )
         pi_id = get_str(params, "payment_intent")
         charge_id = get_str(params, "charge")
@@ -262,9 +274,7 @@ class Payments:
                         param="payment_intent",
                     )
                 if charge_id and charge_id != pi.data["latest_charge"]:
-                    raise invalid_request(
-                        "The charge does not belong to this PaymentIntent.", param="charge"
-                    )
+                    raise invalid_request("The charge does not belong to this PaymentIntent.", param="charge")
                 charge_id = pi.data["latest_charge"]
             charge = self.store.require("charge", charge_id, param="charge")
             cdata = charge.data
@@ -356,9 +366,7 @@ class Payments:
                     record.data["failure_reason"] = "expired_or_canceled_card"
                     charge = self.store.require("charge", record.data["charge"])
                     charge.data["amount_refunded"] -= record.data["amount"]
-                    charge.data["refunded"] = (
-                        charge.data["amount_refunded"] >= charge.data["amount"]
-                    )
+                    charge.data["refunded"] = charge.data["amount_refunded"] >= charge.data["amount"]
                     self.store.update(charge)
                     self.store.emit("refund.failed", record.data, NO_REQUEST)
                 self.store.update(record)

@@ -41,9 +41,7 @@ class StripeLocal:
         self.payments = Payments(self.store)
         self.checkout = Checkout(self.store, config, self.discounts, self.payments)
         self.rate_limiter = RateLimiter(config.rate_limit_per_second)
-        self._form_secret = self.db.meta_get_or_create(
-            "form_secret", lambda: secrets.token_hex(32)
-        ).encode()
+        self._form_secret = self.db.meta_get_or_create("form_secret", lambda: secrets.token_hex(32)).encode()
         self._last_idempotency_purge = 0.0
 
     # -- lifecycle -------------------------------------------------------

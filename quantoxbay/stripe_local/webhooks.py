@@ -67,7 +67,7 @@ class WebhookDispatcher:
         self,
         db: Database,
         config: StripeLocalConfig,
-        periodic: Callable[[], None] | None = None,
+        periodic: Callable[[], object] | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -94,9 +94,7 @@ class WebhookDispatcher:
             if self.running:
                 return
             self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name="stripe-local-webhooks", daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, name="stripe-local-webhooks", daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -142,10 +140,13 @@ class WebhookDispatcher:
 
     def _idle_timeout(self) -> float:
         wait = self.config.poll_interval_seconds
-        row = self.db.connection().execute(
-            "SELECT MIN(MAX(next_attempt_at, locked_until)) AS t FROM deliveries"
-            " WHERE status = 'pending'"
-        ).fetchone()
+        row = (
+            self.db.connection()
+            .execute(
+                "SELECT MIN(MAX(next_attempt_at, locked_until)) AS t FROM deliveries WHERE status = 'pending'"
+            )
+            .fetchone()
+        )
         if row and row["t"] is not None:
             wait = min(wait, max(0.0, row["t"] - time.time()))
         if self.periodic is not None:
@@ -202,9 +203,11 @@ class WebhookDispatcher:
         return len(batch)
 
     def _attempt(self, attempt: Attempt) -> None:
-        row = self.db.connection().execute(
-            "SELECT data FROM objects WHERE id = ? AND type = 'event'", (attempt.event_id,)
-        ).fetchone()
+        row = (
+            self.db.connection()
+            .execute("SELECT data FROM objects WHERE id = ? AND type = 'event'", (attempt.event_id,))
+            .fetchone()
+        )
         if row is None:
             self._finish(attempt, "failed", None, "event not found")
             return
@@ -218,11 +221,13 @@ class WebhookDispatcher:
             "Accept": "*/*; q=0.5, application/xml",
             "Cache-Control": "no-cache",
         }
+        # The endpoint is today's configuration: a restart with another URL redirects
+        # the deliveries still queued.
+        url = self.config.webhook_url or attempt.url
         status: int | None = None
         error: str | None = None
         try:
-            response = self._http().post(attempt.url, content=body.encode("utf-8"),
-                                         headers=headers)
+            response = self._http().post(url, content=body.encode("utf-8"), headers=headers)
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}: {response.text[:200]}"
@@ -233,7 +238,7 @@ class WebhookDispatcher:
         if error is None:
             self._finish(attempt, "delivered", status, None)
         else:
-            log.info("webhook %s to %s failed: %s", attempt.event_id, attempt.url, error)
+            log.info("webhook %s to %s failed: %s", attempt.event_id, url, error)
             self._finish(attempt, "retry", status, error)
 
     def backoff(self, attempts: int) -> float:
@@ -280,9 +285,11 @@ class WebhookDispatcher:
 
     def pending_count(self) -> int:
         """Return how many deliveries still wait (due or backing off)."""
-        row = self.db.connection().execute(
-            "SELECT COUNT(*) AS n FROM deliveries WHERE status = 'pending'"
-        ).fetchone()
+        row = (
+            self.db.connection()
+            .execute("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'pending'")
+            .fetchone()
+        )
         return int(row["n"])
 
     def flush(self, timeout: float = 10.0) -> bool:

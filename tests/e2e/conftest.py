@@ -48,8 +48,13 @@ class LiveApp:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "quantoxbay", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-            timeout=120, check=False,
+            [sys.executable, "-m", "quantoxbay", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
 
@@ -94,9 +99,26 @@ def live_app() -> Iterator[LiveApp]:
     log = data_dir / "app.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port",
-             "--backend-port", str(port), "--frontend-port", str(port), "--loglevel", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "reflex",
+                "run",
+                "--env",
+                "prod",
+                "--single-port",
+                "--backend-port",
+                str(port),
+                "--frontend-port",
+                str(port),
+                "--loglevel",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_for(app.url + "/", proc, log)
@@ -126,7 +148,9 @@ def new_page(browser, live_app: LiveApp):  # type: ignore[no-untyped-def]
     contexts = []
 
     def make(viewport: dict | None = None):  # type: ignore[no-untyped-def]
-        context = browser.new_context(base_url=live_app.url, viewport=viewport or {"width": 1280, "height": 860})
+        context = browser.new_context(
+            base_url=live_app.url, viewport=viewport or {"width": 1280, "height": 860}
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()

@@ -18,8 +18,13 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "quantoxbay", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-            timeout=120, check=False,
+            [sys.executable, "-m", "quantoxbay", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     assert run("migrate").returncode == 0
@@ -41,8 +46,17 @@ def test_create_user_and_product(cli, tmp_path: Path) -> None:  # type: ignore[n
     assert "Created seller maker@example.com" in made.stdout
     book = tmp_path / "book.pdf"
     book.write_bytes(b"%PDF-1.4 tiny")
-    product = cli("create-product", "--seller", "maker@example.com", "--title", "Tiny Book",
-                  "--price-cents", "700", "--file", str(book))
+    product = cli(
+        "create-product",
+        "--seller",
+        "maker@example.com",
+        "--title",
+        "Tiny Book",
+        "--price-cents",
+        "700",
+        "--file",
+        str(book),
+    )
     assert product.returncode == 0, product.stderr
     assert "Published product" in product.stdout
 
@@ -52,9 +66,24 @@ def test_create_user_and_product(cli, tmp_path: Path) -> None:  # type: ignore[n
     [
         (("create-user", "not-an-email", "--password", "long-enough-pw"), "valid email"),
         (("create-user", "a@example.com", "--password", "short"), "at least 8 characters"),
-        (("create-product", "--seller", "nobody@example.com", "--title", "T", "--price-cents", "100",
-          "--file", "/no/such/file"), "no such file"),
-        (("create-user", "a@example.com", "--password", "long-enough-pw", "--role", "king"), "invalid choice"),
+        (
+            (
+                "create-product",
+                "--seller",
+                "nobody@example.com",
+                "--title",
+                "T",
+                "--price-cents",
+                "100",
+                "--file",
+                "/no/such/file",
+            ),
+            "no such file",
+        ),
+        (
+            ("create-user", "a@example.com", "--password", "long-enough-pw", "--role", "king"),
+            "invalid choice",
+        ),
     ],
 )
 def test_bad_arguments_give_clear_errors(cli, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
@@ -66,7 +95,16 @@ def test_bad_arguments_give_clear_errors(cli, args: tuple[str, ...], message: st
 def test_create_product_for_unknown_seller(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     f = tmp_path / "f.txt"
     f.write_text("x")
-    result = cli("create-product", "--seller", "ghost@example.com", "--title", "T", "--price-cents", "100",
-                 "--file", str(f))
+    result = cli(
+        "create-product",
+        "--seller",
+        "ghost@example.com",
+        "--title",
+        "T",
+        "--price-cents",
+        "100",
+        "--file",
+        str(f),
+    )
     assert result.returncode == 2
     assert "no user with email ghost@example.com" in result.stderr

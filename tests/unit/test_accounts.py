@@ -31,7 +31,9 @@ def test_sign_up_as_seller_gets_role_and_handle(db: Session) -> None:
     assert user.handle and user.handle.startswith("shop-")
 
 
-@pytest.mark.parametrize("email", ["", "no-at-sign", "a@b", "two@@example.com", "sp ace@example.com", "x@-bad-.com"])
+@pytest.mark.parametrize(
+    "email", ["", "no-at-sign", "a@b", "two@@example.com", "sp ace@example.com", "x@-bad-.com"]
+)
 def test_invalid_email_is_refused_and_nothing_written(db: Session, email: str) -> None:
     before = accounts.count_users(session=db)
     with pytest.raises(AccountError, match="valid email"):
@@ -136,15 +138,25 @@ def test_login_ticket_is_single_use_and_keeps_a_safe_next_path(db: Session) -> N
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("/library", "/library"), ("//evil.example", "/"), ("https://evil.example", "/"), ("", "/"), (None, "/"),
-     ("/\\evil", "/")],
+    [
+        ("/library", "/library"),
+        ("//evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("", "/"),
+        (None, "/"),
+        ("/\\evil", "/"),
+    ],
 )
 def test_safe_next_path(given: str | None, expected: str) -> None:
     assert accounts.safe_next_path(given) == expected
 
 
 def test_require_role(db: Session) -> None:
-    buyer, seller, admin = create_user(db, Role.BUYER), create_user(db, Role.SELLER), create_user(db, Role.ADMIN)
+    buyer, seller, admin = (
+        create_user(db, Role.BUYER),
+        create_user(db, Role.SELLER),
+        create_user(db, Role.ADMIN),
+    )
     with pytest.raises(PermissionDenied):
         accounts.require_role(buyer, Role.SELLER)
     with pytest.raises(PermissionDenied):

@@ -20,7 +20,9 @@ def test_defaults_need_no_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     assert s.stripe_webhook_secret.startswith("whsec_")
 
 
-def test_generated_secrets_are_kept_once_with_private_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generated_secrets_are_kept_once_with_private_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     first, second = Settings(), Settings()
     assert first.app_secret == second.app_secret and len(first.app_secret) >= 40

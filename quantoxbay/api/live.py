@@ -1,0 +1,60 @@
+"""Turns service announcements into live pushes to open pages via ``app.modify_state``.
+
+Each page that wants pushes registered (topic, client token, state) in the database;
+here we look them up and, per client token, let that page's state refresh itself.
+With Redis, Reflex routes a push made on one worker to the worker holding the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import reflex as rx
+
+from quantoxbay.db import session_scope
+from quantoxbay.services import live, notifier
+from quantoxbay.services.notifier import Announcement
+
+logger = logging.getLogger(__name__)
+
+
+class LivePusher:
+    """A notifier listener bound to the app and the server's event loop."""
+
+    def __init__(self, app: Any, loop: asyncio.AbstractEventLoop, states: list[type[rx.State]]) -> None:
+        self._app = app
+        self._loop = loop
+        self._states = {cls.get_full_name(): cls for cls in states}
+
+    def __call__(self, announcement: Announcement) -> None:
+        # Called from any thread (services run in worker threads): hand over to the loop.
+        asyncio.run_coroutine_threadsafe(self.push(announcement), self._loop)
+
+    async def push(self, announcement: Announcement) -> int:
+        targets = await asyncio.to_thread(self._targets, list(announcement.topics))
+        pushed = 0
+        for client_token, state_name in targets:
+            cls = self._states.get(state_name)
+            if cls is None:
+                continue
+            try:
+                async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=cls)) as root:
+                    state = await root.get_state(cls)
+                    await state.on_announcement(announcement.kind, announcement.data)  # type: ignore[attr-defined]
+                pushed += 1
+            except Exception:
+                logger.exception("live push to %s failed", client_token)
+        return pushed
+
+    @staticmethod
+    def _targets(topics: list[str]) -> list[tuple[str, str]]:
+        with session_scope() as session:
+            return live.subscribers(session=session, topics=topics)
+
+
+def start_live_pushes(app: Any, states: list[type[rx.State]]) -> LivePusher:
+    pusher = LivePusher(app, asyncio.get_running_loop(), states)
+    notifier.subscribe(pusher)
+    return pusher

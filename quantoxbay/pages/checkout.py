@@ -1,0 +1,137 @@
+"""`/checkout/success` (live confirmation) and `/library`."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from quantoxbay import routes
+from quantoxbay.components.layout import button_link, empty_state, loading_block, page
+from quantoxbay.state.checkout import CheckoutSuccessState, LibraryState
+
+
+def _download_link(f: rx.Var) -> rx.Component:
+    return rx.hstack(
+        rx.icon("file-down", size=16),
+        rx.text(f["filename"], size="2"),
+        rx.link("Download", href=f["url"], is_external=False, weight="bold"),
+        spacing="2",
+        align="center",
+    )
+
+
+def success_page() -> rx.Component:
+    waiting = rx.vstack(
+        rx.spinner(size="3"),
+        rx.heading("Waiting for payment confirmation", size="5"),
+        rx.text(
+            "This page updates by itself the moment Stripe confirms your payment. "
+            "You can also close it: your purchase will be in your library.",
+            color=rx.color("gray", 11),
+            text_align="center",
+        ),
+        align="center",
+        spacing="3",
+    )
+    paid = rx.vstack(
+        rx.icon("circle-check", size=48, color=rx.color("green", 9)),
+        rx.heading("Payment confirmed", size="6"),
+        rx.text(
+            "Thank you! ",
+            rx.text.strong(CheckoutSuccessState.title),
+            " is yours (",
+            CheckoutSuccessState.total_label,
+            ").",
+        ),
+        rx.vstack(rx.foreach(CheckoutSuccessState.files, _download_link), spacing="2"),
+        button_link("Go to your library", routes.LIBRARY, variant="soft"),
+        align="center",
+        spacing="3",
+    )
+    failed = rx.vstack(
+        rx.icon("circle-x", size=48, color=rx.color("red", 9)),
+        rx.heading("Payment failed", size="6"),
+        rx.text(
+            "Your bank did not confirm the payment, so nothing was charged. You can try again.",
+            color=rx.color("gray", 11),
+        ),
+        button_link("Back to the store", routes.STOREFRONT),
+        align="center",
+        spacing="3",
+    )
+    unknown = empty_state(
+        "circle-help",
+        "We could not find this checkout",
+        "Check your library for your purchases.",
+        button_link("Open library", routes.LIBRARY),
+    )
+    return page(
+        rx.center(
+            rx.card(
+                rx.match(
+                    CheckoutSuccessState.status,
+                    ("paid", paid),
+                    ("failed", failed),
+                    ("unknown", unknown),
+                    waiting,
+                ),
+                size="4",
+                width="100%",
+                max_width="36em",
+                role="status",
+                aria_live="polite",
+            ),
+            width="100%",
+        ),
+        max_width="48em",
+    )
+
+
+def _library_row(entry: rx.Var) -> rx.Component:
+    return rx.card(
+        rx.hstack(
+            rx.vstack(
+                rx.text(entry["title"], weight="bold", size="3"),
+                rx.hstack(
+                    rx.text(entry["date"], size="2", color=rx.color("gray", 10)),
+                    rx.text(entry["total"], size="2", color=rx.color("gray", 10)),
+                    rx.badge(entry["status"], variant="soft"),
+                    spacing="3",
+                ),
+                spacing="1",
+            ),
+            rx.cond(
+                entry["can_download"],
+                rx.vstack(
+                    rx.foreach(entry["files"].to(list[dict]), _download_link), spacing="1", align="end"
+                ),
+                rx.text("Not available", size="2", color=rx.color("gray", 10)),
+            ),
+            justify="between",
+            align="center",
+            wrap="wrap",
+            gap="3",
+            width="100%",
+        ),
+        width="100%",
+        data_testid="library-row",
+    )
+
+
+def library_page() -> rx.Component:
+    return page(
+        rx.heading("Your library", size="7", padding_bottom="1em"),
+        rx.cond(
+            LibraryState.loaded,
+            rx.cond(
+                LibraryState.entries.length() > 0,
+                rx.vstack(rx.foreach(LibraryState.entries, _library_row), spacing="3", width="100%"),
+                empty_state(
+                    "library",
+                    "No purchases yet",
+                    "Products you buy appear here, ready to download.",
+                    button_link("Browse the store", routes.STOREFRONT),
+                ),
+            ),
+            loading_block(),
+        ),
+    )

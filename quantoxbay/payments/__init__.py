@@ -1,0 +1,1 @@
+"""Stripe: the client factory (real or embedded) and webhook verification."""

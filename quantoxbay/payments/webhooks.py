@@ -1,0 +1,126 @@
+"""Webhook verification (the stripe SDK's signature check on the raw body) and event processing.
+
+dj-stripe's order: every event is untrusted until its signature checks out; then it is
+recorded once by id (a unique constraint) and processed in the same transaction. A failure
+rolls the transaction back, is recorded separately, and answers 5xx so Stripe retries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import stripe
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from quantoxbay.models import WebhookEvent, utcnow
+from quantoxbay.services import fulfillment
+from quantoxbay.services.notifier import Announcement
+
+TOLERANCE_SECONDS = 300
+# The SDK accepts any future timestamp; a signature from far in the future is a forgery or a broken clock.
+FUTURE_SKEW_SECONDS = 300
+
+
+class InvalidWebhook(Exception):
+    """Missing, malformed, wrong-secret, too old or future signature; or a body that is not an event."""
+
+
+def verify_event(payload: bytes, signature_header: str | None, secret: str) -> dict[str, Any]:
+    """Verify ``Stripe-Signature`` over the raw body and return the parsed event.
+
+    Uses ``stripe.WebhookSignature.verify_header`` (what ``construct_event`` calls) and parses
+    with ``json.loads``: the same check, without building a StripeObject (0.49 ms -> 21 µs).
+    """
+    if not signature_header:
+        raise InvalidWebhook("missing Stripe-Signature header")
+    try:
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(text, signature_header, secret, tolerance=TOLERANCE_SECONDS)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+        raise InvalidWebhook(str(exc)) from exc
+    timestamps = [int(p[2:]) for p in signature_header.split(",") if p.startswith("t=") and p[2:].isdigit()]
+    if not timestamps or timestamps[0] > time.time() + FUTURE_SKEW_SECONDS:
+        raise InvalidWebhook("signature timestamp is in the future")
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        raise InvalidWebhook("body is not JSON") from exc
+    if (
+        not isinstance(event, dict)
+        or not str(event.get("id", "")).startswith("evt_")
+        or not isinstance(event.get("type"), str)
+        or not isinstance((event.get("data") or {}).get("object"), dict)
+    ):
+        raise InvalidWebhook("body is not a Stripe event")
+    return event
+
+
+@dataclass
+class ProcessOutcome:
+    duplicate: bool
+    outcome: str
+    announcements: list[Announcement] = field(default_factory=list)
+
+
+Handler = Callable[[Session, dict[str, Any]], list[Announcement]]
+
+
+def _fulfil(session: Session, obj: dict[str, Any]) -> list[Announcement]:
+    return fulfillment.fulfill_checkout(session=session, checkout_session=obj).announcements()
+
+
+def _fail(session: Session, obj: dict[str, Any]) -> list[Announcement]:
+    return fulfillment.fail_checkout(session=session, checkout_session=obj).announcements()
+
+
+def _nothing(_session: Session, _obj: dict[str, Any]) -> list[Announcement]:
+    return []
+
+
+HANDLERS: dict[str, Handler] = {
+    # The payload is signed by Stripe and carries payment_status, amounts and our ids:
+    # fulfil from it instead of retrieving the session (Stripe allows 25-100 requests/s).
+    "checkout.session.completed": _fulfil,
+    "checkout.session.async_payment_succeeded": _fulfil,
+    "checkout.session.async_payment_failed": _fail,
+    # No order exists for an unpaid session, so an expiry has nothing to undo.
+    "checkout.session.expired": _nothing,
+}
+
+
+def process_event(*, session: Session, event: dict[str, Any], raw: str) -> ProcessOutcome:
+    """Record the event once and run its handler in the caller's transaction."""
+    row = WebhookEvent(stripe_event_id=event["id"], type=event["type"], payload=raw, outcome="processing")
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        existing = session.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])).one()
+        if existing.outcome in ("processed", "ignored"):
+            return ProcessOutcome(duplicate=True, outcome=existing.outcome)
+        row = existing  # an earlier delivery failed: process again
+    handler = HANDLERS.get(event["type"])
+    announcements = handler(session, event["data"]["object"]) if handler else []
+    row.outcome = "processed" if handler else "ignored"
+    row.error = ""
+    row.processed_at = utcnow()
+    session.add(row)
+    session.flush()
+    return ProcessOutcome(duplicate=False, outcome=row.outcome, announcements=announcements)
+
+
+def record_failure(*, session: Session, event: dict[str, Any], raw: str, error: BaseException) -> None:
+    """Keep the traceback of a failed event (in its own transaction) for the admin panel."""
+    text = "".join(traceback.format_exception(error))[-8000:]
+    row = session.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])).first()
+    if row is None:
+        row = WebhookEvent(stripe_event_id=event["id"], type=event["type"], payload=raw)
+    row.outcome, row.error = "failed", text
+    session.add(row)

@@ -1,0 +1,29 @@
+"""What a product costs right now. The server decides, at checkout time, never the browser."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from quantoxbay.models import Product, utcnow
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def sale_is_running(product: Product, now: datetime | None = None) -> bool:
+    """A sale runs when a sale price is set and now is inside [starts, ends)."""
+    if product.sale_price_cents is None:
+        return False
+    now = now or utcnow()
+    starts, ends = _aware(product.sale_starts_at), _aware(product.sale_ends_at)
+    return (starts is None or starts <= now) and (ends is None or now < ends)
+
+
+def current_price_cents(product: Product, now: datetime | None = None) -> int:
+    if sale_is_running(product, now):
+        assert product.sale_price_cents is not None
+        return product.sale_price_cents
+    return product.price_cents

@@ -1,0 +1,207 @@
+"""Buy now, the confirmation page (live "Payment confirmed"), and the library."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import reflex as rx
+import stripe
+
+from quantoxbay import routes
+from quantoxbay.models import OrderStatus
+from quantoxbay.payments.client import get_stripe_client
+from quantoxbay.services import DomainError, checkout, library, live, notifier
+from quantoxbay.services.downloads import download_url
+from quantoxbay.settings import get_settings
+from quantoxbay.state.session import SessionState, run_service
+
+
+def _go(url: str) -> rx.event.EventSpec:
+    """Full navigation (the hosted checkout and API routes are not Reflex pages)."""
+    return rx.call_script(f"window.location.assign({json.dumps(url)})")
+
+
+def _file_rows(entry: library.LibraryEntry, user_id: int) -> list[dict[str, Any]]:
+    secret = get_settings().app_secret
+    return [
+        {
+            "filename": f.filename,
+            "size": f.size_bytes,
+            "url": download_url(secret=secret, user_id=user_id, order_id=entry.order_id, file_id=f.file_id),
+        }
+        for f in entry.files
+    ]
+
+
+class BuyBoxState(rx.State):
+    """The product page's "Buy now" / "Download" box."""
+
+    owned: bool = False
+    busy: bool = False
+
+    def _product_id(self) -> int | None:
+        raw = self.router.page.params.get("product_id", "")
+        return int(raw) if str(raw).isdigit() else None
+
+    @rx.event
+    async def load(self) -> None:
+        self.busy = False
+        user = await (await self.get_state(SessionState)).current_user()
+        product_id = self._product_id()
+        self.owned = bool(
+            user
+            and product_id
+            and await run_service(checkout.owns_product, buyer_id=user.id, product_id=product_id)
+        )
+
+    @rx.event
+    async def buy_now(self):  # type: ignore[no-untyped-def]
+        product_id = self._product_id()
+        if product_id is None:
+            yield rx.toast.error("This product does not exist.")
+            return
+        user = await (await self.get_state(SessionState)).current_user()
+        if user is None:
+            # Log in, then come back to the same product.
+            yield rx.redirect(f"{routes.LOGIN}?next={routes.product_path(product_id)}")
+            return
+        self.busy = True
+        yield
+        try:
+            start = await run_service(
+                checkout.start_checkout,
+                stripe_client=get_stripe_client(),
+                buyer_id=user.id,
+                product_id=product_id,
+                public_url=get_settings().public_url,
+            )
+        except checkout.AlreadyOwned as exc:
+            self.busy, self.owned = False, True
+            yield rx.toast.info(str(exc))
+            return
+        except DomainError as exc:
+            self.busy = False
+            yield rx.toast.error(str(exc))
+            return
+        except stripe.StripeError:
+            self.busy = False
+            yield rx.toast.error("Payments are unavailable right now. Please try again in a minute.")
+            return
+        yield _go(start.url)
+
+
+class CheckoutSuccessState(rx.State):
+    """`/checkout/success?session_id=...`: waits, then flips to "Payment confirmed" by push."""
+
+    status: str = "waiting"  # waiting | paid | failed | unknown
+    title: str = ""
+    total_label: str = ""
+    files: list[dict] = []
+
+    def _session_id(self) -> str:
+        return str(self.router.page.params.get("session_id", ""))[:255]
+
+    async def _refresh(self) -> None:
+        user = await (await self.get_state(SessionState)).current_user()
+        session_id = self._session_id()
+        if user is None or not session_id:
+            self.status = "unknown"
+            return
+        entry = await run_service(library.order_for_session, buyer_id=user.id, stripe_session_id=session_id)
+        if entry is None:
+            self.status = "waiting"
+            return
+        self.title, self.total_label = entry.title, entry.total_label
+        if entry.can_download:
+            self.status = "paid"
+            self.files = _file_rows(entry, user.id)
+        elif entry.status == OrderStatus.FAILED.value:
+            self.status = "failed"
+        else:
+            self.status = "waiting"
+
+    @rx.event
+    async def load(self):  # type: ignore[no-untyped-def]
+        self.status, self.files, self.title = "waiting", [], ""
+        session_state = await self.get_state(SessionState)
+        user = await session_state.current_user()
+        session_id = self._session_id()
+        if user is None:
+            return rx.redirect(f"{routes.LOGIN}?next={routes.CHECKOUT_SUCCESS}?session_id={session_id}")
+        if not session_id.startswith("cs_"):
+            self.status = "unknown"
+            return None
+        # Register for the push first, then look: a payment confirmed in between is not missed.
+        await run_service(
+            live.subscribe,
+            topic=notifier.checkout_topic(session_id),
+            client_token=self.router.session.client_token,
+            state_name=self.get_full_name(),
+        )
+        await self._refresh()
+        if self.status == "waiting":
+            try:
+                result = await run_service(
+                    checkout.confirm_checkout,
+                    stripe_client=get_stripe_client(),
+                    stripe_session_id=session_id,
+                    buyer_id=user.id,
+                )
+            except stripe.InvalidRequestError:
+                self.status = "unknown"
+                return None
+            except stripe.StripeError:
+                return None  # the webhook will still confirm; the push updates this page
+            for announcement in result.announcements() if result else []:
+                notifier.announce(announcement)
+            await self._refresh()
+        return None
+
+    async def on_announcement(self, kind: str, data: dict) -> None:
+        """Called by the live pusher inside modify_state when this order changes."""
+        await self._refresh()
+
+
+class LibraryState(rx.State):
+    entries: list[dict] = []
+    loaded: bool = False
+
+    async def _load(self) -> None:
+        user = await (await self.get_state(SessionState)).current_user()
+        if user is None:
+            self.entries, self.loaded = [], False
+            return
+        rows = await run_service(library.list_library, buyer_id=user.id)
+        self.entries = [
+            {
+                "order_id": e.order_id,
+                "title": e.title,
+                "status": e.status,
+                "total": e.total_label,
+                "date": e.purchased_at.strftime("%d %b %Y"),
+                "can_download": e.can_download,
+                "files": _file_rows(e, user.id),
+            }
+            for e in rows
+        ]
+        self.loaded = True
+
+    @rx.event
+    async def load(self) -> None:
+        await self._load()
+        user = await (await self.get_state(SessionState)).current_user()
+        if user is not None:
+            await run_service(
+                live.subscribe,
+                topic=notifier.buyer_topic(user.id),
+                client_token=self.router.session.client_token,
+                state_name=self.get_full_name(),
+            )
+
+    async def on_announcement(self, kind: str, data: dict) -> None:
+        await self._load()
+
+
+LIVE_STATES: list[type[rx.State]] = [CheckoutSuccessState, LibraryState]
+__all__ = ["LIVE_STATES", "BuyBoxState", "CheckoutSuccessState", "LibraryState"]

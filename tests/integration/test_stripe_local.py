@@ -1,0 +1,954 @@
+"""The embedded Stripe (quantoxbay.stripe_local) driven by the real stripe SDK over HTTP.
+
+One uvicorn server per module serves the embedded Stripe mounted at
+``/stripe-local`` (as the shop mounts it) next to a tiny webhook receiver that
+verifies every delivery with ``stripe.Webhook.construct_event``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from quantoxbay.stripe_local import StripeLocal, StripeLocalConfig, create_stripe_local_app
+
+pytestmark = pytest.mark.timeout(60)
+
+SECRET = "whsec_test_stripe_local"
+GOOD_CARD = "4242424242424242"
+
+# -- helpers shared with test_stripe_local_webhooks.py -----------------------
+
+
+class ServerThread:
+    """A uvicorn server on 127.0.0.1 in a daemon thread."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint that verifies signatures and can fail on purpose."""
+
+    secret: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[tuple[float, str, str]] = field(default_factory=list)
+    rejected: int = 0
+    fail_first: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def endpoint(self, request: Request) -> Response:
+        body = (await request.body()).decode()
+        header = request.headers.get("stripe-signature", "")
+        try:
+            event = stripe.Webhook.construct_event(body, header, self.secret, tolerance=300)
+        except (stripe.SignatureVerificationError, ValueError):
+            with self.lock:
+                self.rejected += 1
+            return Response("bad signature", status_code=400)
+        assert isinstance(event, stripe.Event)
+        assert request.headers["content-type"].startswith("application/json")
+        payload = json.loads(body)
+        with self.lock:
+            self.attempts.append((time.monotonic(), header, payload["id"]))
+            object_id = payload["data"]["object"].get("id")
+            if self.fail_first.get(object_id, 0) > 0:
+                self.fail_first[object_id] -= 1
+                return Response("try later", status_code=500)
+            self.events.append(payload)
+        return Response("ok")
+
+    def of(self, object_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                e
+                for e in self.events
+                if e["data"]["object"].get("id") == object_id
+                and (event_type is None or e["type"] == event_type)
+            ]
+
+
+def build_app(config: StripeLocalConfig, receiver: Receiver) -> tuple[Starlette, StripeLocal]:
+    """The shop's layout: the embedded Stripe at /stripe-local, the webhook at /api/stripe/webhook."""
+    stripe_app = create_stripe_local_app(config)
+    runtime: StripeLocal = stripe_app.state.stripe_local
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette):  # type: ignore[no-untyped-def]
+        runtime.start()  # a mounted app's lifespan does not run: the host starts it
+        yield
+        runtime.dispatcher.stop()
+
+    app = Starlette(
+        routes=[
+            Mount("/stripe-local", stripe_app),
+            Route("/api/stripe/webhook", receiver.endpoint, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    return app, runtime
+
+
+def session_params(**overrides: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": 1999,
+                    "product_data": {
+                        "name": "Python Ebook",
+                        "metadata": {"product_id": "42"},
+                        "images": ["https://example.com/cover.png"],
+                    },
+                },
+                "quantity": 1,
+            },
+            {
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": 500,
+                    "product_data": {"name": "Icon pack", "metadata": {"product_id": "7"}},
+                },
+                "quantity": 2,
+            },
+        ],
+        "success_url": "http://shop.test/checkout/success?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": "http://shop.test/products/42",
+        "client_reference_id": "order-123",
+        "metadata": {"order_id": "123"},
+        "payment_intent_data": {"metadata": {"order_id": "123"}},
+    }
+    params.update(overrides)
+    return params
+
+
+class PageParser(HTMLParser):
+    """Collects what a test (or a screen reader) needs from the hosted page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.labels: dict[str, str] = {}
+        self.inputs: dict[str, dict[str, str]] = {}
+        self.buttons: list[str] = []
+        self.links: dict[str, str] = {}
+        self.alerts: list[str] = []
+        self.forms: list[str] = []
+        self._label_for: str | None = None
+        self._capture: str | None = None
+        self._text: list[str] = []
+        self._href: str = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "label":
+            self._label_for, self._capture, self._text = a.get("for"), "label", []
+        elif tag == "input":
+            self.inputs[a.get("name", "")] = a
+        elif tag == "button":
+            self._capture, self._text = "button", []
+        elif tag == "a":
+            self._capture, self._text, self._href = "a", [], a.get("href", "")
+        elif a.get("role") == "alert":
+            self._capture, self._text = "alert", []
+        elif tag == "form":
+            self.forms.append(a.get("action", ""))
+
+    def handle_data(self, data: str) -> None:
+        if self._capture:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        text = " ".join("".join(self._text).split())
+        if tag == "label" and self._capture == "label":
+            self.labels[text] = self._label_for or ""
+        elif tag == "button" and self._capture == "button":
+            self.buttons.append(text)
+        elif tag == "a" and self._capture == "a":
+            self.links[text] = self._href
+        elif tag == "div" and self._capture == "alert":
+            self.alerts.append(text)
+        else:
+            return
+        self._capture = None
+
+
+def parse(html: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(html)
+    return parser
+
+
+def form_token(html: str) -> str:
+    match = re.search(r'name="form_token" value="([0-9a-f]+)"', html)
+    assert match, "the page has no form token"
+    return match.group(1)
+
+
+def pay_on_page(http: httpx.Client, url: str, card: str = GOOD_CARD, **fields: str) -> httpx.Response:
+    page = http.get(url)
+    assert page.status_code == 200, page.text
+    data = {
+        "form_token": form_token(page.text),
+        "email": "buyer@example.com",
+        "card_number": card,
+        "expiry": "12/34",
+        "cvc": "123",
+        "name": "Ada Buyer",
+        "action": "pay",
+    }
+    data.update(fields)
+    return http.post(url, data=data)
+
+
+# -- fixtures -----------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    base_url: str
+    api_base: str
+    client: stripe.StripeClient
+    runtime: StripeLocal
+    receiver: Receiver
+    http: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    receiver = Receiver(SECRET)
+    config = StripeLocalConfig(
+        db_path=tmp_path_factory.mktemp("stripe_local") / "stripe_local.db",
+        public_base_url=f"{base}/stripe-local",
+        webhook_url=f"{base}/api/stripe/webhook",
+        webhook_secret=SECRET,
+        webhook_backoff_base_seconds=0.1,
+        webhook_max_attempts=4,
+        webhook_timeout_seconds=5,
+        webhook_enabled_events=("*",),
+        sweep_interval_seconds=0.2,
+        poll_interval_seconds=0.05,
+        rate_limit_per_second=1000,
+    )
+    app, runtime = build_app(config, receiver)
+    server = ServerThread(app, port).start()
+    client = stripe.StripeClient("sk_test_local", base_addresses={"api": f"{base}/stripe-local"})
+    with httpx.Client(timeout=10) as http:
+        yield Env(base, f"{base}/stripe-local", client, runtime, receiver, http)
+    server.stop()
+    runtime.stop()
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+# -- API: checkout sessions ---------------------------------------------------
+
+
+def test_create_and_retrieve_session(env: Env) -> None:
+    before = int(time.time())
+    session = env.client.v1.checkout.sessions.create(params=session_params(customer_email="a@b.co"))
+    assert isinstance(session, stripe.checkout.Session)
+    assert session.id.startswith("cs_test_")
+    assert session.object == "checkout.session"
+    assert session.status == "open" and session.payment_status == "unpaid"
+    assert session.mode == "payment" and session.livemode is False
+    assert session.amount_subtotal == 2999 and session.amount_total == 2999
+    assert session.total_details.amount_discount == 0
+    assert session.currency == "usd"
+    assert session.client_reference_id == "order-123"
+    assert session.metadata.to_dict() == {"order_id": "123"}
+    assert session.customer_email == "a@b.co"
+    assert session.payment_intent is None  # created when the buyer pays
+    assert session.url == f"{env.api_base}/checkout/{session.id}"
+    assert before + 24 * 3600 - 5 <= session.expires_at <= before + 24 * 3600 + 5
+    assert session.success_url.endswith("session_id={CHECKOUT_SESSION_ID}")
+
+    fetched = env.client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["line_items", "line_items.data.price.product"]}
+    )
+    items = fetched.line_items.data
+    assert [i.description for i in items] == ["Python Ebook", "Icon pack"]
+    assert [i.amount_total for i in items] == [1999, 1000]
+    assert items[1].quantity == 2 and items[1].price.unit_amount == 500
+    assert items[0].price.product.metadata["product_id"] == "42"
+
+    listed = env.client.v1.checkout.sessions.line_items.list(session.id, params={"limit": 1})
+    assert listed.object == "list" and listed.has_more is True
+    assert listed.url == f"/v1/checkout/sessions/{session.id}/line_items"
+    assert [i.id for i in listed.auto_paging_iter()] == [i.id for i in items]
+
+
+def test_missing_session_is_invalid_request_error(env: Env) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.checkout.sessions.retrieve("cs_test_doesnotexist")
+    assert info.value.http_status == 404
+    assert info.value.code == "resource_missing"
+    assert info.value.request_id and info.value.request_id.startswith("req_")
+    assert "cs_test_doesnotexist" in str(info.value.user_message)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "param"),
+    [
+        ({"expires_at": int(time.time()) + 600}, "expires_at"),
+        ({"expires_at": int(time.time()) + 25 * 3600}, "expires_at"),
+        ({"line_items": []}, "line_items"),
+        ({"mode": "subscription"}, "mode"),
+        ({"bogus": "1"}, "bogus"),
+        ({"success_url": "not a url"}, "success_url"),
+        ({"allow_promotion_codes": True, "discounts": [{"coupon": "X"}]}, "discounts"),
+        ({"discounts": [{"coupon": "no-such-coupon"}]}, "discounts[0][coupon]"),
+    ],
+)
+def test_create_session_validation(env: Env, overrides: dict[str, Any], param: str) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.checkout.sessions.create(params=session_params(**overrides))
+    assert info.value.param == param
+    assert info.value.http_status in (400, 404)
+
+
+def test_missing_line_item_fields_name_the_param(env: Env) -> None:
+    params = session_params()
+    del params["line_items"][0]["price_data"]["unit_amount"]
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.checkout.sessions.create(params=params)
+    assert info.value.param == "line_items[0][price_data][unit_amount]"
+    assert info.value.code == "parameter_missing"
+
+
+def test_expires_at_within_window_is_kept(env: Env) -> None:
+    expires_at = int(time.time()) + 3600
+    session = env.client.v1.checkout.sessions.create(params=session_params(expires_at=expires_at))
+    assert session.expires_at == expires_at
+
+
+def test_authentication_errors(env: Env) -> None:
+    for key in ("sk_live_abc123", "pk_test_abc123"):
+        bad = stripe.StripeClient(key, base_addresses={"api": env.api_base})
+        with pytest.raises(stripe.AuthenticationError) as info:
+            bad.v1.checkout.sessions.retrieve("cs_test_x")
+        assert info.value.http_status == 401
+    response = env.http.get(f"{env.api_base}/v1/events")
+    assert response.status_code == 401
+    assert response.headers["request-id"].startswith("req_")
+    assert response.json()["error"]["message"].startswith("You did not provide an API key")
+
+
+def test_idempotency_replays_and_rejects_other_params(env: Env) -> None:
+    options = {"idempotency_key": f"key-{time.time_ns()}"}
+    first = env.client.v1.checkout.sessions.create(params=session_params(), options=options)
+    again = env.client.v1.checkout.sessions.create(params=session_params(), options=options)
+    assert again.id == first.id
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    with pytest.raises(stripe.IdempotencyError) as info:
+        env.client.v1.checkout.sessions.create(
+            params=session_params(client_reference_id="other"), options=options
+        )
+    assert info.value.http_status == 400
+    # A request that failed validation keeps nothing: the key can be used once fixed.
+    key2 = {"idempotency_key": f"key2-{time.time_ns()}"}
+    with pytest.raises(stripe.InvalidRequestError):
+        env.client.v1.checkout.sessions.create(params=session_params(mode="setup"), options=key2)
+    assert env.client.v1.checkout.sessions.create(params=session_params(), options=key2).id
+
+
+def test_rate_limit_per_endpoint(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    env.runtime.set_rate_limit(5)
+    try:
+        with pytest.raises(stripe.RateLimitError) as info:
+            for _ in range(20):
+                env.client.v1.checkout.sessions.retrieve(session.id)
+        assert info.value.http_status == 429
+        assert info.value.json_body["error"]["code"] == "rate_limit"
+        # Another endpoint has its own bucket; the same endpoint with another id does not.
+        env.client.v1.events.list(params={"limit": 1})
+        with pytest.raises(stripe.RateLimitError):
+            env.client.v1.checkout.sessions.retrieve("cs_test_other")
+        time.sleep(0.5)  # the bucket refills
+        env.client.v1.checkout.sessions.retrieve(session.id)
+    finally:
+        env.runtime.set_rate_limit(1000)
+
+
+def test_unknown_api_path_is_404(env: Env) -> None:
+    response = env.http.get(f"{env.api_base}/v1/customers", headers={"Authorization": "Bearer sk_test_x"})
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+# -- hosted checkout page -----------------------------------------------------
+
+
+def test_hosted_page_has_the_accessible_names(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+    response = env.http.get(session.url)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = parse(response.text)
+    for name in ("Email", "Card number", "Expiry (MM/YY)", "CVC", "Name on card", "Promotion code"):
+        assert name in page.labels, name
+        assert any(i.get("id") == page.labels[name] for i in page.inputs.values()), name
+    assert page.buttons == ["Apply", "Pay"]
+    assert page.links["← Back"] == "http://shop.test/products/42"
+    assert f"/stripe-local/checkout/{session.id}" in page.forms
+    assert "$29.99" in response.text and "$19.99" in response.text and "Icon pack" in response.text
+    without_promo = env.client.v1.checkout.sessions.create(params=session_params())
+    assert "Promotion code" not in parse(env.http.get(without_promo.url).text).labels
+    assert env.http.get(f"{env.api_base}/checkout/cs_test_nope").status_code == 404
+
+
+def test_good_card_pays_redirects_and_delivers_signed_event(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    response = pay_on_page(env.http, session.url)
+    assert response.status_code == 303
+    assert response.headers["location"] == (f"http://shop.test/checkout/success?session_id={session.id}")
+    paid = env.client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert paid.status == "complete" and paid.payment_status == "paid"
+    assert paid.url is None
+    assert paid.customer_details.email == "buyer@example.com"
+    assert paid.customer_details.name == "Ada Buyer"
+    intent = paid.payment_intent
+    assert intent.id.startswith("pi_test_") and intent.status == "succeeded"
+    assert intent.amount == intent.amount_received == 2999
+    assert intent.metadata["order_id"] == "123"
+    assert intent.latest_charge.startswith("ch_test_")
+    pi = env.client.v1.payment_intents.retrieve(intent.id, params={"expand": ["latest_charge"]})
+    assert pi.latest_charge.paid is True and pi.latest_charge.payment_method_details.card.last4 == "4242"
+
+    assert env.runtime.flush_webhooks(10)
+    [event] = env.receiver.of(session.id, "checkout.session.completed")
+    assert event["id"].startswith("evt_") and event["object"] == "event"
+    assert event["livemode"] is False and event["api_version"] == stripe.api_version
+    obj = event["data"]["object"]
+    assert obj["amount_total"] == 2999 and obj["client_reference_id"] == "order-123"
+    assert obj["metadata"] == {"order_id": "123"} and obj["payment_intent"] == intent.id
+    assert obj["payment_status"] == "paid"
+    stored = env.client.v1.events.retrieve(event["id"])
+    assert stored.type == "checkout.session.completed" and stored.pending_webhooks == 0
+    assert stored.request.id is None
+
+    # Paying again shows a clear page and charges nothing.
+    again = env.http.get(session.url)
+    assert again.status_code == 200 and "already paid" in again.text
+    repeat = post_payment(env, session.id)
+    assert repeat.status_code == 200 and "already paid" in repeat.text
+    assert env.client.v1.payment_intents.retrieve(intent.id).amount_received == 2999
+
+
+@pytest.mark.parametrize(
+    ("card", "message", "decline_code"),
+    [
+        ("4000000000000002", "Your card was declined.", "generic_decline"),
+        ("4000000000009995", "Your card has insufficient funds.", "insufficient_funds"),
+        ("4000000000009987", "Your card was declined.", "lost_card"),
+        ("4000000000009979", "Your card was declined.", "stolen_card"),
+        ("4000000000000069", "Your card has expired.", "expired_card"),
+        ("4000000000000127", "Your card's security code is incorrect.", "incorrect_cvc"),
+        ("4000000000000119", "An error occurred while processing your card.", "processing_error"),
+        ("4100000000000019", "Your card was declined.", "fraudulent"),
+    ],
+)
+def test_declines_show_message_and_allow_retry(env: Env, card: str, message: str, decline_code: str) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    response = pay_on_page(env.http, session.url, card)
+    assert response.status_code == 402
+    page = parse(response.text)
+    assert any(message in alert for alert in page.alerts), page.alerts
+    assert page.buttons[-1] == "Pay"
+    still = env.client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert still.status == "open" and still.payment_status == "unpaid"
+    assert still.payment_intent.status == "requires_payment_method"
+    assert still.payment_intent.last_payment_error.decline_code == decline_code
+    retry = pay_on_page(env.http, session.url)
+    assert retry.status_code == 303
+    done = env.client.v1.checkout.sessions.retrieve(session.id)
+    assert done.payment_status == "paid" and done.payment_intent == still.payment_intent.id
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"card_number": "4242424242424241"}, "Your card number is incorrect."),
+        ({"card_number": "4242 4242"}, "Your card number is incomplete."),
+        ({"card_number": "4111111111111112"}, "Your card number is incorrect."),
+        ({"expiry": "01/20"}, "Your card's expiration year is in the past."),
+        ({"expiry": "13/30"}, "Your card's expiration month is invalid."),
+        ({"expiry": "1230"}, "Your card's expiration date is incomplete."),
+        ({"cvc": "12"}, "Your card's security code is incomplete."),
+        ({"email": "not-an-email"}, "Your email address is invalid."),
+    ],
+)
+def test_malformed_fields_are_refused_without_a_charge(
+    env: Env, fields: dict[str, str], message: str
+) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    response = pay_on_page(env.http, session.url, **fields)
+    assert response.status_code == 400
+    assert message in parse(response.text).alerts
+    assert env.client.v1.checkout.sessions.retrieve(session.id).payment_status == "unpaid"
+
+
+def test_other_luhn_valid_numbers_succeed(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    assert pay_on_page(env.http, session.url, "5555555555554444").status_code == 303
+
+
+def test_form_token_is_required(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    response = env.http.post(
+        session.url, data={"form_token": "0" * 32, "card_number": GOOD_CARD, "action": "pay"}
+    )
+    assert response.status_code == 403
+    assert env.client.v1.checkout.sessions.retrieve(session.id).status == "open"
+
+
+def test_three_d_secure_complete_and_fail(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    response = pay_on_page(env.http, session.url, "4000002500003155")
+    assert response.status_code == 303
+    auth_url = f"{env.base_url}{response.headers['location']}"
+    assert auth_url.endswith(f"/stripe-local/checkout/{session.id}/authenticate")
+    step = env.http.get(auth_url)
+    assert parse(step.text).buttons == ["Complete authentication", "Fail authentication"]
+    pi = env.client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert pi.payment_intent.status == "requires_action"
+
+    failed = env.http.post(auth_url, data={"form_token": form_token(step.text), "action": "fail"})
+    assert failed.status_code == 402
+    assert any("unable to authenticate" in a for a in parse(failed.text).alerts)
+    assert env.client.v1.checkout.sessions.retrieve(session.id).status == "open"
+
+    response = pay_on_page(env.http, session.url, "4000002500003155")
+    step = env.http.get(f"{env.base_url}{response.headers['location']}")
+    done = env.http.post(auth_url, data={"form_token": form_token(step.text), "action": "complete"})
+    assert done.status_code == 303 and session.id in done.headers["location"]
+    assert env.client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+
+
+def test_three_d_secure_then_declined(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    response = pay_on_page(env.http, session.url, "4000008400001629")
+    auth_url = f"{env.base_url}{response.headers['location']}"
+    step = env.http.get(auth_url)
+    declined = env.http.post(auth_url, data={"form_token": form_token(step.text), "action": "complete"})
+    assert declined.status_code == 402
+    assert "Your card was declined." in parse(declined.text).alerts
+    assert env.client.v1.checkout.sessions.retrieve(session.id).payment_status == "unpaid"
+
+
+def test_dispute_card_pays_then_opens_a_dispute(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    assert pay_on_page(env.http, session.url, "4000000000000259").status_code == 303
+    paid = env.client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    charge_id = paid.payment_intent.latest_charge
+    assert env.runtime.flush_webhooks(10)
+    [event] = [
+        e
+        for e in env.receiver.events
+        if e["type"] == "charge.dispute.created" and e["data"]["object"]["charge"] == charge_id
+    ]
+    dispute = event["data"]["object"]
+    assert dispute["status"] == "needs_response" and dispute["reason"] == "fraudulent"
+    assert dispute["amount"] == 2999
+    assert env.client.v1.charges.retrieve(charge_id).disputed is True
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.refunds.create(params={"payment_intent": paid.payment_intent.id})
+    assert info.value.code == "charge_disputed"
+    closed = env.client.v1.disputes.update(
+        dispute["id"], params={"evidence": {"uncategorized_text": "winning_evidence"}}
+    )
+    assert closed.status == "won"
+
+
+def test_local_pay_helper(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    url = f"{env.api_base}/_local/checkout/{session.id}/pay"
+    assert env.http.post(url).status_code == 401
+    auth = {"Authorization": "Bearer sk_test_local"}
+    declined = env.http.post(url, headers=auth, data={"card_number": "4000000000009995"})
+    assert declined.status_code == 402 and declined.json()["error"]["decline_code"] == "insufficient_funds"
+    ok = env.http.post(url, headers=auth, data={"email": "helper@example.com"})
+    assert ok.status_code == 200
+    body = ok.json()
+    assert body["outcome"] == "succeeded" and body["session"]["payment_status"] == "paid"
+    assert body["redirect_url"].endswith(session.id)
+    assert env.http.post(url, headers=auth).status_code == 409
+
+
+# -- expiry ---------------------------------------------------------------------
+
+
+def test_expire_endpoint(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    expired = env.client.v1.checkout.sessions.expire(session.id)
+    assert expired.status == "expired" and expired.url is None
+    with pytest.raises(stripe.InvalidRequestError):
+        env.client.v1.checkout.sessions.expire(session.id)
+    page = env.http.get(session.url)
+    assert page.status_code == 410 and "expired" in page.text
+    assert post_payment(env, session.id).status_code == 410
+    assert env.runtime.flush_webhooks(10)
+    [event] = env.receiver.of(session.id, "checkout.session.expired")
+    assert event["request"]["id"].startswith("req_")
+
+
+def post_payment(env: Env, session_id: str) -> httpx.Response:
+    """Post the payment form of a session whose page no longer shows it."""
+    return env.http.post(
+        f"{env.api_base}/checkout/{session_id}",
+        data={
+            "form_token": env.runtime.form_token(session_id),
+            "card_number": GOOD_CARD,
+            "expiry": "12/34",
+            "cvc": "123",
+            "name": "A",
+            "email": "a@b.co",
+            "action": "pay",
+        },
+    )
+
+
+def test_sweeper_expires_overdue_sessions(env: Env) -> None:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    with env.runtime.db.transaction() as conn:  # travel in time: make it overdue
+        conn.execute(
+            "UPDATE objects SET data = json_set(data, '$.expires_at', ?) WHERE id = ?",
+            (int(time.time()) - 1, session.id),
+        )
+    wait_for(lambda: env.receiver.of(session.id, "checkout.session.expired"), timeout=5)
+    assert env.client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+
+
+# -- promotion codes and coupons ------------------------------------------------
+
+
+def test_coupons_and_promotion_codes_api(env: Env) -> None:
+    coupon = env.client.v1.coupons.create(
+        params={"percent_off": 25, "duration": "once", "name": "Launch", "max_redemptions": 10}
+    )
+    assert coupon.object == "coupon" and coupon.percent_off == 25 and coupon.valid is True
+    assert env.client.v1.coupons.retrieve(coupon.id).name == "Launch"
+    code = f"LAUNCH{time.time_ns() % 100000}"
+    promo = env.client.v1.promotion_codes.create(
+        params={
+            "promotion": {"type": "coupon", "coupon": coupon.id},
+            "code": code,
+            "max_redemptions": 2,
+            "restrictions": {"first_time_transaction": False},
+        }
+    )
+    assert promo.object == "promotion_code" and promo.id.startswith("promo_")
+    assert promo.promotion.type == "coupon" and promo.promotion.coupon == coupon.id
+    assert promo.active is True and promo.times_redeemed == 0 and promo.max_redemptions == 2
+    expanded = env.client.v1.promotion_codes.retrieve(promo.id, params={"expand": ["promotion.coupon"]})
+    assert expanded.promotion.coupon.percent_off == 25
+    with pytest.raises(stripe.InvalidRequestError) as info:  # unique among active, any case
+        env.client.v1.promotion_codes.create(
+            params={"promotion": {"type": "coupon", "coupon": coupon.id}, "code": code.lower()}
+        )
+    assert info.value.param == "code"
+    found = env.client.v1.promotion_codes.list(params={"code": code.lower(), "active": True})
+    assert [p.id for p in found.data] == [promo.id]
+    env.client.v1.promotion_codes.update(promo.id, params={"active": False})
+    assert env.client.v1.promotion_codes.list(params={"code": code, "active": True}).data == []
+    with pytest.raises(stripe.InvalidRequestError):
+        env.client.v1.coupons.create(params={"amount_off": 500})  # currency missing
+    with pytest.raises(stripe.InvalidRequestError):
+        env.client.v1.promotion_codes.create(params={"promotion": {"type": "coupon", "coupon": "nope"}})
+
+
+def apply_code(env: Env, url: str, code: str) -> httpx.Response:
+    page = env.http.get(url)
+    return env.http.post(
+        url,
+        data={
+            "form_token": form_token(page.text),
+            "promotion_code": code,
+            "email": "promo@example.com",
+            "action": "apply",
+        },
+    )
+
+
+def test_promotion_code_on_the_hosted_page(env: Env) -> None:
+    coupon = env.client.v1.coupons.create(params={"percent_off": 20})
+    code = f"SAVE{time.time_ns() % 100000}"
+    promo = env.client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": coupon.id}, "code": code, "max_redemptions": 1}
+    )
+    session = env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+
+    bad = apply_code(env, session.url, "NOPE-NOT-A-CODE")
+    assert bad.status_code == 400 and "This code is invalid." in parse(bad.text).alerts
+
+    applied = apply_code(env, session.url, code.lower())
+    assert applied.status_code == 200
+    assert "Promotion code applied." in applied.text and "$23.99" in applied.text
+    assert f"Discount ({code})" in applied.text
+    assert 'value="promo@example.com"' in applied.text  # what the buyer typed is kept
+    current = env.client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["line_items"]})
+    assert current.amount_total == 2399 and current.total_details.amount_discount == 600
+    assert current.discounts[0].promotion_code == promo.id
+    assert sum(i.amount_discount for i in current.line_items.data) == 600
+
+    assert pay_on_page(env.http, session.url).status_code == 303
+    assert env.client.v1.promotion_codes.retrieve(promo.id).times_redeemed == 1
+    assert env.client.v1.coupons.retrieve(coupon.id).times_redeemed == 1
+    assert env.runtime.flush_webhooks(10)
+    [event] = env.receiver.of(session.id, "checkout.session.completed")
+    assert event["data"]["object"]["amount_total"] == 2399
+
+    other = env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+    exhausted = apply_code(env, other.url, code)
+    assert "This code has reached its redemption limit." in parse(exhausted.text).alerts
+    assert env.client.v1.checkout.sessions.retrieve(other.id).amount_total == 2999
+
+
+def test_expired_code_and_product_restricted_coupon(env: Env) -> None:
+    coupon = env.client.v1.coupons.create(params={"percent_off": 50})
+    code = f"SOON{time.time_ns() % 100000}"
+    promo = env.client.v1.promotion_codes.create(
+        params={
+            "promotion": {"type": "coupon", "coupon": coupon.id},
+            "code": code,
+            "expires_at": int(time.time()) + 60,
+        }
+    )
+    with env.runtime.db.transaction() as conn:
+        conn.execute(
+            "UPDATE objects SET data = json_set(data, '$.expires_at', ?) WHERE id = ?",
+            (int(time.time()) - 1, promo.id),
+        )
+    session = env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+    assert "This code has expired." in parse(apply_code(env, session.url, code).text).alerts
+
+    # applies_to[products] matches product_data.metadata.product_id: only the icon pack (id 7).
+    only_icons = env.client.v1.coupons.create(
+        params={"amount_off": 300, "currency": "usd", "applies_to": {"products": ["7"]}}
+    )
+    discounted = env.client.v1.checkout.sessions.create(
+        params=session_params(discounts=[{"coupon": only_icons.id}])
+    )
+    assert discounted.amount_total == 2999 - 300
+    items = env.client.v1.checkout.sessions.line_items.list(discounted.id).data
+    assert [i.amount_discount for i in items] == [0, 300]
+    nothing_matches = env.client.v1.coupons.create(
+        params={"percent_off": 10, "applies_to": {"products": ["999"]}}
+    )
+    with pytest.raises(stripe.InvalidRequestError):
+        env.client.v1.checkout.sessions.create(
+            params=session_params(discounts=[{"coupon": nothing_matches.id}])
+        )
+
+
+# -- refunds ----------------------------------------------------------------------
+
+
+def paid_session(env: Env, card: str = GOOD_CARD) -> stripe.checkout.Session:
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    assert pay_on_page(env.http, session.url, card).status_code == 303
+    return env.client.v1.checkout.sessions.retrieve(session.id)
+
+
+def test_partial_and_full_refunds(env: Env) -> None:
+    session = paid_session(env)
+    partial = env.client.v1.refunds.create(
+        params={
+            "payment_intent": session.payment_intent,
+            "amount": 999,
+            "reason": "requested_by_customer",
+            "metadata": {"why": "test"},
+        }
+    )
+    assert partial.object == "refund" and partial.id.startswith("re_test_")
+    assert partial.status == "succeeded" and partial.amount == 999
+    assert env.client.v1.refunds.retrieve(partial.id).metadata["why"] == "test"
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.refunds.create(params={"payment_intent": session.payment_intent, "amount": 5000})
+    assert info.value.param == "amount"
+    charge_id = env.client.v1.payment_intents.retrieve(session.payment_intent).latest_charge
+    rest = env.client.v1.refunds.create(params={"charge": charge_id})
+    assert rest.amount == 2000
+    charge = env.client.v1.charges.retrieve(charge_id)
+    assert charge.amount_refunded == 2999 and charge.refunded is True
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.refunds.create(params={"charge": charge_id})
+    assert info.value.code == "charge_already_refunded"
+
+    assert env.runtime.flush_webhooks(10)
+    refunded = env.receiver.of(charge_id, "charge.refunded")
+    assert sorted(
+        (e["data"]["object"]["amount_refunded"], e["data"]["object"]["refunded"]) for e in refunded
+    ) == [(999, False), (2999, True)]
+    assert env.receiver.of(partial.id, "refund.created") and env.receiver.of(rest.id, "refund.created")
+
+
+def test_refund_needs_a_paid_payment(env: Env) -> None:
+    with pytest.raises(stripe.InvalidRequestError):
+        env.client.v1.refunds.create(params={"payment_intent": "pi_test_missing"})
+    session = env.client.v1.checkout.sessions.create(params=session_params())
+    pay_on_page(env.http, session.url, "4000000000000002")  # declined: a PaymentIntent without money
+    pi = env.client.v1.checkout.sessions.retrieve(session.id).payment_intent
+    with pytest.raises(stripe.InvalidRequestError):
+        env.client.v1.refunds.create(params={"payment_intent": pi})
+
+
+# -- events -------------------------------------------------------------------------
+
+
+def test_events_list_filters_and_paginates(env: Env) -> None:
+    for _ in range(3):
+        paid_session(env)
+    page = env.client.v1.events.list(params={"type": "checkout.session.completed", "limit": 2})
+    assert page.object == "list" and page.url == "/v1/events" and len(page.data) == 2
+    assert page.has_more is True
+    assert all(e.type == "checkout.session.completed" for e in page.data)
+    assert page.data[0].created >= page.data[1].created
+    nxt = env.client.v1.events.list(
+        params={"type": "checkout.session.completed", "limit": 2, "starting_after": page.data[-1].id}
+    )
+    assert not {e.id for e in nxt.data} & {e.id for e in page.data}
+    wildcard = env.client.v1.events.list(params={"type": "checkout.session.*", "limit": 100})
+    assert {e.type for e in wildcard.data} <= {"checkout.session.completed", "checkout.session.expired"}
+    with pytest.raises(stripe.InvalidRequestError):
+        env.client.v1.events.retrieve("evt_missing")
+
+
+# -- concurrency and restrictions ---------------------------------------------------
+
+
+def local_pay(env: Env, session_id: str, **fields: str) -> httpx.Response:
+    return env.http.post(
+        f"{env.api_base}/_local/checkout/{session_id}/pay",
+        headers={"Authorization": "Bearer sk_test_local"},
+        data=fields,
+    )
+
+
+def test_concurrent_payments_never_over_redeem_a_code(env: Env) -> None:
+    coupon = env.client.v1.coupons.create(params={"amount_off": 100, "currency": "usd"})
+    code = f"RUSH{time.time_ns() % 100000}"
+    promo = env.client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": coupon.id}, "code": code, "max_redemptions": 3}
+    )
+    sessions = [
+        env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+        for _ in range(12)
+    ]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(lambda s: local_pay(env, s.id, promotion_code=code), sessions))
+    outcomes = sorted(r.json()["outcome"] for r in responses)
+    assert outcomes == ["promotion_invalid"] * 9 + ["succeeded"] * 3
+    assert env.client.v1.promotion_codes.retrieve(promo.id).times_redeemed == 3
+    paid = [r.json()["session"] for r in responses if r.status_code == 200]
+    assert all(s["amount_total"] == 2899 for s in paid)
+    refused = next(r.json() for r in responses if r.status_code == 400)
+    assert "redemption limit" in refused["message"]
+
+
+def test_first_time_and_minimum_amount_restrictions(env: Env) -> None:
+    coupon = env.client.v1.coupons.create(params={"percent_off": 10})
+    first_code = f"FIRST{time.time_ns() % 100000}"
+    env.client.v1.promotion_codes.create(
+        params={
+            "promotion": {"type": "coupon", "coupon": coupon.id},
+            "code": first_code,
+            "restrictions": {"first_time_transaction": True},
+        }
+    )
+    email = f"returning{time.time_ns()}@example.com"
+    earlier = env.client.v1.checkout.sessions.create(params=session_params())
+    assert local_pay(env, earlier.id, email=email).status_code == 200
+    later = env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+    refused = local_pay(env, later.id, email=email, promotion_code=first_code)
+    assert refused.status_code == 400
+    assert "first-time customers" in refused.json()["message"]
+    assert refused.json()["session"]["amount_total"] == 2999  # the discount was removed
+    newcomer = env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+    ok = local_pay(env, newcomer.id, email=f"new{time.time_ns()}@example.com", promotion_code=first_code)
+    assert ok.status_code == 200 and ok.json()["session"]["amount_total"] == 2699
+
+    big_code = f"BIG{time.time_ns() % 100000}"
+    env.client.v1.promotion_codes.create(
+        params={
+            "promotion": {"type": "coupon", "coupon": coupon.id},
+            "code": big_code,
+            "restrictions": {"minimum_amount": 5000, "minimum_amount_currency": "usd"},
+        }
+    )
+    small = env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
+    page = apply_code(env, small.url, big_code)
+    assert "This code requires a minimum order of $50.00." in parse(page.text).alerts
+
+
+def test_refund_test_cards_pending_and_failing(env: Env) -> None:
+    pending = paid_session(env, "4000000000007726")
+    refund = env.client.v1.refunds.create(params={"payment_intent": pending.payment_intent})
+    assert refund.status == "pending"
+    wait_for(lambda: env.client.v1.refunds.retrieve(refund.id).status == "succeeded", timeout=8)
+
+    failing = paid_session(env, "4000000000005126")
+    refund = env.client.v1.refunds.create(params={"payment_intent": failing.payment_intent})
+    assert refund.status == "succeeded"
+    wait_for(lambda: env.client.v1.refunds.retrieve(refund.id).status == "failed", timeout=8)
+    charge = env.client.v1.charges.retrieve(refund.charge)
+    assert charge.amount_refunded == 0 and charge.refunded is False
+    assert env.runtime.flush_webhooks(10)
+    assert env.receiver.of(refund.id, "refund.failed")

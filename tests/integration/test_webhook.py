@@ -1,0 +1,215 @@
+"""POST /api/stripe/webhook with really signed payloads: good, bad, expired, replayed, duplicate,
+concurrent; and the fulfilment race (webhook and success page at once) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from starlette.testclient import TestClient
+
+from quantoxbay import db as db_module
+from quantoxbay.api import build_api
+from quantoxbay.db import session_scope
+from quantoxbay.models import DownloadGrant, Order, Role, WebhookEvent
+from quantoxbay.services import fulfillment
+from quantoxbay.settings import get_settings
+from tests.factories import create_published_product, create_user
+from tests.stripe_payloads import checkout_session, event, signed
+
+URL = "/api/stripe/webhook"
+
+
+@pytest.fixture
+def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
+    monkeypatch.setattr("quantoxbay.db.get_engine", lambda: engine)
+    yield engine
+
+
+@pytest.fixture
+def client(app_engine: Engine) -> TestClient:
+    return TestClient(build_api())
+
+
+@pytest.fixture
+def sale(app_engine: Engine, tmp_path):  # type: ignore[no-untyped-def]
+    from quantoxbay.storage.local import LocalStorage
+
+    with Session(app_engine) as s:
+        seller, buyer = create_user(s, Role.SELLER), create_user(s, Role.BUYER)
+        product = create_published_product(s, LocalStorage(tmp_path / "files"), seller)
+        s.commit()
+        return buyer.id, product.id
+
+
+def _count(engine: Engine, model, *where) -> int:  # type: ignore[no-untyped-def]
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def _secret() -> str:
+    return get_settings().stripe_webhook_secret
+
+
+def test_signed_completed_event_creates_the_order(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+    buyer_id, product_id = sale
+    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    body, headers = signed(event(cs), _secret())
+    response = client.post(URL, content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["duplicate"] is False
+    assert _count(app_engine, Order, Order.stripe_session_id == cs["id"], Order.status == "paid") == 1
+    assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 1
+
+
+@pytest.mark.parametrize("case", ["missing", "malformed", "wrong_secret", "expired", "future", "tampered", "not_json"])
+def test_bad_signatures_get_400_and_write_nothing(client: TestClient, app_engine: Engine, sale, case: str) -> None:  # type: ignore[no-untyped-def]
+    buyer_id, product_id = sale
+    evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    body, headers = signed(evt, _secret())
+    if case == "missing":
+        headers.pop("Stripe-Signature")
+    elif case == "malformed":
+        headers["Stripe-Signature"] = "garbage"
+    elif case == "wrong_secret":
+        body, headers = signed(evt, "whsec_not_ours")
+    elif case == "expired":
+        body, headers = signed(evt, _secret(), timestamp=int(time.time()) - 301)
+    elif case == "future":
+        body, headers = signed(evt, _secret(), timestamp=int(time.time()) + 3600)
+    elif case == "tampered":
+        body = body.replace(b'"paid"', b'"paid" ')
+    elif case == "not_json":
+        import stripe
+
+        body = b"not json"
+        headers["Stripe-Signature"] = stripe.WebhookSignature.generate_signature_header("not json", _secret())
+    before = _count(app_engine, WebhookEvent)
+    response = client.post(URL, content=body, headers=headers)
+    assert response.status_code == 400
+    assert _count(app_engine, WebhookEvent) == before
+    assert _count(app_engine, Order, Order.buyer_id == buyer_id) == 0
+
+
+def test_replayed_body_with_old_signature_is_refused(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+    buyer_id, product_id = sale
+    evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    body, headers = signed(evt, _secret(), timestamp=int(time.time()) - 3600)
+    assert client.post(URL, content=body, headers=headers).status_code == 400
+
+
+def test_duplicate_and_shuffled_deliveries_make_one_order(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+    buyer_id, product_id = sale
+    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    evt = event(cs)
+    # Stripe may even create two Event objects for one change: dedupe on the session too.
+    twin = event(cs, event_id=None)
+    results = []
+    for e in [evt, twin, evt, evt, twin]:
+        body, headers = signed(e, _secret())
+        results.append(client.post(URL, content=body, headers=headers).json()["duplicate"])
+    assert results == [False, False, True, True, True]
+    assert _count(app_engine, Order, Order.stripe_session_id == cs["id"]) == 1
+    assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 1
+
+
+def test_concurrent_deliveries_make_one_order(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+    buyer_id, product_id = sale
+    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    evt = event(cs)
+    statuses: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def deliver() -> None:
+        body, headers = signed(evt, _secret())
+        barrier.wait()
+        statuses.append(client.post(URL, content=body, headers=headers).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert statuses == [200] * 10
+    assert _count(app_engine, Order, Order.stripe_session_id == cs["id"]) == 1
+    assert _count(app_engine, WebhookEvent, WebhookEvent.stripe_event_id == evt["id"]) == 1
+    assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 1
+
+
+def test_failure_answers_500_then_redelivery_succeeds(
+    client: TestClient, app_engine: Engine, sale, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    buyer_id, product_id = sale
+    evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    real = fulfillment.fulfill_checkout
+
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("quantoxbay.payments.webhooks.fulfillment.fulfill_checkout", broken)
+    body, headers = signed(evt, _secret())
+    assert client.post(URL, content=body, headers=headers).status_code == 500
+    assert _count(app_engine, Order, Order.buyer_id == buyer_id) == 0
+    with Session(app_engine) as s:
+        row = s.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == evt["id"])).one()
+        assert row.outcome == "failed" and "database went away" in row.error
+
+    monkeypatch.setattr("quantoxbay.payments.webhooks.fulfillment.fulfill_checkout", real)
+    body, headers = signed(evt, _secret())
+    response = client.post(URL, content=body, headers=headers)
+    assert response.status_code == 200 and response.json()["duplicate"] is False
+    assert _count(app_engine, Order, Order.buyer_id == buyer_id, Order.status == "paid") == 1
+
+
+def test_unhandled_event_types_are_recorded_and_ignored(client: TestClient, app_engine: Engine) -> None:
+    evt = event({"id": "cus_123", "object": "customer"}, type_="customer.created")
+    body, headers = signed(evt, _secret())
+    response = client.post(URL, content=body, headers=headers)
+    assert response.status_code == 200 and response.json()["outcome"] == "ignored"
+
+
+def test_webhook_and_success_page_racing_make_one_order(app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+    """Both paths end in fulfill_checkout; run them at once, many times, in separate transactions."""
+    buyer_id, product_id = sale
+    for _ in range(5):
+        cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+        evt = event(cs)
+        barrier = threading.Barrier(2)
+        changed: list[bool] = []
+        errors: list[BaseException] = []
+
+        def webhook_path() -> None:
+            from quantoxbay.payments.webhooks import process_event
+
+            barrier.wait()
+            try:
+                with session_scope(app_engine) as s:
+                    out = process_event(session=s, event=evt, raw=json.dumps(evt))
+                changed.append(bool(out.announcements))
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        def success_page_path() -> None:
+            barrier.wait()
+            try:
+                with session_scope(app_engine) as s:
+                    changed.append(fulfillment.fulfill_checkout(session=s, checkout_session=cs).changed)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=webhook_path), threading.Thread(target=success_page_path)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        assert sorted(changed) == [False, True]
+        assert _count(app_engine, Order, Order.stripe_session_id == cs["id"]) == 1
+    assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 5

@@ -1,0 +1,413 @@
+"""Catalog rules, on SQLite and PostgreSQL: sellers' products and files, buyers' listings and search."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+
+import pytest
+from PIL import Image
+from sqlmodel import Session
+
+from quantoxbay.models import Product, ProductFile, ProductStatus, Role, utcnow
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, catalog
+from quantoxbay.storage import FileTooLarge
+from tests.factories import create_published_product, create_user
+
+LIMIT = 10_000_000
+
+
+def _draft(db: Session, seller_id: int, **kwargs) -> Product:  # type: ignore[no-untyped-def]
+    fields = {"title": "Draft", "price_cents": 500, **kwargs}
+    return catalog.create_product(session=db, seller_id=seller_id, **fields)
+
+
+def _add_file(
+    db: Session, storage, product: Product, seller_id: int, name: str = "a.pdf", data: bytes = b"%PDF-1"
+):  # type: ignore[no-untyped-def]
+    assert product.id is not None
+    return catalog.add_product_file(
+        session=db, storage=storage, product_id=product.id, seller_id=seller_id, filename=name,
+        stream=io.BytesIO(data), max_bytes=LIMIT,
+    )  # fmt: skip
+
+
+def _png(width: int = 800, height: int = 600) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 90)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _search(db: Session, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
+    return [c.title for c in catalog.search_products(session=db, **kwargs).items]
+
+
+# --- creating and editing ------------------------------------------------------
+
+
+def test_seller_creates_a_draft_with_money_in_cents(db: Session) -> None:
+    seller = create_user(db, Role.SELLER)
+    product = _draft(db, seller.id, title="  Guide  ", price_cents=1999, currency="EUR", category="ebooks",
+                     tags=["Writing", " writing", "Craft", ""])  # fmt: skip
+    assert (product.title, product.price_cents, product.currency) == ("Guide", 1999, "eur")
+    assert product.status == ProductStatus.DRAFT.value
+    assert product.tags == "craft,writing"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"title": " "}, "title"),
+        ({"title": "x" * 201}, "200"),
+        ({"price_cents": -1}, "between"),
+        ({"price_cents": 49}, "at least 0.50"),
+        ({"currency": "xyz"}, "Unsupported currency"),
+        ({"category": "weapons"}, "Unknown category"),
+        ({"tags": [f"t{i}" for i in range(11)]}, "at most 10 tags"),
+    ],
+)
+def test_invalid_product_fields_are_refused(db: Session, fields: dict, message: str) -> None:
+    seller = create_user(db, Role.SELLER)
+    with pytest.raises(DomainError, match=message):
+        _draft(db, seller.id, **fields)
+
+
+def test_free_and_pay_what_you_want_products(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    free = create_published_product(db, storage, seller, title="Freebie", price_cents=0)
+    pwyw = _draft(db, seller.id, title="Tip jar", price_cents=300, pay_what_you_want=True)
+    _add_file(db, storage, pwyw, seller.id)
+    catalog.publish_product(session=db, storage=storage, product_id=pwyw.id, seller_id=seller.id)  # type: ignore[arg-type]
+    cards = {c.title: c for c in catalog.search_products(session=db, seller_id=seller.id).items}
+    assert cards["Freebie"].price_label == "Free" and free.price_cents == 0
+    assert cards["Tip jar"].price_label == "$3.00+" and cards["Tip jar"].pay_what_you_want
+
+
+def test_buyer_cannot_create_or_change_products(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    with pytest.raises(PermissionDenied):
+        _draft(db, buyer.id)
+    product = _draft(db, seller.id)
+    with pytest.raises(PermissionDenied):
+        catalog.update_product(
+            session=db, product_id=product.id, seller_id=buyer.id, title="Mine", price_cents=0
+        )  # type: ignore[arg-type]
+    with pytest.raises(PermissionDenied):
+        _add_file(db, storage, product, buyer.id)
+
+
+def test_another_seller_cannot_touch_my_product(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    owner, other = create_user(db, Role.SELLER), create_user(db, Role.SELLER)
+    product = create_published_product(db, storage, owner)
+    for call in (
+        lambda: catalog.unpublish_product(session=db, product_id=product.id, seller_id=other.id),
+        lambda: catalog.delete_product(
+            session=db, storage=storage, product_id=product.id, seller_id=other.id
+        ),
+        lambda: catalog.get_seller_product(session=db, product_id=product.id, seller_id=other.id),
+    ):
+        with pytest.raises(PermissionDenied):
+            call()
+    assert product.status == ProductStatus.PUBLISHED.value
+
+
+def test_update_changes_details_and_keeps_status(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = create_published_product(db, storage, seller, title="Old")
+    catalog.update_product(
+        session=db, product_id=product.id, seller_id=seller.id, title="New title",  # type: ignore[arg-type]
+        description="Now *better*", price_cents=2500, category="courses", tags="video, course",
+    )  # fmt: skip
+    view = catalog.get_seller_product(session=db, product_id=product.id, seller_id=seller.id)  # type: ignore[arg-type]
+    assert (view.title, view.price_cents, view.category, view.tags) == (
+        "New title",
+        2500,
+        "courses",
+        ["course", "video"],
+    )
+    assert view.status == ProductStatus.PUBLISHED.value
+
+
+# --- files ----------------------------------------------------------------------
+
+
+def test_file_is_streamed_to_storage_with_size_and_hash(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = _draft(db, seller.id)
+    record = _add_file(db, storage, product, seller.id, "Guide (v2).pdf", b"%PDF-1.7 hello")
+    assert record.filename == "Guide (v2).pdf" and record.size_bytes == 14 and record.version == 1
+    assert b"".join(storage.open_range(record.storage_key)) == b"%PDF-1.7 hello"
+    assert len(record.sha256) == 64
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.pdf", b"", "empty"),
+        ("setup.exe", b"MZ\x90\x00", ".exe files"),
+        ("install.sh", b"echo hi", ".sh files"),
+        ("Setup.MSI", b"\xd0\xcf\x11\xe0", ".msi files"),
+        ("notes.txt", b"MZ\x90\x00\x03\x00", "Windows program"),
+        ("photo.jpg", b"\x7fELF\x02\x01\x01", "Linux program"),
+        ("../../etc/passwd", b"root:x:0:0", "not a plain file name"),
+        ("..\\boot.ini", b"[boot]", "not a plain file name"),
+        (".bashrc", b"alias", "not a plain file name"),
+        ("a\x00b.txt", b"x", "control characters"),
+        ("   ", b"x", "no name"),
+    ],
+)
+def test_refused_uploads_store_nothing(db: Session, storage, name: str, data: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = _draft(db, seller.id)
+    with pytest.raises(DomainError, match=message):
+        _add_file(db, storage, product, seller.id, name, data)
+    assert not list(storage.root.rglob("*.*")), "nothing may be stored"
+    assert catalog.get_seller_product(session=db, product_id=product.id, seller_id=seller.id).files == []  # type: ignore[arg-type]
+
+
+def test_file_over_the_size_limit_stores_nothing(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = _draft(db, seller.id)
+    with pytest.raises(FileTooLarge):
+        catalog.add_product_file(
+            session=db, storage=storage, product_id=product.id, seller_id=seller.id, filename="big.zip",  # type: ignore[arg-type]
+            stream=io.BytesIO(b"x" * 2048), max_bytes=1024,
+        )  # fmt: skip
+    assert not [p for p in storage.root.rglob("*") if p.is_file()]
+
+
+def test_replacing_a_file_keeps_the_row_and_bumps_the_version(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = create_published_product(db, storage, seller, content=b"version one")
+    original = db.exec(ProductFile.__table__.select().where(ProductFile.product_id == product.id)).first()  # type: ignore[attr-defined]
+    assert original is not None
+    replaced = catalog.replace_product_file(
+        session=db, storage=storage, product_id=product.id, seller_id=seller.id, file_id=original.id,  # type: ignore[arg-type]
+        filename="file-v2.txt", stream=io.BytesIO(b"version two"), max_bytes=LIMIT,
+    )  # fmt: skip
+    assert replaced.id == original.id and replaced.version == 2 and replaced.filename == "file-v2.txt"
+    assert replaced.storage_key != original.storage_key
+    assert b"".join(storage.open_range(replaced.storage_key)) == b"version two"
+    assert not storage.exists(original.storage_key)
+
+
+def test_a_product_without_files_or_with_missing_files_cannot_be_published(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = _draft(db, seller.id)
+    with pytest.raises(DomainError, match="at least one file"):
+        catalog.publish_product(session=db, storage=storage, product_id=product.id, seller_id=seller.id)  # type: ignore[arg-type]
+    record = _add_file(db, storage, product, seller.id, "lost.pdf")
+    storage.delete(record.storage_key)
+    with pytest.raises(DomainError, match="missing from storage: lost.pdf"):
+        catalog.publish_product(session=db, storage=storage, product_id=product.id, seller_id=seller.id)  # type: ignore[arg-type]
+    assert product.status == ProductStatus.DRAFT.value
+
+
+def test_published_product_keeps_its_last_file(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = create_published_product(db, storage, seller)
+    view = catalog.get_seller_product(session=db, product_id=product.id, seller_id=seller.id)  # type: ignore[arg-type]
+    with pytest.raises(DomainError, match="at least one file"):
+        catalog.remove_product_file(
+            session=db,
+            storage=storage,
+            product_id=product.id,
+            seller_id=seller.id,
+            file_id=view.files[0].id,  # type: ignore[arg-type]
+        )
+
+
+def test_cover_image_gets_thumbnails(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = create_published_product(db, storage, seller)
+    catalog.set_cover_image(
+        session=db,
+        storage=storage,
+        product_id=product.id,
+        seller_id=seller.id,
+        stream=io.BytesIO(_png(2000, 900)),  # type: ignore[arg-type]
+    )
+    assert product.cover_key
+    with Image.open(io.BytesIO(b"".join(storage.open_range(f"{product.cover_key}/card.webp")))) as card:
+        assert card.size == (480, 360) and card.format == "WEBP"
+    with Image.open(io.BytesIO(b"".join(storage.open_range(f"{product.cover_key}/page.webp")))) as page:
+        assert page.size == (1200, 540)
+    detail = catalog.get_published_product(session=db, product_id=product.id, storage=storage)  # type: ignore[arg-type]
+    assert detail.cover_url and detail.cover_url.startswith("data:image/webp;base64,")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"), [(b"", "empty"), (b"not an image", "not an image"), (_png()[:60], "damaged|not an image")]
+)
+def test_bad_cover_images_are_refused(db: Session, storage, data: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = _draft(db, seller.id)
+    with pytest.raises(DomainError, match=message):
+        catalog.set_cover_image(
+            session=db,
+            storage=storage,
+            product_id=product.id,
+            seller_id=seller.id,
+            stream=io.BytesIO(data),  # type: ignore[arg-type]
+        )
+    assert product.cover_key is None
+
+
+# --- publishing lifecycle and visibility ---------------------------------------------
+
+
+def test_unpublished_and_deleted_products_are_not_found_by_buyers(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    hidden = create_published_product(db, storage, seller, title="Hidden gem")
+    gone = create_published_product(db, storage, seller, title="Gone gem")
+    draft = _draft(db, seller.id, title="Draft gem")
+    catalog.unpublish_product(session=db, product_id=hidden.id, seller_id=seller.id)  # type: ignore[arg-type]
+    catalog.delete_product(session=db, storage=storage, product_id=gone.id, seller_id=seller.id)  # type: ignore[arg-type]
+    for product in (hidden, gone, draft):
+        with pytest.raises(NotFound):
+            catalog.get_published_product(session=db, product_id=product.id)  # type: ignore[arg-type]
+    assert _search(db, query="gem") == []
+    assert [p.title for p in catalog.list_seller_products(session=db, seller_id=seller.id)] == [
+        "Draft gem",
+        "Hidden gem",
+    ]
+    with pytest.raises(NotFound):
+        catalog.get_seller_product(session=db, product_id=gone.id, seller_id=seller.id)  # type: ignore[arg-type]
+    # A product nobody bought loses its files with it.
+    assert not [p for p in storage.root.rglob(f"products/{gone.id}/*/*") if p.is_file()]
+    # Publishing again brings the unpublished one back.
+    catalog.publish_product(session=db, storage=storage, product_id=hidden.id, seller_id=seller.id)  # type: ignore[arg-type]
+    assert _search(db, query="gem") == ["Hidden gem"]
+
+
+def test_description_markdown_is_rendered_without_scripts(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    evil = (
+        "# Hello\n\n**bold** [ok](https://example.com) [bad](javascript:alert(1))\n\n"
+        '<script>alert("x")</script>\n\n<img src=x onerror="alert(2)">\n\n'
+        '<iframe srcdoc="<script>alert(3)</script>"></iframe>\n\n<a href="#" onclick="alert(4)">x</a>'
+    )
+    product = create_published_product(db, storage, seller)
+    catalog.update_product(
+        session=db,
+        product_id=product.id,
+        seller_id=seller.id,
+        title="T",
+        description=evil,
+        price_cents=100,  # type: ignore[arg-type]
+    )
+    html = catalog.get_published_product(session=db, product_id=product.id).description_html  # type: ignore[arg-type]
+    assert "<h1>Hello</h1>" in html and "<strong>bold</strong>" in html
+    assert 'href="https://example.com"' in html and "nofollow" in html
+    lowered = html.lower()
+    for bad in ("<script", "<img", "<iframe", 'href="javascript'):
+        assert bad not in lowered, bad
+    # Raw HTML is shown as text; no real tag carries an event handler.
+    assert not re.search(r"<[a-z][^>]*\son\w+=", lowered)
+    assert "&lt;script&gt;" in lowered
+
+
+def test_product_page_lists_files_and_sale_price(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    product = create_published_product(db, storage, seller, title="On sale", price_cents=2000)
+    product.sale_price_cents = 1500
+    product.sale_starts_at = utcnow() - timedelta(hours=1)
+    product.sale_ends_at = utcnow() + timedelta(hours=1)
+    db.add(product)
+    db.flush()
+    detail = catalog.get_published_product(session=db, product_id=product.id)  # type: ignore[arg-type]
+    assert detail.title == "On sale" and detail.on_sale
+    assert (detail.price_label, detail.regular_price_label) == ("$15.00", "$20.00")
+    assert [(f.filename, f.size_bytes) for f in detail.files] == [("file.txt", 12)]
+    product.sale_ends_at = utcnow() - timedelta(minutes=1)
+    db.add(product)
+    db.flush()
+    assert catalog.get_published_product(session=db, product_id=product.id).price_label == "$20.00"  # type: ignore[arg-type]
+
+
+# --- listing, search, filters, sort, keyset pages ------------------------------------
+
+
+def test_search_matches_title_description_and_tags_with_prefixes(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    create_published_product(db, storage, seller, title="Watercolor brushes")
+    p = create_published_product(db, storage, seller, title="Lightroom pack")
+    catalog.update_product(
+        session=db, product_id=p.id, seller_id=seller.id, title="Lightroom pack",  # type: ignore[arg-type]
+        description="Moody presets for travel photography", price_cents=900, tags=["film"],
+    )  # fmt: skip
+    assert _search(db, query="watercolor") == ["Watercolor brushes"]
+    assert _search(db, query="PHOTOGRAPHY") == ["Lightroom pack"]
+    assert _search(db, query="photo") == ["Lightroom pack"]  # prefix while typing
+    assert _search(db, query="film moody") == ["Lightroom pack"]  # tags + description, all words
+    assert _search(db, query="film watercolor") == []
+    # FTS syntax in the query is plain text, never an error.
+    assert _search(db, query='"unbalanced OR (NEAR* -') == []
+    assert set(_search(db, query="")) == {"Watercolor brushes", "Lightroom pack"}
+
+
+def test_filters_by_category_and_price_range(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    for title, price, category in [
+        ("A", 0, "ebooks"),
+        ("B", 500, "ebooks"),
+        ("C", 1500, "audio"),
+        ("D", 3000, "ebooks"),
+    ]:
+        p = create_published_product(db, storage, seller, title=title, price_cents=price)
+        p.category = category
+        db.add(p)
+    db.flush()
+    assert sorted(_search(db, seller_id=seller.id, category="ebooks")) == ["A", "B", "D"]
+    assert sorted(_search(db, seller_id=seller.id, min_price_cents=500, max_price_cents=1500)) == ["B", "C"]
+    assert _search(db, seller_id=seller.id, category="ebooks", max_price_cents=0) == ["A"]
+
+
+def test_sort_orders_and_keyset_pages_cover_every_product_once(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    base = utcnow()
+    for i in range(7):
+        p = create_published_product(db, storage, seller, title=f"P{i}", price_cents=100 * (i % 3) + 100)
+        p.sales_count = i
+        p.created_at = base - timedelta(minutes=i)
+        db.add(p)
+    db.flush()
+
+    def walk(sort: str) -> list[str]:
+        titles, cursor = [], None
+        while True:
+            page = catalog.search_products(session=db, seller_id=seller.id, sort=sort, cursor=cursor, limit=3)
+            titles += [c.title for c in page.items]
+            if page.next_cursor is None:
+                return titles
+            cursor = page.next_cursor
+
+    assert walk("newest") == [f"P{i}" for i in range(7)]
+    assert walk("best_selling") == [f"P{i}" for i in reversed(range(7))]
+    prices_asc = walk("price_asc")
+    assert sorted(prices_asc) == sorted(f"P{i}" for i in range(7))
+    assert prices_asc[:3] == ["P0", "P3", "P6"]  # price 100, ties broken by id
+    assert walk("price_desc") == list(reversed(prices_asc))
+
+
+def test_bad_cursor_or_sort_is_a_clear_error(db: Session) -> None:
+    with pytest.raises(DomainError, match="out of date"):
+        catalog.search_products(session=db, cursor="garbage!!")
+    page_cursor = catalog._encode_cursor("price_asc", Product(id=1, title="x", seller_id=1, price_cents=5))
+    with pytest.raises(DomainError, match="out of date"):
+        catalog.search_products(session=db, sort="newest", cursor=page_cursor)
+    with pytest.raises(DomainError, match="Unknown sort"):
+        catalog.search_products(session=db, sort="id; drop table product")
+
+
+def test_seller_profile_by_handle(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    create_published_product(db, storage, seller, title="Shop item")
+    assert seller.handle
+    profile = catalog.get_seller_profile(session=db, handle=seller.handle)
+    assert profile.id == seller.id
+    assert _search(db, seller_id=profile.id) == ["Shop item"]
+    with pytest.raises(NotFound):
+        catalog.get_seller_profile(session=db, handle="no-such-seller")
+    assert buyer.handle is None

@@ -1,0 +1,156 @@
+"""fulfill_checkout: only paid sessions, exactly one order, grants, amounts; checkout pricing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, Role, utcnow
+from quantoxbay.services import checkout, fulfillment
+from quantoxbay.services.notifier import checkout_topic, seller_topic
+from quantoxbay.services.pricing import current_price_cents
+from tests.factories import create_published_product, create_user
+from tests.stripe_payloads import checkout_session
+
+
+@pytest.fixture
+def sale(db: Session, storage):  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    buyer = create_user(db, Role.BUYER)
+    product = create_published_product(db, storage, seller, price_cents=1500)
+    return seller, buyer, product
+
+
+def test_paid_session_creates_one_order_with_amounts_and_grant(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    seller, buyer, product = sale
+    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1200, discount=300)
+    result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
+    assert result.changed and result.status == "paid" and result.seller_ids == [seller.id]
+    order = db.exec(select(Order).where(Order.stripe_session_id == cs["id"])).one()
+    assert (order.subtotal_cents, order.discount_cents, order.total_cents) == (1500, 300, 1200)
+    assert order.currency == "usd" and order.buyer_id == buyer.id
+    assert order.stripe_payment_intent_id == cs["payment_intent"]
+    assert order.paid_at is not None
+    item = db.exec(select(OrderItem).where(OrderItem.order_id == order.id)).one()
+    assert (item.product_id, item.seller_id, item.total_cents) == (product.id, seller.id, 1200)
+    grants = db.exec(select(DownloadGrant).where(DownloadGrant.order_id == order.id)).all()
+    assert [(g.buyer_id, g.product_id, g.revoked) for g in grants] == [(buyer.id, product.id, False)]
+    db.refresh(product)
+    assert product.sales_count == 1
+    topics = result.announcements()[0].topics
+    assert checkout_topic(cs["id"]) in topics and seller_topic(seller.id) in topics
+
+
+def test_second_call_changes_nothing(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    _, buyer, product = sale
+    cs = checkout_session(buyer_id=buyer.id, product_id=product.id)
+    first = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
+    second = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
+    assert first.changed and not second.changed and first.order_id == second.order_id
+    assert second.announcements() == []
+    assert len(db.exec(select(Order).where(Order.stripe_session_id == cs["id"])).all()) == 1
+    assert len(db.exec(select(DownloadGrant).where(DownloadGrant.order_id == first.order_id)).all()) == 1
+
+
+def test_unpaid_session_grants_nothing_then_async_success_does(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    _, buyer, product = sale
+    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
+    pending = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
+    assert pending.status == "pending"
+    assert not checkout.owns_product(session=db, buyer_id=buyer.id, product_id=product.id)
+    paid = fulfillment.fulfill_checkout(session=db, checkout_session={**cs, "payment_status": "paid"})
+    assert paid.changed and paid.status == "paid" and paid.order_id == pending.order_id
+    assert checkout.owns_product(session=db, buyer_id=buyer.id, product_id=product.id)
+
+
+def test_async_failure_marks_order_failed_without_grants(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    _, buyer, product = sale
+    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
+    fulfillment.fulfill_checkout(session=db, checkout_session=cs)
+    failed = fulfillment.fail_checkout(session=db, checkout_session=cs)
+    assert failed.changed and failed.status == OrderStatus.FAILED.value
+    assert not checkout.owns_product(session=db, buyer_id=buyer.id, product_id=product.id)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [{"metadata": {}, "client_reference_id": None}, {"id": "pi_not_a_session"}, {"metadata": {"product_id": "x"}}],
+)
+def test_malformed_sessions_are_refused(db: Session, sale, broken: dict) -> None:  # type: ignore[no-untyped-def]
+    _, buyer, product = sale
+    cs = {**checkout_session(buyer_id=buyer.id, product_id=product.id), **broken}
+    with pytest.raises(fulfillment.MalformedCheckoutSession):
+        fulfillment.fulfill_checkout(session=db, checkout_session=cs)
+
+
+def test_sale_price_applies_only_inside_its_window(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    _, _, product = sale
+    now = utcnow()
+    product.sale_price_cents = 900
+    product.sale_starts_at, product.sale_ends_at = now - timedelta(hours=1), now + timedelta(hours=1)
+    assert current_price_cents(product, now) == 900
+    assert current_price_cents(product, now + timedelta(hours=2)) == 1500
+    assert current_price_cents(product, now - timedelta(hours=2)) == 1500
+
+
+class FakeSessions:
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict, dict]] = []
+
+    def create(self, params, options):  # type: ignore[no-untyped-def]
+        self.calls.append((params, options))
+        return type("S", (), {"id": "cs_test_fake", "url": "https://checkout.example/cs_test_fake"})()
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.sessions = FakeSessions()
+        self.v1 = type("V1", (), {"checkout": type("C", (), {"sessions": self.sessions})()})()
+
+
+def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    _, buyer, product = sale
+    client = FakeClient()
+    start = checkout.start_checkout(
+        session=db, stripe_client=client, buyer_id=buyer.id, product_id=product.id,  # type: ignore[arg-type]
+        public_url="http://shop.test", now=1_000_000.0,
+    )
+    assert start.url == "https://checkout.example/cs_test_fake"
+    params, options = client.sessions.calls[0]
+    line = params["line_items"][0]
+    assert line["price_data"]["unit_amount"] == 1500 and line["quantity"] == 1
+    assert params["mode"] == "payment" and params["allow_promotion_codes"] is True
+    assert params["client_reference_id"] == str(buyer.id)
+    assert params["metadata"] == {"buyer_id": str(buyer.id), "product_id": str(product.id)}
+    assert params["success_url"] == "http://shop.test/checkout/success?session_id={CHECKOUT_SESSION_ID}"
+    assert 1800 <= params["expires_at"] - 1_000_000 <= 86400
+    # A double click inside the window reuses the key (Stripe replays the same session).
+    checkout.start_checkout(
+        session=db, stripe_client=client, buyer_id=buyer.id, product_id=product.id,  # type: ignore[arg-type]
+        public_url="http://shop.test", now=1_000_010.0,
+    )
+    assert client.sessions.calls[1][1]["idempotency_key"] == options["idempotency_key"]
+    assert client.sessions.calls[1][0] == params
+
+
+def test_start_checkout_refusals(db: Session, sale, storage) -> None:  # type: ignore[no-untyped-def]
+    seller, buyer, product = sale
+    client = FakeClient()
+    kwargs = {"session": db, "stripe_client": client, "public_url": "http://shop.test"}
+    with pytest.raises(checkout.DomainError, match="your own product"):
+        checkout.start_checkout(buyer_id=seller.id, product_id=product.id, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(checkout.NotFound):
+        checkout.start_checkout(buyer_id=buyer.id, product_id=10**9, **kwargs)  # type: ignore[arg-type]
+    fulfillment.fulfill_checkout(session=db, checkout_session=checkout_session(buyer_id=buyer.id, product_id=product.id))
+    with pytest.raises(checkout.AlreadyOwned):
+        checkout.start_checkout(buyer_id=buyer.id, product_id=product.id, **kwargs)  # type: ignore[arg-type]
+    draft = db.get(Product, product.id)
+    assert draft is not None
+    draft.status = "unpublished"
+    db.add(draft)
+    other = create_user(db, Role.BUYER)
+    with pytest.raises(checkout.NotFound):
+        checkout.start_checkout(buyer_id=other.id, product_id=product.id, **kwargs)  # type: ignore[arg-type]
+    assert client.sessions.calls == []
