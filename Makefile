@@ -53,7 +53,7 @@ services:
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check quantoxbay tests bench
-	$(BIN)/mypy quantoxbay/services quantoxbay/models.py quantoxbay/settings.py quantoxbay/storage
+	$(BIN)/mypy quantoxbay/settings.py quantoxbay/storage quantoxbay/stripe_local
 
 test: setup chromium services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -6,11 +6,11 @@ An explicit ``sqlalchemy.url`` in the Alembic config (set by tests and
 
 from __future__ import annotations
 
-from alembic import context
 from sqlmodel import SQLModel
 
-from quantoxbay.models import include_in_autogenerate  # also registers the tables on SQLModel.metadata
+from alembic import context
 from quantoxbay.db import make_engine
+from quantoxbay.models import include_in_autogenerate  # also registers the tables on SQLModel.metadata
 from quantoxbay.settings import get_settings
 
 config = context.config

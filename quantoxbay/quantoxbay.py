@@ -85,3 +85,39 @@ async def _embedded_stripe() -> None:
     runtime = getattr(api.state, "stripe_local", None)
     if runtime is not None:
         runtime.ensure_started()
+
+
+# --- catalog: seller product management and the public seller page -------------------------
+from quantoxbay.pages.seller_products import (  # noqa: E402
+    edit_product_page,
+    new_product_page,
+    seller_products_page,
+)
+from quantoxbay.pages.storefront import seller_public_page  # noqa: E402
+from quantoxbay.state.catalog import SellerPageState  # noqa: E402
+from quantoxbay.state.seller_products import ProductFormState, SellerProductsState  # noqa: E402
+
+app.add_page(
+    seller_products_page,
+    route=routes.SELLER_PRODUCTS,
+    title="Your products · QuantoxBay",
+    on_load=[SessionState.guard_seller, SellerProductsState.load],
+)
+app.add_page(
+    new_product_page,
+    route=routes.SELLER_PRODUCTS_NEW,
+    title="New product · QuantoxBay",
+    on_load=[SessionState.guard_seller, ProductFormState.load_new],
+)
+app.add_page(
+    edit_product_page,
+    route="/seller/products/[product_id]/edit",
+    title="Edit product · QuantoxBay",
+    on_load=[SessionState.guard_seller, ProductFormState.load_edit],
+)
+app.add_page(
+    seller_public_page,
+    route=routes.SELLER_PAGE,
+    title="Seller · QuantoxBay",
+    on_load=[SessionState.load_session, SellerPageState.load],
+)

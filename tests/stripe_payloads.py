@@ -11,8 +11,14 @@ import stripe
 
 
 def checkout_session(
-    *, buyer_id: int, product_id: int, amount: int = 999, payment_status: str = "paid", discount: int = 0,
-    session_id: str | None = None, currency: str = "usd",
+    *,
+    buyer_id: int,
+    product_id: int,
+    amount: int = 999,
+    payment_status: str = "paid",
+    discount: int = 0,
+    session_id: str | None = None,
+    currency: str = "usd",
 ) -> dict[str, Any]:
     sid = session_id or f"cs_test_{uuid.uuid4().hex}"
     return {
@@ -33,7 +39,9 @@ def checkout_session(
     }
 
 
-def event(obj: dict[str, Any], type_: str = "checkout.session.completed", event_id: str | None = None) -> dict:
+def event(
+    obj: dict[str, Any], type_: str = "checkout.session.completed", event_id: str | None = None
+) -> dict:
     return {
         "id": event_id or f"evt_{uuid.uuid4().hex}",
         "object": "event",

@@ -13,7 +13,14 @@ def _download_link(f: rx.Var) -> rx.Component:
     return rx.hstack(
         rx.icon("file-down", size=16),
         rx.text(f["filename"], size="2"),
-        rx.link("Download", href=f["url"], is_external=False, weight="bold"),
+        # A plain <a download>: the client-side router must not swallow a file response.
+        rx.el.a(
+            "Download",
+            href=f["url"],
+            download=f["filename"],
+            custom_attrs={"reloadDocument": True},
+            style={"fontWeight": 600, "color": "var(--accent-11)", "textDecoration": "underline"},
+        ),
         spacing="2",
         align="center",
     )

@@ -1,4 +1,4 @@
-"""Storefront `/` and product page `/products/[product_id]`."""
+"""Storefront `/`, product page `/products/[product_id]` and seller page `/sellers/[handle]`."""
 
 from __future__ import annotations
 
@@ -7,40 +7,111 @@ import reflex as rx
 from quantoxbay import routes
 from quantoxbay.components.buy_box import buy_box
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
-from quantoxbay.state.catalog import ProductState, StorefrontState
+from quantoxbay.components.product_card import cover_image, product_grid
+from quantoxbay.services.catalog import CATEGORIES, SORT_ORDERS
+from quantoxbay.state.catalog import ALL_CATEGORIES, ProductState, SellerPageState, StorefrontState
 
 
-def product_card(product: rx.Var) -> rx.Component:
-    return rx.link(
-        rx.card(
-            rx.vstack(
-                rx.center(
-                    rx.icon("package", size=40, color=rx.color("accent", 9)),
-                    height="9em",
-                    width="100%",
-                    background=rx.color("accent", 3),
-                    border_radius="var(--radius-3)",
-                ),
-                rx.text(product["title"], weight="bold", size="3", trim="both"),
-                rx.hstack(
-                    rx.text(product["seller_name"], size="2", color=rx.color("gray", 10)),
-                    rx.badge(product["price_label"], size="2", variant="soft"),
-                    justify="between",
-                    width="100%",
-                ),
-                spacing="2",
-            ),
-            width="100%",
-            _hover={"box_shadow": "var(--shadow-4)"},
+def _filters() -> rx.Component:
+    s = StorefrontState
+    return rx.flex(
+        rx.input(
+            rx.input.slot(rx.icon("search", size=16)),
+            placeholder="Search products",
+            aria_label="Search products",
+            type="search",
+            value=s.query,
+            on_change=s.set_query,
+            debounce_timeout=300,
+            size="3",
+            flex="1",
+            min_width="14em",
         ),
-        href="/products/" + product["id"].to_string(),
-        underline="none",
-        aria_label=product["title"],
-        color="inherit",
+        rx.select.root(
+            rx.select.trigger(aria_label="Category", placeholder="Category"),
+            rx.select.content(
+                rx.select.item("All categories", value=ALL_CATEGORIES),
+                *[rx.select.item(label, value=value) for value, label in CATEGORIES.items()],
+            ),
+            value=s.category,
+            on_change=s.set_category,
+            size="3",
+        ),
+        rx.select.root(
+            rx.select.trigger(aria_label="Sort by"),
+            rx.select.content(*[rx.select.item(label, value=value) for value, label in SORT_ORDERS.items()]),
+            value=s.sort,
+            on_change=s.set_sort,
+            size="3",
+        ),
+        rx.hstack(
+            rx.input(
+                placeholder="Min price",
+                aria_label="Min price",
+                value=s.min_price,
+                on_change=s.set_min_price,
+                on_blur=s.apply_prices,
+                input_mode="decimal",
+                width="7em",
+                size="3",
+            ),
+            rx.input(
+                placeholder="Max price",
+                aria_label="Max price",
+                value=s.max_price,
+                on_change=s.set_max_price,
+                on_blur=s.apply_prices,
+                input_mode="decimal",
+                width="7em",
+                size="3",
+            ),
+            spacing="2",
+        ),
+        gap="3",
+        wrap="wrap",
+        width="100%",
+        padding_bottom="1.5em",
+        as_="search",
+    )
+
+
+def _pager() -> rx.Component:
+    s = StorefrontState
+    return rx.hstack(
+        rx.button(
+            rx.icon("chevron-left", size=16),
+            "Previous",
+            variant="soft",
+            disabled=s.page_number <= 1,
+            on_click=s.previous_page,
+        ),
+        rx.text("Page ", s.page_number, size="2", color=rx.color("gray", 11)),
+        rx.button(
+            "Next",
+            rx.icon("chevron-right", size=16),
+            variant="soft",
+            disabled=~s.next_cursor.bool(),
+            on_click=s.next_page,
+        ),
+        justify="center",
+        align="center",
+        spacing="4",
+        width="100%",
+        padding_top="2em",
     )
 
 
 def storefront() -> rx.Component:
+    s = StorefrontState
+    no_match = empty_state(
+        "search-x",
+        "Nothing matches",
+        "Try fewer words, another category or a wider price range.",
+        rx.button("Clear filters", variant="soft", on_click=s.clear_filters),
+    )
+    nothing_yet = empty_state(
+        "store", "No products yet", "Sellers have not published anything yet. Check back soon."
+    )
     return page(
         rx.vstack(
             rx.heading("Digital products from independent creators", size="7"),
@@ -51,20 +122,15 @@ def storefront() -> rx.Component:
             spacing="2",
             padding_bottom="1.5em",
         ),
+        _filters(),
+        rx.cond(s.error != "", rx.callout(s.error, icon="triangle-alert", color_scheme="red", role="alert")),
         rx.cond(
-            StorefrontState.loading,
+            s.loading,
             loading_block(),
             rx.cond(
-                StorefrontState.total > 0,
-                rx.grid(
-                    rx.foreach(StorefrontState.products, product_card),
-                    columns=rx.breakpoints(initial="1", sm="2", md="3", lg="4"),
-                    spacing="4",
-                    width="100%",
-                ),
-                empty_state(
-                    "store", "No products yet", "Sellers have not published anything yet. Check back soon."
-                ),
+                s.products.length() > 0,
+                rx.box(product_grid(s.products), _pager(), width="100%"),
+                rx.cond(s.has_filters, no_match, nothing_yet),
             ),
         ),
     )
@@ -73,18 +139,37 @@ def storefront() -> rx.Component:
 def product_page() -> rx.Component:
     p = ProductState.product
     body = rx.grid(
-        rx.center(
-            rx.icon("package", size=72, color=rx.color("accent", 9)),
-            height="18em",
-            background=rx.color("accent", 3),
-            border_radius="var(--radius-4)",
-        ),
+        cover_image(p["cover_page_url"], "22em", icon_size=72),
         rx.vstack(
             rx.heading(p["title"], size="8", as_="h1"),
-            rx.text("by ", rx.text.strong(p["seller_name"]), color=rx.color("gray", 11)),
-            rx.heading(p["price_label"], size="6", color=rx.color("accent", 11)),
+            rx.text(
+                "by ",
+                rx.cond(
+                    p["seller_handle"],
+                    rx.link(rx.text.strong(p["seller_name"]), href="/sellers/" + p["seller_handle"].to(str)),
+                    rx.text.strong(p["seller_name"]),
+                ),
+                color=rx.color("gray", 11),
+            ),
+            rx.hstack(
+                rx.heading(p["price_label"], size="6", color=rx.color("accent", 11)),
+                rx.cond(
+                    p["on_sale"],
+                    rx.text(
+                        p["regular_price_label"],
+                        size="3",
+                        color=rx.color("gray", 10),
+                        text_decoration="line-through",
+                        aria_label="Regular price",
+                    ),
+                ),
+                rx.cond(p["on_sale"], rx.badge("On sale", color_scheme="red")),
+                align="center",
+                spacing="3",
+            ),
             buy_box(),
-            rx.box(rx.markdown(p["description"].to(str)), width="100%"),
+            # Rendered from markdown and sanitised (nh3) on the server: no seller script runs here.
+            rx.box(rx.html(p["description_html"].to(str)), class_name="qb-description", width="100%"),
             rx.heading("What you get", size="3", padding_top="1em"),
             rx.vstack(
                 rx.foreach(
@@ -98,6 +183,8 @@ def product_page() -> rx.Component:
                     ),
                 ),
                 spacing="1",
+                as_="ul",
+                aria_label="Files",
             ),
             spacing="3",
             align="start",
@@ -115,3 +202,26 @@ def product_page() -> rx.Component:
     return page(
         rx.cond(ProductState.loading, loading_block(), rx.cond(ProductState.not_found, missing, body))
     )
+
+
+def seller_public_page() -> rx.Component:
+    s = SellerPageState
+    missing = empty_state(
+        "user-x",
+        "Seller not found",
+        "No seller goes by that name.",
+        button_link("Back to the store", routes.STOREFRONT),
+    )
+    body = rx.vstack(
+        rx.heading(s.seller_name, size="7", as_="h1"),
+        rx.text("Products by this seller", color=rx.color("gray", 11)),
+        rx.cond(
+            s.products.length() > 0,
+            product_grid(s.products),
+            empty_state("package", "Nothing for sale yet", "This seller has not published anything yet."),
+        ),
+        rx.cond(s.next_cursor != "", rx.button("Show more", variant="soft", on_click=s.load_more)),
+        spacing="4",
+        width="100%",
+    )
+    return page(rx.cond(s.loading, loading_block(), rx.cond(s.not_found, missing, body)))

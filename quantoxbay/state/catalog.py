@@ -1,38 +1,140 @@
-"""Storefront and product page states."""
+"""Storefront, product page and seller page states: thin, they call the catalog service."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-from quantoxbay.services import NotFound, catalog
+from quantoxbay.services import DomainError, NotFound, catalog
+from quantoxbay.services.money import parse_price
 from quantoxbay.state.session import run_service
+from quantoxbay.storage import get_storage
 
 PAGE_SIZE = 24
+ALL_CATEGORIES = "all"  # a Select cannot hold "", so this stands for "every category"
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
 
 
 class StorefrontState(rx.State):
+    """`/`: search, filters, sort and keyset pages over the published products."""
+
     products: list[dict] = []
-    total: int = 0
-    page: int = 1
+    query: str = ""
+    category: str = ALL_CATEGORIES
+    sort: str = "newest"
+    min_price: str = ""
+    max_price: str = ""
+    error: str = ""
     loading: bool = True
+    next_cursor: str = ""
+    # Cursors of the pages before this one, so "Previous" needs no OFFSET either.
+    previous_cursors: list[str] = []
+    cursor: str = ""
 
     @rx.var
-    def page_count(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+    def page_number(self) -> int:
+        return len(self.previous_cursors) + 1
+
+    @rx.var
+    def has_filters(self) -> bool:
+        return bool(self.query or self.min_price or self.max_price or self.category != ALL_CATEGORIES)
+
+    async def _fetch(self) -> None:
+        self.error = ""
+        try:
+            low = parse_price(self.min_price) if self.min_price.strip() else None
+            high = parse_price(self.max_price) if self.max_price.strip() else None
+            result = await run_service(
+                catalog.search_products,
+                storage=get_storage(),
+                query=self.query,
+                category="" if self.category == ALL_CATEGORIES else self.category,
+                min_price_cents=low,
+                max_price_cents=high,
+                sort=self.sort,
+                cursor=self.cursor or None,
+                limit=PAGE_SIZE,
+            )
+        except DomainError as exc:
+            self.error, self.products, self.next_cursor, self.loading = str(exc), [], "", False
+            return
+        self.products = [c.model_dump() for c in result.items]
+        self.next_cursor = result.next_cursor or ""
+        self.loading = False
+
+    async def _first_page(self) -> None:
+        self.cursor, self.previous_cursors = "", []
+        await self._fetch()
 
     @rx.event
     async def load(self) -> None:
-        try:
-            self.page = max(1, int(self.router.url.query_parameters.get("page", "1")))
-        except ValueError:
-            self.page = 1
-        cards = await run_service(catalog.list_published, limit=PAGE_SIZE, offset=(self.page - 1) * PAGE_SIZE)
-        self.total = await run_service(catalog.count_published)
-        self.products = [c.model_dump() for c in cards]
-        self.loading = False
+        params = self.router.url.query_parameters
+        self.query = (params.get("q") or "")[:200]
+        category = params.get("category") or ALL_CATEGORIES
+        self.category = category if category in catalog.CATEGORIES else ALL_CATEGORIES
+        sort = params.get("sort") or "newest"
+        self.sort = sort if sort in catalog.SORT_ORDERS else "newest"
+        await self._first_page()
+
+    @rx.event
+    async def set_query(self, value: str) -> None:
+        self.query = value[:200]
+        await self._first_page()
+
+    @rx.event
+    async def set_category(self, value: str) -> None:
+        self.category = value if value in catalog.CATEGORIES else ALL_CATEGORIES
+        await self._first_page()
+
+    @rx.event
+    async def set_sort(self, value: str) -> None:
+        self.sort = value if value in catalog.SORT_ORDERS else "newest"
+        await self._first_page()
+
+    @rx.event
+    def set_min_price(self, value: str) -> None:
+        self.min_price = value[:12]
+
+    @rx.event
+    def set_max_price(self, value: str) -> None:
+        self.max_price = value[:12]
+
+    @rx.event
+    async def apply_prices(self) -> None:
+        await self._first_page()
+
+    @rx.event
+    async def clear_filters(self) -> None:
+        self.query, self.category, self.min_price, self.max_price = "", ALL_CATEGORIES, "", ""
+        await self._first_page()
+
+    @rx.event
+    async def next_page(self) -> None:
+        if not self.next_cursor:
+            return
+        self.previous_cursors = [*self.previous_cursors, self.cursor]
+        self.cursor = self.next_cursor
+        await self._fetch()
+
+    @rx.event
+    async def previous_page(self) -> None:
+        if not self.previous_cursors:
+            return
+        self.cursor = self.previous_cursors[-1]
+        self.previous_cursors = self.previous_cursors[:-1]
+        await self._fetch()
 
 
 class ProductState(rx.State):
+    """`/products/[product_id]`: a published product, or "not found" for anything else."""
+
     product: dict = {}
     files: list[dict] = []
     not_found: bool = False
@@ -41,23 +143,56 @@ class ProductState(rx.State):
     @rx.event
     async def load(self) -> None:
         self.loading = True
-        raw = self.router.url.query_parameters.get("product_id") or str(self.product_id)  # type: ignore[attr-defined]
+        raw = self.router.page.params.get("product_id", "")
         try:
-            detail = await run_service(catalog.get_published_product, product_id=int(raw))
-        except (NotFound, ValueError):
+            detail = await run_service(
+                catalog.get_published_product, product_id=int(raw), storage=get_storage()
+            )
+        except (NotFound, ValueError, TypeError):
             self.product, self.files, self.not_found, self.loading = {}, [], True, False
             return
         data = detail.model_dump()
-        self.files = [{**f, "size_label": _human_size(f["size_bytes"])} for f in data.pop("files")]
+        self.files = [{**f, "size_label": human_size(f["size_bytes"])} for f in data.pop("files")]
         self.product = data
         self.not_found = False
         self.loading = False
 
 
-def _human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
+class SellerPageState(rx.State):
+    """`/sellers/[handle]`: a seller's published products."""
+
+    seller_name: str = ""
+    products: list[dict] = []
+    next_cursor: str = ""
+    not_found: bool = False
+    loading: bool = True
+    _seller_id: int = 0
+
+    @rx.event
+    async def load(self) -> None:
+        self.loading, self.products, self.next_cursor = True, [], ""
+        handle = str(self.router.page.params.get("handle", ""))
+        try:
+            profile = await run_service(catalog.get_seller_profile, handle=handle)
+        except NotFound:
+            self.not_found, self.loading, self.seller_name = True, False, ""
+            return
+        self.not_found, self.seller_name, self._seller_id = False, profile.name, profile.id
+        await self._fetch(None)
+
+    async def _fetch(self, cursor: str | None) -> None:
+        page = await run_service(
+            catalog.search_products,
+            storage=get_storage(),
+            seller_id=self._seller_id,
+            cursor=cursor,
+            limit=PAGE_SIZE,
+        )
+        self.products = [*self.products, *(c.model_dump() for c in page.items)]
+        self.next_cursor = page.next_cursor or ""
+        self.loading = False
+
+    @rx.event
+    async def load_more(self) -> None:
+        if self.next_cursor and self._seller_id:
+            await self._fetch(self.next_cursor)

@@ -741,6 +741,7 @@ class Checkout:
             if record.data["amount_total"] == 0:
                 self._complete(record, email=email, name=name, paid="no_payment_required")
                 self.store.update(record)
+                self.store.emit("checkout.session.completed", self.view(record), NO_REQUEST)
                 return PaymentResult("succeeded", record, redirect_url=self._success_url(record))
             try:
                 card = check_card(form.card_number, form.expiry, form.cvc)

@@ -57,7 +57,7 @@ class StripeLocalError(Exception):
             "doc_url": f"{DOC_BASE}/{self.code.replace('_', '-')}" if self.code else None,
         }
         if request_id:
-            error["request_log_url"] = None
+            error["request_log_url"] = f"https://dashboard.stripe.com/test/logs/{request_id}"
         error.update(self.extra)
         return {"error": error}
 

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -157,10 +158,16 @@ class WebhookDispatcher:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
+            # TCP_NODELAY: headers and body go out in two writes; with Nagle's
+            # algorithm the body waits for the receiver's delayed ACK (~40 ms).
+            transport = httpx.HTTPTransport(
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                limits=httpx.Limits(max_connections=self.config.webhook_concurrency * 2),
+            )
             self._client = httpx.Client(
+                transport=transport,
                 timeout=self.config.webhook_timeout_seconds,
                 follow_redirects=False,
-                limits=httpx.Limits(max_connections=self.config.webhook_concurrency * 2),
             )
         return self._client
 

@@ -7,8 +7,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
-from quantoxbay.models import include_in_autogenerate
 from quantoxbay.db import make_engine
+from quantoxbay.models import include_in_autogenerate
 
 
 def test_upgrade_head_creates_every_table(database_url: str) -> None:

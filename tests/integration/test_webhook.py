@@ -69,8 +69,12 @@ def test_signed_completed_event_creates_the_order(client: TestClient, app_engine
     assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 1
 
 
-@pytest.mark.parametrize("case", ["missing", "malformed", "wrong_secret", "expired", "future", "tampered", "not_json"])
-def test_bad_signatures_get_400_and_write_nothing(client: TestClient, app_engine: Engine, sale, case: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "case", ["missing", "malformed", "wrong_secret", "expired", "future", "tampered", "not_json"]
+)
+def test_bad_signatures_get_400_and_write_nothing(
+    client: TestClient, app_engine: Engine, sale, case: str
+) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
     evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
     body, headers = signed(evt, _secret())
@@ -105,7 +109,9 @@ def test_replayed_body_with_old_signature_is_refused(client: TestClient, app_eng
     assert client.post(URL, content=body, headers=headers).status_code == 400
 
 
-def test_duplicate_and_shuffled_deliveries_make_one_order(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_and_shuffled_deliveries_make_one_order(
+    client: TestClient, app_engine: Engine, sale
+) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
     cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)
@@ -175,41 +181,45 @@ def test_unhandled_event_types_are_recorded_and_ignored(client: TestClient, app_
     assert response.status_code == 200 and response.json()["outcome"] == "ignored"
 
 
+def _race_once(engine: Engine, buyer_id: int, product_id: int) -> None:
+    """Webhook path and success-page path for one session at the same instant."""
+    from quantoxbay.payments.webhooks import process_event
+
+    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    evt = event(cs)
+    barrier = threading.Barrier(2)
+    changed: list[bool] = []
+    errors: list[BaseException] = []
+
+    def webhook_path() -> None:
+        barrier.wait()
+        try:
+            with session_scope(engine) as s:
+                changed.append(bool(process_event(session=s, event=evt, raw=json.dumps(evt)).announcements))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def success_page_path() -> None:
+        barrier.wait()
+        try:
+            with session_scope(engine) as s:
+                changed.append(fulfillment.fulfill_checkout(session=s, checkout_session=cs).changed)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=webhook_path), threading.Thread(target=success_page_path)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(changed) == [False, True]
+    assert _count(engine, Order, Order.stripe_session_id == cs["id"]) == 1
+
+
 def test_webhook_and_success_page_racing_make_one_order(app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
     """Both paths end in fulfill_checkout; run them at once, many times, in separate transactions."""
     buyer_id, product_id = sale
     for _ in range(5):
-        cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
-        evt = event(cs)
-        barrier = threading.Barrier(2)
-        changed: list[bool] = []
-        errors: list[BaseException] = []
-
-        def webhook_path() -> None:
-            from quantoxbay.payments.webhooks import process_event
-
-            barrier.wait()
-            try:
-                with session_scope(app_engine) as s:
-                    out = process_event(session=s, event=evt, raw=json.dumps(evt))
-                changed.append(bool(out.announcements))
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-
-        def success_page_path() -> None:
-            barrier.wait()
-            try:
-                with session_scope(app_engine) as s:
-                    changed.append(fulfillment.fulfill_checkout(session=s, checkout_session=cs).changed)
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-
-        threads = [threading.Thread(target=webhook_path), threading.Thread(target=success_page_path)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        assert errors == []
-        assert sorted(changed) == [False, True]
-        assert _count(app_engine, Order, Order.stripe_session_id == cs["id"]) == 1
+        _race_once(app_engine, buyer_id, product_id)
     assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 5

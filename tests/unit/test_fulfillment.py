@@ -76,7 +76,11 @@ def test_async_failure_marks_order_failed_without_grants(db: Session, sale) -> N
 
 @pytest.mark.parametrize(
     "broken",
-    [{"metadata": {}, "client_reference_id": None}, {"id": "pi_not_a_session"}, {"metadata": {"product_id": "x"}}],
+    [
+        {"metadata": {}, "client_reference_id": None},
+        {"id": "pi_not_a_session"},
+        {"metadata": {"product_id": "x"}},
+    ],
 )
 def test_malformed_sessions_are_refused(db: Session, sale, broken: dict) -> None:  # type: ignore[no-untyped-def]
     _, buyer, product = sale
@@ -114,8 +118,12 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # 
     _, buyer, product = sale
     client = FakeClient()
     start = checkout.start_checkout(
-        session=db, stripe_client=client, buyer_id=buyer.id, product_id=product.id,  # type: ignore[arg-type]
-        public_url="http://shop.test", now=1_000_000.0,
+        session=db,
+        stripe_client=client,
+        buyer_id=buyer.id,
+        product_id=product.id,  # type: ignore[arg-type]
+        public_url="http://shop.test",
+        now=1_000_000.0,
     )
     assert start.url == "https://checkout.example/cs_test_fake"
     params, options = client.sessions.calls[0]
@@ -128,8 +136,12 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # 
     assert 1800 <= params["expires_at"] - 1_000_000 <= 86400
     # A double click inside the window reuses the key (Stripe replays the same session).
     checkout.start_checkout(
-        session=db, stripe_client=client, buyer_id=buyer.id, product_id=product.id,  # type: ignore[arg-type]
-        public_url="http://shop.test", now=1_000_010.0,
+        session=db,
+        stripe_client=client,
+        buyer_id=buyer.id,
+        product_id=product.id,  # type: ignore[arg-type]
+        public_url="http://shop.test",
+        now=1_000_010.0,
     )
     assert client.sessions.calls[1][1]["idempotency_key"] == options["idempotency_key"]
     assert client.sessions.calls[1][0] == params
@@ -143,7 +155,9 @@ def test_start_checkout_refusals(db: Session, sale, storage) -> None:  # type: i
         checkout.start_checkout(buyer_id=seller.id, product_id=product.id, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(checkout.NotFound):
         checkout.start_checkout(buyer_id=buyer.id, product_id=10**9, **kwargs)  # type: ignore[arg-type]
-    fulfillment.fulfill_checkout(session=db, checkout_session=checkout_session(buyer_id=buyer.id, product_id=product.id))
+    fulfillment.fulfill_checkout(
+        session=db, checkout_session=checkout_session(buyer_id=buyer.id, product_id=product.id)
+    )
     with pytest.raises(checkout.AlreadyOwned):
         checkout.start_checkout(buyer_id=buyer.id, product_id=product.id, **kwargs)  # type: ignore[arg-type]
     draft = db.get(Product, product.id)

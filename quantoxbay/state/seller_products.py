@@ -1,0 +1,378 @@
+"""Seller product management: the list, the new-product form and the edit page.
+
+Every handler re-checks on the server that the user is a seller (and the service checks
+that the product is theirs); nothing the browser says about who it is is trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import reflex as rx
+
+from quantoxbay import routes
+from quantoxbay.models import Role
+from quantoxbay.services import DomainError, catalog
+from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.money import SUPPORTED_CURRENCIES, format_money, parse_price
+from quantoxbay.settings import get_settings
+from quantoxbay.state.catalog import human_size
+from quantoxbay.state.session import SessionState, run_service
+from quantoxbay.storage import FileTooLarge, StorageError, get_storage
+
+CURRENCIES = sorted(SUPPORTED_CURRENCIES)
+NO_CATEGORY = "none"  # a Select cannot hold "", so this stands for "no category"
+
+
+async def _seller(state: rx.State) -> UserPublic:
+    """The logged-in seller; DomainError (PermissionDenied) otherwise."""
+    session_state = await state.get_state(SessionState)
+    return await session_state.require_user(Role.SELLER)
+
+
+class SellerProductsState(rx.State):
+    """`/seller/products`: the seller's products with their status."""
+
+    products: list[dict] = []
+    loaded: bool = False
+
+    @rx.event
+    async def load(self):  # type: ignore[no-untyped-def]
+        try:
+            user = await _seller(self)
+        except DomainError as exc:
+            self.products, self.loaded = [], False
+            return rx.toast.error(str(exc))
+        rows = await run_service(catalog.list_seller_products, seller_id=user.id)
+        self.products = [
+            {
+                "id": p.id,
+                "title": p.title,
+                "status": p.status,
+                "price": format_money(p.price_cents, p.currency),
+                "sales": p.sales_count,
+                "edit_url": f"/seller/products/{p.id}/edit",
+            }
+            for p in rows
+        ]
+        self.loaded = True
+        return None
+
+
+class ProductFormState(rx.State):
+    """The new-product form and the edit page (product_id 0 = not created yet)."""
+
+    editing_id: int = 0
+    title: str = ""
+    description: str = ""
+    price: str = "0"
+    currency: str = "usd"
+    category: str = NO_CATEGORY
+    tags: str = ""
+    pay_what_you_want: bool = False
+    status: str = ""
+    files: list[dict] = []
+    cover_url: str = ""
+    replace_file_id: str = ""
+
+    error: str = ""
+    notice: str = ""
+    busy: bool = False
+    upload_percent: int = 0
+    upload_started: bool = False
+    loaded: bool = False
+
+    @rx.var
+    def is_published(self) -> bool:
+        return self.status == "published"
+
+    @rx.var
+    def product_url(self) -> str:
+        return routes.product_path(self.editing_id) if self.editing_id else ""
+
+    def _reset_form(self) -> None:
+        self.editing_id, self.title, self.description, self.price = 0, "", "", "0"
+        self.currency, self.category, self.tags, self.pay_what_you_want = "usd", NO_CATEGORY, "", False
+        self.status, self.files, self.cover_url, self.replace_file_id = "", [], "", ""
+        self.error, self.notice, self.busy, self.upload_percent, self.upload_started = "", "", False, 0, False
+
+    def _show(self, view: catalog.SellerProduct) -> None:
+        self.editing_id, self.title, self.description = view.id, view.title, view.description
+        self.price = f"{view.price_cents / 100:.2f}"
+        self.currency, self.category = view.currency, view.category or NO_CATEGORY
+        self.tags, self.pay_what_you_want, self.status = (
+            ", ".join(view.tags),
+            view.pay_what_you_want,
+            view.status,
+        )
+        self.cover_url = view.cover_url or ""
+        self.files = [
+            {**f.model_dump(), "size_label": human_size(f.size_bytes), "id_str": str(f.id)}
+            for f in view.files
+        ]
+
+    async def _refresh(self, seller_id: int) -> None:
+        view = await run_service(
+            catalog.get_seller_product, product_id=self.editing_id, seller_id=seller_id, storage=get_storage()
+        )
+        self._show(view)
+
+    # --- loading ---------------------------------------------------------------
+
+    @rx.event
+    async def load_new(self):  # type: ignore[no-untyped-def]
+        self._reset_form()
+        try:
+            await _seller(self)
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        self.loaded = True
+        return None
+
+    @rx.event
+    async def load_edit(self):  # type: ignore[no-untyped-def]
+        self._reset_form()
+        self.loaded = False
+        try:
+            user = await _seller(self)
+            self.editing_id = int(self.router.page.params.get("product_id", ""))
+            await self._refresh(user.id)
+        except (DomainError, ValueError):
+            self._reset_form()
+            return [rx.redirect(routes.SELLER_PRODUCTS), rx.toast.error("That product is not one of yours.")]
+        self.loaded = True
+        return None
+
+    # --- form fields -------------------------------------------------------------
+
+    @rx.event
+    def set_title(self, value: str) -> None:
+        self.title = value
+
+    @rx.event
+    def set_description(self, value: str) -> None:
+        self.description = value
+
+    @rx.event
+    def set_price(self, value: str) -> None:
+        self.price = value
+
+    @rx.event
+    def set_currency(self, value: str) -> None:
+        self.currency = value
+
+    @rx.event
+    def set_category(self, value: str) -> None:
+        self.category = value
+
+    @rx.event
+    def set_tags(self, value: str) -> None:
+        self.tags = value
+
+    @rx.event
+    def set_pay_what_you_want(self, value: bool) -> None:
+        self.pay_what_you_want = bool(value)
+
+    @rx.event
+    def set_replace_file_id(self, value: str) -> None:
+        self.replace_file_id = value
+
+    @rx.event
+    def on_upload_progress(self, progress: dict) -> None:
+        self.upload_started = True
+        with contextlib.suppress(TypeError, ValueError):
+            self.upload_percent = max(0, min(100, round(float(progress.get("progress", 0)) * 100)))
+
+    # --- saving ------------------------------------------------------------------
+
+    def _fields(self) -> dict:
+        return {
+            "title": self.title,
+            "description": self.description,
+            "price_cents": parse_price(self.price or "0"),
+            "currency": self.currency,
+            "category": "" if self.category == NO_CATEGORY else self.category,
+            "tags": self.tags,
+            "pay_what_you_want": self.pay_what_you_want,
+        }
+
+    @rx.event
+    async def save_details(self):  # type: ignore[no-untyped-def]
+        """Create the draft (new form) or save the changes (edit page)."""
+        self.error, self.notice = "", ""
+        try:
+            user = await _seller(self)
+            if self.editing_id:
+                await run_service(
+                    catalog.update_product, product_id=self.editing_id, seller_id=user.id, **self._fields()
+                )
+                self.notice = "Changes saved."
+            else:
+                product = await run_service(catalog.create_product, seller_id=user.id, **self._fields())
+                self.editing_id = product.id or 0
+            await self._refresh(user.id)
+        except DomainError as exc:
+            self.error = str(exc)
+
+    async def _store_files(self, files: list[rx.UploadFile], replace_id: int | None = None) -> list[str]:
+        """Stream each upload into storage; returns a message per refused file."""
+        user = await _seller(self)
+        problems: list[str] = []
+        limit = get_settings().max_upload_bytes
+        for upload in files:
+            # The relative path as the browser sent it, so folder tricks are refused, not hidden.
+            name = upload.path.as_posix() if upload.path else (upload.filename or "")
+            kwargs = {
+                "storage": get_storage(),
+                "product_id": self.editing_id,
+                "seller_id": user.id,
+                "filename": name,
+                "stream": upload.file,
+                "content_type": upload.content_type or "application/octet-stream",
+                "max_bytes": limit,
+            }
+            try:
+                if replace_id is not None:
+                    await run_service(catalog.replace_product_file, file_id=replace_id, **kwargs)
+                else:
+                    await run_service(catalog.add_product_file, **kwargs)
+            except FileTooLarge:
+                problems.append(f"{name} is larger than the {human_size(limit)} limit.")
+            except DomainError as exc:
+                problems.append(str(exc))
+            except StorageError:
+                problems.append(f"{name} could not be stored. Try again in a moment.")
+        await self._refresh(user.id)
+        return problems
+
+    @rx.event
+    async def receive_files(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+        """Upload handler for the "Files" drop zone."""
+        if not self.editing_id or self.error:
+            return None
+        self.busy = True
+        try:
+            problems = await self._store_files(files)
+        except DomainError as exc:
+            problems = [str(exc)]
+        self.busy = False
+        self.upload_percent = 100 if files else self.upload_percent
+        if problems:
+            self.error = " ".join(problems)
+        return rx.clear_selected_files("files")
+
+    @rx.event
+    async def receive_cover(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+        """Upload handler for the "Cover image" drop zone (the first image counts)."""
+        if not self.editing_id or self.error or not files:
+            return None
+        try:
+            user = await _seller(self)
+            await run_service(
+                catalog.set_cover_image,
+                storage=get_storage(),
+                product_id=self.editing_id,
+                seller_id=user.id,
+                stream=files[0].file,
+            )
+            await self._refresh(user.id)
+        except DomainError as exc:
+            self.error = f"Cover image: {exc}"
+        return rx.clear_selected_files("cover")
+
+    @rx.event
+    async def replace_file(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+        """Upload a new version of the chosen file (buyers keep access and get the new version)."""
+        self.error, self.notice = "", ""
+        if not files or not self.replace_file_id:
+            self.error = "Choose the file to replace and the new version."
+            return None
+        try:
+            problems = await self._store_files(files[:1], replace_id=int(self.replace_file_id))
+        except (DomainError, ValueError) as exc:
+            problems = [str(exc)]
+        if problems:
+            self.error = " ".join(problems)
+        else:
+            self.notice = "File replaced. Buyers now get the new version."
+        return rx.clear_selected_files("replace")
+
+    @rx.event
+    async def remove_file(self, file_id: int):  # type: ignore[no-untyped-def]
+        self.error, self.notice = "", ""
+        try:
+            user = await _seller(self)
+            await run_service(
+                catalog.remove_product_file,
+                storage=get_storage(),
+                product_id=self.editing_id,
+                seller_id=user.id,
+                file_id=int(file_id),
+            )
+            await self._refresh(user.id)
+        except (DomainError, ValueError) as exc:
+            self.error = str(exc)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    @rx.event
+    async def finish_publish(self):  # type: ignore[no-untyped-def]
+        """Last step of "Publish" on the new form: publish once details and files are stored."""
+        if not self.editing_id or self.error:
+            return None
+        return await self._publish()
+
+    @rx.event
+    async def publish(self):  # type: ignore[no-untyped-def]
+        """ "Publish" on the edit page."""
+        self.error, self.notice = "", ""
+        return await self._publish()
+
+    async def _publish(self):  # type: ignore[no-untyped-def]
+        try:
+            user = await _seller(self)
+            await run_service(
+                catalog.publish_product, storage=get_storage(), product_id=self.editing_id, seller_id=user.id
+            )
+            await self._refresh(user.id)
+        except DomainError as exc:
+            self.error = str(exc)
+            return None
+        self.notice = "Published. Buyers can find it in the store now."
+        return rx.toast.success("Your product is live.")
+
+    @rx.event
+    async def unpublish(self):  # type: ignore[no-untyped-def]
+        self.error, self.notice = "", ""
+        try:
+            user = await _seller(self)
+            await run_service(catalog.unpublish_product, product_id=self.editing_id, seller_id=user.id)
+            await self._refresh(user.id)
+        except DomainError as exc:
+            self.error = str(exc)
+            return None
+        self.notice = "Unpublished. Earlier buyers keep their downloads."
+        return None
+
+    @rx.event
+    async def delete(self):  # type: ignore[no-untyped-def]
+        self.error, self.notice = "", ""
+        try:
+            user = await _seller(self)
+            await run_service(
+                catalog.delete_product, storage=get_storage(), product_id=self.editing_id, seller_id=user.id
+            )
+        except DomainError as exc:
+            self.error = str(exc)
+            return None
+        self._reset_form()
+        return [rx.redirect(routes.SELLER_PRODUCTS), rx.toast.success("Product deleted.")]
+
+    @rx.event
+    def start_upload(self) -> None:
+        """First step of an upload chain: clear the last attempt's messages, show the progress bar."""
+        self.error, self.notice, self.upload_percent, self.upload_started = "", "", 0, True
+
+    @rx.event
+    def clear_messages(self) -> None:
+        self.error, self.notice = "", ""
