@@ -178,10 +178,8 @@ def _progress() -> rx.Component:
 def new_product_page() -> rx.Component:
     publish_chain = [
         F.start_upload,
-        F.save_details,
-        F.receive_files(rx.upload_files(upload_id="files", on_upload_progress=F.on_upload_progress)),
-        F.receive_cover(rx.upload_files(upload_id="cover")),
-        F.finish_publish,
+        F.publish_files(rx.upload_files(upload_id="files", on_upload_progress=F.on_upload_progress)),
+        F.publish_cover(rx.upload_files(upload_id="cover")),
     ]
     form = rx.vstack(
         *_details_fields(),

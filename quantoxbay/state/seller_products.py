@@ -197,9 +197,12 @@ class ProductFormState(rx.State):
         }
 
     @rx.event
-    async def save_details(self):  # type: ignore[no-untyped-def]
+    async def save_details(self) -> None:
         """Create the draft (new form) or save the changes (edit page)."""
         self.error, self.notice = "", ""
+        await self._save_details()
+
+    async def _save_details(self) -> None:
         try:
             user = await _seller(self)
             if self.editing_id:
@@ -245,27 +248,21 @@ class ProductFormState(rx.State):
         await self._refresh(user.id)
         return problems
 
-    @rx.event
-    async def receive_files(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
-        """Upload handler for the "Files" drop zone."""
-        if not self.editing_id or self.error:
-            return None
+    async def _add_files(self, files: list[rx.UploadFile]) -> None:
         self.busy = True
         try:
             problems = await self._store_files(files)
         except DomainError as exc:
             problems = [str(exc)]
         self.busy = False
-        self.upload_percent = 100 if files else self.upload_percent
+        if files:
+            self.upload_percent = 100
         if problems:
-            self.error = " ".join(problems)
-        return rx.clear_selected_files("files")
+            self.error = " ".join([self.error, *problems]).strip()
 
-    @rx.event
-    async def receive_cover(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
-        """Upload handler for the "Cover image" drop zone (the first image counts)."""
-        if not self.editing_id or self.error or not files:
-            return None
+    async def _set_cover(self, files: list[rx.UploadFile]) -> None:
+        if not files:
+            return
         try:
             user = await _seller(self)
             await run_service(
@@ -277,7 +274,54 @@ class ProductFormState(rx.State):
             )
             await self._refresh(user.id)
         except DomainError as exc:
-            self.error = f"Cover image: {exc}"
+            self.error = " ".join([self.error, f"Cover image: {exc}"]).strip()
+
+    # "Publish" on the new form sends two uploads ("files" and "cover"). Reflex sends
+    # uploads over HTTP beside the websocket, so their order is not fixed: whichever
+    # arrives first saves the details, whichever arrives last publishes.
+    _publish_parts: list[str] = []
+
+    async def _publish_part(self, part: str, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+        if not self._publish_parts or part in self._publish_parts:
+            self._publish_parts = []
+            self.error, self.notice = "", ""
+            await self._save_details()
+        self._publish_parts = [*self._publish_parts, part]
+        if self.editing_id and not self.error:
+            await (self._add_files(files) if part == "files" else self._set_cover(files))
+        if len(self._publish_parts) < 2:
+            return None
+        self._publish_parts = []
+        if self.error or not self.editing_id:
+            return None
+        return await self._publish()
+
+    @rx.event
+    async def publish_files(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+        """Upload handler of the new form's "Files" (one half of "Publish")."""
+        events = await self._publish_part("files", files)
+        return [rx.clear_selected_files("files"), *(events or [])]
+
+    @rx.event
+    async def publish_cover(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+        """Upload handler of the new form's "Cover image" (the other half of "Publish")."""
+        events = await self._publish_part("cover", files)
+        return [rx.clear_selected_files("cover"), *(events or [])]
+
+    @rx.event
+    async def receive_files(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+        """Edit page: add files to the product."""
+        self.error, self.notice = "", ""
+        if self.editing_id:
+            await self._add_files(files)
+        return rx.clear_selected_files("files")
+
+    @rx.event
+    async def receive_cover(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+        """Edit page: replace the cover image (the first image counts)."""
+        self.error, self.notice = "", ""
+        if self.editing_id:
+            await self._set_cover(files)
         return rx.clear_selected_files("cover")
 
     @rx.event
@@ -316,13 +360,6 @@ class ProductFormState(rx.State):
     # --- lifecycle ---------------------------------------------------------------
 
     @rx.event
-    async def finish_publish(self):  # type: ignore[no-untyped-def]
-        """Last step of "Publish" on the new form: publish once details and files are stored."""
-        if not self.editing_id or self.error:
-            return None
-        return await self._publish()
-
-    @rx.event
     async def publish(self):  # type: ignore[no-untyped-def]
         """ "Publish" on the edit page."""
         self.error, self.notice = "", ""
@@ -339,7 +376,7 @@ class ProductFormState(rx.State):
             self.error = str(exc)
             return None
         self.notice = "Published. Buyers can find it in the store now."
-        return rx.toast.success("Your product is live.")
+        return [rx.toast.success("Your product is live.")]
 
     @rx.event
     async def unpublish(self):  # type: ignore[no-untyped-def]
@@ -370,8 +407,8 @@ class ProductFormState(rx.State):
 
     @rx.event
     def start_upload(self) -> None:
-        """First step of an upload chain: clear the last attempt's messages, show the progress bar."""
-        self.error, self.notice, self.upload_percent, self.upload_started = "", "", 0, True
+        """Before an upload: show the progress bar from 0."""
+        self.upload_percent, self.upload_started = 0, True
 
     @rx.event
     def clear_messages(self) -> None:

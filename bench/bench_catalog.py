@@ -1,0 +1,185 @@
+"""Catalog listing/search speed with 100,000 products, on SQLite and PostgreSQL.
+
+Builds its own data in a fresh database (a temp SQLite file; a fresh ``qb_test_*``
+database on the PostgreSQL server), then times ``catalog.search_products`` for a
+mix of searches, filters, sorts and deep keyset pages, and prints p50/p95 and the
+ratio to a primary-key lookup on the same database.
+
+    python -m bench.bench_catalog                       # both backends
+    python -m bench.bench_catalog --backend sqlite --products 100000
+    TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test python -m bench.bench_catalog --backend postgresql
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, select, text
+from sqlmodel import Session
+
+from quantoxbay.db import make_engine
+from quantoxbay.migrations import upgrade_to_head
+from quantoxbay.models import Product, User
+from quantoxbay.services import catalog
+
+BUDGET_MS = 30.0
+WORDS = [
+    "guide", "template", "preset", "photo", "lightroom", "budget", "planner", "ebook", "course", "python",
+    "design", "icon", "font", "music", "loop", "beat", "sample", "texture", "brush", "procreate", "notion",
+    "kanban", "habit", "recipe", "fitness", "yoga", "travel", "map", "poster", "wallpaper", "mockup", "logo",
+    "resume", "invoice", "spreadsheet", "finance", "crypto", "marketing", "seo", "copywriting", "novel", "poetry",
+    "comic", "sticker", "svg", "3d", "blender", "unity", "godot", "shader", "audio", "podcast", "voice", "drum",
+]  # fmt: skip
+RARE = [f"zq{n:04d}" for n in range(2000)]  # words in ~50 products each
+
+
+def build(url: str, n: int, seed: int = 7) -> None:
+    upgrade_to_head(url)
+    rng = random.Random(seed)
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        sellers = [
+            {"email": f"s{i}@bench.test", "password_hash": "x", "role": "seller", "display_name": f"Seller {i}",
+             "handle": f"seller-{i}", "disabled": False, "failed_login_count": 0, "created_at": now}
+            for i in range(200)
+        ]  # fmt: skip
+        conn.execute(insert(User), sellers)
+        seller_ids = [r[0] for r in conn.execute(select(User.id))]
+        categories = list(catalog.CATEGORIES)
+        batch: list[dict] = []
+        for i in range(n):
+            words = rng.sample(WORDS, 3)
+            title = " ".join(w.title() for w in words) + f" {rng.choice(RARE)}"
+            description = " ".join(rng.choices(WORDS, k=40)) + f" {rng.choice(RARE)}"
+            batch.append(
+                {
+                    "seller_id": rng.choice(seller_ids), "title": title, "slug": "", "description": description,
+                    "price_cents": rng.choice([0, 99, 199, 499, 999, 1499, 2999, 4999, 9999]) + rng.randrange(0, 50),
+                    "currency": "usd", "pay_what_you_want": False, "category": rng.choice(categories),
+                    "tags": ",".join(rng.sample(WORDS, 3)),
+                    "status": "published" if rng.random() < 0.9 else "draft", "unpublished_reason": "",
+                    "sales_count": int(rng.paretovariate(1.5)) - 1, "created_at": now - timedelta(minutes=i),
+                    "updated_at": now,
+                }
+            )  # fmt: skip
+            if len(batch) == 5000:
+                conn.execute(insert(Product), batch)
+                batch = []
+        if batch:
+            conn.execute(insert(Product), batch)
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+
+
+def _timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def _p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[18]
+
+
+def run(url: str, n: int, label: str, repeat: int = 20) -> bool:
+    engine = make_engine(url)
+    rng = random.Random(3)
+    max_id = n
+    with Session(engine) as session:
+
+        def pk() -> None:
+            session.exec(select(Product).where(Product.id == rng.randrange(1, max_id))).first()  # type: ignore[call-overload]
+
+        def search(**kw: object) -> Callable[[], object]:
+            return lambda: catalog.search_products(session=session, **kw)  # type: ignore[arg-type]
+
+        def deep(sort: str, pages: int, **kw: object) -> Callable[[], object]:
+            # Follow cursors to the page, then time the page itself.
+            cursor = None
+            for _ in range(pages):
+                cursor = catalog.search_products(session=session, sort=sort, cursor=cursor, **kw).next_cursor  # type: ignore[arg-type]
+            return lambda: catalog.search_products(session=session, sort=sort, cursor=cursor, **kw)  # type: ignore[arg-type]
+
+        cases: dict[str, Callable[[], object]] = {
+            "newest, page 1": search(),
+            "search common word": search(query="lightroom"),
+            "search two words": search(query="photo guide"),
+            "search prefix 'bud'": search(query="bud"),
+            "search rare word": search(query=RARE[17]),
+            "search + price sort": search(query="music", sort="price_asc"),
+            "search + category": search(query="template", category="ebooks"),
+            "category + newest": search(category="audio"),
+            "price range + newest": search(min_price_cents=1000, max_price_cents=1600),
+            "price range + price sort": search(min_price_cents=1000, max_price_cents=1600, sort="price_asc"),
+            "best-selling": search(sort="best_selling"),
+            "price desc, page 200": deep("price_desc", 200),
+            "newest, page 300": deep("newest", 300),
+            "search, page 50": deep("newest", 50, query="guide"),
+            "no match": search(query="nothingmatchesthis"),
+        }
+        for fn in cases.values():  # warm caches and plans
+            fn()
+        pk_samples = _timed(pk, 500)
+        pk_p50 = statistics.median(pk_samples)
+        all_samples: list[float] = []
+        print(f"\n== {label}: {n:,} products ({url.split('@')[-1]}) ==")
+        print(f"{'query':28s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50/pk':>8s}")
+        for name, fn in cases.items():
+            samples = _timed(fn, repeat)
+            all_samples += samples
+            print(
+                f"{name:28s} {statistics.median(samples):8.2f} {_p95(samples):8.2f} {statistics.median(samples) / pk_p50:8.1f}"
+            )
+        p50, p95 = statistics.median(all_samples), _p95(all_samples)
+        print(f"{'primary-key lookup':28s} {pk_p50:8.3f} {_p95(pk_samples):8.3f} {1.0:8.1f}")
+        print(
+            f"ALL listing/search queries: p50 {p50:.2f} ms, p95 {p95:.2f} ms, ratio p50/pk {p50 / pk_p50:.1f}x"
+        )
+        ok = p95 < BUDGET_MS
+        print(f"budget p95 < {BUDGET_MS:.0f} ms: {'OK' if ok else 'OVER'}")
+    engine.dispose()
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    ok = True
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            start = time.perf_counter()
+            build(url, args.products)
+            print(f"built SQLite data in {time.perf_counter() - start:.1f}s")
+            ok &= run(url, args.products, "SQLite", args.repeat)
+    if args.backend in ("postgresql", "both"):
+        from tests import services
+
+        url, drop = services.fresh_postgres_database(services.postgres_url())
+        try:
+            start = time.perf_counter()
+            build(url, args.products)
+            print(f"built PostgreSQL data in {time.perf_counter() - start:.1f}s")
+            ok &= run(url, args.products, "PostgreSQL", args.repeat)
+        finally:
+            drop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
