@@ -22,4 +22,5 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 def upgrade_to_head(database_url: str | None = None) -> None:
     """Bring the database at ``database_url`` (default: settings) to the newest schema."""
-    command.upgrade(alembic_config(database_url), "head")
+    # "heads": feature branches of the migration graph may be open at once (merged later).
+    command.upgrade(alembic_config(database_url), "heads")

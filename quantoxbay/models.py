@@ -266,3 +266,12 @@ class LiveSubscription(SQLModel, table=True):
     client_token: str = Field(max_length=255)
     state_name: str = Field(max_length=255)
     created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+# --- post-purchase: receipts, download log, refunds and disputes ---------------
+
+
+# --- promotions: promo codes ----------------------------------------------------
+
+
+# --- analytics ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The Reflex app: pages and the API mounted in front of Reflex's own routes."""
+"""The Reflex app: pages, and the API mounted in front of Reflex's own routes."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ from quantoxbay.api.live import start_live_pushes
 from quantoxbay.pages.areas import admin_page, not_found_page, seller_page
 from quantoxbay.pages.auth import login_page, signup_page
 from quantoxbay.pages.checkout import library_page, success_page
-from quantoxbay.pages.storefront import product_page, storefront
+from quantoxbay.pages.seller_products import edit_product_page, new_product_page, seller_products_page
+from quantoxbay.pages.storefront import product_page, seller_public_page, storefront
 from quantoxbay.state.areas import SellerHomeState
 from quantoxbay.state.auth_forms import AuthFormState
-from quantoxbay.state.catalog import ProductState, StorefrontState
-from quantoxbay.state.checkout import LIVE_STATES, BuyBoxState, CheckoutSuccessState, LibraryState
+from quantoxbay.state.catalog import ProductState, SellerPageState, StorefrontState
+from quantoxbay.state.checkout import BuyBoxState, CheckoutSuccessState, LibraryState
+from quantoxbay.state.seller_products import ProductFormState, SellerProductsState
 from quantoxbay.state.session import SessionState
+
+# States that refresh themselves when a service announces a change (see api/live.py).
+LIVE_STATES: list[type[rx.State]] = [CheckoutSuccessState, LibraryState]
 
 api = build_api()
 app = rx.App(
@@ -27,6 +32,7 @@ app = rx.App(
     ],
 )
 
+# --- buyers ---------------------------------------------------------------------
 app.add_page(
     storefront,
     route=routes.STOREFRONT,
@@ -40,16 +46,10 @@ app.add_page(
     on_load=[SessionState.load_session, ProductState.load, BuyBoxState.load],
 )
 app.add_page(
-    login_page,
-    route=routes.LOGIN,
-    title="Log in · QuantoxBay",
-    on_load=[SessionState.load_session, AuthFormState.clear],
-)
-app.add_page(
-    signup_page,
-    route=routes.SIGNUP,
-    title="Sign up · QuantoxBay",
-    on_load=[SessionState.load_session, AuthFormState.clear],
+    seller_public_page,
+    route=routes.SELLER_PAGE,
+    title="Seller · QuantoxBay",
+    on_load=[SessionState.load_session, SellerPageState.load],
 )
 app.add_page(
     library_page,
@@ -63,13 +63,50 @@ app.add_page(
     title="Order confirmation · QuantoxBay",
     on_load=[SessionState.load_session, CheckoutSuccessState.load],
 )
+
+# --- accounts -------------------------------------------------------------------
+app.add_page(
+    login_page,
+    route=routes.LOGIN,
+    title="Log in · QuantoxBay",
+    on_load=[SessionState.load_session, AuthFormState.clear],
+)
+app.add_page(
+    signup_page,
+    route=routes.SIGNUP,
+    title="Sign up · QuantoxBay",
+    on_load=[SessionState.load_session, AuthFormState.clear],
+)
+
+# --- sellers --------------------------------------------------------------------
 app.add_page(
     seller_page,
     route=routes.SELLER,
     title="Seller · QuantoxBay",
     on_load=[SessionState.guard_seller, SellerHomeState.load],
 )
+app.add_page(
+    seller_products_page,
+    route=routes.SELLER_PRODUCTS,
+    title="Your products · QuantoxBay",
+    on_load=[SessionState.guard_seller, SellerProductsState.load],
+)
+app.add_page(
+    new_product_page,
+    route=routes.SELLER_PRODUCTS_NEW,
+    title="New product · QuantoxBay",
+    on_load=[SessionState.guard_seller, ProductFormState.load_new],
+)
+app.add_page(
+    edit_product_page,
+    route=routes.SELLER_PRODUCT_EDIT,
+    title="Edit product · QuantoxBay",
+    on_load=[SessionState.guard_seller, ProductFormState.load_edit],
+)
+
+# --- admins ---------------------------------------------------------------------
 app.add_page(admin_page, route=routes.ADMIN, title="Admin · QuantoxBay", on_load=SessionState.guard_admin)
+
 app.add_page(not_found_page, route="404", title="Not found · QuantoxBay", on_load=SessionState.load_session)
 
 
@@ -85,39 +122,3 @@ async def _embedded_stripe() -> None:
     runtime = getattr(api.state, "stripe_local", None)
     if runtime is not None:
         runtime.ensure_started()
-
-
-# --- catalog: seller product management and the public seller page -------------------------
-from quantoxbay.pages.seller_products import (  # noqa: E402
-    edit_product_page,
-    new_product_page,
-    seller_products_page,
-)
-from quantoxbay.pages.storefront import seller_public_page  # noqa: E402
-from quantoxbay.state.catalog import SellerPageState  # noqa: E402
-from quantoxbay.state.seller_products import ProductFormState, SellerProductsState  # noqa: E402
-
-app.add_page(
-    seller_products_page,
-    route=routes.SELLER_PRODUCTS,
-    title="Your products · QuantoxBay",
-    on_load=[SessionState.guard_seller, SellerProductsState.load],
-)
-app.add_page(
-    new_product_page,
-    route=routes.SELLER_PRODUCTS_NEW,
-    title="New product · QuantoxBay",
-    on_load=[SessionState.guard_seller, ProductFormState.load_new],
-)
-app.add_page(
-    edit_product_page,
-    route="/seller/products/[product_id]/edit",
-    title="Edit product · QuantoxBay",
-    on_load=[SessionState.guard_seller, ProductFormState.load_edit],
-)
-app.add_page(
-    seller_public_page,
-    route=routes.SELLER_PAGE,
-    title="Seller · QuantoxBay",
-    on_load=[SessionState.load_session, SellerPageState.load],
-)

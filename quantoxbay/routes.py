@@ -10,6 +10,7 @@ SELLER_PRODUCTS_NEW = "/seller/products/new"
 ADMIN = "/admin"
 PRODUCT = "/products/[product_id]"
 SELLER_PAGE = "/sellers/[handle]"
+SELLER_PRODUCT_EDIT = "/seller/products/[product_id]/edit"
 CHECKOUT_SUCCESS = "/checkout/success"
 
 API_HEALTH = "/api/health"

@@ -202,6 +202,3 @@ class LibraryState(rx.State):
     async def on_announcement(self, kind: str, data: dict) -> None:
         await self._load()
 
-
-LIVE_STATES: list[type[rx.State]] = [CheckoutSuccessState, LibraryState]
-__all__ = ["LIVE_STATES", "BuyBoxState", "CheckoutSuccessState", "LibraryState"]

@@ -6,6 +6,7 @@ shared; every test makes its own users and data, in its own browser context.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -97,6 +98,9 @@ def live_app() -> Iterator[LiveApp]:
         result = app.cli(*step)
         assert result.returncode == 0, result.stderr
     log = data_dir / "app.log"
+    # Two test runs in one checkout share .web: the production build must not run twice at once.
+    build_lock = (ROOT / ".web.build.lock").open("w")
+    fcntl.flock(build_lock, fcntl.LOCK_EX)
     with log.open("w") as out:
         proc = subprocess.Popen(
             [
@@ -121,7 +125,11 @@ def live_app() -> Iterator[LiveApp]:
             start_new_session=True,
         )
     try:
-        _wait_for(app.url + "/", proc, log)
+        try:
+            _wait_for(app.url + "/", proc, log)
+        finally:
+            fcntl.flock(build_lock, fcntl.LOCK_UN)
+            build_lock.close()
         yield app
     finally:
         os.killpg(proc.pid, 15)
