@@ -201,4 +201,3 @@ class LibraryState(rx.State):
 
     async def on_announcement(self, kind: str, data: dict) -> None:
         await self._load()
-
