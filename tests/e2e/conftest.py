@@ -6,6 +6,9 @@ shared; every test makes its own users and data, in its own browser context.
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import fcntl
 import os
 import shutil
@@ -41,11 +44,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[email.message.EmailMessage] = []
+        self.port = _free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(parsed)  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> email.message.EmailMessage:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in list(self.messages):
+                if predicate(message):
+                    return message
+            time.sleep(0.1)
+        raise AssertionError(f"no matching e-mail in {timeout}s; got {[m['Subject'] for m in self.messages]}")
+
+
 @dataclass
 class LiveApp:
     url: str
     data_dir: Path
     env: dict[str, str]
+    smtp: SmtpSink
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -84,8 +123,11 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
 def live_app() -> Iterator[LiveApp]:
     port = _free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="qb-e2e-"))
+    smtp = SmtpSink()
+    smtp.start()
     env = {
         **os.environ,
+        "SMTP_URL": smtp.url,
         "DATA_DIR": str(data_dir),
         "APP_PORT": str(port),
         "PUBLIC_URL": f"http://localhost:{port}",
@@ -93,7 +135,7 @@ def live_app() -> Iterator[LiveApp]:
         "REFLEX_TELEMETRY_ENABLED": "false",
         "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
-    app = LiveApp(url=f"http://localhost:{port}", data_dir=data_dir, env=env)
+    app = LiveApp(url=f"http://localhost:{port}", data_dir=data_dir, env=env, smtp=smtp)
     for step in (("migrate",), ("seed-demo",)):
         result = app.cli(*step)
         assert result.returncode == 0, result.stderr
@@ -137,6 +179,7 @@ def live_app() -> Iterator[LiveApp]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
+        smtp.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
