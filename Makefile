@@ -13,7 +13,7 @@ export REFLEX_USE_SYSTEM_BUN := 1
 export REFLEX_TELEMETRY_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run dev test lint bench migrate seed clean chromium services
+.PHONY: setup run run-prod dev test lint bench migrate seed clean chromium services
 
 # Reinstalls only when requirements.txt changes (a second `make run` takes seconds).
 $(VENV)/.installed: requirements.txt
@@ -40,6 +40,13 @@ seed: migrate
 run: seed
 	@echo "QuantoxBay on http://localhost:$(APP_PORT)"
 	$(BIN)/reflex run --env prod --single-port --backend-port $(APP_PORT) --frontend-port $(APP_PORT)
+
+# Production: PostgreSQL, Redis for Reflex state, S3 (or compatible) for files, several workers.
+# DATABASE_URL and REDIS_URL are required; STORAGE_URL, S3_ENDPOINT_URL, AWS_*, STRIPE_* as you use them.
+run-prod: migrate
+	@test -n "$$DATABASE_URL" || (echo "run-prod needs DATABASE_URL (postgresql+psycopg://...)"; exit 2)
+	@test -n "$$REDIS_URL" || (echo "run-prod needs REDIS_URL (redis://...)"; exit 2)
+	GRANIAN_WORKERS=$${WORKERS:-2} $(BIN)/reflex run --env prod --single-port --backend-port $(APP_PORT) --frontend-port $(APP_PORT)
 
 dev: seed
 	$(BIN)/reflex run --env dev

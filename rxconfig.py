@@ -12,8 +12,6 @@ config = rx.Config(
     redis_url=_settings.redis_url,
     # In-process state by default; Redis (shared by several workers) when REDIS_URL is set.
     state_manager_mode="redis" if _settings.redis_url else "memory",
-    frontend_port=_settings.app_port,
-    backend_port=_settings.app_port,
     api_url=_settings.public_url,
     deploy_url=_settings.public_url,
     telemetry_enabled=False,

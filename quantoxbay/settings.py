@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     session_ttl_days: int = 30
     # Embedded Stripe rate limit (Stripe's test-mode value by default).
     stripe_local_rate_limit: int = 25
+    # Where the embedded Stripe POSTs its events (default: this server's own webhook route).
+    stripe_local_webhook_url: str = ""
 
     @field_validator("data_dir")
     @classmethod
@@ -87,6 +89,8 @@ class Settings(BaseSettings):
         if not self.public_url:
             self.public_url = f"http://localhost:{self.app_port}"
         self.public_url = self.public_url.rstrip("/")
+        if not self.stripe_local_webhook_url:
+            self.stripe_local_webhook_url = f"http://127.0.0.1:{self.app_port}/api/stripe/webhook"
         if not self.stripe_api_base and not self.stripe_secret_key:
             self.stripe_api_base = f"{self.public_url}/stripe-local"
         if not self.app_secret:

@@ -25,7 +25,7 @@ def checkout_session(
         "id": sid,
         "object": "checkout.session",
         "mode": "payment",
-        "status": "complete" if payment_status != "unpaid" else "open",
+        "status": "complete",
         "payment_status": payment_status,
         "amount_subtotal": amount + discount,
         "amount_total": amount,

@@ -31,7 +31,7 @@ def build_stripe_local(settings: Settings) -> Starlette:
         StripeLocalConfig(
             db_path=settings.stripe_local_db_path,
             public_base_url=f"{settings.public_url}{routes.STRIPE_LOCAL_MOUNT}",
-            webhook_url=f"http://127.0.0.1:{settings.app_port}{routes.API_STRIPE_WEBHOOK}",
+            webhook_url=settings.stripe_local_webhook_url,
             webhook_secret=settings.stripe_webhook_secret,
             rate_limit_per_second=settings.stripe_local_rate_limit,
         )

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, utcnow
-from quantoxbay.services import DomainError
+from quantoxbay.services import DomainError, receipts
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
 
 FULFILLABLE_PAYMENT_STATUSES = ("paid", "no_payment_required")
@@ -159,6 +159,7 @@ def _grant(session: Session, order: Order) -> None:
             update(Product).where(Product.id == item.product_id).values(sales_count=Product.sales_count + 1)
         )
     session.flush()
+    receipts.queue_receipt(session=session, order_id=order.id)  # post-purchase: receipt outbox row, same txn
 
 
 def _seller_ids(session: Session, order_id: int) -> list[int]:
@@ -173,6 +174,9 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
         raise MalformedCheckoutSession("not a checkout session")
     buyer_id, product_id = _ids(cs)
     paid = cs.get("payment_status") in FULFILLABLE_PAYMENT_STATUSES
+    if not paid and cs.get("status") != "complete":
+        # Still open (the buyer has not paid yet) or expired: there is no order to make.
+        return FulfillmentResult(session_id, None, str(cs.get("status") or "open"), False, buyer_id)
     status = OrderStatus.PAID.value if paid else OrderStatus.PENDING.value
 
     order = _new_order(cs, buyer_id, status)
