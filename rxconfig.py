@@ -16,5 +16,10 @@ config = rx.Config(
     deploy_url=_settings.public_url,
     telemetry_enabled=False,
     show_built_with_reflex=False,
-    plugins=[rx.plugins.SitemapPlugin()],
+    plugins=[
+        rx.plugins.SitemapPlugin(),
+        rx.plugins.RadixThemesPlugin(
+            theme=rx.theme(accent_color="violet", gray_color="slate", radius="large", scaling="100%")
+        ),
+    ],
 )

@@ -41,6 +41,27 @@ def _presets() -> bytes:
     return json.dumps({"version": 1, "presets": presets}, indent=2).encode()
 
 
+def _cover(top: tuple[int, int, int], bottom: tuple[int, int, int], glyph: str) -> bytes:
+    """A simple gradient cover with a large glyph, drawn with Pillow (no downloads)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = 1200, 800
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        t = y / (height - 1)
+        draw.line(
+            [(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
+        )
+    font = ImageFont.load_default(size=260)
+    box = draw.textbbox((0, 0), glyph, font=font)
+    position = ((width - (box[2] - box[0])) / 2, (height - (box[3] - box[1])) / 2 - box[1])
+    draw.text(position, glyph, font=font, fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
 DEMO_PRODUCTS = [
     {
         "title": "The Indie Maker's Field Guide",
@@ -50,6 +71,7 @@ DEMO_PRODUCTS = [
         "category": "ebooks",
         "tags": ["ebook", "business"],
         "file": ("indie-makers-field-guide.md", _ebook, "text/markdown"),
+        "cover": ((91, 33, 182), (236, 72, 153), "Aa"),
     },
     {
         "title": "Personal Budget Spreadsheet",
@@ -58,6 +80,7 @@ DEMO_PRODUCTS = [
         "category": "templates",
         "tags": ["template", "finance"],
         "file": ("budget-template.csv", _budget_template, "text/csv"),
+        "cover": ((4, 120, 87), (16, 185, 129), "$"),
     },
     {
         "title": "Cinematic Photo Presets",
@@ -66,6 +89,7 @@ DEMO_PRODUCTS = [
         "category": "presets",
         "tags": ["photography", "presets"],
         "file": ("cinematic-presets.json", _presets, "application/json"),
+        "cover": ((194, 65, 12), (251, 191, 36), "FX"),
     },
 ]
 
@@ -106,6 +130,14 @@ def seed_demo(*, session: Session, storage: Storage, max_upload_bytes: int) -> b
             stream=io.BytesIO(make()),
             content_type=content_type,
             max_bytes=max_upload_bytes,
+        )
+        top, bottom, glyph = spec["cover"]  # type: ignore[misc]
+        catalog.set_cover_image(
+            session=session,
+            storage=storage,
+            product_id=product.id,
+            seller_id=seller_id,
+            stream=io.BytesIO(_cover(top, bottom, glyph)),
         )
         catalog.publish_product(session=session, storage=storage, product_id=product.id, seller_id=seller_id)
     return True
