@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, utcnow
-from quantoxbay.services import DomainError, receipts
+from quantoxbay.services import DomainError
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
 
 FULFILLABLE_PAYMENT_STATUSES = ("paid", "no_payment_required")
@@ -159,7 +159,6 @@ def _grant(session: Session, order: Order) -> None:
             update(Product).where(Product.id == item.product_id).values(sales_count=Product.sales_count + 1)
         )
     session.flush()
-    receipts.queue_receipt(session=session, order_id=order.id)  # post-purchase: receipt outbox row, same txn
 
 
 def _seller_ids(session: Session, order_id: int) -> list[int]:
