@@ -271,7 +271,165 @@ class LiveSubscription(SQLModel, table=True):
 # --- post-purchase: receipts, download log, refunds and disputes ---------------
 
 
+class MailOutbox(SQLModel, table=True):
+    """An e-mail to send, written in the transaction that decided it. Unique per (order, kind):
+    a receipt is queued once however often fulfilment runs; a background worker sends it."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        UniqueConstraint("order_id", "kind"),
+        Index("ix_mail_outbox_status_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int | None = Field(default=None, foreign_key="order.id", ondelete="CASCADE")
+    # "receipt", or "update:<product id>:<file id>:<version>" for a file-update notice
+    kind: str = Field(max_length=80)
+    to_email: str = Field(max_length=254)
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    locked_until: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    last_error: str = Field(default="", max_length=1000)
+    send_count: int = Field(default=0)
+    sent_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+class DownloadLog(SQLModel, table=True):
+    """Every download request that was let through: who, when, from where, and whether it counted."""
+
+    __tablename__ = "download_log"
+    __table_args__ = (Index("ix_download_log_grant_file_created", "grant_id", "file_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="download_grant.id", ondelete="CASCADE")
+    order_id: int = Field(foreign_key="order.id", ondelete="CASCADE")
+    file_id: int = Field(foreign_key="product_file.id", ondelete="CASCADE")
+    user_id: int = Field(foreign_key="user.id")
+    ip: str = Field(default="", max_length=64)
+    range_start: int = Field(default=0, sa_type=BigInteger)
+    counted: bool = Field(default=False)
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+class Refund(SQLModel, table=True):
+    """A refund we asked Stripe for (or learned of from a webhook), one row per Stripe refund."""
+
+    __tablename__ = "refund"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="order.id", index=True, ondelete="CASCADE")
+    stripe_refund_id: str | None = Field(default=None, max_length=255, unique=True)
+    amount_cents: int = Field(default=0, sa_type=BigInteger)
+    currency: str = Field(default="usd", max_length=3)
+    reason: str = Field(default="", max_length=40)
+    # requested (reserved, Stripe not answered yet) | pending | succeeded | failed | canceled
+    status: str = Field(default="requested", max_length=16)
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    updated_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
 # --- promotions: promo codes ----------------------------------------------------
 
 
+class Promotion(SQLModel, table=True):
+    """A seller's promo code, backed by a Stripe coupon and a Stripe promotion code.
+
+    ``stripe_code`` is the code Stripe knows: the seller's own code (buyers may type it on
+    the hosted checkout page), or, for once-per-buyer codes, a random hidden one so the code
+    can only be redeemed through our server, which enforces the per-buyer rule.
+    """
+
+    __tablename__ = "promotion"
+    __table_args__ = (Index("ix_promotion_seller_created", "seller_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    seller_id: int = Field(foreign_key="user.id")
+    code: str = Field(max_length=40)
+    code_lower: str = Field(max_length=40, index=True)
+    percent_off: int | None = Field(default=None)
+    amount_off_cents: int | None = Field(default=None, sa_type=BigInteger)
+    currency: str = Field(default="usd", max_length=3)
+    product_id: int | None = Field(default=None, foreign_key="product.id")  # None: all the seller's
+    max_redemptions: int | None = Field(default=None)
+    expires_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    once_per_buyer: bool = Field(default=False)
+    active: bool = Field(default=True)
+    stripe_coupon_id: str = Field(max_length=255)
+    stripe_promotion_code_id: str = Field(max_length=255, unique=True)
+    stripe_code: str = Field(max_length=60)
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    deactivated_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+
+
+class PromotionClaim(SQLModel, table=True):
+    """A once-per-buyer code our server attached to one Checkout Session (until it expires)."""
+
+    __tablename__ = "promotion_claim"
+    __table_args__ = (Index("ix_promotion_claim_promotion_buyer", "promotion_id", "buyer_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    promotion_id: int = Field(foreign_key="promotion.id", ondelete="CASCADE")
+    buyer_id: int = Field(foreign_key="user.id")
+    stripe_session_id: str = Field(max_length=255, unique=True)
+    expires_at: datetime = _ts()  # type: ignore[assignment]
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
 # --- analytics ------------------------------------------------------------------
+
+
+class AdminAction(SQLModel, table=True):
+    """What an admin did (change a role, disable, unpublish, refund, resend an event): who, to what, when."""
+
+    __tablename__ = "admin_action"
+    __table_args__ = (Index("ix_admin_action_created", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor_id: int = Field(foreign_key="user.id")
+    action: str = Field(max_length=40)  # "user.role", "user.disable", "product.unpublish", ...
+    target: str = Field(max_length=80)  # "user:7", "product:3", "order:12", "webhook_event:9"
+    detail: str = Field(default="", max_length=1000)
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
+class SalesRollup(SQLModel, table=True):
+    """Paid sales per seller, product, currency and 15-minute UTC slot, kept up to date in the
+    transaction that pays (fulfillment) or refunds (refunds) an order. Dashboards read this, not
+    the orders: a seller's slots sit together in one covering index, however many sales.
+
+    15-minute slots keep local days exact in every zone (all UTC offsets are multiples of it).
+    ``orders`` counts an order once per seller (on its first item); ``items`` once per product.
+    """
+
+    __tablename__ = "sales_rollup"
+    __table_args__ = (
+        UniqueConstraint("seller_id", "slot", "product_id", "currency"),
+        Index(
+            "ix_sales_rollup_covering",
+            "seller_id",
+            "slot",
+            "product_id",
+            "currency",
+            "orders",
+            "items",
+            "units",
+            "gross_cents",
+            "discount_cents",
+            "refunded_cents",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    seller_id: int = Field(foreign_key="user.id")
+    slot: int = Field(sa_type=BigInteger)  # UTC seconds since the epoch, a multiple of 900
+    product_id: int = Field(foreign_key="product.id")
+    currency: str = Field(max_length=3)
+    orders: int = Field(default=0)
+    items: int = Field(default=0)
+    units: int = Field(default=0)
+    gross_cents: int = Field(default=0, sa_type=BigInteger)
+    discount_cents: int = Field(default=0, sa_type=BigInteger)
+    refunded_cents: int = Field(default=0, sa_type=BigInteger)

@@ -7,20 +7,27 @@ import reflex as rx
 from quantoxbay import routes
 from quantoxbay.api import build_api
 from quantoxbay.api.live import start_live_pushes
-from quantoxbay.pages.areas import admin_page, not_found_page, seller_page
+from quantoxbay.pages.admin import admin_page
+from quantoxbay.pages.areas import not_found_page
 from quantoxbay.pages.auth import login_page, signup_page
 from quantoxbay.pages.checkout import library_page, success_page
+from quantoxbay.pages.dashboard import seller_dashboard_page
+from quantoxbay.pages.promotions import promotions_page
+from quantoxbay.pages.seller_orders import seller_orders_page
 from quantoxbay.pages.seller_products import edit_product_page, new_product_page, seller_products_page
 from quantoxbay.pages.storefront import product_page, seller_public_page, storefront
-from quantoxbay.state.areas import SellerHomeState
+from quantoxbay.state.admin import AdminState
 from quantoxbay.state.auth_forms import AuthFormState
 from quantoxbay.state.catalog import ProductState, SellerPageState, StorefrontState
 from quantoxbay.state.checkout import BuyBoxState, CheckoutSuccessState, LibraryState
+from quantoxbay.state.dashboard import DashboardState
+from quantoxbay.state.promotions import PromotionsState
+from quantoxbay.state.seller_orders import SellerOrdersState
 from quantoxbay.state.seller_products import ProductFormState, SellerProductsState
 from quantoxbay.state.session import SessionState
 
 # States that refresh themselves when a service announces a change (see api/live.py).
-LIVE_STATES: list[type[rx.State]] = [CheckoutSuccessState, LibraryState]
+LIVE_STATES: list[type[rx.State]] = [CheckoutSuccessState, LibraryState, SellerOrdersState, DashboardState]
 
 api = build_api()
 app = rx.App(
@@ -79,10 +86,10 @@ app.add_page(
 
 # --- sellers --------------------------------------------------------------------
 app.add_page(
-    seller_page,
+    seller_dashboard_page,
     route=routes.SELLER,
     title="Seller · QuantoxBay",
-    on_load=[SessionState.guard_seller, SellerHomeState.load],
+    on_load=[SessionState.guard_seller, DashboardState.load],
 )
 app.add_page(
     seller_products_page,
@@ -97,14 +104,31 @@ app.add_page(
     on_load=[SessionState.guard_seller, ProductFormState.load_new],
 )
 app.add_page(
+    seller_orders_page,
+    route=routes.SELLER_ORDERS,
+    title="Orders · QuantoxBay",
+    on_load=[SessionState.guard_seller, SellerOrdersState.load],
+)
+app.add_page(
     edit_product_page,
     route=routes.SELLER_PRODUCT_EDIT,
     title="Edit product · QuantoxBay",
     on_load=[SessionState.guard_seller, ProductFormState.load_edit],
 )
+app.add_page(
+    promotions_page,
+    route=routes.SELLER_PROMOTIONS,
+    title="Promotions · QuantoxBay",
+    on_load=[SessionState.guard_seller, PromotionsState.load],
+)
 
 # --- admins ---------------------------------------------------------------------
-app.add_page(admin_page, route=routes.ADMIN, title="Admin · QuantoxBay", on_load=SessionState.guard_admin)
+app.add_page(
+    admin_page,
+    route=routes.ADMIN,
+    title="Admin · QuantoxBay",
+    on_load=[SessionState.guard_admin, AdminState.load],
+)
 
 app.add_page(not_found_page, route="404", title="Not found · QuantoxBay", on_load=SessionState.load_session)
 
@@ -121,3 +145,11 @@ async def _embedded_stripe() -> None:
     runtime = getattr(api.state, "stripe_local", None)
     if runtime is not None:
         runtime.ensure_started()
+
+
+@app.register_lifespan_task
+async def _mail_outbox() -> None:
+    """Send queued receipts off the webhook's critical path (woken by paid orders and resends)."""
+    from quantoxbay.services.receipts import start_outbox_worker
+
+    start_outbox_worker()

@@ -25,3 +25,8 @@ SESSION_COOKIE = "qb_session"
 
 def product_path(product_id: int) -> str:
     return f"/products/{product_id}"
+
+
+SELLER_ORDERS = "/seller/orders"
+SELLER_PROMOTIONS = "/seller/promotions"
+API_COVERS = "/api/covers"

@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from quantoxbay import routes
 from quantoxbay.api.auth import complete_login, logout
+from quantoxbay.api.covers import cover
 from quantoxbay.api.downloads import download
 from quantoxbay.api.health import health
 from quantoxbay.api.webhook import stripe_webhook
@@ -20,6 +21,7 @@ def api_routes() -> list[BaseRoute]:
         Route(routes.API_AUTH_LOGOUT, logout, methods=["GET", "POST"]),
         Route(routes.API_STRIPE_WEBHOOK, stripe_webhook, methods=["POST"]),
         Route(routes.API_DOWNLOADS + "/{token}", download, methods=["GET"]),
+        Route(routes.API_COVERS + "/{key:path}", cover, methods=["GET", "HEAD"]),
     ]
 
 

@@ -13,24 +13,31 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from quantoxbay import routes
 from quantoxbay.db import session_scope
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts
-from quantoxbay.services.downloads import DownloadTarget, LinkExpired, resolve_download
+from quantoxbay.services.downloads import DownloadTarget, LinkExpired, record_download, resolve_download
 from quantoxbay.settings import get_settings
 from quantoxbay.storage import get_storage
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def _resolve(token: str, cookie_token: str | None) -> DownloadTarget:
+def _authorize(token: str, cookie_token: str | None, range_header: str | None, ip: str) -> DownloadTarget:
+    """Check the link, then count and log the request, in one transaction."""
     settings = get_settings()
     with session_scope() as session:
         user = accounts.user_for_session(session=session, token=cookie_token)
-        return resolve_download(
+        target = resolve_download(
             session=session,
             secret=settings.app_secret,
             token=token,
             user_id=user.id if user else None,
             max_age_seconds=settings.download_link_ttl_seconds,
         )
+        assert user is not None
+        wanted = _parse_range(range_header, target.size_bytes)
+        if wanted != "unsatisfiable":  # a 416 sends nothing, so it is not a download
+            start = wanted[0] if isinstance(wanted, tuple) else 0
+            record_download(session=session, target=target, user_id=user.id, ip=ip, range_start=start)
+        return target
 
 
 def _content_disposition(filename: str) -> str:
@@ -59,8 +66,17 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
 async def download(request: Request) -> Response:
     token = request.path_params["token"]
     try:
-        target = await run_in_threadpool(_resolve, token, request.cookies.get(routes.SESSION_COOKIE))
+        target = await run_in_threadpool(
+            _authorize,
+            token,
+            request.cookies.get(routes.SESSION_COOKIE),
+            request.headers.get("range"),
+            request.client.host if request.client else "",
+        )
     except LinkExpired as exc:
+        if "text/html" in request.headers.get("accept", ""):
+            # A browser following an old link from the library: send it back for a fresh one.
+            return RedirectResponse(f"{routes.LIBRARY}?expired=1", status_code=303)
         return JSONResponse({"error": str(exc)}, status_code=410)
     except PermissionDenied as exc:
         return JSONResponse({"error": str(exc)}, status_code=403)

@@ -7,6 +7,14 @@ import reflex as rx
 from quantoxbay import routes
 from quantoxbay.state.session import SessionState
 
+# The seller area's pages, in the account and mobile menus.
+SELLER_LINKS = [
+    ("Seller dashboard", routes.SELLER),
+    ("Products", routes.SELLER_PRODUCTS),
+    ("Orders", routes.SELLER_ORDERS),
+    ("Promotions", routes.SELLER_PROMOTIONS),
+]
+
 
 def button_link(text: str, href: str, **props: object) -> rx.Component:
     """A link that looks like a button (an <a>, so assistive tech calls it a link)."""
@@ -60,7 +68,11 @@ def _account_menu() -> rx.Component:
             rx.menu.separator(),
             rx.menu.item("Library", on_click=rx.redirect(routes.LIBRARY)),
             rx.cond(
-                SessionState.is_seller, rx.menu.item("Seller dashboard", on_click=rx.redirect(routes.SELLER))
+                SessionState.is_seller,
+                rx.fragment(
+                    rx.menu.separator(),
+                    *[rx.menu.item(label, on_click=rx.redirect(path)) for label, path in SELLER_LINKS],
+                ),
             ),
             rx.cond(SessionState.is_admin, rx.menu.item("Admin", on_click=rx.redirect(routes.ADMIN))),
             rx.menu.separator(),
@@ -75,7 +87,12 @@ def _mobile_menu() -> rx.Component:
         rx.menu.content(
             rx.menu.item("Store", on_click=rx.redirect(routes.STOREFRONT)),
             rx.cond(SessionState.is_logged_in, rx.menu.item("Library", on_click=rx.redirect(routes.LIBRARY))),
-            rx.cond(SessionState.is_seller, rx.menu.item("Seller", on_click=rx.redirect(routes.SELLER))),
+            rx.cond(
+                SessionState.is_seller,
+                rx.fragment(
+                    *[rx.menu.item(label, on_click=rx.redirect(path)) for label, path in SELLER_LINKS]
+                ),
+            ),
             rx.cond(SessionState.is_admin, rx.menu.item("Admin", on_click=rx.redirect(routes.ADMIN))),
         ),
     )

@@ -101,10 +101,26 @@ def _library_row(entry: rx.Var) -> rx.Component:
                 rx.hstack(
                     rx.text(entry["date"], size="2", color=rx.color("gray", 10)),
                     rx.text(entry["total"], size="2", color=rx.color("gray", 10)),
-                    rx.badge(entry["status"], variant="soft"),
+                    rx.badge(entry["status"], variant="soft", data_testid="order-status"),
+                    rx.cond(
+                        entry["refunded"] != "",
+                        rx.text("refunded ", entry["refunded"], size="2", color=rx.color("gray", 10)),
+                    ),
                     spacing="3",
+                    wrap="wrap",
+                ),
+                rx.cond(
+                    entry["downloads"] != "",
+                    rx.text(entry["downloads"], size="1", color=rx.color("gray", 10)),
+                ),
+                rx.button(
+                    "Resend receipt",
+                    variant="ghost",
+                    size="1",
+                    on_click=LibraryState.resend_receipt(entry["order_id"]),
                 ),
                 spacing="1",
+                align="start",
             ),
             rx.cond(
                 entry["can_download"],
@@ -124,14 +140,38 @@ def _library_row(entry: rx.Var) -> rx.Component:
     )
 
 
+def _pager() -> rx.Component:
+    return rx.hstack(
+        rx.button(
+            "Previous", variant="soft", on_click=LibraryState.previous_page, disabled=LibraryState.page == 0
+        ),
+        rx.text("Page ", LibraryState.page + 1, size="2"),
+        rx.button("Next", variant="soft", on_click=LibraryState.next_page, disabled=~LibraryState.has_next),
+        spacing="3",
+        align="center",
+        justify="center",
+        width="100%",
+        padding_top="1em",
+    )
+
+
 def library_page() -> rx.Component:
     return page(
         rx.heading("Your library", size="7", padding_bottom="1em"),
         rx.cond(
+            LibraryState.notice != "",
+            rx.callout(LibraryState.notice, icon="info", margin_bottom="1em"),
+        ),
+        rx.cond(
             LibraryState.loaded,
             rx.cond(
                 LibraryState.entries.length() > 0,
-                rx.vstack(rx.foreach(LibraryState.entries, _library_row), spacing="3", width="100%"),
+                rx.vstack(
+                    rx.foreach(LibraryState.entries, _library_row),
+                    rx.cond((LibraryState.page > 0) | LibraryState.has_next, _pager()),
+                    spacing="3",
+                    width="100%",
+                ),
                 empty_state(
                     "library",
                     "No purchases yet",

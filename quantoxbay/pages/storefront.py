@@ -6,6 +6,7 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.components.buy_box import buy_box
+from quantoxbay.components.countdown import countdown
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
 from quantoxbay.components.product_card import cover_image, product_grid
 from quantoxbay.services.catalog import CATEGORIES, SORT_ORDERS
@@ -166,6 +167,15 @@ def product_page() -> rx.Component:
                 rx.cond(p["on_sale"], rx.badge("On sale", color_scheme="red")),
                 align="center",
                 spacing="3",
+            ),
+            rx.cond(
+                ProductState.sale_ends_at_ms > 0,
+                countdown(
+                    ProductState.sale_ends_at_ms,
+                    ProductState.load,
+                    label="Sale ends in",
+                    element_id="qb-sale-countdown",
+                ),
             ),
             buy_box(),
             # Rendered from markdown and sanitised (nh3) on the server: no seller script runs here.

@@ -3,10 +3,17 @@
 dj-stripe's order: every event is untrusted until its signature checks out; then it is
 recorded once by id (a unique constraint) and processed in the same transaction. A failure
 rolls the transaction back, is recorded separately, and answers 5xx so Stripe retries.
+
+A new event is recorded with one ``INSERT ... ON CONFLICT (stripe_event_id) DO NOTHING
+RETURNING id`` that already carries its outcome: the row commits with the handler's writes or
+not at all, so no one ever sees it half done, and no savepoint or second UPDATE is needed.
+A concurrent delivery of the same event waits for that insert's transaction (PostgreSQL) or
+for the write lock (SQLite), then finds the row.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import traceback
@@ -15,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from quantoxbay.models import WebhookEvent, utcnow
-from quantoxbay.services import fulfillment
+from quantoxbay.services import fulfillment, refunds
 from quantoxbay.services.notifier import Announcement
 
 TOLERANCE_SECONDS = 300
@@ -83,6 +91,23 @@ def _nothing(_session: Session, _obj: dict[str, Any]) -> list[Announcement]:
     return []
 
 
+# --- post-purchase: refunds and disputes (services.refunds) ---
+def _charge_refunded(session: Session, obj: dict[str, Any]) -> list[Announcement]:
+    return refunds.on_charge_refunded(session=session, charge=obj)
+
+
+def _refund_failed(session: Session, obj: dict[str, Any]) -> list[Announcement]:
+    return refunds.on_refund_failed(session=session, refund=obj)
+
+
+def _dispute_created(session: Session, obj: dict[str, Any]) -> list[Announcement]:
+    return refunds.on_dispute_created(session=session, dispute=obj)
+
+
+def _dispute_closed(session: Session, obj: dict[str, Any]) -> list[Announcement]:
+    return refunds.on_dispute_closed(session=session, dispute=obj)
+
+
 HANDLERS: dict[str, Handler] = {
     # The payload is signed by Stripe and carries payment_status, amounts and our ids:
     # fulfil from it instead of retrieving the session (Stripe allows 25-100 requests/s).
@@ -91,29 +116,44 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.async_payment_failed": _fail,
     # No order exists for an unpaid session, so an expiry has nothing to undo.
     "checkout.session.expired": _nothing,
+    # post-purchase: the charge's amount_refunded is the total refunded so far
+    "charge.refunded": _charge_refunded,
+    "refund.failed": _refund_failed,
+    "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
 }
+
+
+@functools.cache
+def _event_insert(dialect: str):  # type: ignore[no-untyped-def]
+    """INSERT webhook_event ... ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id, per dialect."""
+    table = WebhookEvent.__table__  # type: ignore[attr-defined]
+    ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
+    return ins.on_conflict_do_nothing(index_elements=["stripe_event_id"]).returning(table.c.id)
 
 
 def process_event(*, session: Session, event: dict[str, Any], raw: str) -> ProcessOutcome:
     """Record the event once and run its handler in the caller's transaction."""
-    row = WebhookEvent(stripe_event_id=event["id"], type=event["type"], payload=raw, outcome="processing")
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        existing = session.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])).one()
-        if existing.outcome in ("processed", "ignored"):
-            return ProcessOutcome(duplicate=True, outcome=existing.outcome)
-        row = existing  # an earlier delivery failed: process again
     handler = HANDLERS.get(event["type"])
+    outcome = "processed" if handler else "ignored"
+    conn = session.connection()
+    now = utcnow()
+    row = {"stripe_event_id": event["id"], "type": event["type"], "payload": raw, "outcome": outcome,
+           "error": "", "received_at": now, "processed_at": now}  # fmt: skip
+    if conn.execute(_event_insert(conn.dialect.name), row).first() is not None:
+        announcements = handler(session, event["data"]["object"]) if handler else []
+        return ProcessOutcome(duplicate=False, outcome=outcome, announcements=announcements)
+    existing = session.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])).one()
+    if existing.outcome in ("processed", "ignored"):
+        return ProcessOutcome(duplicate=True, outcome=existing.outcome)
+    # An earlier delivery failed: process again.
     announcements = handler(session, event["data"]["object"]) if handler else []
-    row.outcome = "processed" if handler else "ignored"
-    row.error = ""
-    row.processed_at = utcnow()
-    session.add(row)
+    existing.outcome = outcome
+    existing.error = ""
+    existing.processed_at = utcnow()
+    session.add(existing)
     session.flush()
-    return ProcessOutcome(duplicate=False, outcome=row.outcome, announcements=announcements)
+    return ProcessOutcome(duplicate=False, outcome=outcome, announcements=announcements)
 
 
 def record_failure(*, session: Session, event: dict[str, Any], raw: str, error: BaseException) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import stripe
 from sqlmodel import Session, select
@@ -12,14 +13,16 @@ from sqlmodel import Session, select
 from quantoxbay import routes
 from quantoxbay.models import DownloadGrant, Order, OrderStatus, Product, ProductStatus, User
 from quantoxbay.payments.retry import with_rate_limit_retry
-from quantoxbay.services import DomainError, NotFound, PermissionDenied
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, promotions
 from quantoxbay.services.fulfillment import FulfillmentResult, fulfill_checkout
-from quantoxbay.services.pricing import current_price_cents
+from quantoxbay.services.pricing import aware, current_price_cents, sale_is_running
 
 # Sessions live one hour (Stripe allows 30 min to 24 h); the idempotency window is five
 # minutes, so a double click within it opens the same session instead of two.
 SESSION_LIFETIME_SECONDS = 3600
 IDEMPOTENCY_WINDOW_SECONDS = 300
+# Stripe refuses a session that expires sooner than 30 minutes after it is created.
+MIN_SESSION_LIFETIME_SECONDS = 1800
 ACTIVE_ORDER_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
 
 
@@ -55,9 +58,17 @@ def start_checkout(
     buyer_id: int,
     product_id: int,
     public_url: str,
+    promo_code: str = "",
     now: float | None = None,
 ) -> CheckoutStart:
-    """Create a Checkout Session for one product, priced from the database."""
+    """Create a Checkout Session for one product, priced from the database.
+
+    Without ``promo_code`` the hosted page offers its own "Promotion code" field (Stripe checks
+    those codes). With one, the code is checked here first (expiry, redemption limit, product,
+    once per buyer: see services.promotions) and attached with ``discounts``.
+    A session started during a sale or with an expiring code expires with it, as far as
+    Stripe's 30-minute minimum lifetime allows.
+    """
     buyer = session.get(User, buyer_id)
     if buyer is None or buyer.disabled:
         raise PermissionDenied("Please log in to buy.")
@@ -68,16 +79,33 @@ def start_checkout(
         raise DomainError("This is your own product.")
     if owns_product(session=session, buyer_id=buyer_id, product_id=product_id):
         raise AlreadyOwned("You already own this product.")
-    unit_amount = current_price_cents(product)
+    now = time.time() if now is None else now
+    now_dt = datetime.fromtimestamp(now, UTC)
+    unit_amount = current_price_cents(product, now_dt)  # the sale price only while the sale runs
     if unit_amount <= 0:
         raise DomainError("This product is free; use “Get it free”.")
 
-    now = time.time() if now is None else now
+    promo = (
+        promotions.check_code(
+            session=session, buyer_id=buyer_id, product=product, code=promo_code, now=now_dt
+        )
+        if promo_code.strip()
+        else None
+    )
     window = int(now // IDEMPOTENCY_WINDOW_SECONDS)
-    # Same buyer, product, price and window -> same key -> Stripe replays the first session.
-    key_material = f"checkout:{buyer_id}:{product_id}:{unit_amount}:{product.currency}:{window}"
+    # Same buyer, product, price, code and window -> same key -> Stripe replays the first session.
+    promo_key = promo.stripe_promotion_code_id if promo else ""
+    key_material = f"checkout:{buyer_id}:{product_id}:{unit_amount}:{product.currency}:{promo_key}:{window}"
     idempotency_key = hashlib.sha256(key_material.encode()).hexdigest()
     expires_at = (window + 1) * IDEMPOTENCY_WINDOW_SECONDS + SESSION_LIFETIME_SECONDS
+    # Do not let a sale price or a code outlive its end by more than Stripe makes us.
+    # Derived from the window, not from now, so a replayed request sends the same params.
+    earliest = (window + 1) * IDEMPOTENCY_WINDOW_SECONDS + MIN_SESSION_LIFETIME_SECONDS
+    deadlines = [aware(product.sale_ends_at) if sale_is_running(product, now_dt) else None]
+    deadlines.append(promo.expires_at if promo else None)
+    for deadline in deadlines:
+        if deadline is not None:
+            expires_at = min(expires_at, max(earliest, int(deadline.timestamp())))
     metadata = {"buyer_id": str(buyer_id), "product_id": str(product_id)}
     params = {
         "mode": "payment",
@@ -95,11 +123,14 @@ def start_checkout(
         "customer_email": buyer.email,
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata},
-        "allow_promotion_codes": True,
         "success_url": f"{public_url}{routes.CHECKOUT_SUCCESS}?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{public_url}{routes.product_path(product_id)}?checkout=cancelled",
         "expires_at": expires_at,
     }
+    if promo is not None:
+        params["discounts"] = [{"promotion_code": promo.stripe_promotion_code_id}]
+    else:
+        params["allow_promotion_codes"] = True
     created = with_rate_limit_retry(
         lambda: stripe_client.v1.checkout.sessions.create(
             params,  # type: ignore[arg-type]
@@ -108,6 +139,15 @@ def start_checkout(
     )
     if not created.url:
         raise DomainError("The payment page could not be opened. Please try again.")
+    if promo is not None:
+        promotions.claim_for_checkout(
+            session=session,
+            stripe_client=stripe_client,
+            promotion=promo,
+            buyer_id=buyer_id,
+            stripe_session_id=created.id,
+            expires_at=datetime.fromtimestamp(expires_at, UTC),
+        )
     return CheckoutStart(session_id=created.id, url=created.url)
 
 
@@ -119,6 +159,7 @@ def confirm_checkout(
     Returns None for a session that is not this buyer's (nothing is shown or changed).
     """
     retrieved = with_rate_limit_retry(lambda: stripe_client.v1.checkout.sessions.retrieve(stripe_session_id))
-    if str(retrieved.get("client_reference_id")) != str(buyer_id):
+    # StripeObjects are not dicts in stripe-python 16 (no .get): read attributes.
+    if str(getattr(retrieved, "client_reference_id", None)) != str(buyer_id):
         return None
     return fulfill_checkout(session=session, checkout_session=retrieved)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, ProductFile
+from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, ProductFile
 from quantoxbay.services.checkout import ACTIVE_ORDER_STATUSES
 from quantoxbay.services.money import format_money
 
@@ -27,6 +28,28 @@ class LibraryEntry(BaseModel):
     purchased_at: datetime
     can_download: bool
     files: list[LibraryFile]
+    downloads_used: int = 0
+    download_limit: int | None = None
+    refunded_label: str = ""
+
+
+class LibraryPage(BaseModel):
+    """One page of the library (newest first) and whether there are more."""
+
+    entries: list[LibraryEntry]
+    page: int
+    has_next: bool
+
+
+PAGE_SIZE = 20
+
+
+def library_page(
+    *, session: Session, buyer_id: int, page: int = 0, page_size: int = PAGE_SIZE
+) -> LibraryPage:
+    page = max(page, 0)
+    rows = list_library(session=session, buyer_id=buyer_id, limit=page_size + 1, offset=page * page_size)
+    return LibraryPage(entries=rows[:page_size], page=page, has_next=len(rows) > page_size)
 
 
 def list_library(*, session: Session, buyer_id: int, limit: int = 20, offset: int = 0) -> list[LibraryEntry]:
@@ -38,6 +61,11 @@ def list_library(*, session: Session, buyer_id: int, limit: int = 20, offset: in
         .limit(limit)
         .offset(offset)
     ).all()
+    return _entries(session, rows)
+
+
+def _entries(session: Session, rows: Sequence[tuple[Order, OrderItem]]) -> list[LibraryEntry]:
+    """Library entries for (order, item) rows, with grants, limits and files."""
     entries = []
     for order, item in rows:
         assert order.id is not None
@@ -47,6 +75,9 @@ def list_library(*, session: Session, buyer_id: int, limit: int = 20, offset: in
             )
         ).first()
         can_download = grant is not None and not grant.revoked and order.status in ACTIVE_ORDER_STATUSES
+        download_limit = session.exec(
+            select(Product.download_limit).where(Product.id == item.product_id)
+        ).first()
         files = session.exec(
             select(ProductFile).where(ProductFile.product_id == item.product_id).order_by(ProductFile.id)  # type: ignore[arg-type]
         ).all()
@@ -66,6 +97,11 @@ def list_library(*, session: Session, buyer_id: int, limit: int = 20, offset: in
                 ]
                 if can_download
                 else [],
+                downloads_used=grant.downloads_used if grant else 0,
+                download_limit=download_limit,
+                refunded_label=format_money(order.refunded_cents, order.currency)
+                if order.refunded_cents
+                else "",
             )
         )
     return entries
@@ -73,12 +109,10 @@ def list_library(*, session: Session, buyer_id: int, limit: int = 20, offset: in
 
 def order_for_session(*, session: Session, buyer_id: int, stripe_session_id: str) -> LibraryEntry | None:
     """The library entry of one Checkout Session (the confirmation page shows it)."""
-    order = session.exec(
-        select(Order).where(Order.stripe_session_id == stripe_session_id, Order.buyer_id == buyer_id)
-    ).first()
-    if order is None or order.id is None:
-        return None
-    for entry in list_library(session=session, buyer_id=buyer_id, limit=1000):
-        if entry.order_id == order.id:
-            return entry
-    return None
+    rows = session.exec(
+        select(Order, OrderItem)
+        .join(OrderItem, OrderItem.order_id == Order.id)  # type: ignore[arg-type]
+        .where(Order.stripe_session_id == stripe_session_id, Order.buyer_id == buyer_id)
+    ).all()
+    entries = _entries(session, rows)
+    return entries[0] if entries else None

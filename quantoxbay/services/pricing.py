@@ -7,18 +7,19 @@ from datetime import UTC, datetime
 from quantoxbay.models import Product, utcnow
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; we store UTC everywhere."""
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
 
 
 def sale_is_running(product: Product, now: datetime | None = None) -> bool:
-    """A sale runs when a sale price is set and now is inside [starts, ends)."""
-    if product.sale_price_cents is None:
+    """A sale runs when a sale price below the list price is set and now is inside [starts, ends)."""
+    if product.sale_price_cents is None or product.sale_price_cents >= product.price_cents:
         return False
     now = now or utcnow()
-    starts, ends = _aware(product.sale_starts_at), _aware(product.sale_ends_at)
+    starts, ends = aware(product.sale_starts_at), aware(product.sale_ends_at)
     return (starts is None or starts <= now) and (ends is None or now < ends)
 
 

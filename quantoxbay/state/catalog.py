@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from quantoxbay.services import DomainError, NotFound, catalog
+from quantoxbay.components.countdown import COUNTDOWN_SCRIPT
+from quantoxbay.services import DomainError, NotFound, catalog, promotions
 from quantoxbay.services.money import parse_price
 from quantoxbay.state.session import run_service
 from quantoxbay.storage import get_storage
@@ -139,10 +140,11 @@ class ProductState(rx.State):
     files: list[dict] = []
     not_found: bool = False
     loading: bool = True
+    sale_ends_at_ms: int = 0  # the running sale's end (epoch ms) for the countdown; 0: none
 
     @rx.event
-    async def load(self) -> None:
-        self.loading = True
+    async def load(self):  # type: ignore[no-untyped-def]
+        self.loading, self.sale_ends_at_ms = True, 0
         raw = self.router.page.params.get("product_id", "")
         try:
             detail = await run_service(
@@ -150,12 +152,17 @@ class ProductState(rx.State):
             )
         except (NotFound, ValueError, TypeError):
             self.product, self.files, self.not_found, self.loading = {}, [], True, False
-            return
+            return None
         data = detail.model_dump()
         self.files = [{**f, "size_label": human_size(f["size_bytes"])} for f in data.pop("files")]
         self.product = data
         self.not_found = False
         self.loading = False
+        deadline = await run_service(promotions.sale_deadline, product_id=int(raw))
+        if deadline is not None and data.get("on_sale"):
+            self.sale_ends_at_ms = int(deadline.timestamp() * 1000)
+            return rx.call_script(COUNTDOWN_SCRIPT)
+        return None
 
 
 class SellerPageState(rx.State):

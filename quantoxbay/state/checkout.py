@@ -11,7 +11,7 @@ import stripe
 from quantoxbay import routes
 from quantoxbay.models import OrderStatus
 from quantoxbay.payments.client import get_stripe_client
-from quantoxbay.services import DomainError, checkout, library, live, notifier
+from quantoxbay.services import DomainError, checkout, library, live, notifier, receipts
 from quantoxbay.services.downloads import download_url
 from quantoxbay.settings import get_settings
 from quantoxbay.state.session import SessionState, run_service
@@ -39,6 +39,12 @@ class BuyBoxState(rx.State):
 
     owned: bool = False
     busy: bool = False
+    promo_code: str = ""  # optional; checked by the server (services.promotions.check_code)
+    promo_error: str = ""
+
+    @rx.event
+    def set_promo_code(self, value: str) -> None:
+        self.promo_code, self.promo_error = value[:40], ""
 
     def _product_id(self) -> int | None:
         raw = self.router.page.params.get("product_id", "")
@@ -46,7 +52,7 @@ class BuyBoxState(rx.State):
 
     @rx.event
     async def load(self) -> None:
-        self.busy = False
+        self.busy, self.promo_code, self.promo_error = False, "", ""
         user = await (await self.get_state(SessionState)).current_user()
         product_id = self._product_id()
         self.owned = bool(
@@ -75,6 +81,7 @@ class BuyBoxState(rx.State):
                 buyer_id=user.id,
                 product_id=product_id,
                 public_url=get_settings().public_url,
+                promo_code=self.promo_code,
             )
         except checkout.AlreadyOwned as exc:
             self.busy, self.owned = False, True
@@ -82,6 +89,8 @@ class BuyBoxState(rx.State):
             return
         except DomainError as exc:
             self.busy = False
+            if self.promo_code.strip():
+                self.promo_error = str(exc)
             yield rx.toast.error(str(exc))
             return
         except stripe.StripeError:
@@ -98,24 +107,27 @@ class CheckoutSuccessState(rx.State):
     title: str = ""
     total_label: str = ""
     files: list[dict] = []
+    # Checked against the session cookie at load; a push then needs one query, not three.
+    _buyer_id: int = 0
 
     def _session_id(self) -> str:
         return str(self.router.page.params.get("session_id", ""))[:255]
 
     async def _refresh(self) -> None:
-        user = await (await self.get_state(SessionState)).current_user()
         session_id = self._session_id()
-        if user is None or not session_id:
+        if not self._buyer_id or not session_id:
             self.status = "unknown"
             return
-        entry = await run_service(library.order_for_session, buyer_id=user.id, stripe_session_id=session_id)
+        entry = await run_service(
+            library.order_for_session, buyer_id=self._buyer_id, stripe_session_id=session_id
+        )
         if entry is None:
             self.status = "waiting"
             return
         self.title, self.total_label = entry.title, entry.total_label
         if entry.can_download:
             self.status = "paid"
-            self.files = _file_rows(entry, user.id)
+            self.files = _file_rows(entry, self._buyer_id)
         elif entry.status == OrderStatus.FAILED.value:
             self.status = "failed"
         else:
@@ -126,6 +138,7 @@ class CheckoutSuccessState(rx.State):
         self.status, self.files, self.title = "waiting", [], ""
         session_state = await self.get_state(SessionState)
         user = await session_state.current_user()
+        self._buyer_id = user.id if user else 0
         session_id = self._session_id()
         if user is None:
             return rx.redirect(f"{routes.LOGIN}?next={routes.CHECKOUT_SUCCESS}?session_id={session_id}")
@@ -164,31 +177,48 @@ class CheckoutSuccessState(rx.State):
 
 
 class LibraryState(rx.State):
+    """`/library`: every purchase, newest first, a page at a time; fresh signed links on each load."""
+
     entries: list[dict] = []
     loaded: bool = False
+    page: int = 0
+    has_next: bool = False
+    notice: str = ""
 
     async def _load(self) -> None:
         user = await (await self.get_state(SessionState)).current_user()
         if user is None:
             self.entries, self.loaded = [], False
             return
-        rows = await run_service(library.list_library, buyer_id=user.id)
+        result = await run_service(library.library_page, buyer_id=user.id, page=self.page)
+        self.has_next = result.has_next
         self.entries = [
             {
                 "order_id": e.order_id,
                 "title": e.title,
-                "status": e.status,
+                "status": e.status.replace("_", " "),
                 "total": e.total_label,
+                "refunded": e.refunded_label,
                 "date": e.purchased_at.strftime("%d %b %Y"),
                 "can_download": e.can_download,
+                "downloads": (
+                    f"{e.downloads_used} of {e.download_limit} downloads used" if e.download_limit else ""
+                ),
                 "files": _file_rows(e, user.id),
             }
-            for e in rows
+            for e in result.entries
         ]
         self.loaded = True
 
     @rx.event
     async def load(self) -> None:
+        raw = str(self.router.page.params.get("page", "1"))
+        self.page = int(raw) - 1 if raw.isdigit() and int(raw) > 0 else 0
+        self.notice = (
+            "That download link had expired; here are fresh ones."
+            if self.router.page.params.get("expired")
+            else ""
+        )
         await self._load()
         user = await (await self.get_state(SessionState)).current_user()
         if user is not None:
@@ -198,6 +228,30 @@ class LibraryState(rx.State):
                 client_token=self.router.session.client_token,
                 state_name=self.get_full_name(),
             )
+
+    @rx.event
+    async def next_page(self) -> None:
+        if self.has_next:
+            self.page += 1
+            await self._load()
+
+    @rx.event
+    async def previous_page(self) -> None:
+        if self.page > 0:
+            self.page -= 1
+            await self._load()
+
+    @rx.event
+    async def resend_receipt(self, order_id: int):  # type: ignore[no-untyped-def]
+        try:
+            user = await (await self.get_state(SessionState)).require_user()
+            announcement = await run_service(
+                receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id)
+            )
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        notifier.announce(announcement)  # after the commit: wakes the mail worker
+        return rx.toast.success("Your receipt is on its way.")
 
     async def on_announcement(self, kind: str, data: dict) -> None:
         await self._load()

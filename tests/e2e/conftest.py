@@ -120,7 +120,20 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_app() -> Iterator[LiveApp]:
+def web_build_lock() -> Iterator[None]:
+    """Held for the whole test session: a second run in the same checkout would rebuild .web
+    under the apps this one is serving, so runs take turns."""
+    lock = (ROOT / ".web.build.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+@pytest.fixture(scope="session")
+def live_app(web_build_lock: None) -> Iterator[LiveApp]:
     port = _free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="qb-e2e-"))
     smtp = SmtpSink()
@@ -140,9 +153,6 @@ def live_app() -> Iterator[LiveApp]:
         result = app.cli(*step)
         assert result.returncode == 0, result.stderr
     log = data_dir / "app.log"
-    # Two test runs in one checkout share .web: the production build must not run twice at once.
-    build_lock = (ROOT / ".web.build.lock").open("w")
-    fcntl.flock(build_lock, fcntl.LOCK_EX)
     with log.open("w") as out:
         proc = subprocess.Popen(
             [
@@ -167,11 +177,7 @@ def live_app() -> Iterator[LiveApp]:
             start_new_session=True,
         )
     try:
-        try:
-            _wait_for(app.url + "/", proc, log)
-        finally:
-            fcntl.flock(build_lock, fcntl.LOCK_UN)
-            build_lock.close()
+        _wait_for(app.url + "/", proc, log)
         yield app
     finally:
         os.killpg(proc.pid, 15)

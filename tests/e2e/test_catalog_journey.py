@@ -70,7 +70,8 @@ def test_seller_publishes_and_buyer_finds_it(new_page, tmp_path: Path) -> None: 
     expect(buyer.get_by_text("from the field")).to_be_visible()
     # The seller's <script> is shown as text and never runs.
     assert buyer.evaluate("window.pwned") is None
-    expect(buyer.locator("img[src^='data:image/webp']")).to_have_count(1)
+    # Buyers' covers come from the cacheable cover route, not inlined data URLs.
+    expect(buyer.locator("img[src^='/api/covers/']")).to_have_count(1)
 
 
 def test_unpublished_product_is_a_not_found_page(new_page) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,7 @@ def _wait_backend(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 
 @pytest.fixture(scope="module")
-def two_backends() -> Iterator[dict]:
+def two_backends(web_build_lock: None) -> Iterator[dict]:
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -100,6 +101,11 @@ def two_backends() -> Iterator[dict]:
         aws_secret_access_key="test",
     ).create_bucket(Bucket="qb-multiworker")
     dir_a, dir_b = Path(tempfile.mkdtemp(prefix="qb-a-")), Path(tempfile.mkdtemp(prefix="qb-b-"))
+    # A's frontend is built for A's URL: build it in its own work dir, not under the shared live app.
+    web_dir = ROOT / ".web-multiworker"
+    if not web_dir.exists() and (ROOT / ".web" / "node_modules").exists():
+        shutil.copytree(ROOT / ".web", web_dir, symlinks=True)
+    base["REFLEX_WEB_WORKDIR"] = str(web_dir)
     env_a = {
         **base,
         "DATA_DIR": str(dir_a),
@@ -137,20 +143,12 @@ def two_backends() -> Iterator[dict]:
 
     log_b = dir_b / "b.log"
     backend_b = _start(["--backend-only", "--backend-port", str(port_b)], env_b, log_b)
-    import fcntl
-
-    lock = (ROOT / ".web.build.lock").open("w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
     log_a = dir_a / "a.log"
     app_a = _start(
         ["--single-port", "--backend-port", str(port_a), "--frontend-port", str(port_a)], env_a, log_a
     )
     try:
-        try:
-            _wait_for(f"http://localhost:{port_a}/", app_a, log_a)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            lock.close()
+        _wait_for(f"http://localhost:{port_a}/", app_a, log_a)
         _wait_backend(f"http://127.0.0.1:{port_b}/api/health", backend_b, log_b)
         yield {
             "a": f"http://localhost:{port_a}",

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 from PIL import Image
-from sqlmodel import Session
+from sqlalchemy import event, text
+from sqlmodel import Session, select
 
 from quantoxbay.models import Product, ProductFile, ProductStatus, Role, utcnow
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, catalog
@@ -234,7 +235,12 @@ def test_cover_image_gets_thumbnails(db: Session, storage) -> None:  # type: ign
     with Image.open(io.BytesIO(b"".join(storage.open_range(f"{product.cover_key}/page.webp")))) as page:
         assert page.size == (1200, 540)
     detail = catalog.get_published_product(session=db, product_id=product.id, storage=storage)  # type: ignore[arg-type]
-    assert detail.cover_url and detail.cover_url.startswith("data:image/webp;base64,")
+    # Buyers get the cover route (a stable, cacheable URL); the seller's own view works for drafts too.
+    upload = product.cover_key.removeprefix("covers/")
+    assert detail.cover_url == f"/api/covers/{upload}/card.webp"
+    assert detail.cover_page_url == f"/api/covers/{upload}/page.webp"
+    view = catalog.get_seller_product(session=db, product_id=product.id, seller_id=seller.id, storage=storage)  # type: ignore[arg-type]
+    assert view.cover_url and view.cover_url.startswith("data:image/webp;base64,")
 
 
 @pytest.mark.parametrize(
@@ -412,3 +418,155 @@ def test_seller_profile_by_handle(db: Session, storage) -> None:  # type: ignore
     with pytest.raises(NotFound):
         catalog.get_seller_profile(session=db, handle="no-such-seller")
     assert buyer.handle is None
+
+
+# --- query strategies: "collect" (few candidates, sorted) and "walk" (sort index, tested) ----------
+
+
+def _strategy_catalog(db: Session, storage) -> int:  # type: ignore[no-untyped-def]
+    """24 published products (and a draft) with overlapping words, categories, prices, sales, dates."""
+    seller = create_user(db, Role.SELLER)
+    other = create_user(db, Role.SELLER)
+    base = utcnow()
+    words = ["photo", "guide", "budget", "template", "music"]
+    for i in range(24):
+        owner = seller if i % 3 else other
+        p = create_published_product(
+            db, storage, owner, title=f"{words[i % 5].title()} {words[(i * 2) % 5]} item{i}",
+            price_cents=[0, 500, 999, 1500, 2500][i % 5] + (i % 2) * 50,
+        )  # fmt: skip
+        p.category = ["ebooks", "audio", "templates"][i % 3]
+        p.sales_count = (i * 7) % 5  # many ties: the id must break them the same way everywhere
+        p.created_at = base - timedelta(minutes=(i * 37) % 11)  # dates out of id order, with ties
+        db.add(p)
+    _draft(db, seller.id, title="Photo guide draft")
+    db.flush()
+    return seller.id  # type: ignore[return-value]
+
+
+def _walk_all(db: Session, strategy: str, **kwargs) -> list[int]:  # type: ignore[no-untyped-def]
+    ids, cursor = [], None
+    for _ in range(50):
+        page = catalog.search_products(session=db, strategy=strategy, cursor=cursor, limit=4, **kwargs)
+        ids += [c.id for c in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return ids
+    raise AssertionError("the listing never ended")
+
+
+STRATEGY_CASES = [
+    {},
+    {"query": "photo"},
+    {"query": "pho"},
+    {"query": "guide photo"},
+    {"query": "nothingmatches"},
+    {"category": "audio"},
+    {"min_price_cents": 500, "max_price_cents": 1500},
+    {"max_price_cents": 0},
+    {"query": "music", "category": "ebooks", "min_price_cents": 100},
+    {"category": "templates", "min_price_cents": 900, "max_price_cents": 2600},
+]
+
+
+@pytest.mark.parametrize("sort", list(catalog.SORT_ORDERS))
+def test_collect_and_walk_strategies_give_identical_pages(db: Session, storage, sort: str) -> None:  # type: ignore[no-untyped-def]
+    seller_id = _strategy_catalog(db, storage)
+    for case in [*STRATEGY_CASES, {"seller_id": seller_id}, {"seller_id": seller_id, "query": "budget"}]:
+        walked = _walk_all(db, "walk", sort=sort, **case)
+        assert _walk_all(db, "collect", sort=sort, **case) == walked, case
+        assert _walk_all(db, "auto", sort=sort, **case) == walked, case
+        assert len(set(walked)) == len(walked), f"a product appeared twice: {case}"
+        if not case:
+            assert len(walked) >= 24
+
+
+def test_auto_strategy_picks_collect_for_few_candidates_and_walk_for_many(
+    db: Session, storage, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    _strategy_catalog(db, storage)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(db.connection(), "before_cursor_execute", record)
+    expected = _walk_all(db, "walk", query="photo", sort="price_asc")
+    # PostgreSQL decides on its planner's estimate: at least 1 row, so a limit of 0 always walks.
+    monkeypatch.setattr(catalog, "SMALL_SET", 0)
+    statements.clear()
+    assert _walk_all(db, "auto", query="photo", sort="price_asc") == expected
+    assert not any("listing_rows" in s for s in statements), "expected a walk"
+    monkeypatch.setattr(catalog, "SMALL_SET", 1000)
+    # SQLite first checks one batch of the walk: a batch of one row cannot fill a page.
+    monkeypatch.setattr(catalog, "CHECK_BATCH", 1)
+    statements.clear()
+    assert _walk_all(db, "auto", query="photo", sort="price_asc") == expected
+    assert any("listing_rows" in s for s in statements), "expected collect"
+    with pytest.raises(DomainError, match="Unknown strategy"):
+        catalog.search_products(session=db, strategy="fastest")  # type: ignore[arg-type]
+
+
+def _expected_ids(db: Session, sort: str, query: str = "", **filters) -> list[int]:  # type: ignore[no-untyped-def]
+    """What a listing must return, found the slow way: every published product, filtered and sorted
+    in Python; only which products match the words is asked of the database's search index."""
+    products = db.exec(select(Product).where(Product.status == ProductStatus.PUBLISHED.value)).all()
+    if query:
+        dialect = db.get_bind().dialect.name
+        words = catalog._search_words(query)
+        if dialect == "sqlite":
+            fts = catalog._search_filter(dialect, words).fts_query
+            sql = "SELECT rowid FROM product_fts WHERE product_fts MATCH :q"
+        else:
+            fts = " & ".join([*words[:-1], f"{words[-1]}:*"])
+            sql = "SELECT id FROM product WHERE search_vector @@ to_tsquery('english', :q)"
+        matching = set(db.connection().execute(text(sql), {"q": fts}).scalars())
+        products = [p for p in products if p.id in matching]
+    if "category" in filters:
+        products = [p for p in products if p.category == filters["category"]]
+    if "seller_id" in filters:
+        products = [p for p in products if p.seller_id == filters["seller_id"]]
+    low, high = filters.get("min_price_cents", -1), filters.get("max_price_cents", 10**9)
+    products = [p for p in products if low <= p.price_cents <= high]
+    keys = {"newest": "created_at", "price_asc": "price_cents", "price_desc": "price_cents"}
+    key = keys.get(sort, "sales_count")
+    products.sort(key=lambda p: (getattr(p, key), p.id), reverse=catalog.SORT_DESCENDING[sort])
+    return [p.id for p in products]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("sort", list(catalog.SORT_ORDERS))
+def test_searches_checked_in_batches_of_any_size_give_the_right_pages(
+    db: Session, storage, monkeypatch: pytest.MonkeyPatch, sort: str
+) -> None:  # type: ignore[no-untyped-def]
+    seller_id = _strategy_catalog(db, storage)
+    cases = [c for c in STRATEGY_CASES if "query" in c] + [
+        {"query": "guide", "category": "audio"},
+        {"query": "templ", "min_price_cents": 500, "max_price_cents": 2000},
+        {"query": "budget", "seller_id": seller_id},
+    ]
+    # Batches of 1..3 rows: many rounds, the walk going on from the first batch when it does not
+    # fill the page (SMALL_SET 0: always walk after it; 2000: collect).
+    for batch, small_set in [(1, 0), (2, 0), (3, 0), (1, 2000), (500, 2000)]:
+        monkeypatch.setattr(catalog, "CHECK_BATCH", batch)
+        monkeypatch.setattr(catalog, "SMALL_SET", small_set)
+        for case in cases:
+            expected = _expected_ids(db, sort, **case)
+            for strategy in ("auto", "walk", "collect"):
+                assert _walk_all(db, strategy, sort=sort, **case) == expected, (
+                    batch,
+                    small_set,
+                    strategy,
+                    case,
+                )
+
+
+def test_a_word_in_most_products_fills_the_page_from_one_checked_batch(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    _strategy_catalog(db, storage)
+    statements: list[str] = []
+    event.listen(db.connection(), "before_cursor_execute", lambda c, cur, st, *a: statements.append(st))
+    page = catalog.search_products(session=db, query="photo", limit=3)
+    assert [c.id for c in page.items] == _expected_ids(db, "newest", query="photo")[:3]
+    if db.get_bind().dialect.name == "sqlite":
+        # No counting, no list of every match: one batch of the newest rows, checked by the index.
+        assert not any("count(" in s or "listing_rows" in s for s in statements), statements
+        assert any("json_each" in s for s in statements)

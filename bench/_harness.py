@@ -1,0 +1,363 @@
+"""Small shared pieces of the HTTP benchmarks: servers in subprocesses, a raw HTTP/1.1 client,
+fresh databases, process memory and percentiles. No benchmark logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PYTHON = sys.executable
+WEBHOOK_SECRET = "whsec_bench_" + "0" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_note() -> str:
+    """The machine's 1-minute load average: these benches share 2 cores with whatever else runs."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+# --- databases --------------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file in ``workdir`` or a fresh ``qb_test_*`` on PostgreSQL."""
+    from quantoxbay.migrations import upgrade_to_head
+
+    if backend == "sqlite":
+        url = f"sqlite:///{workdir / 'quantoxbay.db'}"
+        upgrade_to_head(url)
+        yield url
+        return
+    from tests.services import fresh_postgres_database, postgres_url
+
+    url, drop = fresh_postgres_database(postgres_url())
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        from sqlalchemy import create_engine
+
+        create_engine(url).dispose()
+        drop()
+
+
+def insert_buyers_and_product(url: str, buyers: int) -> tuple[list[int], int]:
+    """``buyers`` buyer rows and one seller with one published product, inserted directly
+    (bcrypt at cost 12 would take a quarter of a second per account and is not what we measure)."""
+    from sqlalchemy import insert, select
+
+    from quantoxbay.db import make_engine
+    from quantoxbay.models import Product, User, utcnow
+
+    engine = make_engine(url)
+    now = utcnow()
+    tag = os.urandom(4).hex()
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(User),
+                [
+                    {"email": f"seller-{tag}@bench.test", "password_hash": "x", "role": "seller",
+                     "display_name": "Bench seller", "handle": f"bench-{tag}", "disabled": False,
+                     "failed_login_count": 0, "created_at": now}
+                ]
+                + [
+                    {"email": f"buyer-{tag}-{i}@bench.test", "password_hash": "x", "role": "buyer",
+                     "display_name": f"Buyer {i}", "handle": None, "disabled": False,
+                     "failed_login_count": 0, "created_at": now}
+                    for i in range(buyers)
+                ],
+            )  # fmt: skip
+            seller_id = conn.execute(
+                select(User.id).where(User.email == f"seller-{tag}@bench.test")
+            ).scalar_one()
+            buyer_ids = list(
+                conn.execute(
+                    select(User.id).where(User.email.like(f"buyer-{tag}-%")).order_by(User.id)
+                ).scalars()  # type: ignore[attr-defined]
+            )
+            conn.execute(
+                insert(Product),
+                [
+                    {"seller_id": seller_id, "title": "Bench product", "slug": f"bench-{tag}",
+                     "description": "Bought by the benchmarks.", "price_cents": 999, "currency": "usd",
+                     "pay_what_you_want": False, "category": "", "tags": "", "status": "published",
+                     "unpublished_reason": "", "sales_count": 0, "created_at": now, "updated_at": now}
+                ],
+            )  # fmt: skip
+            product_id = conn.execute(select(Product.id).where(Product.slug == f"bench-{tag}")).scalar_one()
+    finally:
+        engine.dispose()
+    return buyer_ids, product_id
+
+
+# --- servers in subprocesses ------------------------------------------------------
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float, want_html: bool = False) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500 and (not want_html or b"<html" in resp.read(2000).lower()):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"no answer at {url} within {timeout:.0f}s:\n{log.read_text()[-4000:]}")
+
+
+@contextmanager
+def serve(
+    args: list[str], env: dict[str, str], log: Path, probe_path: str, timeout: float = 60.0, port: int = 0
+) -> Iterator[Server]:
+    """Start ``args`` (must listen on ``port``) in its own process group; stop the group at exit."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + probe_path, proc, log, timeout)
+        yield Server(proc, url, log)
+    finally:
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+
+def uvicorn_args(factory: str, port: int) -> list[str]:
+    """One uvicorn worker serving ``module:function`` (an app factory)."""
+    return [
+        PYTHON, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SMTP_URL", "REDIS_URL", "DATABASE_URL")}
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra)
+    return env
+
+
+def tempdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+@contextmanager
+def reflex_app(
+    data_dir: Path, *, backend_only: bool, database_url: str = "", timeout: float = 420.0
+) -> Iterator[Server]:
+    """The real app under ``reflex run --env prod`` (as tests/e2e/conftest.py's live_app starts it),
+    with the embedded Stripe delivering webhooks to it. Migrates first; holds the ``.web`` build
+    lock while starting, like the browser tests, so two builds never run at once."""
+    import fcntl
+
+    port = free_port()
+    extra = {"DATA_DIR": str(data_dir), "APP_PORT": str(port), "PUBLIC_URL": f"http://localhost:{port}",
+             "REFLEX_USE_SYSTEM_BUN": "1", "REFLEX_TELEMETRY_ENABLED": "false",
+             "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{Path(PYTHON).parent}:{os.environ.get('PATH', '')}"}  # fmt: skip
+    if database_url:
+        extra["DATABASE_URL"] = database_url
+    env = base_env(**extra)
+    for key in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "STORAGE_URL"):
+        env.pop(key, None)
+    migrate = subprocess.run(
+        [PYTHON, "-m", "quantoxbay", "migrate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if migrate.returncode != 0:
+        raise RuntimeError(f"migrate failed:\n{migrate.stderr[-3000:]}")
+    args = [
+        PYTHON,
+        "-m",
+        "reflex",
+        "run",
+        "--env",
+        "prod",
+        "--backend-port",
+        str(port),
+        "--loglevel",
+        "warning",
+    ]
+    args += ["--backend-only"] if backend_only else ["--single-port", "--frontend-port", str(port)]
+    log = data_dir / "app.log"
+    lock = (ROOT / ".web.build.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        try:
+            url = f"http://localhost:{port}"
+            wait_http(
+                url + ("/api/health" if backend_only else "/"), proc, log, timeout, want_html=not backend_only
+            )
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+        yield Server(proc, url, log)
+    finally:
+        stop_group(proc)
+
+
+# --- process memory ----------------------------------------------------------------
+
+
+def status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_hwm(pid: int) -> None:
+    """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+# --- a raw HTTP/1.1 keep-alive client ----------------------------------------------
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection over asyncio streams: cheap enough that the client
+    is never what limits a few thousand requests per second on loopback."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        if self.writer is None:
+            await self.open()
+        assert self.reader is not None and self.writer is not None
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            f"Content-Length: {len(body)}",
+        ]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length, chunked, close = 0, False, False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        if chunked:
+            data = bytearray()
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                data += await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+            payload = bytes(data)
+        else:
+            payload = await self.reader.readexactly(length)
+        if close:
+            await self.close()
+        return status, payload
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def drive(
+    port: int, requests: list[tuple[str, bytes, dict[str, str]]], concurrency: int, timeout: float
+) -> tuple[float, list[int]]:
+    """POST every (path, body, headers) once over ``concurrency`` keep-alive connections.
+
+    Returns (elapsed seconds, statuses in request order). Bounded by ``timeout``.
+    """
+    statuses = [0] * len(requests)
+    cursor = iter(range(len(requests)))
+
+    async def worker() -> None:
+        conn = HttpConnection("127.0.0.1", port)
+        try:
+            for i in cursor:
+                path, body, headers = requests[i]
+                statuses[i], _ = await conn.request("POST", path, body, headers)
+        finally:
+            await conn.close()
+
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), timeout)
+    return time.perf_counter() - start, statuses
+
+
+def run_main(main: Callable[[list[str] | None], int]) -> None:
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,458 @@
+"""The admin panel's domain: users, products, orders, webhook events, platform totals.
+
+Every function takes the acting user and refuses anyone but an admin (the state checks too:
+two locks, so a missed check in one layer is not a hole). Changes are written to
+``admin_action`` (who did what to what), in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import distinct, func, or_
+from sqlmodel import Session, select
+
+from quantoxbay.models import (
+    AdminAction,
+    Order,
+    OrderItem,
+    Product,
+    ProductStatus,
+    Role,
+    User,
+    WebhookEvent,
+    utcnow,
+)
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts
+from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.analytics import COUNTED_STATUSES
+from quantoxbay.services.money import format_money
+from quantoxbay.services.notifier import Announcement
+
+LIST_LIMIT = 50
+MAX_REASON = 500
+
+
+def require_admin(actor: UserPublic | None) -> UserPublic:
+    if actor is None:
+        raise PermissionDenied("Please log in first.")
+    if actor.role != Role.ADMIN.value:
+        raise PermissionDenied("Only admins can do this.")
+    return actor
+
+
+def _log(session: Session, actor: UserPublic, action: str, target: str, detail: str = "") -> None:
+    session.add(AdminAction(actor_id=actor.id, action=action, target=target, detail=detail[:1000]))
+
+
+def _like(query: str) -> str:
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+# --- platform totals ----------------------------------------------------------------
+
+
+def platform_totals(*, session: Session, actor: UserPublic) -> dict[str, Any]:
+    """Revenue per currency (gross, refunds, net), paid orders, active sellers (a published product)."""
+    require_admin(actor)
+    rows = session.exec(
+        select(  # type: ignore[call-overload]
+            Order.currency, func.count(), func.sum(Order.total_cents), func.sum(Order.refunded_cents)
+        )
+        .where(Order.status.in_(COUNTED_STATUSES))  # type: ignore[attr-defined]
+        .group_by(Order.currency)
+    ).all()
+    revenue = [
+        {
+            "currency": currency.upper(),
+            "orders": int(n),
+            "gross": format_money(int(gross or 0), currency),
+            "refunds": format_money(int(refunded or 0), currency),
+            "net": format_money(int(gross or 0) - int(refunded or 0), currency),
+        }
+        for currency, n, gross, refunded in sorted(rows, key=lambda r: -int(r[2] or 0))
+    ]
+    active_sellers = session.exec(
+        select(func.count(distinct(Product.seller_id)))
+        .join(User, User.id == Product.seller_id)  # type: ignore[arg-type]
+        .where(Product.status == ProductStatus.PUBLISHED.value, User.disabled == False)  # noqa: E712
+    ).one()
+    return {
+        "revenue": revenue,
+        "orders": sum(r["orders"] for r in revenue),
+        "active_sellers": int(active_sellers),
+        "users": accounts.count_users(session=session),
+    }
+
+
+# --- users --------------------------------------------------------------------------
+
+
+def _user_row(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "role": user.role,
+        "disabled": user.disabled,
+        "created": _when(user.created_at),
+    }
+
+
+def search_users(
+    *, session: Session, actor: UserPublic, query: str = "", limit: int = LIST_LIMIT
+) -> list[dict]:
+    """Users whose e-mail, name or id matches, newest first."""
+    require_admin(actor)
+    stmt = select(User)
+    q = query.strip()
+    if q.isdigit():
+        stmt = stmt.where(User.id == int(q))
+    elif q:
+        pattern = _like(q.lower())
+        stmt = stmt.where(
+            or_(
+                User.email.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                func.lower(User.display_name).like(pattern, escape="\\"),
+            )
+        )
+    users = session.exec(stmt.order_by(User.id.desc()).limit(min(limit, 200))).all()  # type: ignore[union-attr]
+    return [_user_row(u) for u in users]
+
+
+def _other_user(session: Session, actor: UserPublic, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("This user does not exist.")
+    if user.id == actor.id:
+        raise DomainError("You cannot change your own account here (you would lock yourself out).")
+    return user
+
+
+def set_role(*, session: Session, actor: UserPublic, user_id: int, role: str) -> dict[str, Any]:
+    require_admin(actor)
+    try:
+        new_role = Role(role).value
+    except ValueError as exc:
+        raise DomainError(f"Choose a role among: {', '.join(r.value for r in Role)}.") from exc
+    user = _other_user(session, actor, user_id)
+    if user.role != new_role:
+        old = user.role
+        user.role = new_role
+        if new_role != Role.BUYER.value and not user.handle:
+            user.handle = accounts._unique_handle(session, user.email)  # a public seller page needs one
+        session.add(user)
+        _log(session, actor, "user.role", f"user:{user.id}", f"{old} -> {new_role}")
+        session.flush()
+    return _user_row(user)
+
+
+def set_disabled(*, session: Session, actor: UserPublic, user_id: int, disabled: bool) -> dict[str, Any]:
+    """Disable (or enable) an account. Disabling ends every session: the user is logged out now."""
+    require_admin(actor)
+    user = _other_user(session, actor, user_id)
+    if user.disabled != disabled:
+        user.disabled = disabled
+        session.add(user)
+        _log(session, actor, "user.disable" if disabled else "user.enable", f"user:{user.id}")
+        session.flush()
+    if disabled:
+        accounts.end_all_sessions(session=session, user_id=user_id)
+    return _user_row(user)
+
+
+# --- products -----------------------------------------------------------------------
+
+
+def search_products(
+    *, session: Session, actor: UserPublic, query: str = "", limit: int = LIST_LIMIT
+) -> list[dict]:
+    """Products (any status but deleted) by title, seller e-mail or id, newest first."""
+    require_admin(actor)
+    stmt = (
+        select(Product, User.email)
+        .join(User, User.id == Product.seller_id)  # type: ignore[arg-type]
+        .where(Product.status != ProductStatus.DELETED.value)
+    )
+    q = query.strip()
+    if q.isdigit():
+        stmt = stmt.where(Product.id == int(q))
+    elif q:
+        pattern = _like(q.lower())
+        stmt = stmt.where(
+            or_(
+                func.lower(Product.title).like(pattern, escape="\\"),
+                User.email.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+            )
+        )
+    rows = session.exec(stmt.order_by(Product.id.desc()).limit(min(limit, 200))).all()  # type: ignore[union-attr]
+    return [
+        {
+            "id": p.id,
+            "title": p.title,
+            "seller": email,
+            "status": p.status,
+            "price": format_money(p.price_cents, p.currency),
+            "reason": p.unpublished_reason,
+            "sales": p.sales_count,
+        }
+        for p, email in rows
+    ]
+
+
+def unpublish_product(*, session: Session, actor: UserPublic, product_id: int, reason: str) -> dict[str, Any]:
+    """Take a product off the store with a reason its seller sees; buyers keep their downloads."""
+    require_admin(actor)
+    reason = " ".join(reason.split())
+    if not reason:
+        raise DomainError("Give a reason: the seller sees it.")
+    if len(reason) > MAX_REASON:
+        raise DomainError(f"Keep the reason under {MAX_REASON} characters.")
+    product = session.get(Product, product_id)
+    if product is None or product.status == ProductStatus.DELETED.value:
+        raise NotFound("This product does not exist.")
+    product.status = ProductStatus.UNPUBLISHED.value
+    product.unpublished_reason = reason
+    product.updated_at = utcnow()
+    session.add(product)
+    _log(session, actor, "product.unpublish", f"product:{product.id}", reason)
+    session.flush()
+    return {"id": product.id, "status": product.status, "reason": product.unpublished_reason}
+
+
+# --- orders -------------------------------------------------------------------------
+
+
+def search_orders(
+    *, session: Session, actor: UserPublic, query: str = "", limit: int = LIST_LIMIT
+) -> list[dict]:
+    """Orders by buyer e-mail (part of it), order id ("12" or "#12"), Stripe session or payment intent id."""
+    require_admin(actor)
+    stmt = select(Order, User.email).join(User, User.id == Order.buyer_id)  # type: ignore[arg-type]
+    q = query.strip()
+    if q.lstrip("#").isdigit():
+        stmt = stmt.where(Order.id == int(q.lstrip("#")))
+    elif q.startswith("cs_"):
+        stmt = stmt.where(Order.stripe_session_id == q)
+    elif q.startswith("pi_"):
+        stmt = stmt.where(Order.stripe_payment_intent_id == q)
+    elif q:
+        stmt = stmt.where(User.email.like(_like(q.lower()), escape="\\"))  # type: ignore[attr-defined]
+    rows = session.exec(stmt.order_by(Order.id.desc()).limit(min(limit, 200))).all()  # type: ignore[union-attr]
+    return [_order_row(order, email) for order, email in rows]
+
+
+def _order_row(order: Order, email: str) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "buyer": email,
+        "status": order.status,
+        "total": format_money(order.total_cents, order.currency),
+        "refunded": format_money(order.refunded_cents, order.currency) if order.refunded_cents else "",
+        "session": order.stripe_session_id,
+        "created": _when(order.created_at),
+    }
+
+
+def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> dict[str, Any]:
+    """An order with its items, amounts, refunds and the webhook events that mention it."""
+    require_admin(actor)
+    row = session.exec(
+        select(Order, User.email).join(User, User.id == Order.buyer_id).where(Order.id == order_id)  # type: ignore[arg-type]
+    ).first()
+    if row is None:
+        raise NotFound("This order does not exist.")
+    order, email = row
+    items = session.exec(select(OrderItem).where(OrderItem.order_id == order_id)).all()
+    money = order.currency
+    detail = _order_row(order, email) | {
+        "currency": money,
+        "subtotal": format_money(order.subtotal_cents, money),
+        "discount": format_money(order.discount_cents, money) if order.discount_cents else "",
+        "promo_code": order.promo_code,
+        "payment_intent": order.stripe_payment_intent_id or "",
+        "paid_at": _when(order.paid_at),
+        "refundable_cents": max(order.total_cents - order.refunded_cents, 0),
+        "items": [
+            {
+                "product_id": i.product_id,
+                "title": i.title,
+                "quantity": i.quantity,
+                "price": format_money(i.unit_price_cents, money),
+                "discount": format_money(i.discount_cents, money) if i.discount_cents else "",
+                "total": format_money(i.total_cents, money),
+            }
+            for i in items
+        ],
+    }
+    needles = [order.stripe_session_id] + (
+        [order.stripe_payment_intent_id] if order.stripe_payment_intent_id else []
+    )
+    events = session.exec(
+        select(WebhookEvent)
+        .where(or_(*[WebhookEvent.payload.contains(n) for n in needles]))  # type: ignore[attr-defined]
+        .order_by(WebhookEvent.id)  # type: ignore[arg-type]
+        .limit(50)
+    ).all()
+    detail["events"] = [_event_row(e) for e in events]
+    detail["refunds"] = _refunds(session, order_id)
+    return detail
+
+
+def _refunds(session: Session, order_id: int) -> list[dict[str, Any]]:
+    try:
+        from quantoxbay.models import Refund  # the post-purchase helper's table
+    except ImportError:  # pragma: no cover - until it lands
+        return []
+    rows = session.exec(select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)).all()  # type: ignore[arg-type]
+    return [
+        {
+            "amount": format_money(r.amount_cents, r.currency),
+            "status": r.status,
+            "reason": r.reason.replace("_", " "),
+            "created": _when(r.created_at),
+        }
+        for r in rows
+    ]
+
+
+def refund_order(
+    *,
+    session: Session,
+    actor: UserPublic,
+    stripe_client: Any,
+    order_id: int,
+    amount_cents: int | None,
+    reason: str,
+) -> list[Announcement]:
+    """Refund through services.refunds (which talks to Stripe); logged. Returns the announcements."""
+    require_admin(actor)
+    from quantoxbay.services import refunds  # imported here: written beside this module
+
+    _refund, announcements = refunds.refund_order(
+        session=session,
+        stripe_client=stripe_client,
+        actor=actor,
+        order_id=order_id,
+        amount_cents=amount_cents,
+        reason=reason,
+    )
+    _log(session, actor, "order.refund", f"order:{order_id}", f"{amount_cents or 'rest'} ({reason})")
+    session.flush()
+    return list(announcements)
+
+
+# --- webhook events -----------------------------------------------------------------
+
+
+def _event_row(e: WebhookEvent) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "event_id": e.stripe_event_id,
+        "type": e.type,
+        "received": _when(e.received_at),
+        "processed": _when(e.processed_at),
+        "outcome": e.outcome,
+        "error": (e.error.strip().splitlines() or [""])[-1][:300],
+    }
+
+
+def list_webhook_events(
+    *, session: Session, actor: UserPublic, query: str = "", outcome: str = "", limit: int = LIST_LIMIT
+) -> list[dict]:
+    """Received events, newest first; filter by event id / type (part of it) and outcome."""
+    require_admin(actor)
+    stmt = select(WebhookEvent)
+    q = query.strip()
+    if q:
+        pattern = _like(q)
+        stmt = stmt.where(
+            or_(
+                WebhookEvent.stripe_event_id.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                WebhookEvent.type.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+            )
+        )
+    if outcome:
+        stmt = stmt.where(WebhookEvent.outcome == outcome)
+    rows = session.exec(stmt.order_by(WebhookEvent.id.desc()).limit(min(limit, 200))).all()  # type: ignore[union-attr]
+    return [_event_row(e) for e in rows]
+
+
+def resend_webhook_event(
+    *, session: Session, actor: UserPublic, event_row_id: int
+) -> tuple[str, list[Announcement]]:
+    """Run a stored event through the webhook handler again (``process_event``), as Stripe would.
+
+    ``process_event`` skips an event already marked processed or ignored (that dedupe is
+    what keeps Stripe's at-least-once deliveries harmless), so the outcome is reset first,
+    in this same transaction: if the handler fails, the rollback restores the old outcome
+    and the caller records the failure (``record_resend_failure``). Re-running is safe
+    because every handler is idempotent: fulfilment makes one order per Checkout Session,
+    refunds take the charge's running total, disputes set a state.
+    """
+    require_admin(actor)
+    from quantoxbay.payments import webhooks
+
+    row = session.get(WebhookEvent, event_row_id)
+    if row is None:
+        raise NotFound("This event does not exist.")
+    try:
+        event = json.loads(row.payload)
+        assert isinstance(event, dict) and event.get("id") == row.stripe_event_id
+    except (ValueError, AssertionError) as exc:
+        raise DomainError("This event has no stored payload to send again.") from exc
+    row.outcome = "resending"
+    session.add(row)
+    session.flush()
+    result = webhooks.process_event(session=session, event=event, raw=row.payload)
+    _log(
+        session,
+        actor,
+        "webhook.resend",
+        f"webhook_event:{row.id}",
+        f"{row.stripe_event_id} -> {result.outcome}",
+    )
+    session.flush()
+    return result.outcome, list(result.announcements)
+
+
+def record_resend_failure(
+    *, session: Session, actor: UserPublic, event_row_id: int, error: BaseException
+) -> None:
+    """Keep the traceback of a failed resend on the event row (a separate transaction)."""
+    require_admin(actor)
+    from quantoxbay.payments import webhooks
+
+    row = session.get(WebhookEvent, event_row_id)
+    if row is None:
+        return
+    webhooks.record_failure(
+        session=session, event={"id": row.stripe_event_id, "type": row.type}, raw=row.payload, error=error
+    )
+    _log(session, actor, "webhook.resend", f"webhook_event:{row.id}", f"{row.stripe_event_id} -> failed")
+
+
+def recent_actions(*, session: Session, actor: UserPublic, limit: int = 20) -> list[dict]:
+    require_admin(actor)
+    rows = session.exec(
+        select(AdminAction, User.email)
+        .join(User, User.id == AdminAction.actor_id)  # type: ignore[arg-type]
+        .order_by(AdminAction.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "when": _when(a.created_at),
+            "who": email,
+            "action": a.action,
+            "target": a.target,
+            "detail": a.detail,
+        }
+        for a, email in rows
+    ]

@@ -1,0 +1,412 @@
+"""E-mail receipts (and file-update notices) through a transactional outbox.
+
+Fulfilment writes one ``mail_outbox`` row per (order, kind) in its own transaction, so a
+receipt is queued exactly when the order becomes paid, and never twice (unique constraint).
+A background worker (``OutboxWorker``, started from the app's lifespan) sends due rows off
+the webhook's critical path: each row is claimed with a conditional UPDATE (a lease), sent,
+then marked sent; an SMTP failure schedules a retry with backoff. ``drain_outbox`` does one
+pass and is what tests call.
+
+Delivery is at least once only if the process dies between the SMTP hand-over and marking the
+row sent; otherwise a row is sent exactly once.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from sqlalchemy import Connection, bindparam, or_, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from quantoxbay import routes
+from quantoxbay.models import DownloadGrant, MailOutbox, Order, OrderItem, Product, ProductFile, User, utcnow
+from quantoxbay.services import DomainError, NotFound
+from quantoxbay.services.mail import Mailer, MailError
+from quantoxbay.services.money import format_money
+from quantoxbay.services.notifier import Announcement, buyer_topic
+
+logger = logging.getLogger(__name__)
+
+RECEIPT = "receipt"
+MAX_ATTEMPTS = 8
+LEASE = timedelta(minutes=2)
+RESEND_COOLDOWN = timedelta(seconds=60)
+IDLE_WAKE_SECONDS = 30.0
+#: Announcements that mean "there may be mail to send now".
+WAKE_KINDS = frozenset({"order.paid", "mail.queued"})
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before retry number ``attempts`` (1, 2, ...): 30 s doubling, capped at 1 h."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def _enqueue(session: Session, *, order_id: int, kind: str, to_email: str) -> bool:
+    """Insert the outbox row in a savepoint; False when it already exists."""
+    try:
+        with session.begin_nested():
+            session.add(MailOutbox(order_id=order_id, kind=kind, to_email=to_email))
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def queue_receipt(*, session: Session, order_id: int) -> bool:
+    """Queue the order's receipt in the caller's transaction (fulfilment calls this). Idempotent."""
+    email = session.exec(
+        select(User.email).join(Order, Order.buyer_id == User.id).where(Order.id == order_id)  # type: ignore[arg-type]
+    ).first()
+    if email is None:
+        raise NotFound(f"order {order_id} has no buyer")
+    return _enqueue(session, order_id=order_id, kind=RECEIPT, to_email=email)
+
+
+# A receipt row's column values from the model's defaults (NULLs left out: PostgreSQL cannot type
+# a bare NULL parameter), computed once: building a MailOutbox object costs ~0.1 ms.
+_NEW_RECEIPT = {
+    k: v
+    for k, v in MailOutbox(order_id=0, kind=RECEIPT, to_email="").model_dump(exclude={"id", "to_email"}).items()
+    if v is not None
+}
+_NEW_RECEIPT_TIMES = [n for n, f in MailOutbox.model_fields.items() if f.default_factory is utcnow]
+
+
+@functools.cache
+def _new_receipt_insert(names: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """INSERT INTO mail_outbox (names..., to_email) SELECT :names..., email FROM user WHERE id = :buyer_id."""
+    outbox, user = MailOutbox.__table__, User.__table__  # type: ignore[attr-defined]
+    columns = [bindparam(n, type_=outbox.c[n].type) for n in names] + [user.c.email]
+    query = sa_select(*columns).where(user.c.id == bindparam("buyer_id"))
+    return outbox.insert().from_select([*names, "to_email"], query).returning(outbox.c.id)
+
+
+def queue_new_receipt(conn: Connection, *, order_id: int, buyer_id: int) -> None:
+    """``queue_receipt`` for an order created in this very transaction, on a Connection (the webhook's
+    fast path): one INSERT ... SELECT, no savepoint, since nothing can have queued it yet."""
+    now = utcnow()
+    row = _NEW_RECEIPT | {"order_id": order_id} | {n: now for n in _NEW_RECEIPT_TIMES}
+    # RETURNING, not rowcount: psycopg reports -1 for this INSERT ... SELECT.
+    if conn.execute(_new_receipt_insert(tuple(row)), row | {"buyer_id": buyer_id}).first() is None:
+        raise NotFound(f"order {order_id} has no buyer")
+
+
+def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announcement:
+    """The buyer asks for the receipt again (library). Refused while one was sent a moment ago."""
+    order = session.get(Order, order_id)
+    if order is None or order.buyer_id != buyer_id:
+        raise NotFound("This order is not in your library.")
+    if order.paid_at is None:
+        raise DomainError("This order has not been paid, so there is no receipt yet.")
+    row = session.exec(
+        select(MailOutbox).where(MailOutbox.order_id == order_id, MailOutbox.kind == RECEIPT)
+    ).first()
+    if row is None:
+        queue_receipt(session=session, order_id=order_id)
+    elif row.status == "pending" and row.send_count == 0:
+        raise DomainError("Your receipt is on its way; it should arrive in a minute.")
+    elif row.sent_at is not None and utcnow() - _aware(row.sent_at) < RESEND_COOLDOWN:
+        raise DomainError("We sent your receipt a moment ago. Please check your inbox (and spam folder).")
+    else:
+        row.status, row.attempts, row.next_attempt_at, row.locked_until = "pending", 0, utcnow(), None
+        session.add(row)
+        session.flush()
+    return Announcement(kind="mail.queued", topics=(buyer_topic(buyer_id),), data={"order_id": order_id})
+
+
+def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int:
+    """A seller tells every buyer with live access that a file has a new version (one click,
+    opt-in). One notice per buyer and version: clicking twice queues nothing more."""
+    found = session.exec(
+        select(ProductFile, Product)
+        .join(Product, Product.id == ProductFile.product_id)  # type: ignore[arg-type]
+        .where(ProductFile.id == file_id)
+    ).first()
+    if found is None or found[1].seller_id != seller_id:
+        raise NotFound("This file does not exist.")
+    product_file, product = found
+    from quantoxbay.services.checkout import ACTIVE_ORDER_STATUSES  # local: checkout imports fulfilment
+
+    rows = session.exec(
+        select(Order.id, User.email)
+        .join(DownloadGrant, DownloadGrant.order_id == Order.id)  # type: ignore[arg-type]
+        .join(User, User.id == Order.buyer_id)  # type: ignore[arg-type]
+        .where(
+            DownloadGrant.product_id == product.id,
+            DownloadGrant.revoked == False,  # noqa: E712
+            Order.status.in_(ACTIVE_ORDER_STATUSES),  # type: ignore[attr-defined]
+        )
+    ).all()
+    kind = f"update:{product.id}:{product_file.id}:{product_file.version}"
+    return sum(_enqueue(session, order_id=oid, kind=kind, to_email=email) for oid, email in rows if oid)
+
+
+# --- rendering ---------------------------------------------------------------------
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives naive datetimes back; they are UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _message(*, to: str, sender: str, subject: str, text: str, html_body: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="quantoxbay.local")
+    message.set_content(text)
+    message.add_alternative(html_body, subtype="html")
+    return message
+
+
+def render_receipt(*, session: Session, row: MailOutbox, public_url: str, sender: str) -> EmailMessage:
+    order = session.get(Order, row.order_id)
+    if order is None:
+        raise NotFound(f"order {row.order_id} is gone")
+    items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id)).all()
+    library_url = f"{public_url}{routes.LIBRARY}"
+    money = lambda cents: format_money(cents, order.currency)  # noqa: E731
+    lines = []
+    for item in items:
+        files = session.exec(
+            select(ProductFile.filename).where(ProductFile.product_id == item.product_id)
+        ).all()
+        lines.append((item.title, money(item.total_cents), list(files)))
+    paid = _aware(order.paid_at or order.created_at).strftime("%d %b %Y %H:%M UTC")
+    text = ["Thank you for your purchase on QuantoxBay.", "", f"Order #{order.id}, paid {paid}", ""]
+    for title, amount, files in lines:
+        text.append(f"  {title}  {amount}")
+        text += [f"    - {name}" for name in files]
+    text += ["", f"Subtotal: {money(order.subtotal_cents)}"]
+    if order.discount_cents:
+        text.append(
+            f"Discount{f' ({order.promo_code})' if order.promo_code else ''}: -{money(order.discount_cents)}"
+        )
+    text += [
+        f"Total paid: {money(order.total_cents)}",
+        "",
+        f"Download your files from your library: {library_url}",
+        "",
+    ]
+    rows_html = "".join(
+        f"<tr><td>{html.escape(title)}<br><small>{html.escape(', '.join(files))}</small></td>"
+        f"<td style='text-align:right'>{html.escape(amount)}</td></tr>"
+        for title, amount, files in lines
+    )
+    discount_html = (
+        f"<tr><td>Discount</td><td style='text-align:right'>-{html.escape(money(order.discount_cents))}</td></tr>"
+        if order.discount_cents
+        else ""
+    )
+    html_body = (
+        "<html><body style='font-family:sans-serif'>"
+        f"<h1>Thank you for your purchase</h1><p>Order #{order.id}, paid {html.escape(paid)}</p>"
+        f"<table cellpadding='6'>{rows_html}"
+        f"<tr><td>Subtotal</td><td style='text-align:right'>{html.escape(money(order.subtotal_cents))}</td></tr>"
+        f"{discount_html}"
+        f"<tr><td><b>Total paid</b></td><td style='text-align:right'><b>{html.escape(money(order.total_cents))}"
+        "</b></td></tr></table>"
+        f"<p><a href='{html.escape(library_url)}'>Download your files from your library</a></p>"
+        "</body></html>"
+    )
+    return _message(
+        to=row.to_email,
+        sender=sender,
+        subject=f"Your QuantoxBay receipt for order #{order.id}",
+        text="\n".join(text),
+        html_body=html_body,
+    )
+
+
+def render_update_notice(*, session: Session, row: MailOutbox, public_url: str, sender: str) -> EmailMessage:
+    _, product_id, file_id, version = row.kind.split(":")
+    product_file = session.get(ProductFile, int(file_id))
+    title = session.exec(
+        select(OrderItem.title).where(
+            OrderItem.order_id == row.order_id, OrderItem.product_id == int(product_id)
+        )
+    ).first()
+    filename = product_file.filename if product_file else "a file"
+    library_url = f"{public_url}{routes.LIBRARY}"
+    text = (
+        f"A new version (v{version}) of {filename} in {title} is available.\n\n"
+        f"Download it from your library: {library_url}\n"
+    )
+    html_body = (
+        f"<html><body><p>A new version (v{html.escape(version)}) of <b>{html.escape(filename)}</b> in "
+        f"{html.escape(title or '')} is available.</p>"
+        f"<p><a href='{html.escape(library_url)}'>Download it from your library</a></p></body></html>"
+    )
+    return _message(
+        to=row.to_email, sender=sender, subject=f"Updated: {title}", text=text, html_body=html_body
+    )
+
+
+def render(*, session: Session, row: MailOutbox, public_url: str, sender: str) -> EmailMessage:
+    if row.kind == RECEIPT:
+        return render_receipt(session=session, row=row, public_url=public_url, sender=sender)
+    if row.kind.startswith("update:"):
+        return render_update_notice(session=session, row=row, public_url=public_url, sender=sender)
+    raise DomainError(f"unknown mail kind {row.kind!r}")
+
+
+# --- sending -----------------------------------------------------------------------
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    failed: int = 0
+    next_due: datetime | None = None
+
+
+def _claim(session: Session, row_id: int, now: datetime) -> bool:
+    return (
+        session.execute(  # type: ignore[attr-defined]
+            update(MailOutbox)
+            .where(
+                MailOutbox.id == row_id,  # type: ignore[arg-type]
+                MailOutbox.status == "pending",  # type: ignore[arg-type]
+                MailOutbox.next_attempt_at <= now,  # type: ignore[arg-type]
+                or_(MailOutbox.locked_until.is_(None), MailOutbox.locked_until < now),  # type: ignore[union-attr,operator,arg-type]
+            )
+            .values(locked_until=now + LEASE, attempts=MailOutbox.attempts + 1)
+        ).rowcount
+        == 1
+    )
+
+
+def drain_outbox(
+    *, engine: Engine, mailer: Mailer, public_url: str, sender: str, limit: int = 100
+) -> DrainResult:
+    """Send every due message once (each in its own short transactions); return what happened."""
+    from quantoxbay.db import session_scope
+
+    result = DrainResult()
+    now = utcnow()
+    with session_scope(engine) as session:
+        due = session.exec(
+            select(MailOutbox.id)
+            .where(MailOutbox.status == "pending", MailOutbox.next_attempt_at <= now)
+            .order_by(MailOutbox.next_attempt_at)  # type: ignore[arg-type]
+            .limit(limit)
+        ).all()
+    for row_id in due:
+        assert row_id is not None
+        with session_scope(engine) as session:
+            if not _claim(session, row_id, now):
+                continue  # another worker has it, or it is no longer due
+        try:
+            with session_scope(engine) as session:
+                row = session.get(MailOutbox, row_id)
+                assert row is not None
+                message = render(session=session, row=row, public_url=public_url, sender=sender)
+            mailer.send(message)
+        except (MailError, DomainError) as exc:
+            result.failed += 1
+            with session_scope(engine) as session:
+                row = session.get(MailOutbox, row_id)
+                assert row is not None
+                give_up = row.attempts >= MAX_ATTEMPTS or isinstance(exc, DomainError)
+                row.status = "failed" if give_up else "pending"
+                row.next_attempt_at = utcnow() + backoff(row.attempts)
+                row.locked_until, row.last_error = None, str(exc)[:1000]
+                session.add(row)
+            logger.warning("mail %s (%s) failed (attempt %s): %s", row_id, row.kind, row.attempts, exc)
+            continue
+        with session_scope(engine) as session:
+            row = session.get(MailOutbox, row_id)
+            assert row is not None
+            sent_at = utcnow()
+            row.status, row.sent_at, row.locked_until, row.last_error = "sent", sent_at, None, ""
+            row.send_count += 1
+            session.add(row)
+            if row.kind == RECEIPT and row.order_id is not None:
+                session.execute(update(Order).where(Order.id == row.order_id).values(receipt_sent_at=sent_at))  # type: ignore[arg-type]
+        result.sent += 1
+    with session_scope(engine) as session:
+        result.next_due = session.exec(
+            select(MailOutbox.next_attempt_at)
+            .where(MailOutbox.status == "pending")
+            .order_by(MailOutbox.next_attempt_at)  # type: ignore[arg-type]
+            .limit(1)
+        ).first()
+    return result
+
+
+class OutboxWorker:
+    """A daemon thread that drains the outbox when woken (a paid order, a resend) and when a
+    retry falls due; it sleeps otherwise (no busy polling)."""
+
+    def __init__(self, *, engine: Engine, mailer: Mailer, public_url: str, sender: str) -> None:
+        self._kwargs = {"engine": engine, "mailer": mailer, "public_url": public_url, "sender": sender}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, announcement: Announcement) -> None:
+        """A notifier listener: wake up for announcements that may have queued mail."""
+        if announcement.kind in WAKE_KINDS:
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="mail-outbox", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            wait = IDLE_WAKE_SECONDS
+            try:
+                result = drain_outbox(**self._kwargs)  # type: ignore[arg-type]
+                if result.next_due is not None:
+                    wait = min(wait, max((_aware(result.next_due) - utcnow()).total_seconds(), 0.5))
+            except Exception:
+                logger.exception("mail outbox pass failed")
+            self._wake.wait(wait)
+
+
+_worker: OutboxWorker | None = None
+
+
+def start_outbox_worker() -> OutboxWorker:
+    """Start this process's outbox worker once, listening to the notifier for wake-ups."""
+    global _worker
+    from quantoxbay.db import get_engine
+    from quantoxbay.services import notifier
+    from quantoxbay.services.mail import make_mailer
+    from quantoxbay.settings import get_settings
+
+    if _worker is None:
+        settings = get_settings()
+        _worker = OutboxWorker(
+            engine=get_engine(),
+            mailer=make_mailer(smtp_url=settings.smtp_url, outbox_dir=settings.outbox_dir),
+            public_url=settings.public_url,
+            sender=settings.mail_from,
+        )
+        notifier.subscribe(_worker)
+    _worker.start()
+    return _worker

@@ -1,0 +1,280 @@
+"""`/admin`: users, products, orders, webhook events and platform totals (admins only).
+
+Every event handler starts with ``_admin`` (the one guard: the user comes from the session
+cookie, on the server, on every call); the services check the role again.
+tests/integration/test_state_authorization.py calls every handler as a buyer, a seller and
+nobody, and checks each is refused before any service runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from quantoxbay.models import Role
+from quantoxbay.services import DomainError, admin, notifier
+from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.money import parse_price
+from quantoxbay.state.session import SessionState, run_service
+
+ROLES = [r.value for r in Role]
+REFUND_REASONS = ["requested_by_customer", "duplicate", "fraudulent"]
+
+
+async def _admin(state: rx.State) -> UserPublic:
+    """The one guard of this page: the logged-in admin, else PermissionDenied."""
+    return await (await state.get_state(SessionState)).require_user(Role.ADMIN)
+
+
+def _as_id(value: Any) -> int | None:
+    text = str(value).strip().lstrip("#")
+    return int(text) if text.isdigit() else None
+
+
+class AdminState(rx.State):
+    loaded: bool = False
+    error: str = ""
+
+    revenue: list[dict] = []
+    total_orders: int = 0
+    active_sellers: int = 0
+    total_users: int = 0
+
+    user_query: str = ""
+    users: list[dict] = []
+    product_query: str = ""
+    products: list[dict] = []
+    order_query: str = ""
+    orders: list[dict] = []
+    order: dict = {}
+    order_items: list[dict] = []
+    order_events: list[dict] = []
+    order_refunds: list[dict] = []
+    event_query: str = ""
+    events: list[dict] = []
+    actions: list[dict] = []
+
+    def _deny(self, exc: DomainError):  # type: ignore[no-untyped-def]
+        self.loaded, self.error = False, str(exc)
+        self.users, self.products, self.orders, self.events, self.revenue = [], [], [], [], []
+        self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
+        return rx.toast.error(str(exc))
+
+    async def _totals(self, user: UserPublic) -> None:
+        t = await run_service(admin.platform_totals, actor=user)
+        self.revenue = t["revenue"]
+        self.total_orders, self.active_sellers, self.total_users = (
+            t["orders"],
+            t["active_sellers"],
+            t["users"],
+        )
+        self.actions = await run_service(admin.recent_actions, actor=user)
+
+    async def _users(self, user: UserPublic) -> None:
+        self.users = await run_service(admin.search_users, actor=user, query=self.user_query)
+
+    async def _products(self, user: UserPublic) -> None:
+        self.products = await run_service(admin.search_products, actor=user, query=self.product_query)
+
+    async def _orders(self, user: UserPublic) -> None:
+        self.orders = await run_service(admin.search_orders, actor=user, query=self.order_query)
+
+    async def _events(self, user: UserPublic) -> None:
+        self.events = await run_service(admin.list_webhook_events, actor=user, query=self.event_query)
+
+    async def _order(self, user: UserPublic, order_id: int) -> None:
+        detail = await run_service(admin.order_detail, actor=user, order_id=order_id)
+        self.order_items = detail.pop("items")
+        self.order_events = detail.pop("events")
+        self.order_refunds = detail.pop("refunds")
+        self.order = detail
+
+    @rx.event
+    async def load(self):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+        except DomainError as exc:
+            return self._deny(exc)
+        await self._totals(user)
+        await self._users(user)
+        await self._products(user)
+        await self._orders(user)
+        await self._events(user)
+        self.loaded, self.error = True, ""
+        return None
+
+    # --- users ---
+
+    @rx.event
+    async def search_users(self, form_data: dict):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+        except DomainError as exc:
+            return self._deny(exc)
+        self.user_query = str(form_data.get("q", ""))[:200]
+        await self._users(user)
+        return None
+
+    @rx.event
+    async def change_role(self, user_id: int, role: str):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+            target = _as_id(user_id)
+            if target is None:
+                raise DomainError("This user does not exist.")
+            row = await run_service(admin.set_role, actor=user, user_id=target, role=str(role))
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        await self._users(user)
+        return rx.toast.success(f"{row['email']} is now {row['role']}.")
+
+    @rx.event
+    async def set_disabled(self, user_id: int, disabled: bool):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+            target = _as_id(user_id)
+            if target is None:
+                raise DomainError("This user does not exist.")
+            row = await run_service(admin.set_disabled, actor=user, user_id=target, disabled=bool(disabled))
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        await self._users(user)
+        await self._totals(user)
+        state = "disabled and logged out" if row["disabled"] else "enabled"
+        return rx.toast.success(f"{row['email']} is {state}.")
+
+    # --- products ---
+
+    @rx.event
+    async def search_products(self, form_data: dict):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+        except DomainError as exc:
+            return self._deny(exc)
+        self.product_query = str(form_data.get("q", ""))[:200]
+        await self._products(user)
+        return None
+
+    @rx.event
+    async def unpublish(self, form_data: dict):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+            product_id = _as_id(form_data.get("product_id", ""))
+            if product_id is None:
+                raise DomainError("This product does not exist.")
+            await run_service(
+                admin.unpublish_product,
+                actor=user,
+                product_id=product_id,
+                reason=str(form_data.get("reason", "")),
+            )
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        await self._products(user)
+        await self._totals(user)
+        return rx.toast.success("Unpublished. The seller sees your reason.")
+
+    # --- orders ---
+
+    @rx.event
+    async def search_orders(self, form_data: dict):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+        except DomainError as exc:
+            return self._deny(exc)
+        self.order_query = str(form_data.get("q", ""))[:255]
+        await self._orders(user)
+        self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
+        if len(self.orders) == 1:
+            await self._order(user, int(self.orders[0]["id"]))
+        return None
+
+    @rx.event
+    async def open_order(self, order_id: int):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+            target = _as_id(order_id)
+            if target is None:
+                raise DomainError("This order does not exist.")
+            await self._order(user, target)
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        return None
+
+    @rx.event
+    async def close_order(self):  # type: ignore[no-untyped-def]
+        try:
+            await _admin(self)
+        except DomainError as exc:
+            return self._deny(exc)
+        self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
+        return None
+
+    @rx.event
+    async def refund(self, form_data: dict):  # type: ignore[no-untyped-def]
+        """Refund the open order: all that is left, or the amount typed (major units, "5.00")."""
+        from quantoxbay.payments.client import get_stripe_client
+
+        try:
+            user = await _admin(self)
+            order_id = _as_id(form_data.get("order_id", ""))
+            if order_id is None:
+                raise DomainError("This order does not exist.")
+            raw_amount = str(form_data.get("amount", "")).strip()
+            amount = parse_price(raw_amount) if raw_amount else None
+            reason = str(form_data.get("reason", "") or "requested_by_customer")
+            announcements = await run_service(
+                admin.refund_order,
+                actor=user,
+                stripe_client=get_stripe_client(),
+                order_id=order_id,
+                amount_cents=amount,
+                reason=reason,
+            )
+        except DomainError as exc:  # refused, or Stripe unreachable: nothing was refunded
+            return rx.toast.error(str(exc))
+        for announcement in announcements:
+            notifier.announce(announcement)
+        await self._order(user, order_id)
+        await self._orders(user)
+        await self._totals(user)
+        return rx.toast.success(f"Refund of order #{order_id} sent to Stripe.")
+
+    # --- webhook events ---
+
+    @rx.event
+    async def search_events(self, form_data: dict):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+        except DomainError as exc:
+            return self._deny(exc)
+        self.event_query = str(form_data.get("q", ""))[:200]
+        await self._events(user)
+        return None
+
+    @rx.event
+    async def resend_event(self, event_row_id: int):  # type: ignore[no-untyped-def]
+        try:
+            user = await _admin(self)
+            target = _as_id(event_row_id)
+            if target is None:
+                raise DomainError("This event does not exist.")
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        try:
+            outcome, announcements = await run_service(
+                admin.resend_webhook_event, actor=user, event_row_id=target
+            )
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        except Exception as exc:  # the handler failed: keep the traceback on the row, like the webhook route
+            await run_service(admin.record_resend_failure, actor=user, event_row_id=target, error=exc)
+            await self._events(user)
+            return rx.toast.error(f"Processing failed again: {exc}")
+        for announcement in announcements:
+            notifier.announce(announcement)
+        await self._events(user)
+        await self._orders(user)
+        await self._totals(user)
+        return rx.toast.success(f"Event sent through the handler again: {outcome}.")

@@ -1,0 +1,213 @@
+"""`/seller`: the seller's live dashboard (revenue, orders, units per product, charts, CSV export).
+
+Every event handler goes through ``_seller`` (the one guard: the user is looked up from the
+session cookie on the server, never taken from the browser) before it touches data, and the
+seller id handed to the services is that user's id. tests/integration/test_state_authorization.py
+calls every handler with a buyer, nobody and a seller to prove it.
+
+Live: ``load`` registers the page for ``notifier.seller_topic(user id)``; when an order of
+this seller is paid or refunded, the pusher (api/live.py) calls ``on_announcement`` inside
+``app.modify_state``: the figures are recomputed and a toast names the sale. No polling.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from quantoxbay.models import Role
+from quantoxbay.services import DomainError, analytics, live, notifier
+from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.money import format_money
+from quantoxbay.state.session import SessionState, run_service
+
+BROWSER_ZONE_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'"
+PERIOD_OPTIONS = [{"value": k, "label": v} for k, v in analytics.PERIODS.items()]
+
+
+async def _seller(state: rx.State) -> UserPublic:
+    """The one guard of this page: the logged-in seller (or admin), else PermissionDenied."""
+    return await (await state.get_state(SessionState)).require_user(Role.SELLER)
+
+
+def _major(cents: int) -> float:
+    return round(cents / 100, 2)
+
+
+class DashboardState(rx.State):
+    """What the dashboard shows; plain data only."""
+
+    period: str = "30d"
+    tz: str = "UTC"
+    loaded: bool = False
+    error: str = ""
+
+    currency: str = "usd"
+    gross: str = ""
+    refunds: str = ""
+    discounts: str = ""
+    net: str = ""
+    orders: int = 0
+    units: int = 0
+    other_currencies: list[dict] = []
+    products: list[dict] = []
+    top_products: list[dict] = []
+    series: list[dict] = []
+    product_chart: list[dict] = []
+    bucket: str = "day"
+
+    # The live "toast": the last sale or refund pushed to this page.
+    toast: str = ""
+    toast_kind: str = ""  # "sale" | "refund"
+    live_updates: int = 0
+
+    @rx.var
+    def period_label(self) -> str:
+        return analytics.PERIODS.get(self.period, "")
+
+    async def _refresh(self, user: UserPublic) -> None:
+        d = await run_service(analytics.seller_dashboard, seller_id=user.id, period=self.period, tz=self.tz)
+        main = d.main
+        self.tz = d.timezone
+        self.currency = d.currency
+        self.gross = format_money(main.gross_cents, d.currency)
+        self.refunds = format_money(main.refunded_cents, d.currency)
+        self.discounts = format_money(main.discount_cents, d.currency)
+        self.net = format_money(main.net_cents, d.currency)
+        self.orders, self.units = main.orders, main.units
+        self.other_currencies = [
+            {
+                "currency": t.currency.upper(),
+                "gross": format_money(t.gross_cents, t.currency),
+                "refunds": format_money(t.refunded_cents, t.currency),
+                "net": format_money(t.net_cents, t.currency),
+                "orders": t.orders,
+            }
+            for t in d.totals[1:]
+        ]
+        self.products = [
+            {
+                "id": p.product_id,
+                "title": p.title,
+                "orders": p.orders,
+                "units": p.units,
+                "gross": format_money(p.gross_cents, p.currency),
+                "refunds": format_money(p.refunded_cents, p.currency),
+                "net": format_money(p.net_cents, p.currency),
+            }
+            for p in d.products
+        ]
+        self.top_products = self.products[: analytics.TOP_PRODUCTS]
+        self.series = [
+            {
+                "label": p.label,
+                "net": _major(p.net_cents),
+                "refunds": _major(p.refunded_cents),
+                "units": p.units,
+            }
+            for p in d.series
+        ]
+        self.product_chart = [
+            {"title": p.title[:28], "units": p.units, "net": _major(p.net_cents)}
+            for p in d.products[:10]
+            if p.currency == d.currency
+        ]
+        self.bucket = d.bucket
+        self.error = ""
+        self.loaded = True
+
+    def _clear(self, message: str) -> None:
+        self.products, self.top_products, self.series, self.product_chart = [], [], [], []
+        self.other_currencies = []
+        self.gross = self.refunds = self.discounts = self.net = ""
+        self.orders = self.units = 0
+        self.loaded, self.error = False, message
+
+    @rx.event
+    async def load(self):  # type: ignore[no-untyped-def]
+        """on_load: check, register for pushes, show the figures, then ask the browser for its zone."""
+        self.toast = ""
+        try:
+            user = await _seller(self)
+        except DomainError as exc:
+            self._clear(str(exc))
+            return rx.toast.error(str(exc))
+        # Register first, then read: a sale made in between is not missed.
+        await run_service(
+            live.subscribe,
+            topic=notifier.seller_topic(user.id),
+            client_token=self.router.session.client_token,
+            state_name=self.get_full_name(),
+        )
+        await self._refresh(user)
+        return rx.call_script(BROWSER_ZONE_JS, callback=DashboardState.set_timezone)
+
+    @rx.event
+    async def set_timezone(self, tz: str):  # type: ignore[no-untyped-def]
+        try:
+            user = await _seller(self)
+        except DomainError as exc:
+            self._clear(str(exc))
+            return rx.toast.error(str(exc))
+        zone = analytics.zone(str(tz)[:64]).key
+        if zone != self.tz or not self.loaded:
+            self.tz = zone
+            await self._refresh(user)
+        return None
+
+    @rx.event
+    async def set_period(self, period: str | list[str]):  # type: ignore[no-untyped-def]
+        period = period[0] if isinstance(period, list) and period else str(period)
+        try:
+            user = await _seller(self)
+        except DomainError as exc:
+            self._clear(str(exc))
+            return rx.toast.error(str(exc))
+        if period not in analytics.PERIODS:
+            return rx.toast.error(f"Choose one of: {', '.join(analytics.PERIODS.values())}.")
+        self.period = period
+        await self._refresh(user)
+        return None
+
+    @rx.event
+    async def export_csv(self):  # type: ignore[no-untyped-def]
+        try:
+            user = await _seller(self)
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        data = await run_service(analytics.orders_csv, seller_id=user.id, period=self.period, tz=self.tz)
+        return rx.download(data=data, filename=analytics.csv_filename(self.period), mime_type="text/csv")
+
+    @rx.event
+    async def dismiss_toast(self):  # type: ignore[no-untyped-def]
+        try:
+            await _seller(self)
+        except DomainError as exc:
+            self._clear(str(exc))
+            return rx.toast.error(str(exc))
+        self.toast = ""
+        return None
+
+    async def on_announcement(self, kind: str, data: dict):  # type: ignore[no-untyped-def]
+        """Called by the live pusher (inside app.modify_state) when one of this seller's orders changes.
+
+        Reflex makes every public method an event handler the browser could call too: it is guarded
+        like the others, and it only recomputes the seller's own figures.
+        """
+        try:
+            user = await _seller(self)
+        except DomainError as exc:
+            self._clear(str(exc))
+            return rx.toast.error(str(exc))
+        await self._refresh(user)
+        order_id = data.get("order_id") if isinstance(data, dict) else None
+        if not isinstance(order_id, int):
+            return None
+        summary = await run_service(analytics.sale_summary, seller_id=user.id, order_id=order_id)
+        if not summary:
+            return None
+        if kind == "order.paid":
+            self.toast, self.toast_kind = f"New sale: {summary}", "sale"
+        elif kind in ("order.refunded", "order.partially_refunded"):
+            self.toast, self.toast_kind = f"Refund on order #{order_id}: {summary}", "refund"
+        self.live_updates += 1
+        return None

@@ -1,0 +1,287 @@
+"""`/seller/promotions`: the seller's promo codes and sales. Thin: the service decides everything.
+
+Every handler re-checks on the server that the user is a seller; the service checks that the
+code or product is theirs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import reflex as rx
+import stripe
+
+from quantoxbay.models import Role
+from quantoxbay.payments.client import get_stripe_client
+from quantoxbay.services import DomainError, catalog, promotions
+from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.money import format_money, parse_price
+from quantoxbay.state.session import SessionState, run_service
+
+ALL_PRODUCTS = "all"  # a Select cannot hold "", so this stands for "all my products"
+PERCENT, AMOUNT = "percent", "amount"
+STRIPE_DOWN = "Payments are unavailable right now. Please try again in a minute."
+
+
+async def _seller(state: rx.State) -> UserPublic:
+    return await (await state.get_state(SessionState)).require_user(Role.SELLER)
+
+
+def _when(value: datetime | None, offset_minutes: int) -> str:
+    """A UTC time in the viewer's zone (offset from the browser), as "2026-12-01 18:00"."""
+    if value is None:
+        return ""
+    return (value - timedelta(minutes=offset_minutes)).strftime("%Y-%m-%d %H:%M")
+
+
+def _whole_number(text: str, message: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise DomainError(message)
+    return int(text)
+
+
+class PromotionsState(rx.State):
+    """Promo codes (create, deactivate) and sales (schedule, end) of the logged-in seller."""
+
+    loaded: bool = False
+    codes: list[dict] = []
+    sales: list[dict] = []
+    products: list[dict] = []  # {"id": "12", "title": ...} for the selects
+    tz_offset: int = 0  # the browser's Date.getTimezoneOffset()
+
+    # the new-code form
+    code: str = ""
+    kind: str = PERCENT
+    amount: str = ""
+    scope: str = ALL_PRODUCTS
+    max_redemptions: str = ""
+    expires: str = ""
+    once_per_buyer: bool = False
+    error: str = ""
+    notice: str = ""
+    busy: bool = False
+
+    # the sale form
+    sale_product: str = ""
+    sale_price: str = ""
+    sale_starts: str = ""
+    sale_ends: str = ""
+    sale_error: str = ""
+    sale_notice: str = ""
+
+    @rx.event
+    async def load(self):  # type: ignore[no-untyped-def]
+        self.error = self.notice = self.sale_error = self.sale_notice = ""
+        try:
+            await self._refresh()
+        except DomainError as exc:
+            self.loaded = False
+            return rx.toast.error(str(exc))
+        return rx.call_script("new Date().getTimezoneOffset()", callback=PromotionsState.set_tz_offset)
+
+    @rx.event
+    async def set_tz_offset(self, value: int | str) -> None:
+        try:
+            self.tz_offset = int(value)
+        except (TypeError, ValueError):
+            self.tz_offset = 0
+        try:
+            await self._refresh()  # re-checks the seller; times now shown in the viewer's zone
+        except DomainError:
+            self.loaded = False
+
+    async def _refresh(self) -> None:
+        user = await _seller(self)
+        codes = await run_service(promotions.list_promotions, seller_id=user.id)
+        sales = await run_service(promotions.list_sales, seller_id=user.id)
+        products = await run_service(catalog.list_seller_products, seller_id=user.id)
+        self.codes = [
+            {
+                "id": c.id,
+                "code": c.code,
+                "discount": c.discount_label,
+                "scope": c.scope_label,
+                "uses": f"{c.redemptions} / {c.max_redemptions}" if c.max_redemptions else str(c.redemptions),
+                "expires": _when(c.expires_at, self.tz_offset) or "Never",
+                "once": "Yes" if c.once_per_buyer else "No",
+                "status": c.status,
+                "active": c.active,
+            }
+            for c in codes
+        ]
+        self.sales = [
+            {
+                "product_id": s.product_id,
+                "title": s.title,
+                "prices": f"{s.sale_price_label} (was {s.price_label})",
+                "starts": _when(s.starts_at, self.tz_offset),
+                "ends": _when(s.ends_at, self.tz_offset),
+                "status": s.status,
+            }
+            for s in sales
+        ]
+        self.products = [
+            {"id": str(p.id), "title": f"{p.title} ({format_money(p.price_cents, p.currency)})"}
+            for p in products
+            if p.status != "deleted"
+        ]
+        if self.products and self.sale_product not in {p["id"] for p in self.products}:
+            self.sale_product = self.products[0]["id"]
+        self.loaded = True
+
+    # -- setters (bounded; the server validates again on submit) --
+
+    @rx.event
+    def set_code(self, value: str) -> None:
+        self.code = value[:40]
+
+    @rx.event
+    def set_kind(self, value: str) -> None:
+        self.kind = value if value in (PERCENT, AMOUNT) else PERCENT
+
+    @rx.event
+    def set_amount(self, value: str) -> None:
+        self.amount = value[:12]
+
+    @rx.event
+    def set_scope(self, value: str) -> None:
+        self.scope = value[:20]
+
+    @rx.event
+    def set_max_redemptions(self, value: str) -> None:
+        self.max_redemptions = value[:9]
+
+    @rx.event
+    def set_expires(self, value: str) -> None:
+        self.expires = value[:30]
+
+    @rx.event
+    def set_once_per_buyer(self, value: bool) -> None:
+        self.once_per_buyer = bool(value)
+
+    @rx.event
+    def set_sale_product(self, value: str) -> None:
+        self.sale_product = value[:20]
+
+    @rx.event
+    def set_sale_price(self, value: str) -> None:
+        self.sale_price = value[:12]
+
+    @rx.event
+    def set_sale_starts(self, value: str) -> None:
+        self.sale_starts = value[:30]
+
+    @rx.event
+    def set_sale_ends(self, value: str) -> None:
+        self.sale_ends = value[:30]
+
+    # -- codes --
+
+    @rx.event
+    async def create_code(self):  # type: ignore[no-untyped-def]
+        self.error = self.notice = ""
+        self.busy = True
+        yield
+        try:
+            user = await _seller(self)
+            percent = amount = None
+            if self.kind == PERCENT:
+                percent = _whole_number(self.amount, "Enter a percentage from 1 to 100.")
+                if percent is None:
+                    raise DomainError("Enter a percentage from 1 to 100.")
+            else:
+                if not self.amount.strip():
+                    raise DomainError("Enter the amount off, like 5.00.")
+                amount = parse_price(self.amount)
+            product_id = (
+                None if self.scope == ALL_PRODUCTS else _whole_number(self.scope, "Choose a product.")
+            )
+            made = await run_service(
+                promotions.create_promotion,
+                stripe_client=get_stripe_client(),
+                seller_id=user.id,
+                code=self.code,
+                percent_off=percent,
+                amount_off_cents=amount,
+                product_id=product_id,
+                max_redemptions=_whole_number(
+                    self.max_redemptions, "Max redemptions must be a whole number (or empty for no limit)."
+                ),
+                expires_at=promotions.parse_local_datetime(self.expires, self.tz_offset, field="Expires"),
+                once_per_buyer=self.once_per_buyer,
+            )
+        except DomainError as exc:
+            self.error, self.busy = str(exc), False
+            return
+        except stripe.StripeError:
+            self.error, self.busy = STRIPE_DOWN, False
+            return
+        self.notice = f"Code {made.code} created: {made.discount_label}, {made.scope_label.lower()}."
+        self.code = self.amount = self.max_redemptions = self.expires = ""
+        self.once_per_buyer = False
+        self.busy = False
+        await self._refresh()
+
+    @rx.event
+    async def deactivate(self, promotion_id: int):  # type: ignore[no-untyped-def]
+        self.error = self.notice = ""
+        try:
+            user = await _seller(self)
+            done = await run_service(
+                promotions.deactivate_promotion,
+                stripe_client=get_stripe_client(),
+                seller_id=user.id,
+                promotion_id=int(promotion_id),
+            )
+        except (DomainError, ValueError, TypeError) as exc:
+            self.error = str(exc) or "That code does not exist."
+            return
+        except stripe.StripeError:
+            self.error = STRIPE_DOWN
+            return
+        self.notice = f"Code {done.code} deactivated."
+        await self._refresh()
+
+    # -- sales --
+
+    @rx.event
+    async def schedule_sale(self):  # type: ignore[no-untyped-def]
+        self.sale_error = self.sale_notice = ""
+        try:
+            user = await _seller(self)
+            product_id = _whole_number(self.sale_product, "Choose a product.")
+            if product_id is None:
+                raise DomainError("Choose a product.")
+            if not self.sale_price.strip():
+                raise DomainError("Enter the sale price, like 9.99.")
+            sale = await run_service(
+                promotions.schedule_sale,
+                seller_id=user.id,
+                product_id=product_id,
+                sale_price_cents=parse_price(self.sale_price),
+                starts_at=promotions.parse_local_datetime(
+                    self.sale_starts, self.tz_offset, field="Sale starts"
+                ),
+                ends_at=promotions.parse_local_datetime(self.sale_ends, self.tz_offset, field="Sale ends"),
+            )
+        except DomainError as exc:
+            self.sale_error = str(exc)
+            return
+        self.sale_notice = f"Sale on {sale.title}: {sale.sale_price_label} ({sale.status.lower()})."
+        self.sale_price = self.sale_starts = self.sale_ends = ""
+        await self._refresh()
+
+    @rx.event
+    async def end_sale(self, product_id: int):  # type: ignore[no-untyped-def]
+        self.sale_error = self.sale_notice = ""
+        try:
+            user = await _seller(self)
+            await run_service(promotions.end_sale, seller_id=user.id, product_id=int(product_id))
+        except (DomainError, ValueError, TypeError) as exc:
+            self.sale_error = str(exc) or "That product does not exist."
+            return
+        self.sale_notice = "Sale ended."
+        await self._refresh()

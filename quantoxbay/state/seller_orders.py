@@ -1,0 +1,159 @@
+"""`/seller/orders`: the seller's orders with Refund, Reset downloads and Reissue access.
+
+Every handler re-checks on the server that the user is a seller; the services check that
+the order is theirs (admins may act on any order).
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from quantoxbay.models import Role
+from quantoxbay.payments.client import get_stripe_client
+from quantoxbay.services import DomainError, downloads, live, notifier, refunds
+from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.money import parse_price
+from quantoxbay.state.session import SessionState, run_service
+
+PAGE_SIZE = 25
+
+
+class SellerOrdersState(rx.State):
+    orders: list[dict] = []
+    loaded: bool = False
+    page: int = 0
+    has_next: bool = False
+    # The refund form of the selected order.
+    refund_order_id: int = 0
+    refund_title: str = ""
+    refund_amount: str = ""
+    refund_reason: str = "requested_by_customer"
+    busy: bool = False
+
+    async def _seller(self) -> UserPublic:
+        return await (await self.get_state(SessionState)).require_user(Role.SELLER, Role.ADMIN)
+
+    async def _load(self, user: UserPublic) -> None:
+        rows = await run_service(
+            refunds.list_seller_orders, seller_id=user.id, limit=PAGE_SIZE + 1, offset=self.page * PAGE_SIZE
+        )
+        self.has_next = len(rows) > PAGE_SIZE
+        self.orders = [
+            {**row, "status": row["status"].replace("_", " "), "can_refund": row["refundable_cents"] > 0}
+            for row in rows[:PAGE_SIZE]
+        ]
+        self.loaded = True
+
+    @rx.event
+    async def load(self):  # type: ignore[no-untyped-def]
+        self.refund_order_id, self.busy = 0, False
+        try:
+            user = await self._seller()
+        except DomainError as exc:
+            self.orders, self.loaded = [], False
+            return rx.toast.error(str(exc))
+        await self._load(user)
+        await run_service(
+            live.subscribe,
+            topic=notifier.seller_topic(user.id),
+            client_token=self.router.session.client_token,
+            state_name=self.get_full_name(),
+        )
+        return None
+
+    async def on_announcement(self, kind: str, data: dict) -> None:
+        user = await (await self.get_state(SessionState)).current_user()
+        if user is not None:
+            await self._load(user)
+
+    @rx.event
+    async def next_page(self):  # type: ignore[no-untyped-def]
+        if self.has_next:
+            self.page += 1
+            return await self._reload()
+        return None
+
+    @rx.event
+    async def previous_page(self):  # type: ignore[no-untyped-def]
+        if self.page > 0:
+            self.page -= 1
+            return await self._reload()
+        return None
+
+    async def _reload(self):  # type: ignore[no-untyped-def]
+        try:
+            await self._load(await self._seller())
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        return None
+
+    @rx.event
+    def start_refund(self, order_id: int) -> None:
+        row = next((o for o in self.orders if o["order_id"] == order_id), None)
+        if row is None:
+            return
+        self.refund_order_id, self.refund_title = order_id, row["title"]
+        cents = int(row["refundable_cents"])
+        self.refund_amount = f"{cents // 100}.{cents % 100:02d}"
+        self.refund_reason = "requested_by_customer"
+
+    @rx.event
+    def cancel_refund(self) -> None:
+        self.refund_order_id = 0
+
+    @rx.event
+    def set_refund_amount(self, value: str) -> None:
+        self.refund_amount = value
+
+    @rx.event
+    def set_refund_reason(self, value: str) -> None:
+        self.refund_reason = value
+
+    @rx.event
+    async def confirm_refund(self):  # type: ignore[no-untyped-def]
+        if self.busy or not self.refund_order_id:
+            return
+        self.busy = True
+        yield
+        try:
+            user = await self._seller()
+            amount = parse_price(self.refund_amount)
+            refund, announcements = await run_service(
+                refunds.refund_order,
+                stripe_client=get_stripe_client(),
+                actor=user,
+                order_id=self.refund_order_id,
+                amount_cents=amount,
+                reason=self.refund_reason,
+            )
+        except DomainError as exc:
+            self.busy = False
+            yield rx.toast.error(str(exc))
+            return
+        for announcement in announcements:
+            notifier.announce(announcement)
+        order_id, self.refund_order_id, self.busy = self.refund_order_id, 0, False
+        await self._load(user)
+        yield rx.toast.success(
+            f"Refund of {self.refund_amount} for order #{order_id} sent to Stripe ({refund.status})."
+        )
+
+    @rx.event
+    async def reset_limit(self, order_id: int):  # type: ignore[no-untyped-def]
+        try:
+            await run_service(
+                downloads.reset_download_limit, actor=await self._seller(), order_id=int(order_id)
+            )
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        return rx.toast.success(f"Order #{order_id}: download count reset.")
+
+    @rx.event
+    async def reissue(self, order_id: int):  # type: ignore[no-untyped-def]
+        try:
+            user = await self._seller()
+            await run_service(downloads.reissue_access, actor=user, order_id=int(order_id))
+        except DomainError as exc:
+            return rx.toast.error(str(exc))
+        await self._load(user)
+        return rx.toast.success(f"Order #{order_id}: access reissued.")

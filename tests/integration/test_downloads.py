@@ -1,0 +1,142 @@
+"""GET /api/downloads/{token} over HTTP: the owner gets the bytes (whole and by Range); expired,
+foreign, refunded, disputed and limit-exhausted links are refused; double clicks count once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from starlette.testclient import TestClient
+
+from quantoxbay import db as db_module
+from quantoxbay import routes
+from quantoxbay.api import build_api
+from quantoxbay.models import DownloadGrant, DownloadLog, Order, Product, ProductFile, Role
+from quantoxbay.services import accounts, downloads, fulfillment, refunds
+from quantoxbay.settings import get_settings
+from quantoxbay.storage import get_storage
+from tests.factories import create_published_product, create_user
+from tests.stripe_payloads import checkout_session
+
+CONTENT = bytes(range(256)) * 40  # 10 KiB
+
+
+@pytest.fixture
+def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
+    yield engine
+
+
+@pytest.fixture
+def sale(app_engine: Engine):  # type: ignore[no-untyped-def]
+    with Session(app_engine, expire_on_commit=False) as s:
+        seller, buyer, other = create_user(s, Role.SELLER), create_user(s, Role.BUYER), create_user(s)
+        product = create_published_product(s, get_storage(), seller, content=CONTENT)
+        cs = checkout_session(buyer_id=buyer.id, product_id=product.id)
+        order_id = fulfillment.fulfill_checkout(session=s, checkout_session=cs).order_id
+        file_id = s.exec(select(ProductFile.id).where(ProductFile.product_id == product.id)).one()
+        cookies = {u.id: accounts.start_session(session=s, user_id=u.id) for u in (buyer, other)}
+        s.commit()
+    return SimpleNamespace(
+        seller=seller,
+        buyer=buyer,
+        other=other,
+        product_id=product.id,
+        order_id=order_id,
+        file_id=file_id,
+        cookies=cookies,
+    )
+
+
+def _url(sale, user_id: int | None = None) -> str:  # type: ignore[no-untyped-def]
+    return downloads.download_url(
+        secret=get_settings().app_secret,
+        user_id=user_id or sale.buyer.id,
+        order_id=sale.order_id,
+        file_id=sale.file_id,
+    )
+
+
+def _client(sale, user_id: int | None) -> TestClient:  # type: ignore[no-untyped-def]
+    client = TestClient(build_api())
+    if user_id is not None:
+        client.cookies.set(routes.SESSION_COOKIE, sale.cookies[user_id])
+    return client
+
+
+def test_owner_downloads_the_whole_file_and_ranges(sale) -> None:  # type: ignore[no-untyped-def]
+    client = _client(sale, sale.buyer.id)
+    whole = client.get(_url(sale))
+    assert whole.status_code == 200 and whole.content == CONTENT
+    assert whole.headers["accept-ranges"] == "bytes" and "attachment" in whole.headers["content-disposition"]
+    part = client.get(_url(sale), headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == CONTENT[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(CONTENT)}"
+    tail = client.get(_url(sale), headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == CONTENT[-10:]
+    assert client.get(_url(sale), headers={"Range": "bytes=99999-"}).status_code == 416
+
+
+def test_foreign_anonymous_tampered_and_expired_links_are_refused(sale, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert _client(sale, sale.other.id).get(_url(sale)).status_code == 403  # someone else's link
+    assert _client(sale, sale.other.id).get(_url(sale, sale.other.id)).status_code == 404  # not their order
+    assert _client(sale, None).get(_url(sale)).status_code == 403
+    assert _client(sale, sale.buyer.id).get(_url(sale) + "x").status_code == 404
+    monkeypatch.setattr(get_settings(), "download_link_ttl_seconds", -1)
+    client = _client(sale, sale.buyer.id)
+    expired = client.get(_url(sale))
+    assert expired.status_code == 410 and "expired" in expired.json()["error"]
+    browser = client.get(_url(sale), headers={"Accept": "text/html"}, follow_redirects=False)
+    assert browser.status_code == 303 and browser.headers["location"] == "/library?expired=1"
+
+
+def test_refunded_and_disputed_orders_stop_links_already_handed_out(sale, app_engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    client = _client(sale, sale.buyer.id)
+    url = _url(sale)
+    assert client.get(url).status_code == 200
+    with Session(app_engine) as s:
+        pi = s.get(Order, sale.order_id).stripe_payment_intent_id
+        refunds.on_dispute_created(session=s, dispute={"payment_intent": pi, "status": "needs_response"})
+        s.commit()
+    refused = client.get(url)
+    assert refused.status_code == 403 and "withdrawn" in refused.json()["error"]
+    with Session(app_engine) as s:
+        refunds.on_dispute_closed(session=s, dispute={"payment_intent": pi, "status": "won"})
+        s.commit()
+    assert client.get(url).status_code == 200
+    with Session(app_engine) as s:
+        refunds.on_charge_refunded(session=s, charge={"payment_intent": pi, "amount_refunded": 999})
+        s.commit()
+    assert client.get(url).status_code == 403
+
+
+def test_limit_counts_a_double_click_and_range_continuation_once(sale, app_engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    with Session(app_engine) as s:
+        product = s.get(Product, sale.product_id)
+        product.download_limit = 1
+        s.add(product)
+        s.commit()
+    client = _client(sale, sale.buyer.id)
+    url = _url(sale)
+    assert client.get(url).status_code == 200
+    assert client.get(url).status_code == 200  # the double click
+    assert client.get(url, headers={"Range": "bytes=5000-"}).status_code == 206
+    with Session(app_engine) as s:
+        grant = s.exec(select(DownloadGrant).where(DownloadGrant.order_id == sale.order_id)).one()
+        logs = s.exec(select(DownloadLog).where(DownloadLog.order_id == sale.order_id)).all()
+        assert grant.downloads_used == 1
+        assert [log.counted for log in logs] == [True, False, False]
+        assert all(log.ip == "testclient" and log.user_id == sale.buyer.id for log in logs)
+        for log in logs:  # a day later: a new download, over the limit
+            log.created_at = log.created_at.replace(year=2000)
+            s.add(log)
+        s.commit()
+    refused = client.get(url)
+    assert refused.status_code == 403 and "used all 1 downloads" in refused.json()["error"]
+    with Session(app_engine) as s:
+        downloads.reset_download_limit(session=s, actor=sale.seller, order_id=sale.order_id)
+        s.commit()
+    assert client.get(url).status_code == 200

@@ -1,0 +1,210 @@
+"""The webhook's fast path (a new event for a new Checkout Session, in Core statements) writes
+exactly the rows the ORM path writes, and duplicates and races still make one order; on SQLite
+and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from quantoxbay.db import session_scope
+from quantoxbay.models import (
+    DownloadGrant,
+    MailOutbox,
+    Order,
+    OrderItem,
+    Product,
+    Role,
+    SalesRollup,
+    WebhookEvent,
+)
+from quantoxbay.payments.webhooks import process_event, record_failure
+from quantoxbay.services import analytics, fulfillment
+from quantoxbay.services.analytics import slot_of
+from tests.factories import create_published_product, create_user
+from tests.stripe_payloads import checkout_session, event
+
+# Columns that differ between two sales by nature (keys, ids from Stripe, clocks).
+VOLATILE = {"id", "order_id", "product_id", "stripe_session_id", "stripe_payment_intent_id", "stripe_event_id",
+            "payload", "created_at", "paid_at", "next_attempt_at", "received_at", "processed_at", "slot"}  # fmt: skip
+
+
+def _process(session: Session, evt: dict[str, Any]) -> Any:
+    return process_event(session=session, event=evt, raw=json.dumps(evt))
+
+
+def _rows(session: Session, order_id: int) -> dict[str, Any]:
+    """Every row one sale wrote, minus the volatile columns."""
+    order = session.get(Order, order_id)
+    assert order is not None and order.paid_at is not None
+    items = session.exec(select(OrderItem).where(OrderItem.order_id == order_id)).all()
+    grants = session.exec(select(DownloadGrant).where(DownloadGrant.order_id == order_id)).all()
+    mail = session.exec(select(MailOutbox).where(MailOutbox.order_id == order_id)).all()
+    product_ids = {i.product_id for i in items}
+    rollup = session.exec(select(SalesRollup).where(SalesRollup.product_id.in_(product_ids))).all()  # type: ignore[attr-defined]
+    assert [r.slot for r in rollup] == [slot_of(i.created_at) for i in items]
+    assert all(i.created_at == order.created_at for i in items)
+
+    def strip(row: Any) -> dict[str, Any]:
+        return {k: v for k, v in row.model_dump().items() if k not in VOLATILE}
+
+    return {
+        "order": strip(order),
+        "items": [strip(i) for i in items],
+        "grants": [strip(g) for g in grants],
+        "mail": [strip(m) for m in mail],
+        "rollup": [strip(r) for r in rollup],
+        "sales_count": session.exec(select(Product.sales_count).where(Product.id.in_(product_ids))).all(),  # type: ignore[union-attr]
+    }
+
+
+def test_fast_and_orm_paths_write_identical_rows(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    fast_product = create_published_product(db, storage, seller, title="Same title", price_cents=1500)
+    orm_product = create_published_product(db, storage, seller, title="Same title", price_cents=1500)
+
+    # Fast path: a new event for a new session, paid at once.
+    fast_cs = checkout_session(buyer_id=buyer.id, product_id=fast_product.id, amount=1200, discount=300)
+    fast_evt = event(fast_cs)
+    outcome = _process(db, fast_evt)
+    assert (outcome.duplicate, outcome.outcome, len(outcome.announcements)) == (False, "processed", 1)
+
+    # ORM path: the order exists already (an async payment left it pending; its first success
+    # delivery failed and was recorded), so the conditional UPDATE and _grant write the rest.
+    orm_cs = checkout_session(buyer_id=buyer.id, product_id=orm_product.id, amount=1200, discount=300,
+                              payment_status="unpaid")  # fmt: skip
+    _process(db, event(orm_cs))
+    paid_cs = orm_cs | {"payment_status": "paid", "payment_intent": fast_cs["payment_intent"]}
+    orm_evt = event(paid_cs, type_="checkout.session.async_payment_succeeded")
+    record_failure(session=db, event=orm_evt, raw=json.dumps(orm_evt), error=RuntimeError("first try"))
+    db.flush()
+    outcome = _process(db, orm_evt)
+    assert (outcome.duplicate, outcome.outcome, len(outcome.announcements)) == (False, "processed", 1)
+
+    fast_order = db.exec(select(Order).where(Order.stripe_session_id == fast_cs["id"])).one()
+    orm_order = db.exec(select(Order).where(Order.stripe_session_id == orm_cs["id"])).one()
+    fast, orm = _rows(db, fast_order.id), _rows(db, orm_order.id)  # type: ignore[arg-type]
+    assert fast == orm
+    assert fast["order"]["status"] == "paid" and fast["order"]["total_cents"] == 1200
+    assert len(fast["items"]) == len(fast["grants"]) == len(fast["mail"]) == len(fast["rollup"]) == 1
+    assert fast["sales_count"] == [1]
+    assert (
+        fast_order.stripe_payment_intent_id == orm_order.stripe_payment_intent_id == fast_cs["payment_intent"]
+    )
+
+    events = {
+        e.stripe_event_id: e
+        for e in db.exec(
+            select(WebhookEvent).where(WebhookEvent.stripe_event_id.in_([fast_evt["id"], orm_evt["id"]]))
+        )  # type: ignore[attr-defined]
+    }
+    for e in events.values():
+        assert (e.outcome, e.error, e.processed_at is not None) == ("processed", "", True)
+    assert events[fast_evt["id"]].payload == json.dumps(fast_evt)
+
+    # The incremental rollup equals one rebuilt from the orders.
+    before = sorted((r.product_id, r.slot, r.orders, r.items, r.units, r.gross_cents, r.discount_cents)
+                    for r in db.exec(select(SalesRollup).where(SalesRollup.seller_id == seller.id)))  # fmt: skip
+    analytics.rebuild_rollup(session=db, seller_id=seller.id)
+    after = sorted((r.product_id, r.slot, r.orders, r.items, r.units, r.gross_cents, r.discount_cents)
+                   for r in db.exec(select(SalesRollup).where(SalesRollup.seller_id == seller.id)))  # fmt: skip
+    assert before == after
+
+
+def test_duplicate_event_on_the_fast_path_changes_nothing(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    product = create_published_product(db, storage, seller)
+    evt = event(checkout_session(buyer_id=buyer.id, product_id=product.id))
+    assert _process(db, evt).announcements
+    again = _process(db, evt)
+    assert (again.duplicate, again.outcome, again.announcements) == (True, "processed", [])
+    twin = _process(db, event(evt["data"]["object"]))  # Stripe's second Event object for one change
+    assert (twin.duplicate, twin.outcome, twin.announcements) == (False, "processed", [])
+    assert len(db.exec(select(Order).where(Order.buyer_id == buyer.id)).all()) == 1
+    assert len(db.exec(select(MailOutbox).join(Order).where(Order.buyer_id == buyer.id)).all()) == 1
+    assert db.exec(select(Product.sales_count).where(Product.id == product.id)).one() == 1
+
+
+@pytest.fixture
+def committed_sale(engine: Engine, tmp_path):  # type: ignore[no-untyped-def]
+    from quantoxbay.storage.local import LocalStorage
+
+    with Session(engine) as s:
+        seller, buyer = create_user(s, Role.SELLER), create_user(s, Role.BUYER)
+        product = create_published_product(s, LocalStorage(tmp_path / "files"), seller)
+        s.commit()
+        return seller.id, buyer.id, product.id
+
+
+def _count(engine: Engine, model, *where) -> int:  # type: ignore[no-untyped-def]
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def _race(engine: Engine, cs: dict[str, Any]) -> list[str]:
+    """Five deliveries of one event, five of its twin and two success-page calls, all at once,
+    each in its own transaction; returns the two event ids."""
+    evt, twin = event(cs), event(cs)
+    barrier = threading.Barrier(12)
+    changed: list[bool] = []
+    errors: list[BaseException] = []
+
+    def webhook(e: dict[str, Any]) -> None:
+        barrier.wait()
+        try:
+            with session_scope(engine) as s:
+                changed.append(bool(_process(s, e).announcements))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def success_page() -> None:
+        barrier.wait()
+        try:
+            with session_scope(engine) as s:
+                changed.append(fulfillment.fulfill_checkout(session=s, checkout_session=cs).changed)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=webhook, args=(e,)) for e in [evt, twin] * 5]
+    threads += [threading.Thread(target=success_page) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(changed) == [False] * 11 + [True]  # exactly one caller announces the order
+    return [evt["id"], twin["id"]]
+
+
+@pytest.mark.timeout(120)
+def test_racing_deliveries_twins_and_success_page_make_one_order(engine: Engine, committed_sale) -> None:  # type: ignore[no-untyped-def]
+    seller_id, buyer_id, product_id = committed_sale
+    for _ in range(3):
+        cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+        event_ids = _race(engine, cs)
+        assert _count(engine, Order, Order.stripe_session_id == cs["id"]) == 1
+        assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id.in_(event_ids)) == 2  # type: ignore[attr-defined]
+    assert _count(engine, Order, Order.buyer_id == buyer_id) == 3
+    assert _count(engine, OrderItem, OrderItem.seller_id == seller_id) == 3
+    assert _count(engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 3
+    assert _count(engine, MailOutbox, MailOutbox.kind == "receipt", MailOutbox.order_id.in_(  # type: ignore[union-attr]
+        select(Order.id).where(Order.buyer_id == buyer_id))) == 3  # fmt: skip
+    with Session(engine) as s:
+        assert s.get(Product, product_id).sales_count == 3  # type: ignore[union-attr]
+        rollup = s.exec(select(SalesRollup).where(SalesRollup.product_id == product_id)).all()
+        assert sum(r.orders for r in rollup) == sum(r.items for r in rollup) == 3
+
+
+def test_unknown_product_writes_nothing_and_answers_an_error(engine: Engine, committed_sale) -> None:  # type: ignore[no-untyped-def]
+    _, buyer_id, _ = committed_sale
+    evt = event(checkout_session(buyer_id=buyer_id, product_id=999_999))
+    with pytest.raises(fulfillment.MalformedCheckoutSession), session_scope(engine) as s:
+        _process(s, evt)
+    assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id == evt["id"]) == 0
+    assert _count(engine, Order, Order.stripe_session_id == evt["data"]["object"]["id"]) == 0

@@ -1,0 +1,331 @@
+"""Post-purchase rules at the service level: receipts queued once, download limits and the log,
+seller resets/reissues, refunds (partial, full, too much, twice, foreign), disputes."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import stripe
+from sqlmodel import Session, select
+
+from quantoxbay.models import DownloadGrant, DownloadLog, MailOutbox, Order, Product, ProductFile, Role
+from quantoxbay.services import (
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    downloads,
+    fulfillment,
+    library,
+    receipts,
+    refunds,
+)
+from quantoxbay.services.downloads import LimitReached
+from quantoxbay.services.refunds import RefundRefused
+from tests.factories import create_published_product, create_user
+from tests.stripe_payloads import checkout_session
+
+SECRET = "test-secret"
+
+
+class FakeRefunds:
+    """Stands in for ``client.v1.refunds``: records calls, answers like Stripe."""
+
+    def __init__(self, status: str = "succeeded", error: Exception | None = None) -> None:
+        self.calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.status, self.error = status, error
+
+    def create(self, params: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((params, options))
+        if self.error:
+            raise self.error
+        return {"id": f"re_test_{uuid.uuid4().hex[:12]}", "object": "refund", "status": self.status, **params}
+
+
+def fake_client(**kwargs: Any) -> Any:
+    return SimpleNamespace(v1=SimpleNamespace(refunds=FakeRefunds(**kwargs)))
+
+
+@pytest.fixture
+def sale(db: Session, storage):  # type: ignore[no-untyped-def]
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    product = create_published_product(db, storage, seller, price_cents=1000)
+    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1000)
+    result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
+    order = db.get(Order, result.order_id)
+    file_id = db.exec(select(ProductFile.id).where(ProductFile.product_id == product.id)).one()
+    return SimpleNamespace(seller=seller, buyer=buyer, product=product, order=order, cs=cs, file_id=file_id)
+
+
+def _token(sale) -> str:  # type: ignore[no-untyped-def]
+    return downloads.make_download_token(
+        secret=SECRET, user_id=sale.buyer.id, order_id=sale.order.id, file_id=sale.file_id
+    )
+
+
+def _download(db: Session, sale, *, range_start: int = 0, user_id: int | None = None):  # type: ignore[no-untyped-def]
+    return downloads.authorize_download(
+        session=db,
+        secret=SECRET,
+        token=_token(sale),
+        user_id=user_id or sale.buyer.id,
+        max_age_seconds=600,
+        ip="203.0.113.9",
+        range_start=range_start,
+    )
+
+
+def _grant(db: Session, sale) -> DownloadGrant:  # type: ignore[no-untyped-def]
+    grant = db.exec(select(DownloadGrant).where(DownloadGrant.order_id == sale.order.id)).one()
+    db.refresh(grant)
+    return grant
+
+
+# --- receipts -----------------------------------------------------------------------
+
+
+def test_paid_order_queues_one_receipt_however_often_fulfilment_runs(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    fulfillment.fulfill_checkout(session=db, checkout_session=sale.cs)
+    fulfillment.fulfill_checkout(session=db, checkout_session=sale.cs)
+    rows = db.exec(select(MailOutbox).where(MailOutbox.order_id == sale.order.id)).all()
+    assert [(r.kind, r.to_email, r.status) for r in rows] == [("receipt", sale.buyer.email, "pending")]
+
+
+def test_unpaid_order_queues_no_receipt(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    product = create_published_product(db, storage, seller)
+    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
+    cs["status"] = "complete"
+    result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
+    assert db.exec(select(MailOutbox).where(MailOutbox.order_id == result.order_id)).all() == []
+
+
+def test_receipt_renders_text_and_html_with_amounts_and_library_link(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    row = db.exec(select(MailOutbox).where(MailOutbox.order_id == sale.order.id)).one()
+    msg = receipts.render(session=db, row=row, public_url="http://shop.test", sender="shop@test")
+    assert msg["To"] == sale.buyer.email and f"order #{sale.order.id}" in msg["Subject"]
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    for body in (text, html):
+        assert "$10.00" in body and "http://shop.test/library" in body and "file.txt" in body
+
+
+def test_resend_is_refused_while_unsent_and_for_a_stranger(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DomainError, match="on its way"):
+        receipts.resend_receipt(session=db, buyer_id=sale.buyer.id, order_id=sale.order.id)
+    with pytest.raises(NotFound):
+        receipts.resend_receipt(session=db, buyer_id=sale.seller.id, order_id=sale.order.id)
+
+
+# --- downloads ----------------------------------------------------------------------
+
+
+def test_download_is_logged_and_a_double_click_counts_once(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    _download(db, sale)
+    _download(db, sale)  # a double click
+    _download(db, sale, range_start=4096)  # a Range continuation
+    assert _grant(db, sale).downloads_used == 1
+    logs = db.exec(select(DownloadLog).where(DownloadLog.order_id == sale.order.id)).all()
+    assert [(log.counted, log.ip, log.user_id) for log in logs] == [
+        (True, "203.0.113.9", sale.buyer.id),
+        (False, "203.0.113.9", sale.buyer.id),
+        (False, "203.0.113.9", sale.buyer.id),
+    ]
+
+
+def test_download_limit_refuses_then_seller_resets_it(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    product = db.get(Product, sale.product.id)
+    product.download_limit = 1
+    db.add(product)
+    db.flush()
+    _download(db, sale)
+    # Outside the repeat window: a new download.
+    for log in db.exec(select(DownloadLog)).all():
+        log.created_at = log.created_at.replace(year=2000)
+        db.add(log)
+    db.flush()
+    with pytest.raises(LimitReached, match="used all 1 downloads"):
+        _download(db, sale)
+    with pytest.raises(NotFound):  # another seller cannot touch it
+        downloads.reset_download_limit(session=db, actor=create_user(db, Role.SELLER), order_id=sale.order.id)
+    assert downloads.reset_download_limit(session=db, actor=sale.seller, order_id=sale.order.id) == 1
+    _download(db, sale)
+    assert _grant(db, sale).downloads_used == 1
+
+
+def test_links_are_bound_to_user_and_refused_after_expiry(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PermissionDenied, match="another account"):
+        _download(db, sale, user_id=sale.seller.id)
+    with pytest.raises(downloads.LinkExpired):
+        downloads.resolve_download(
+            session=db, secret=SECRET, token=_token(sale), user_id=sale.buyer.id, max_age_seconds=-1
+        )
+
+
+def test_reissue_gives_a_revoked_grant_back_but_not_for_a_refunded_order(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    grant = _grant(db, sale)
+    grant.revoked = True
+    db.add(grant)
+    db.flush()
+    with pytest.raises(PermissionDenied):
+        _download(db, sale)
+    downloads.reissue_access(session=db, actor=sale.seller, order_id=sale.order.id)
+    _download(db, sale)
+    refunds.refund_order(
+        session=db, stripe_client=fake_client(), actor=sale.seller, order_id=sale.order.id, amount_cents=None
+    )
+    with pytest.raises(DomainError, match="refunded"):
+        downloads.reissue_access(session=db, actor=sale.seller, order_id=sale.order.id)
+
+
+def test_replaced_file_keeps_access_and_notifies_buyers_once(db: Session, sale, storage) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from quantoxbay.services import catalog
+
+    catalog.replace_product_file(
+        session=db,
+        storage=storage,
+        product_id=sale.product.id,
+        file_id=sale.file_id,
+        seller_id=sale.seller.id,
+        filename="file-v2.txt",
+        stream=io.BytesIO(b"version two"),
+        max_bytes=1000,
+    )
+    assert _download(db, sale).filename == "file-v2.txt"
+    assert receipts.notify_file_update(session=db, seller_id=sale.seller.id, file_id=sale.file_id) == 1
+    assert receipts.notify_file_update(session=db, seller_id=sale.seller.id, file_id=sale.file_id) == 0
+    with pytest.raises(NotFound):
+        receipts.notify_file_update(session=db, seller_id=sale.buyer.id, file_id=sale.file_id)
+    entries = library.list_library(session=db, buyer_id=sale.buyer.id)
+    assert [f.filename for f in entries[0].files] == ["file-v2.txt"]
+
+
+# --- refunds and disputes -----------------------------------------------------------
+
+
+def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    client = fake_client()
+    _refund, announcements = refunds.refund_order(
+        session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=300
+    )
+    params, options = client.v1.refunds.calls[0]
+    assert params["payment_intent"] == sale.order.stripe_payment_intent_id and params["amount"] == 300
+    assert options["idempotency_key"].startswith("quantoxbay-refund-")
+    db.refresh(sale.order)
+    assert (sale.order.status, sale.order.refunded_cents) == ("partially_refunded", 300)
+    assert announcements and announcements[0].kind == "order.partially_refunded"
+    _download(db, sale)  # a partial refund keeps access
+
+    with pytest.raises(RefundRefused, match=r"at most \$7.00"):
+        refunds.refund_order(
+            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=701
+        )
+    with pytest.raises(RefundRefused, match="greater than zero"):
+        refunds.refund_order(
+            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=0
+        )
+    refunds.refund_order(
+        session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=700
+    )
+    db.refresh(sale.order)
+    assert (sale.order.status, sale.order.refunded_cents) == ("refunded", 1000)
+    with pytest.raises(PermissionDenied, match="withdrawn"):
+        _download(db, sale)
+    with pytest.raises(RefundRefused, match="already been refunded"):
+        refunds.refund_order(
+            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=None
+        )
+    assert len(client.v1.refunds.calls) == 2  # the refusals never reached Stripe
+
+
+def test_other_sellers_cannot_refund_but_admins_can(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NotFound):
+        refunds.refund_order(
+            session=db,
+            stripe_client=fake_client(),
+            actor=create_user(db, Role.SELLER),
+            order_id=sale.order.id,
+            amount_cents=100,
+        )
+    refunds.refund_order(
+        session=db,
+        stripe_client=fake_client(),
+        actor=create_user(db, Role.ADMIN),
+        order_id=sale.order.id,
+        amount_cents=100,
+    )
+    db.refresh(sale.order)
+    assert sale.order.refunded_cents == 100
+
+
+def test_stripe_refusal_writes_nothing(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    error = stripe.InvalidRequestError("Charge ch_1 has been charged back; cannot issue a refund.", "charge")
+    with pytest.raises(RefundRefused, match="charged back"):
+        refunds.refund_order(
+            session=db,
+            stripe_client=fake_client(error=error),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=100,
+        )
+    db.refresh(sale.order)
+    assert (sale.order.status, sale.order.refunded_cents) == ("paid", 0)
+    assert refunds.refundable_cents(session=db, order_id=sale.order.id) == 1000
+
+
+def test_charge_refunded_event_sets_status_and_never_lowers_the_figure(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    pi = sale.order.stripe_payment_intent_id
+    charge = {"object": "charge", "payment_intent": pi, "amount": 1000, "amount_refunded": 400}
+    assert refunds.on_charge_refunded(session=db, charge=charge)[0].kind == "order.partially_refunded"
+    assert (
+        refunds.on_charge_refunded(session=db, charge={**charge, "amount_refunded": 200}) == []
+    )  # late, older
+    db.refresh(sale.order)
+    assert (sale.order.status, sale.order.refunded_cents) == ("partially_refunded", 400)
+    refunds.on_charge_refunded(session=db, charge={**charge, "amount_refunded": 1000})
+    db.refresh(sale.order)
+    assert sale.order.status == "refunded" and _grant(db, sale).revoked
+    assert refunds.on_charge_refunded(session=db, charge={**charge, "payment_intent": "pi_other"}) == []
+
+
+def test_dispute_freezes_access_and_a_won_dispute_restores_it(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    dispute = {
+        "object": "dispute",
+        "payment_intent": sale.order.stripe_payment_intent_id,
+        "status": "needs_response",
+    }
+    assert refunds.on_dispute_created(session=db, dispute=dispute)[0].kind == "order.disputed"
+    db.refresh(sale.order)
+    assert sale.order.status == "disputed"
+    with pytest.raises(PermissionDenied):
+        _download(db, sale)
+    with pytest.raises(RefundRefused, match="disputed"):
+        refunds.refund_order(
+            session=db, stripe_client=fake_client(), actor=sale.seller, order_id=sale.order.id, amount_cents=1
+        )
+    refunds.on_dispute_closed(session=db, dispute={**dispute, "status": "won"})
+    db.refresh(sale.order)
+    assert sale.order.status == "paid"
+    _download(db, sale)
+
+
+def test_lost_dispute_counts_as_refunded(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    dispute = {"object": "dispute", "payment_intent": sale.order.stripe_payment_intent_id}
+    refunds.on_dispute_created(session=db, dispute={**dispute, "status": "needs_response"})
+    refunds.on_dispute_closed(session=db, dispute={**dispute, "status": "lost"})
+    db.refresh(sale.order)
+    assert (sale.order.status, sale.order.refunded_cents) == ("refunded", 1000)
+    with pytest.raises(PermissionDenied):
+        _download(db, sale)
+
+
+def test_seller_orders_lists_only_their_orders(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    rows = refunds.list_seller_orders(session=db, seller_id=sale.seller.id)
+    assert [(r["order_id"], r["buyer"], r["refundable_cents"]) for r in rows] == [
+        (sale.order.id, sale.buyer.email, 1000)
+    ]
+    assert refunds.list_seller_orders(session=db, seller_id=sale.buyer.id) == []
