@@ -172,7 +172,10 @@ def test_start_checkout_refusals(db: Session, sale, storage) -> None:  # type: i
 
 def test_open_session_makes_no_order(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
     _, buyer, product = sale
-    cs = {**checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid"), "status": "open"}
+    cs = {
+        **checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid"),
+        "status": "open",
+    }
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     assert result.order_id is None and not result.changed
     assert db.exec(select(Order).where(Order.stripe_session_id == cs["id"])).first() is None
