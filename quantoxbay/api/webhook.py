@@ -1,8 +1,23 @@
-"""POST /api/stripe/webhook: verify, record once, fulfil, answer fast; pushes go out after commit."""
+"""POST /api/stripe/webhook: verify, record once, fulfil, answer fast; pushes go out after commit.
+
+Group commit: one writer thread per process takes every delivery waiting at that moment and
+processes them one after the other in ONE transaction, then commits once; each request is
+answered after that commit, so a 2xx still means "safely recorded". Under load this turns N
+commits (SQLite's WAL write, PostgreSQL's flush, and a connection checkout each) into one;
+alone, a delivery is a batch of one. When anything in a batch fails, the batch is rolled back
+and its events run again one per transaction (today's path), so one bad event cannot fail or
+half-write the others.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,6 +36,9 @@ from quantoxbay.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
+#: At most this many deliveries share one transaction.
+MAX_BATCH = 64
+
 
 def _process(event: dict, raw: str) -> ProcessOutcome:
     with session_scope() as session:
@@ -30,6 +48,80 @@ def _process(event: dict, raw: str) -> ProcessOutcome:
 def _record_failure(event: dict, raw: str, error: BaseException) -> None:
     with session_scope() as session:
         record_failure(session=session, event=event, raw=raw, error=error)
+
+
+@dataclass
+class _Job:
+    event: dict[str, Any]
+    raw: str
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[ProcessOutcome]
+
+
+def _process_batch(jobs: list[_Job]) -> list[ProcessOutcome | BaseException]:
+    """All jobs in one transaction; on any failure, each job again in its own transaction."""
+    if len(jobs) > 1:
+        try:
+            with session_scope() as session:
+                return [process_event(session=session, event=j.event, raw=j.raw) for j in jobs]
+        except Exception:
+            logger.info("a batch of %d webhook events failed; processing them one by one", len(jobs))
+    results: list[ProcessOutcome | BaseException] = []
+    for job in jobs:
+        try:
+            results.append(_process(job.event, job.raw))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+def _settle(future: asyncio.Future[ProcessOutcome], result: ProcessOutcome | BaseException) -> None:
+    if future.done():  # the request went away
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+class GroupCommitter:
+    """The process's writer thread for webhook events (started on first use, a daemon)."""
+
+    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def process(self, event: dict[str, Any], raw: str) -> ProcessOutcome:
+        loop = asyncio.get_running_loop()
+        job = _Job(event, raw, loop, loop.create_future())
+        self._queue.put(job)
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
+                    self._thread.start()
+        return await job.future
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
+            while len(jobs) < self.max_batch:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                results = _process_batch(jobs)
+            except BaseException as exc:  # never let the writer die with requests waiting
+                results = [exc] * len(jobs)
+            for job, result in zip(jobs, results, strict=True):
+                with contextlib.suppress(RuntimeError):  # RuntimeError: that event loop is closed
+                    job.loop.call_soon_threadsafe(_settle, job.future, result)
+
+
+_committer = GroupCommitter()
 
 
 async def stripe_webhook(request: Request) -> JSONResponse:
@@ -43,9 +135,9 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"error": f"invalid signature or payload: {exc}"}, status_code=400)
     raw = payload.decode("utf-8")
     try:
-        outcome = await run_in_threadpool(_process, event, raw)
+        outcome = await _committer.process(event, raw)
     except Exception as exc:
-        logger.exception("webhook %s (%s) failed", event["id"], event["type"])
+        logger.exception("webhook %s (%s) failed", event["id"], event["type"], exc_info=exc)
         try:
             await run_in_threadpool(_record_failure, event, raw, exc)
         except Exception:

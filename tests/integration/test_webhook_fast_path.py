@@ -208,3 +208,38 @@ def test_unknown_product_writes_nothing_and_answers_an_error(engine: Engine, com
         _process(s, evt)
     assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id == evt["id"]) == 0
     assert _count(engine, Order, Order.stripe_session_id == evt["data"]["object"]["id"]) == 0
+
+
+def test_group_commit_batch_with_a_bad_event_commits_the_good_ones(
+    engine: Engine, committed_sale, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The route's writer processes waiting deliveries in one transaction; one failing event makes
+    the batch run again one event per transaction, so only that event fails."""
+    from quantoxbay.api import webhook as api_webhook
+
+    monkeypatch.setattr("quantoxbay.db.get_engine", lambda: engine)
+    _, buyer_id, product_id = committed_sale
+    good = [event(checkout_session(buyer_id=buyer_id, product_id=product_id)) for _ in range(3)]
+    bad = event(checkout_session(buyer_id=buyer_id, product_id=999_999))
+    events = [good[0], bad, good[1], good[2], good[0]]
+    jobs = [api_webhook._Job(e, json.dumps(e), None, None) for e in events]  # type: ignore[arg-type]
+    results = api_webhook._process_batch(jobs)
+    assert isinstance(results[1], fulfillment.MalformedCheckoutSession)
+    outcomes = [
+        (r.duplicate, r.outcome, len(r.announcements)) for r in results if not isinstance(r, Exception)
+    ]
+    assert outcomes == [(False, "processed", 1)] * 3 + [(True, "processed", 0)]
+    for e in good:
+        assert (
+            _count(
+                engine, Order, Order.stripe_session_id == e["data"]["object"]["id"], Order.status == "paid"
+            )
+            == 1
+        )
+    assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id == bad["id"]) == 0
+
+    # A batch without failures commits once, with the same rows.
+    more = [event(checkout_session(buyer_id=buyer_id, product_id=product_id)) for _ in range(4)]
+    results = api_webhook._process_batch([api_webhook._Job(e, json.dumps(e), None, None) for e in more])  # type: ignore[arg-type]
+    assert [len(r.announcements) for r in results] == [1, 1, 1, 1]  # type: ignore[union-attr]
+    assert _count(engine, Order, Order.stripe_session_id.in_([e["data"]["object"]["id"] for e in more])) == 4  # type: ignore[attr-defined]
