@@ -20,7 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO, Literal
 
 import nh3
@@ -33,6 +33,7 @@ from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, Us
 from quantoxbay.routes import API_COVERS
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.money import MAX_PRICE_CENTS, format_money, validate_currency
+from quantoxbay.services.pricing import aware, current_price_cents, sale_is_running
 from quantoxbay.services.uploads import SniffedStream, check_upload_name, make_cover_images
 from quantoxbay.storage import Storage, StorageError
 
@@ -578,27 +579,6 @@ def cover_url(
     return url or _cover_data_url(storage, key)
 
 
-def sale_active(product: Product, now: datetime | None = None) -> bool:
-    """Whether the product's sale price applies at ``now``."""
-    if product.sale_price_cents is None or product.sale_price_cents >= product.price_cents:
-        return False
-    now = now or utcnow()
-    starts, ends = _aware(product.sale_starts_at), _aware(product.sale_ends_at)
-    return (starts is None or starts <= now) and (ends is None or now < ends)
-
-
-def effective_price_cents(product: Product, now: datetime | None = None) -> int:
-    """What a buyer pays now (the minimum, for pay-what-you-want)."""
-    return product.sale_price_cents if sale_active(product, now) else product.price_cents  # type: ignore[return-value]
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; we store UTC everywhere."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _price_label(cents: int, currency: str, pwyw: bool) -> str:
     if pwyw:
         return "Name your price" if cents == 0 else f"{format_money(cents, currency)}+"
@@ -607,8 +587,8 @@ def _price_label(cents: int, currency: str, pwyw: bool) -> str:
 
 def _card(product: Product, seller: User, storage: Storage | None = None) -> ProductCard:
     assert product.id is not None
-    on_sale = sale_active(product)
-    price = effective_price_cents(product)
+    on_sale = sale_is_running(product)
+    price = current_price_cents(product)
     return ProductCard(
         id=product.id,
         title=product.title,
@@ -650,7 +630,7 @@ def _encode_cursor(sort: str, product: Product) -> str:
     elif sort == "best_selling":
         key = product.sales_count
     else:
-        created = _aware(product.created_at)
+        created = aware(product.created_at)
         assert created is not None
         key = created.isoformat()
     raw = json.dumps([sort, key, product.id], separators=(",", ":")).encode()
@@ -665,7 +645,7 @@ def _decode_cursor(sort: str, cursor: str) -> tuple[object, int]:
         if cursor_sort != sort or isinstance(last_id, bool) or not isinstance(last_id, int):
             raise ValueError("cursor from another listing")
         if sort == "newest":
-            parsed = _aware(datetime.fromisoformat(key))
+            parsed = aware(datetime.fromisoformat(key))
             return parsed, last_id
         if isinstance(key, bool) or not isinstance(key, int):
             raise ValueError("bad key")
