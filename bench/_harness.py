@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -361,3 +362,17 @@ async def drive(
 
 def run_main(main: Callable[[list[str] | None], int]) -> None:
     raise SystemExit(main(sys.argv[1:]))
+
+
+def timed_ms(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Wall-clock milliseconds of ``repeat`` calls of ``fn``."""
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def p95_ms(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[18]

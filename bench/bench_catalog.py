@@ -26,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import insert, select, text
 from sqlmodel import Session
 
+from bench._harness import p95_ms, timed_ms
 from quantoxbay.db import make_engine
 from quantoxbay.migrations import upgrade_to_head
 from quantoxbay.models import Product, User
@@ -93,19 +94,6 @@ def build(url: str, n: int, seed: int = 7) -> None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE product"))
     engine.dispose()
-
-
-def _timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def _p95(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=20)[18]
 
 
 def run(url: str, n: int, label: str, repeat: int = 20, strategy: str = "auto") -> bool:
@@ -179,19 +167,19 @@ def run(url: str, n: int, label: str, repeat: int = 20, strategy: str = "auto") 
         }
         for fn in cases.values():  # warm caches and plans
             fn()
-        pk_samples = _timed(pk, 500)
+        pk_samples = timed_ms(pk, 500)
         pk_p50 = statistics.median(pk_samples)
         all_samples: list[float] = []
         print(f"\n== {label}: {n:,} products ({url.split('@')[-1]}) ==")
         print(f"{'query':30s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50/pk':>8s}")
         for name, fn in cases.items():
-            samples = _timed(fn, repeat)
+            samples = timed_ms(fn, repeat)
             all_samples += samples
             print(
-                f"{name:30s} {statistics.median(samples):8.2f} {_p95(samples):8.2f} {statistics.median(samples) / pk_p50:8.1f}"
+                f"{name:30s} {statistics.median(samples):8.2f} {p95_ms(samples):8.2f} {statistics.median(samples) / pk_p50:8.1f}"
             )
-        p50, p95 = statistics.median(all_samples), _p95(all_samples)
-        print(f"{'primary-key lookup':30s} {pk_p50:8.3f} {_p95(pk_samples):8.3f} {1.0:8.1f}")
+        p50, p95 = statistics.median(all_samples), p95_ms(all_samples)
+        print(f"{'primary-key lookup':30s} {pk_p50:8.3f} {p95_ms(pk_samples):8.3f} {1.0:8.1f}")
         print(
             f"ALL listing/search queries: p50 {p50:.2f} ms, p95 {p95:.2f} ms, ratio p50/pk {p50 / pk_p50:.1f}x"
         )

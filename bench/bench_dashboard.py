@@ -34,6 +34,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bench._harness import p95_ms, timed_ms
 from quantoxbay.db import make_engine
 from quantoxbay.migrations import upgrade_to_head
 from quantoxbay.models import Order
@@ -200,19 +201,6 @@ def build_postgres(url: str, n: int) -> None:
     engine.dispose()
 
 
-def _timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def _p95(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=20)[18]
-
-
 def run(url: str, n: int, label: str, samples: int) -> bool:
     engine = make_engine(url)
     rng = random.Random(3)
@@ -230,10 +218,10 @@ def run(url: str, n: int, label: str, samples: int) -> bool:
         busiest = [BUYERS + 1 + i for i in range(10)]
         for s in sellers[:20] + busiest:  # warm caches and plans
             dashboard(s)()
-        pk_samples = _timed(pk, 1000)
+        pk_samples = timed_ms(pk, 1000)
         pk_p50 = statistics.median(pk_samples)
-        uniform = [_timed(dashboard(s), 1)[0] for s in sellers]
-        top = [t for s in busiest for t in _timed(dashboard(s), 3)]
+        uniform = [timed_ms(dashboard(s), 1)[0] for s in sellers]
+        top = [t for s in busiest for t in timed_ms(dashboard(s), 3)]
         d = analytics.seller_dashboard(session=session, seller_id=sellers[0], period="90d")
         big = analytics.seller_dashboard(session=session, seller_id=busiest[0], period="90d")
         print(f"\n== {label}: {n:,} orders, {SELLERS:,} sellers ({url.split('@')[-1]}) ==")
@@ -244,14 +232,14 @@ def run(url: str, n: int, label: str, samples: int) -> bool:
             ("90-day dashboard, 10 busiest sellers", top),
         ):
             p50 = statistics.median(values)
-            print(f"{name:38s} {p50:8.2f} {_p95(values):8.2f} {p50 / pk_p50:8.1f}")
+            print(f"{name:38s} {p50:8.2f} {p95_ms(values):8.2f} {p50 / pk_p50:8.1f}")
         for period in ("today", "30d", "all"):
-            values = [_timed(dashboard(s, period), 1)[0] for s in sellers[:100]]
+            values = [timed_ms(dashboard(s, period), 1)[0] for s in sellers[:100]]
             print(
-                f"{period + ' dashboard, 100 random sellers':38s} {statistics.median(values):8.2f} {_p95(values):8.2f}"
+                f"{period + ' dashboard, 100 random sellers':38s} {statistics.median(values):8.2f} {p95_ms(values):8.2f}"
             )
-        print(f"{'primary-key lookup':38s} {pk_p50:8.3f} {_p95(pk_samples):8.3f} {1.0:8.1f}")
-        p95 = _p95(uniform)
+        print(f"{'primary-key lookup':38s} {pk_p50:8.3f} {p95_ms(pk_samples):8.3f} {1.0:8.1f}")
+        p95 = p95_ms(uniform)
         ok = p95 < BUDGET_MS
         print(
             f"90-day dashboard: p50 {statistics.median(uniform):.2f} ms, p95 {p95:.2f} ms, "
