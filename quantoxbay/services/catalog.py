@@ -567,10 +567,12 @@ def cover_url(
     URL, cached by browsers for a year since keys are unique per upload. A seller's own
     view of a draft gets S3's presigned URL or, on local disk, the small WebP as a data URL.
     """
-    if storage is None or not cover_key:
+    if not cover_key:
         return None
     if public:
         return f"{API_COVERS}/{cover_key.removeprefix('covers/')}/{variant}.webp"
+    if storage is None:
+        return None
     key = f"{cover_key}/{variant}.webp"
     try:
         url = storage.presigned_url(key, expires_in=3600)
