@@ -85,6 +85,11 @@ def test_storefront_shows_demo_products_and_screenshot(new_page) -> None:  # typ
     page.goto("/")
     for title in ("The Indie Maker's Field Guide", "Personal Budget Spreadsheet", "Cinematic Photo Presets"):
         expect(page.get_by_role("link", name=title)).to_be_visible()
+    covers = page.locator("img[src^='/api/covers/']")
+    expect(covers).to_have_count(3)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll(\"img[src^='/api/covers/']\")].every(i => i.complete && i.naturalWidth > 0)"
+    )
     page.screenshot(path=str(ROOT / "docs" / "storefront.png"))
     page.get_by_role("link", name="Cinematic Photo Presets").click()
     expect(page.get_by_role("heading", name="Cinematic Photo Presets")).to_be_visible()
