@@ -1,9 +1,11 @@
 """POST /api/stripe/webhook: verify, record once, fulfil, answer fast; pushes go out after commit.
 
 Group commit: one writer thread per process takes every delivery waiting at that moment and
-processes them one after the other in ONE transaction, then commits once; each request is
+processes them together in ONE transaction (``process_events``: one multi-row statement per
+table for the new paid Checkout Sessions), then commits once; each request is
 answered after that commit, so a 2xx still means "safely recorded". Under load this turns N
-commits (SQLite's WAL write, PostgreSQL's flush, and a connection checkout each) into one;
+commits (SQLite's WAL write, PostgreSQL's flush, and a connection checkout each) and N round
+trips per table into one;
 alone, a delivery is a batch of one. When anything in a batch fails, the batch is rolled back
 and its events run again one per transaction (today's path), so one bad event cannot fail or
 half-write the others.
@@ -28,6 +30,7 @@ from quantoxbay.payments.webhooks import (
     InvalidWebhook,
     ProcessOutcome,
     process_event,
+    process_events,
     record_failure,
     verify_event,
 )
@@ -63,7 +66,7 @@ def _process_batch(jobs: list[_Job]) -> list[ProcessOutcome | BaseException]:
     if len(jobs) > 1:
         try:
             with session_scope() as session:
-                return [process_event(session=session, event=j.event, raw=j.raw) for j in jobs]
+                return list(process_events(session=session, deliveries=[(j.event, j.raw) for j in jobs]))
         except Exception:
             logger.info("a batch of %d webhook events failed; processing them one by one", len(jobs))
     results: list[ProcessOutcome | BaseException] = []
@@ -75,13 +78,14 @@ def _process_batch(jobs: list[_Job]) -> list[ProcessOutcome | BaseException]:
     return results
 
 
-def _settle(future: asyncio.Future[ProcessOutcome], result: ProcessOutcome | BaseException) -> None:
-    if future.done():  # the request went away
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+def _settle(settled: list[tuple[asyncio.Future[ProcessOutcome], ProcessOutcome | BaseException]]) -> None:
+    for future, result in settled:
+        if future.done():  # the request went away
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class GroupCommitter:
@@ -116,9 +120,13 @@ class GroupCommitter:
                 results = _process_batch(jobs)
             except BaseException as exc:  # never let the writer die with requests waiting
                 results = [exc] * len(jobs)
+            # One wake-up per event loop for the whole batch, not one per request.
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[ProcessOutcome], Any]]] = {}
             for job, result in zip(jobs, results, strict=True):
+                by_loop.setdefault(job.loop, []).append((job.future, result))
+            for loop, settled in by_loop.items():
                 with contextlib.suppress(RuntimeError):  # RuntimeError: that event loop is closed
-                    job.loop.call_soon_threadsafe(_settle, job.future, result)
+                    loop.call_soon_threadsafe(_settle, settled)
 
 
 _committer = GroupCommitter()

@@ -13,7 +13,6 @@ for the write lock (SQLite), then finds the row.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import traceback
@@ -22,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
+from quantoxbay.db import insert_rows
 from quantoxbay.models import WebhookEvent, utcnow
 from quantoxbay.services import fulfillment, refunds
 from quantoxbay.services.notifier import Announcement
@@ -124,30 +122,78 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-@functools.cache
-def _event_insert(dialect: str):  # type: ignore[no-untyped-def]
-    """INSERT webhook_event ... ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id, per dialect."""
-    table = WebhookEvent.__table__  # type: ignore[attr-defined]
-    ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
-    return ins.on_conflict_do_nothing(index_elements=["stripe_event_id"]).returning(table.c.id)
+_EVENT = WebhookEvent.__table__  # type: ignore[attr-defined]
+
+#: Event types whose paid Checkout Sessions are fulfilled together (one statement per table).
+_FULFIL_TOGETHER = frozenset(t for t, handler in HANDLERS.items() if handler is _fulfil)
 
 
 def process_event(*, session: Session, event: dict[str, Any], raw: str) -> ProcessOutcome:
     """Record the event once and run its handler in the caller's transaction."""
-    handler = HANDLERS.get(event["type"])
-    outcome = "processed" if handler else "ignored"
+    return process_events(session=session, deliveries=[(event, raw)])[0]
+
+
+def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], str]]) -> list[ProcessOutcome]:
+    """``process_event`` for several deliveries (event, raw body) in the caller's transaction, in
+    one multi-row INSERT for the events and, for the new paid Checkout Sessions among them, one
+    multi-row statement per table (``fulfillment.fulfill_new_paid_checkouts``). Any order of
+    concurrent deliveries is a valid one, so: new paid sessions first, then the other new
+    events' handlers, then the repeats (an event id seen before, or twice in this batch)."""
     conn = session.connection()
+    first: dict[str, int] = {}  # event id -> its first delivery in this batch
+    for index, (event, _raw) in enumerate(deliveries):
+        first.setdefault(event["id"], index)
     now = utcnow()
-    row = {"stripe_event_id": event["id"], "type": event["type"], "payload": raw, "outcome": outcome,
-           "error": "", "received_at": now, "processed_at": now}  # fmt: skip
-    if conn.execute(_event_insert(conn.dialect.name), row).first() is not None:
+    rows = [
+        {"stripe_event_id": event["id"], "type": event["type"], "payload": raw, "error": "",
+         "outcome": "processed" if event["type"] in HANDLERS else "ignored", "received_at": now, "processed_at": now}
+        for event, raw in sorted((deliveries[i] for i in first.values()), key=lambda d: d[0]["id"])
+    ]  # fmt: skip
+    inserted = insert_rows(
+        conn, _EVENT, rows, skip_conflicts_on=("stripe_event_id",), returning=("stripe_event_id",)
+    )
+    new_ids = {event_id for (event_id,) in inserted}
+
+    outcomes: dict[int, ProcessOutcome] = {}
+    together: dict[str, int] = {}  # checkout session id -> delivery index
+    handle, repeats = [], []
+    for index, (event, _raw) in enumerate(deliveries):
+        if first[event["id"]] != index or event["id"] not in new_ids:
+            repeats.append(index)
+            continue
+        obj = event["data"]["object"]
+        if event["type"] in _FULFIL_TOGETHER and fulfillment.is_paid(obj) and obj.get("id") not in together:
+            together[obj.get("id")] = index
+        else:
+            handle.append(index)
+    if together:
+        results = fulfillment.fulfill_new_paid_checkouts(
+            session=session, checkout_sessions=[deliveries[i][0]["data"]["object"] for i in together.values()]
+        )
+        for session_id, index in together.items():
+            if session_id in results:
+                outcomes[index] = ProcessOutcome(False, "processed", results[session_id].announcements())
+            else:  # its order existed already (the success page was first): the one-by-one path decides
+                handle.append(index)
+    for index in handle:
+        event = deliveries[index][0]
+        handler = HANDLERS.get(event["type"])
         announcements = handler(session, event["data"]["object"]) if handler else []
-        return ProcessOutcome(duplicate=False, outcome=outcome, announcements=announcements)
+        outcomes[index] = ProcessOutcome(False, "processed" if handler else "ignored", announcements)
+    for index in repeats:
+        outcomes[index] = _process_repeat(session, deliveries[index][0])
+    return [outcomes[i] for i in range(len(deliveries))]
+
+
+def _process_repeat(session: Session, event: dict[str, Any]) -> ProcessOutcome:
+    """An event whose row exists: a duplicate, unless its earlier delivery failed."""
+    handler = HANDLERS.get(event["type"])
     existing = session.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])).one()
     if existing.outcome in ("processed", "ignored"):
         return ProcessOutcome(duplicate=True, outcome=existing.outcome)
     # An earlier delivery failed: process again.
     announcements = handler(session, event["data"]["object"]) if handler else []
+    outcome = "processed" if handler else "ignored"
     existing.outcome = outcome
     existing.error = ""
     existing.processed_at = utcnow()

@@ -419,22 +419,40 @@ def _sale_upsert(dialect: str):  # type: ignore[no-untyped-def]
     """``_bump`` with every delta, built once per dialect and executed with parameters."""
     table = SalesRollup.__table__  # type: ignore[attr-defined]
     ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
-    return ins.on_conflict_do_update(
+    return ins.inline().on_conflict_do_update(
         index_elements=_ROLLUP_KEY, set_={k: table.c[k] + ins.excluded[k] for k in _SALE_DELTAS}
     )
 
 
-def record_new_sale(
-    conn: Connection, *, seller_id: int, product_id: int, currency: str, created_at: datetime,
-    quantity: int, total_cents: int, discount_cents: int,
-) -> None:  # fmt: skip
-    """What ``record_sale`` adds for a just-created, unrefunded order of one item, on a Connection
-    (the webhook's fast path, fulfillment's ``_create_paid_order``: no ORM objects)."""
+@dataclass(frozen=True)
+class NewSale:
+    """One just-created, unrefunded order of one item, as the rollup counts it."""
+
+    seller_id: int
+    product_id: int
+    currency: str
+    created_at: datetime
+    quantity: int
+    total_cents: int
+    discount_cents: int
+
+
+def record_new_sales(conn: Connection, sales: list[NewSale]) -> None:
+    """What ``record_sale`` adds for orders created in this transaction, on a Connection (the
+    webhook's fast path: no ORM objects). Sales in the same slot are summed first, so each rollup
+    row gets one upsert, in key order (two writers never wait on each other in opposite order)."""
+    totals: dict[tuple[int, int, int, str], list[int]] = {}
+    for sale in sales:
+        key = (sale.seller_id, slot_of(sale.created_at), sale.product_id, sale.currency)
+        deltas = totals.setdefault(key, [0, 0, 0, 0, 0])
+        for i, value in enumerate((1, 1, sale.quantity, sale.total_cents, sale.discount_cents)):
+            deltas[i] += value
+    if not totals:
+        return
     conn.execute(
         _sale_upsert(conn.dialect.name),
-        {"seller_id": seller_id, "slot": slot_of(created_at), "product_id": product_id, "currency": currency,
-         "orders": 1, "items": 1, "units": quantity, "gross_cents": total_cents,
-         "discount_cents": discount_cents, "refunded_cents": 0},
+        [dict(zip(_ROLLUP_KEY, key, strict=True)) | dict(zip(_SALE_DELTAS, (*deltas, 0), strict=True))
+         for key, deltas in sorted(totals.items())],
     )  # fmt: skip
 
 

@@ -8,19 +8,21 @@ make exactly one of them create the order and its download grants.
 It writes before it reads: on SQLite a transaction that reads first and writes
 later can be refused the write lock; one that writes first waits for it.
 
-A new order (the common case: every sale's first webhook) is written with SQLAlchemy Core
-statements built once: ``INSERT ... ON CONFLICT (stripe_session_id) DO NOTHING RETURNING id``
-(no savepoint: on PostgreSQL a concurrent insert of the same session waits for the other
-transaction, then does nothing), the item as ``INSERT ... SELECT FROM product``, the grant,
-the sales count, the receipt row and the analytics rollup. Building ORM objects cost ten
-times what the database did (bench/bench_webhook.py). An order that already exists takes the
+New orders (the common case: every sale's first webhook) are written with SQLAlchemy Core
+statements built once, one multi-row statement per table for however many sessions the caller
+has (the webhook's group commit passes a whole batch; ``fulfill_new_paid_checkouts``):
+``INSERT ... ON CONFLICT (stripe_session_id) DO NOTHING RETURNING id`` (no savepoint: on
+PostgreSQL a concurrent insert of the same session waits for the other transaction, then does
+nothing), the items (product rows read once), the grants, the sales counts, the receipt rows and
+the analytics rollup. Building ORM objects cost ten times what the database did, and a statement
+per row cost a round trip each (bench/bench_webhook.py). An order that already exists takes the
 ORM path below (``_grant``), which writes the same rows (tests/integration/test_webhook_fast_path.py).
 """
 
 from __future__ import annotations
 
-import functools
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,10 +30,9 @@ from typing import Any
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Connection, bindparam, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, select
 
+from quantoxbay.db import bulk_writes, insert_rows
 from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, utcnow
 from quantoxbay.services import DomainError, analytics, receipts
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
@@ -146,81 +147,94 @@ _ORDER = Order.__table__  # type: ignore[attr-defined]
 _ITEM = OrderItem.__table__  # type: ignore[attr-defined]
 _GRANT = DownloadGrant.__table__  # type: ignore[attr-defined]
 _PRODUCT = Product.__table__  # type: ignore[attr-defined]
-#: order_item columns that come from parameters; product_id, seller_id and title come from the product row.
-_ITEM_PARAMS = ("order_id", "quantity", "unit_price_cents", "discount_cents", "total_cents", "created_at")
-_ITEM_INSERT = (
-    _ITEM.insert()
-    .from_select(
-        ["product_id", "seller_id", "title", *_ITEM_PARAMS],
-        sa_select(
-            _PRODUCT.c.id,
-            _PRODUCT.c.seller_id,
-            _PRODUCT.c.title,
-            *[bindparam(n, type_=_ITEM.c[n].type) for n in _ITEM_PARAMS],
-        ).where(_PRODUCT.c.id == bindparam("product_id")),
-    )
-    .returning(_ITEM.c.seller_id)
+_PRODUCT_ROWS = sa_select(_PRODUCT.c.id, _PRODUCT.c.seller_id, _PRODUCT.c.title).where(
+    _PRODUCT.c.id.in_(bindparam("ids", expanding=True))
 )
-_GRANT_INSERT = _GRANT.insert()
 _SALES_COUNT_UPDATE = (
     update(_PRODUCT)
     .where(_PRODUCT.c.id == bindparam("product_id"))
-    .values(sales_count=_PRODUCT.c.sales_count + 1)
+    .values(sales_count=_PRODUCT.c.sales_count + bindparam("sold"))
 )
 
 
-@functools.cache
-def _order_insert(dialect: str):  # type: ignore[no-untyped-def]
-    """INSERT "order" ... ON CONFLICT (stripe_session_id) DO NOTHING RETURNING id, per dialect."""
-    ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(_ORDER)
-    return ins.on_conflict_do_nothing(index_elements=["stripe_session_id"]).returning(_ORDER.c.id)
+@dataclass(frozen=True)
+class _NewOrder:
+    values: dict[str, Any]  # the order row as inserted
+    order_id: int
+    product_id: int
+    seller_id: int
 
 
-def _insert_order(conn: Connection, order: dict[str, Any]) -> int | None:
-    """Insert the order; its id, or None when another caller already created it."""
-    return conn.execute(_order_insert(conn.dialect.name), order).scalar()  # type: ignore[no-any-return]
-
-
-def _add_items(conn: Connection, order: dict[str, Any], order_id: int, product_id: int) -> list[int]:
-    """The order's one item, copied from the product row; returns the seller ids."""
-    row = conn.execute(
-        _ITEM_INSERT,
-        {
-            "product_id": product_id,
-            "order_id": order_id,
-            "quantity": 1,
-            "unit_price_cents": order["subtotal_cents"],
-            "discount_cents": order["discount_cents"],
-            "total_cents": order["total_cents"],
-            "created_at": order["created_at"],
-        },
-    ).first()
-    if row is None:
-        raise MalformedCheckoutSession(
-            f"product {product_id} of session {order['stripe_session_id']} does not exist"
-        )
-    return [row.seller_id]
-
-
-def _grant_new(
-    conn: Connection, order: dict[str, Any], order_id: int, product_id: int, seller_id: int
-) -> None:
-    """``_grant`` for an order of one item created in this transaction, in Core statements."""
-    buyer_id = order["buyer_id"]
-    grant = _grant_defaults() | {"order_id": order_id, "product_id": product_id, "buyer_id": buyer_id}
-    conn.execute(_GRANT_INSERT, grant)
-    conn.execute(_SALES_COUNT_UPDATE, {"product_id": product_id})
-    receipts.queue_new_receipt(conn, order_id=order_id, buyer_id=buyer_id)  # post-purchase
-    analytics.record_new_sale(  # analytics: the dashboards' rollup
+def _create_orders(conn: Connection, sessions: list[Mapping[str, Any]], status: str) -> list[_NewOrder]:
+    """Insert one order of one item per Checkout Session (distinct ids), with one multi-row
+    statement per table, in session id order (two writers never wait on each other in opposite
+    order). Returns the orders created; a session whose order exists already is left out."""
+    wanted = {}
+    for cs in sorted(sessions, key=lambda cs: str(cs["id"])):
+        buyer_id, product_id = _ids(cs)
+        wanted[str(cs["id"])] = (_new_order(cs, buyer_id, status), product_id)
+    if len(wanted) != len(sessions):
+        raise ValueError("checkout sessions must be distinct")
+    if not wanted:
+        return []
+    inserted = insert_rows(
         conn,
-        seller_id=seller_id,
-        product_id=product_id,
-        currency=order["currency"],
-        created_at=order["created_at"],
-        quantity=1,
-        total_cents=order["total_cents"],
-        discount_cents=order["discount_cents"],
+        _ORDER,
+        [order for order, _ in wanted.values()],
+        skip_conflicts_on=("stripe_session_id",),
+        returning=("id", "stripe_session_id"),
     )
+    if not inserted:
+        return []
+    products = {
+        row.id: row for row in conn.execute(_PRODUCT_ROWS, {"ids": sorted({p for _, p in wanted.values()})})
+    }
+    created, items = [], []
+    for order_id, session_id in sorted(inserted, key=lambda row: row[1]):
+        order, product_id = wanted[session_id]
+        product = products.get(product_id)
+        if product is None:
+            raise MalformedCheckoutSession(f"product {product_id} of session {session_id} does not exist")
+        created.append(_NewOrder(order, order_id, product_id, product.seller_id))
+        items.append(
+            {"order_id": order_id, "product_id": product_id, "seller_id": product.seller_id, "title": product.title,
+             "quantity": 1, "unit_price_cents": order["subtotal_cents"], "discount_cents": order["discount_cents"],
+             "total_cents": order["total_cents"], "created_at": order["created_at"]}
+        )  # fmt: skip
+    paid = status == OrderStatus.PAID.value
+    emails = receipts.buyer_emails(conn, {o.values["buyer_id"] for o in created}) if paid else {}
+    with bulk_writes(conn):
+        insert_rows(conn, _ITEM, items)
+        if paid:
+            _grant_new(conn, created, emails)
+    return created
+
+
+def _grant_new(conn: Connection, orders: list[_NewOrder], emails: dict[int, str]) -> None:
+    """``_grant`` for orders of one item created in this transaction: grants, sales counts, receipt
+    rows and the rollup, one statement each (inside ``db.bulk_writes``: nothing is read back)."""
+    insert_rows(
+        conn,
+        _GRANT,
+        [_grant_defaults() | {"order_id": o.order_id, "product_id": o.product_id, "buyer_id": o.values["buyer_id"]}
+         for o in orders],
+    )  # fmt: skip
+    sold = Counter(o.product_id for o in orders)
+    conn.execute(_SALES_COUNT_UPDATE, [{"product_id": p, "sold": n} for p, n in sorted(sold.items())])
+    receipts.queue_new_receipts(
+        conn, [(o.order_id, emails[o.values["buyer_id"]]) for o in orders]
+    )  # post-purchase
+    analytics.record_new_sales(  # analytics: the dashboards' rollup
+        conn,
+        [analytics.NewSale(seller_id=o.seller_id, product_id=o.product_id, currency=o.values["currency"],
+                           created_at=o.values["created_at"], quantity=1, total_cents=o.values["total_cents"],
+                           discount_cents=o.values["discount_cents"]) for o in orders],
+    )  # fmt: skip
+
+
+def _result(new: _NewOrder, status: str) -> FulfillmentResult:
+    session_id = new.values["stripe_session_id"]
+    return FulfillmentResult(session_id, new.order_id, status, True, new.values["buyer_id"], [new.seller_id])
 
 
 def _grant(session: Session, order: Order) -> None:
@@ -246,21 +260,16 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
     session_id = str(cs.get("id") or "")
     if not session_id.startswith("cs_"):
         raise MalformedCheckoutSession("not a checkout session")
-    buyer_id, product_id = _ids(cs)
-    paid = cs.get("payment_status") in FULFILLABLE_PAYMENT_STATUSES
+    buyer_id, _ = _ids(cs)
+    paid = is_paid(cs)
     if not paid and cs.get("status") != "complete":
         # Still open (the buyer has not paid yet) or expired: there is no order to make.
         return FulfillmentResult(session_id, None, str(cs.get("status") or "open"), False, buyer_id)
     status = OrderStatus.PAID.value if paid else OrderStatus.PENDING.value
 
+    for created in _create_orders(session.connection(), [cs], status):
+        return _result(created, status)
     order = _new_order(cs, buyer_id, status)
-    conn = session.connection()
-    order_id = _insert_order(conn, order)
-    if order_id is not None:
-        seller_ids = _add_items(conn, order, order_id, product_id)
-        if paid:
-            _grant_new(conn, order, order_id, product_id, seller_ids[0])
-        return FulfillmentResult(session_id, order_id, status, True, buyer_id, seller_ids)
 
     existing = session.exec(select(Order).where(Order.stripe_session_id == session_id)).one()
     assert existing.id is not None
@@ -291,17 +300,33 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
     )
 
 
+def is_paid(checkout_session: Mapping[str, Any]) -> bool:
+    return checkout_session.get("payment_status") in FULFILLABLE_PAYMENT_STATUSES
+
+
+def fulfill_new_paid_checkouts(
+    *, session: Session, checkout_sessions: list[Mapping[str, Any]]
+) -> dict[str, FulfillmentResult]:
+    """``fulfill_checkout`` for many paid Checkout Sessions with distinct ids at once (the webhook's
+    group commit), one multi-row statement per table. Returns the results by session id for the
+    orders it created; a session whose order existed already is left to ``fulfill_checkout``."""
+    for cs in checkout_sessions:
+        if not str(cs.get("id") or "").startswith("cs_"):
+            raise MalformedCheckoutSession("not a checkout session")
+        if not is_paid(cs):
+            raise ValueError(f"checkout session {cs['id']} is not paid")
+    paid = OrderStatus.PAID.value
+    created = _create_orders(session.connection(), checkout_sessions, paid)
+    return {c.values["stripe_session_id"]: _result(c, paid) for c in created}
+
+
 def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResult:
     """An async payment failed: the order (created or pending) is marked failed, no grants."""
     cs = as_dict(checkout_session)
     session_id = str(cs.get("id") or "")
-    buyer_id, product_id = _ids(cs)
-    order = _new_order(cs, buyer_id, OrderStatus.FAILED.value)
-    conn = session.connection()
-    order_id = _insert_order(conn, order)
-    if order_id is not None:
-        seller_ids = _add_items(conn, order, order_id, product_id)
-        return FulfillmentResult(session_id, order_id, OrderStatus.FAILED.value, True, buyer_id, seller_ids)
+    buyer_id, _ = _ids(cs)
+    for created in _create_orders(session.connection(), [cs], OrderStatus.FAILED.value):
+        return _result(created, OrderStatus.FAILED.value)
     moved = session.execute(
         update(Order)
         .where(Order.stripe_session_id == session_id, Order.status == OrderStatus.PENDING.value)  # type: ignore[arg-type]

@@ -13,7 +13,6 @@ row sent; otherwise a row is sent exactly once.
 
 from __future__ import annotations
 
-import functools
 import html
 import logging
 import threading
@@ -29,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from quantoxbay import routes
+from quantoxbay.db import insert_rows
 from quantoxbay.models import DownloadGrant, MailOutbox, Order, OrderItem, Product, ProductFile, User, utcnow
 from quantoxbay.services import DomainError, NotFound
 from quantoxbay.services.mail import Mailer, MailError
@@ -79,23 +79,25 @@ _NEW_RECEIPT = {k: v for k, v in _RECEIPT_TEMPLATE.items() if v is not None}
 _NEW_RECEIPT_TIMES = [n for n, f in MailOutbox.model_fields.items() if f.default_factory is utcnow]
 
 
-@functools.cache
-def _new_receipt_insert(names: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    """INSERT INTO mail_outbox (names..., to_email) SELECT :names..., email FROM user WHERE id = :buyer_id."""
-    outbox, user = MailOutbox.__table__, User.__table__  # type: ignore[attr-defined]
-    columns = [bindparam(n, type_=outbox.c[n].type) for n in names] + [user.c.email]
-    query = sa_select(*columns).where(user.c.id == bindparam("buyer_id"))
-    return outbox.insert().from_select([*names, "to_email"], query).returning(outbox.c.id)
+_OUTBOX = MailOutbox.__table__  # type: ignore[attr-defined]
+_USER = User.__table__  # type: ignore[attr-defined]
+_BUYER_EMAILS = sa_select(_USER.c.id, _USER.c.email).where(_USER.c.id.in_(bindparam("ids", expanding=True)))
 
 
-def queue_new_receipt(conn: Connection, *, order_id: int, buyer_id: int) -> None:
-    """``queue_receipt`` for an order created in this very transaction, on a Connection (the webhook's
-    fast path): one INSERT ... SELECT, no savepoint, since nothing can have queued it yet."""
+def buyer_emails(conn: Connection, buyer_ids: set[int]) -> dict[int, str]:
+    """Where the receipts of these buyers go (read before ``db.bulk_writes``, which cannot read)."""
+    return {row.id: row.email for row in conn.execute(_BUYER_EMAILS, {"ids": sorted(buyer_ids)})}
+
+
+def queue_new_receipts(conn: Connection, orders: list[tuple[int, str]]) -> None:
+    """``queue_receipt`` for orders created in this very transaction, given as (order id, buyer's
+    e-mail), on a Connection (the webhook's fast path): one multi-row INSERT, no savepoint, since
+    nothing can have queued them yet."""
     now = utcnow()
-    row = _NEW_RECEIPT | {"order_id": order_id} | {n: now for n in _NEW_RECEIPT_TIMES}
-    # RETURNING, not rowcount: psycopg reports -1 for this INSERT ... SELECT.
-    if conn.execute(_new_receipt_insert(tuple(row)), row | {"buyer_id": buyer_id}).first() is None:
-        raise NotFound(f"order {order_id} has no buyer")
+    times = {n: now for n in _NEW_RECEIPT_TIMES}
+    insert_rows(
+        conn, _OUTBOX, [_NEW_RECEIPT | times | {"order_id": o, "to_email": email} for o, email in orders]
+    )
 
 
 def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announcement:

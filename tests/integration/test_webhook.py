@@ -18,7 +18,7 @@ from quantoxbay import db as db_module
 from quantoxbay.api import build_api
 from quantoxbay.db import session_scope
 from quantoxbay.models import DownloadGrant, Order, Role, WebhookEvent
-from quantoxbay.services import fulfillment
+from quantoxbay.services import fulfillment, receipts
 from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
 from tests.stripe_payloads import checkout_session, event, signed
@@ -154,20 +154,21 @@ def test_failure_answers_500_then_redelivery_succeeds(
 ) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
     evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
-    real = fulfillment.fulfill_checkout
 
-    def broken(**kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("quantoxbay.payments.webhooks.fulfillment.fulfill_checkout", broken)
-    body, headers = signed(evt, _secret())
-    assert client.post(URL, content=body, headers=headers).status_code == 500
+    # The receipt row is written after the order, item and grant: all of them must roll back.
+    with monkeypatch.context() as patched:
+        patched.setattr(receipts, "queue_new_receipts", broken)
+        body, headers = signed(evt, _secret())
+        assert client.post(URL, content=body, headers=headers).status_code == 500
     assert _count(app_engine, Order, Order.buyer_id == buyer_id) == 0
+    assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 0
     with Session(app_engine) as s:
         row = s.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == evt["id"])).one()
         assert row.outcome == "failed" and "database went away" in row.error
 
-    monkeypatch.setattr("quantoxbay.payments.webhooks.fulfillment.fulfill_checkout", real)
     body, headers = signed(evt, _secret())
     response = client.post(URL, content=body, headers=headers)
     assert response.status_code == 200 and response.json()["duplicate"] is False
