@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlmodel import Session, create_engine
 
 from quantoxbay.settings import get_settings
@@ -38,13 +38,15 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # psycopg prepares a statement after five runs, and PostgreSQL may then reuse one generic
     # plan that ignores the values; for catalog queries that turned 2 ms into 95 ms.
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
     )
+    event.listen(engine, "before_execute", _refuse_reads_in_bulk_writes)
+    return engine
 
 
 @functools.cache
@@ -91,16 +93,34 @@ def bulk_writes(conn: Connection) -> Iterator[None]:
     executemany UPDATE/INSERT).
 
     On PostgreSQL they go out in one psycopg pipeline: one round trip for the block instead of
-    one per statement. A statement that returns rows cannot be read inside the block (SQLAlchemy
-    raises ResourceClosedError). Errors surface when the block ends, as SQLAlchemy's DBAPIError.
+    one per statement. A SELECT or RETURNING statement is refused inside the block
+    (InvalidRequestError): its rows would not be there yet. Errors surface when the block ends,
+    as SQLAlchemy's DBAPIError.
     Elsewhere (SQLite) this does nothing.
     """
     driver = conn.connection.driver_connection
     if conn.dialect.name != "postgresql" or not hasattr(driver, "pipeline"):
         yield
         return
-    with _dbapi_errors(conn), driver.pipeline():
-        yield
+    conn.info[_IN_BULK_WRITES] = True
+    try:
+        with _dbapi_errors(conn), driver.pipeline():
+            yield
+    finally:
+        conn.info.pop(_IN_BULK_WRITES, None)
+
+
+_IN_BULK_WRITES = "quantoxbay.in_bulk_writes"
+
+
+def _refuse_reads_in_bulk_writes(conn: Connection, statement: Any, *_args: Any) -> None:
+    """Inside a pipeline a result is not there yet: SQLAlchemy would see no rows, silently."""
+    if conn.info.get(_IN_BULK_WRITES) and (
+        getattr(statement, "is_select", False) or getattr(statement, "returning_column_descriptions", None)
+    ):
+        raise InvalidRequestError(
+            "bulk_writes: a statement that returns rows cannot be read inside the block"
+        )
 
 
 def insert_rows(

@@ -24,7 +24,7 @@ from quantoxbay.models import (
     SalesRollup,
     WebhookEvent,
 )
-from quantoxbay.payments.webhooks import process_event, record_failure
+from quantoxbay.payments.webhooks import process_event, process_events, record_failure
 from quantoxbay.services import analytics, fulfillment
 from quantoxbay.services.analytics import slot_of
 from tests.factories import create_published_product, create_user
@@ -243,3 +243,65 @@ def test_group_commit_batch_with_a_bad_event_commits_the_good_ones(
     results = api_webhook._process_batch([api_webhook._Job(e, json.dumps(e), None, None) for e in more])  # type: ignore[arg-type]
     assert [len(r.announcements) for r in results] == [1, 1, 1, 1]  # type: ignore[union-attr]
     assert _count(engine, Order, Order.stripe_session_id.in_([e["data"]["object"]["id"] for e in more])) == 4  # type: ignore[attr-defined]
+
+
+def test_one_batch_of_every_kind_of_delivery(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    """process_events on a batch that mixes new paid sessions (written together), a repeat inside
+    the batch, a twin event, an event seen before, one that failed before, an order the success
+    page made first, an unpaid session and an unhandled type: each gets what it would get alone."""
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    product, other = (
+        create_published_product(db, storage, seller),
+        create_published_product(db, storage, seller),
+    )
+    new_a, new_b = (event(checkout_session(buyer_id=buyer.id, product_id=p.id)) for p in (product, other))
+    twin_a = event(new_a["data"]["object"], type_="checkout.session.async_payment_succeeded")
+    seen = event(checkout_session(buyer_id=buyer.id, product_id=product.id))
+    _process(db, seen)
+    failed = event(checkout_session(buyer_id=buyer.id, product_id=product.id))
+    record_failure(session=db, event=failed, raw=json.dumps(failed), error=RuntimeError("first try"))
+    page_cs = checkout_session(buyer_id=buyer.id, product_id=other.id)
+    assert fulfillment.fulfill_checkout(
+        session=db, checkout_session=page_cs
+    ).changed  # the success page was first
+    page_evt = event(page_cs)
+    unpaid = event(checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid"))
+    unhandled = event({"id": "cus_1", "object": "customer"}, type_="customer.created")
+    db.flush()
+
+    batch = [new_a, new_b, new_a, twin_a, seen, failed, page_evt, unpaid, unhandled]
+    outcomes = process_events(session=db, deliveries=[(e, json.dumps(e)) for e in batch])
+    got = [(o.duplicate, o.outcome, len(o.announcements)) for o in outcomes]
+    assert got == [
+        (False, "processed", 1),  # new_a
+        (False, "processed", 1),  # new_b
+        (True, "processed", 0),  # new_a again
+        (False, "processed", 0),  # its twin: the order exists
+        (True, "processed", 0),  # seen before
+        (False, "processed", 1),  # failed before: processed now
+        (False, "processed", 0),  # the success page made the order
+        (False, "processed", 1),  # unpaid (a bank payment on its way): a pending order
+        (False, "ignored", 0),
+    ]
+    sessions = [e["data"]["object"]["id"] for e in (new_a, new_b, seen, failed, page_evt)]
+    orders = db.exec(select(Order).where(Order.stripe_session_id.in_(sessions))).all()  # type: ignore[attr-defined]
+    assert sorted(o.stripe_session_id for o in orders) == sorted(sessions)
+    assert {o.status for o in orders} == {"paid"}
+    for order in orders:
+        rows = _rows(db, order.id)  # type: ignore[arg-type]
+        assert len(rows["items"]) == len(rows["grants"]) == len(rows["mail"]) == 1
+    pending = db.exec(select(Order).where(Order.stripe_session_id == unpaid["data"]["object"]["id"])).one()
+    assert pending.status == "pending"
+    assert not db.exec(select(DownloadGrant).where(DownloadGrant.order_id == pending.id)).all()
+    sales = dict(db.exec(select(Product.id, Product.sales_count).where(Product.seller_id == seller.id)).all())
+    assert sales == {product.id: 3, other.id: 2}  # new_a, seen, failed; new_b, the success page's
+    stored = {e.stripe_event_id: e for e in db.exec(select(WebhookEvent))}
+    assert {stored[e["id"]].outcome for e in batch[:-1]} == {"processed"}
+    assert stored[unhandled["id"]].outcome == "ignored" and stored[failed["id"]].error == ""
+    # The rollup built batch by batch equals one rebuilt from the orders.
+    before = sorted((r.product_id, r.slot, r.orders, r.items, r.gross_cents)
+                    for r in db.exec(select(SalesRollup).where(SalesRollup.seller_id == seller.id)))  # fmt: skip
+    analytics.rebuild_rollup(session=db, seller_id=seller.id)
+    after = sorted((r.product_id, r.slot, r.orders, r.items, r.gross_cents)
+                   for r in db.exec(select(SalesRollup).where(SalesRollup.seller_id == seller.id)))  # fmt: skip
+    assert before == after
