@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from quantoxbay import db
 from quantoxbay.db import session_scope
 from quantoxbay.payments.webhooks import (
     InvalidWebhook,
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: At most this many deliveries share one transaction.
 MAX_BATCH = 64
+#: Writer threads on PostgreSQL (bench/bench_webhook.py: 2 did better than 1 at every concurrency).
+POSTGRES_WRITERS = 2
 
 
 def _process(event: dict, raw: str) -> ProcessOutcome:
@@ -89,24 +92,34 @@ def _settle(settled: list[tuple[asyncio.Future[ProcessOutcome], ProcessOutcome |
 
 
 class GroupCommitter:
-    """The process's writer thread for webhook events (started on first use, a daemon)."""
+    """The process's writer threads for webhook events (started on first use, daemons): one on
+    SQLite, which lets one transaction write at a time anyway; ``POSTGRES_WRITERS`` on
+    PostgreSQL, so that one batch is prepared while another waits for its round trips and its
+    commit's WAL flush (the rows they share, a product's sales count and a rollup slot, are
+    written last and in key order, so batches wait briefly and never deadlock)."""
 
     def __init__(self, max_batch: int = MAX_BATCH) -> None:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     async def process(self, event: dict[str, Any], raw: str) -> ProcessOutcome:
         loop = asyncio.get_running_loop()
         job = _Job(event, raw, loop, loop.create_future())
         self._queue.put(job)
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
-                    self._thread.start()
+        if not self._threads or not all(t.is_alive() for t in self._threads):
+            self._start_writers()
         return await job.future
+
+    def _start_writers(self) -> None:
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            wanted = POSTGRES_WRITERS if db.get_engine().dialect.name == "postgresql" else 1
+            while len(self._threads) < wanted:
+                thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def _run(self) -> None:
         while True:
