@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table, event
 from sqlalchemy.engine import Dialect, Engine
@@ -123,6 +123,15 @@ def _refuse_reads_in_bulk_writes(conn: Connection, statement: Any, *_args: Any) 
         )
 
 
+class Lookup(NamedTuple):
+    """``column`` gets ``(SELECT value_column FROM table WHERE key_column = <the row's value>)``."""
+
+    column: str
+    table: Table
+    value_column: str
+    key_column: str
+
+
 def insert_rows(
     conn: Connection,
     table: Table,
@@ -130,11 +139,13 @@ def insert_rows(
     *,
     skip_conflicts_on: tuple[str, ...] = (),
     returning: tuple[str, ...] = (),
+    lookups: tuple[Lookup, ...] = (),
 ) -> list[tuple[Any, ...]]:
     """INSERT many rows (dicts with the same keys) as one multi-row statement in the caller's
     transaction; rows that would break the unique index on ``skip_conflicts_on`` are skipped
     (ON CONFLICT DO NOTHING). Returns the ``returning`` columns of the rows inserted, in no
-    particular order.
+    particular order. A ``Lookup`` column's value is a key into another table, read by the
+    statement itself (no read before, so it may run inside ``bulk_writes``).
 
     The webhook's hot path: it sends the statement on the driver's own cursor (psycopg's
     RawCursor with $n placeholders; sqlite3's cursor), with SQLAlchemy's bind processors applied
@@ -145,7 +156,7 @@ def insert_rows(
     """
     if not rows:
         return []
-    plan = _insert_plan(conn.dialect, table, tuple(rows[0]), skip_conflicts_on, returning)
+    plan = _insert_plan(conn.dialect, table, tuple(rows[0]), skip_conflicts_on, returning, lookups)
     params = [process(row[name]) if process else row[name] for row in rows for name, process in plan.columns]
     with _dbapi_errors(conn):
         cursor = plan.cursor(conn.connection.driver_connection)
@@ -156,6 +167,7 @@ def insert_rows(
 @dataclass(frozen=True)
 class _InsertPlan:
     columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # (name, SQLAlchemy bind processor)
+    values: tuple[str, ...]  # per column, "{}" (the placeholder) or a lookup around it
     head: str  # INSERT INTO table (columns) VALUES
     tail: str  # ON CONFLICT ... RETURNING ...
     numbered: bool  # $1, $2 (PostgreSQL) rather than ? (SQLite)
@@ -166,13 +178,11 @@ class _InsertPlan:
         """The statement for ``count`` rows (built once per count)."""
         text = self._statements.get(count)
         if text is None:
-            width = len(self.columns)
-            if self.numbered:
-                rows = (
-                    "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(count)
-                )
-            else:
-                rows = ("(" + ", ".join("?" * width) + ")" for _ in range(count))
+            width = len(self.values)
+            placeholders = (f"${n + 1}" if self.numbered else "?" for n in range(count * width))
+            rows = []
+            for _ in range(count):
+                rows.append("(" + ", ".join(v.format(next(placeholders)) for v in self.values) + ")")
             text = self._statements[count] = f"{self.head} {', '.join(rows)}{self.tail}"
         return text
 
@@ -184,6 +194,7 @@ def _insert_plan(
     columns: tuple[str, ...],
     conflict: tuple[str, ...],
     returning: tuple[str, ...],
+    lookups: tuple[Lookup, ...],
 ) -> _InsertPlan:
     quote = dialect.identifier_preparer.quote
     head = (
@@ -193,9 +204,20 @@ def _insert_plan(
     tail = f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO NOTHING" if conflict else ""
     if returning:
         tail += f" RETURNING {', '.join(quote(c) for c in returning)}"
-    processors = tuple((c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) for c in columns)
+    by_column = {lookup.column: lookup for lookup in lookups}
+    processors, values = [], []
+    for name in columns:
+        lookup = by_column.get(name)
+        source = lookup.table.c[lookup.key_column] if lookup else table.c[name]
+        processors.append((name, source.type.dialect_impl(dialect).bind_processor(dialect)))
+        values.append(
+            f"(SELECT {quote(lookup.value_column)} FROM {dialect.identifier_preparer.format_table(lookup.table)}"
+            f" WHERE {quote(lookup.key_column)} = {{}})"
+            if lookup
+            else "{}"
+        )
     if dialect.name == "postgresql":
         import psycopg
 
-        return _InsertPlan(processors, head, tail, True, psycopg.RawCursor)
-    return _InsertPlan(processors, head, tail, False, lambda driver: driver.cursor())
+        return _InsertPlan(tuple(processors), tuple(values), head, tail, True, psycopg.RawCursor)
+    return _InsertPlan(tuple(processors), tuple(values), head, tail, False, lambda driver: driver.cursor())

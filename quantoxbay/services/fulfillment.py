@@ -201,16 +201,14 @@ def _create_orders(conn: Connection, sessions: list[Mapping[str, Any]], status: 
              "quantity": 1, "unit_price_cents": order["subtotal_cents"], "discount_cents": order["discount_cents"],
              "total_cents": order["total_cents"], "created_at": order["created_at"]}
         )  # fmt: skip
-    paid = status == OrderStatus.PAID.value
-    emails = receipts.buyer_emails(conn, {o.values["buyer_id"] for o in created}) if paid else {}
     with bulk_writes(conn):
         insert_rows(conn, _ITEM, items)
-        if paid:
-            _grant_new(conn, created, emails)
+        if status == OrderStatus.PAID.value:
+            _grant_new(conn, created)
     return created
 
 
-def _grant_new(conn: Connection, orders: list[_NewOrder], emails: dict[int, str]) -> None:
+def _grant_new(conn: Connection, orders: list[_NewOrder]) -> None:
     """``_grant`` for orders of one item created in this transaction: grants, sales counts, receipt
     rows and the rollup, one statement each (inside ``db.bulk_writes``: nothing is read back)."""
     insert_rows(
@@ -221,9 +219,7 @@ def _grant_new(conn: Connection, orders: list[_NewOrder], emails: dict[int, str]
     )  # fmt: skip
     sold = Counter(o.product_id for o in orders)
     conn.execute(_SALES_COUNT_UPDATE, [{"product_id": p, "sold": n} for p, n in sorted(sold.items())])
-    receipts.queue_new_receipts(
-        conn, [(o.order_id, emails[o.values["buyer_id"]]) for o in orders]
-    )  # post-purchase
+    receipts.queue_new_receipts(conn, [(o.order_id, o.values["buyer_id"]) for o in orders])  # post-purchase
     analytics.record_new_sales(  # analytics: the dashboards' rollup
         conn,
         [analytics.NewSale(seller_id=o.seller_id, product_id=o.product_id, currency=o.values["currency"],

@@ -21,14 +21,13 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from sqlalchemy import Connection, bindparam, or_, update
-from sqlalchemy import select as sa_select
+from sqlalchemy import Connection, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from quantoxbay import routes
-from quantoxbay.db import insert_rows
+from quantoxbay.db import Lookup, insert_rows
 from quantoxbay.models import DownloadGrant, MailOutbox, Order, OrderItem, Product, ProductFile, User, utcnow
 from quantoxbay.services import DomainError, NotFound
 from quantoxbay.services.mail import Mailer, MailError
@@ -80,24 +79,19 @@ _NEW_RECEIPT_TIMES = [n for n, f in MailOutbox.model_fields.items() if f.default
 
 
 _OUTBOX = MailOutbox.__table__  # type: ignore[attr-defined]
-_USER = User.__table__  # type: ignore[attr-defined]
-_BUYER_EMAILS = sa_select(_USER.c.id, _USER.c.email).where(_USER.c.id.in_(bindparam("ids", expanding=True)))
+_BUYER_EMAIL = Lookup("to_email", User.__table__, "email", "id")  # type: ignore[attr-defined]
 
 
-def buyer_emails(conn: Connection, buyer_ids: set[int]) -> dict[int, str]:
-    """Where the receipts of these buyers go (read before ``db.bulk_writes``, which cannot read)."""
-    return {row.id: row.email for row in conn.execute(_BUYER_EMAILS, {"ids": sorted(buyer_ids)})}
-
-
-def queue_new_receipts(conn: Connection, orders: list[tuple[int, str]]) -> None:
-    """``queue_receipt`` for orders created in this very transaction, given as (order id, buyer's
-    e-mail), on a Connection (the webhook's fast path): one multi-row INSERT, no savepoint, since
-    nothing can have queued them yet."""
+def queue_new_receipts(conn: Connection, orders: list[tuple[int, int]]) -> None:
+    """``queue_receipt`` for orders created in this very transaction, given as (order id, buyer
+    id), on a Connection (the webhook's fast path): one multi-row INSERT that reads the buyers'
+    e-mail addresses itself, no savepoint, since nothing can have queued them yet."""
     now = utcnow()
     times = {n: now for n in _NEW_RECEIPT_TIMES}
-    insert_rows(
-        conn, _OUTBOX, [_NEW_RECEIPT | times | {"order_id": o, "to_email": email} for o, email in orders]
-    )
+    rows = [
+        _NEW_RECEIPT | times | {"order_id": order_id, "to_email": buyer_id} for order_id, buyer_id in orders
+    ]
+    insert_rows(conn, _OUTBOX, rows, lookups=(_BUYER_EMAIL,))
 
 
 def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announcement:

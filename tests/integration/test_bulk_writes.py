@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlmodel import Session
 
-from quantoxbay.db import bulk_writes, insert_rows
+from quantoxbay.db import Lookup, bulk_writes, insert_rows
 from quantoxbay.models import Role, User, WebhookEvent
 from tests.factories import create_user
 
@@ -116,3 +116,22 @@ def test_nothing_can_be_read_inside_bulk_writes_on_postgresql(engine: Engine) ->
         assert (
             conn.execute(select(func.count()).select_from(USERS)).scalar_one() >= 0
         )  # and after it, reads work
+
+
+def test_a_lookup_column_is_read_by_the_insert_itself(engine: Engine) -> None:
+    at = datetime.now(UTC)
+    with Session(engine) as session:
+        user = create_user(session, Role.BUYER)
+        session.commit()
+        user_id, email = user.id, user.email
+    by_email = Lookup("payload", USERS, "email", "id")  # payload := the e-mail of the user with this id
+    with engine.begin() as conn, bulk_writes(conn):
+        insert_rows(conn, EVENTS, [_event("evt_lookup", at) | {"payload": user_id}], lookups=(by_email,))
+    with engine.connect() as conn:
+        stored = conn.execute(select(EVENTS.c.payload).where(EVENTS.c.stripe_event_id == "evt_lookup"))
+        assert stored.scalar_one() == email
+    # A key with nothing behind it reads NULL, which the NOT NULL column refuses: nothing is written.
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        insert_rows(conn, EVENTS, [_event("evt_lookup_2", at) | {"payload": 987_654}], lookups=(by_email,))
+    with engine.connect() as conn:
+        assert _count(conn, EVENTS.c.stripe_event_id == "evt_lookup_2") == 0
