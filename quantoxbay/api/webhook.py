@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: At most this many deliveries share one transaction.
 MAX_BATCH = 64
-#: Writer threads on PostgreSQL (bench/bench_webhook.py: 2 did better than 1 at every concurrency).
+#: Writer threads on PostgreSQL (bench/bench_webhook.py, paired runs at 64 in flight: 2 writers
+#: 0.73 and 0.72 against 0.63 and 0.59 for one; 3 or 4 no better than 2 within the noise).
 POSTGRES_WRITERS = 2
 
 
@@ -129,8 +130,9 @@ class GroupCommitter:
     """The process's writer threads for webhook events (started on first use, daemons): one on
     SQLite, which lets one transaction write at a time anyway; ``POSTGRES_WRITERS`` on
     PostgreSQL, so that one batch is prepared while another waits for its round trips and its
-    commit's WAL flush (the rows they share, a product's sales count and a rollup slot, are
-    written last and in key order, so batches wait briefly and never deadlock)."""
+    commit's WAL flush (every batch takes its row locks table by table in key order, the shared
+    rows, a product's sales count and a rollup slot, last: batches wait briefly for each other
+    rather than deadlock)."""
 
     def __init__(self, max_batch: int = MAX_BATCH) -> None:
         self.max_batch = max_batch

@@ -4,11 +4,12 @@ dj-stripe's order: every event is untrusted until its signature checks out; then
 recorded once by id (a unique constraint) and processed in the same transaction. A failure
 rolls the transaction back, is recorded separately, and answers 5xx so Stripe retries.
 
-A new event is recorded with one ``INSERT ... ON CONFLICT (stripe_event_id) DO NOTHING
-RETURNING id`` that already carries its outcome: the row commits with the handler's writes or
-not at all, so no one ever sees it half done, and no savepoint or second UPDATE is needed.
-A concurrent delivery of the same event waits for that insert's transaction (PostgreSQL) or
-for the write lock (SQLite), then finds the row.
+New events (one delivery, or a batch of them: ``process_events``) are recorded with one
+``INSERT ... ON CONFLICT (stripe_event_id) DO NOTHING RETURNING stripe_event_id`` whose rows
+already carry their outcome: they commit with the handlers' writes or not at all, so no one
+ever sees one half done, and no savepoint or second UPDATE is needed. A concurrent delivery of
+the same event waits for that insert's transaction (PostgreSQL) or for the write lock
+(SQLite), then finds the row.
 """
 
 from __future__ import annotations

@@ -8,15 +8,16 @@ make exactly one of them create the order and its download grants.
 It writes before it reads: on SQLite a transaction that reads first and writes
 later can be refused the write lock; one that writes first waits for it.
 
-New orders (the common case: every sale's first webhook) are written with SQLAlchemy Core
-statements built once, one multi-row statement per table for however many sessions the caller
-has (the webhook's group commit passes a whole batch; ``fulfill_new_paid_checkouts``):
-``INSERT ... ON CONFLICT (stripe_session_id) DO NOTHING RETURNING id`` (no savepoint: on
-PostgreSQL a concurrent insert of the same session waits for the other transaction, then does
-nothing), the items (product rows read once), the grants, the sales counts, the receipt rows and
-the analytics rollup. Building ORM objects cost ten times what the database did, and a statement
-per row cost a round trip each (bench/bench_webhook.py). An order that already exists takes the
-ORM path below (``_grant``), which writes the same rows (tests/integration/test_webhook_fast_path.py).
+New orders (the common case: every sale's first webhook) are written together, however many
+sessions the caller has (the webhook's group commit passes a whole batch to
+``fulfill_new_paid_checkouts``): one multi-row ``INSERT ... ON CONFLICT (stripe_session_id) DO
+NOTHING RETURNING id`` for the orders (no savepoint: on PostgreSQL a concurrent insert of the
+same session waits for the other transaction, then does nothing), the product rows read once,
+then the items, grants, sales counts, receipt rows and rollup as one statement each, sent
+together (``db.insert_rows``, ``db.bulk_writes``). ORM objects cost ten times what the database
+did, and a statement per row a round trip each (bench/bench_webhook.py). An order that already
+exists takes the ORM path below (``_grant``), which writes the same rows
+(tests/integration/test_webhook_fast_path.py).
 """
 
 from __future__ import annotations
@@ -263,8 +264,9 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
         return FulfillmentResult(session_id, None, str(cs.get("status") or "open"), False, buyer_id)
     status = OrderStatus.PAID.value if paid else OrderStatus.PENDING.value
 
-    for created in _create_orders(session.connection(), [cs], status):
-        return _result(created, status)
+    created = _create_orders(session.connection(), [cs], status)
+    if created:
+        return _result(created[0], status)
     order = _new_order(cs, buyer_id, status)
 
     existing = session.exec(select(Order).where(Order.stripe_session_id == session_id)).one()
@@ -321,8 +323,9 @@ def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResu
     cs = as_dict(checkout_session)
     session_id = str(cs.get("id") or "")
     buyer_id, _ = _ids(cs)
-    for created in _create_orders(session.connection(), [cs], OrderStatus.FAILED.value):
-        return _result(created, OrderStatus.FAILED.value)
+    created = _create_orders(session.connection(), [cs], OrderStatus.FAILED.value)
+    if created:
+        return _result(created[0], OrderStatus.FAILED.value)
     moved = session.execute(
         update(Order)
         .where(Order.stripe_session_id == session_id, Order.status == OrderStatus.PENDING.value)  # type: ignore[arg-type]
