@@ -61,10 +61,17 @@ class SellerOrdersState(rx.State):
         )
         return None
 
-    async def on_announcement(self, kind: str, data: dict) -> None:
-        user = await (await self.get_state(SessionState)).current_user()
-        if user is not None:
-            await self._load(user)
+    async def on_announcement(self, kind: str, data: dict):  # type: ignore[no-untyped-def]
+        """Called by the live pusher (inside app.modify_state) when one of this seller's orders
+        changes. Reflex makes every public method an event handler the browser could call too:
+        it is guarded like the others (a seller demoted to buyer keeps a valid session)."""
+        try:
+            user = await self._seller()
+        except DomainError as exc:
+            self.orders, self.loaded = [], False
+            return rx.toast.error(str(exc))
+        await self._load(user)
+        return None
 
     @rx.event
     async def next_page(self):  # type: ignore[no-untyped-def]
