@@ -65,13 +65,7 @@ class SellerOrdersState(rx.State):
         """Called by the live pusher (inside app.modify_state) when one of this seller's orders
         changes. Reflex makes every public method an event handler the browser could call too:
         it is guarded like the others (a seller demoted to buyer keeps a valid session)."""
-        try:
-            user = await self._seller()
-        except DomainError as exc:
-            self.orders, self.loaded = [], False
-            return rx.toast.error(str(exc))
-        await self._load(user)
-        return None
+        return await self._reload()
 
     @rx.event
     async def next_page(self):  # type: ignore[no-untyped-def]
@@ -88,9 +82,11 @@ class SellerOrdersState(rx.State):
         return None
 
     async def _reload(self):  # type: ignore[no-untyped-def]
+        """The current page again, for a seller; anyone else is refused and sees no orders."""
         try:
             await self._load(await self._seller())
         except DomainError as exc:
+            self.orders, self.loaded = [], False
             return rx.toast.error(str(exc))
         return None
 
