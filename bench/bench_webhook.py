@@ -8,14 +8,15 @@ highest concurrency measured.
     python -m bench.bench_webhook --backend sqlite --events 3000 --rounds 5
     python -m bench.bench_webhook --backend postgresql --concurrency 8,32,64 --json
 
-Why several concurrency levels: the real route group-commits. A writer thread takes every
-delivery waiting at that moment and fulfils the whole batch in one transaction, so its
+Why several concurrency levels: the real route group-commits. Its writer threads take every
+delivery waiting at that moment and fulfil the whole batch in one transaction, so its
 throughput depends on how many deliveries are in flight. At low concurrency (8) it is
-latency-bound: each batch is small and waits for one database commit. At saturation (64) the
-batches are large, the commit is shared by many events, and the route is CPU-bound like the bare
-route, which is flat across concurrency. Throughput is capacity, so the goal is checked at the
-highest level given (``--concurrency``, comma-separated); the lower levels are reported as
-information, the honest figure for a trickle of deliveries.
+latency-bound: each batch is small and waits for one database commit. At 64 the batches are
+large and the commit is shared by many events (on SQLite the route is then CPU-bound like the
+bare route, which is flat across concurrency; on PostgreSQL it still waits on the database:
+README, "Performance"). Throughput is capacity, so the goal is checked at the highest level
+given (``--concurrency``, comma-separated); the lower levels are reported as information, the
+honest figure for a trickle of deliveries.
 
 One uvicorn worker in a subprocess serves both routes, one server per backend for all levels;
 the database is fresh and migrated (a temp SQLite file, or a fresh ``qb_test_*`` database on the
