@@ -13,7 +13,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from quantoxbay.db import session_scope
+from quantoxbay.db import make_engine, session_scope
 from quantoxbay.models import (
     DownloadGrant,
     MailOutbox,
@@ -305,3 +305,53 @@ def test_one_batch_of_every_kind_of_delivery(db: Session, storage) -> None:  # t
     after = sorted((r.product_id, r.slot, r.orders, r.items, r.gross_cents)
                    for r in db.exec(select(SalesRollup).where(SalesRollup.seller_id == seller.id)))  # fmt: skip
     assert before == after
+
+
+def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switch(
+    engine: Engine, committed_sale, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The writer keeps one connection between batches; a failed batch drops it (the one-by-one
+    retry goes through the pool), the next batch reconnects, and a new engine gets a new one."""
+    from quantoxbay.api import webhook as api_webhook
+
+    monkeypatch.setattr("quantoxbay.db.get_engine", lambda: engine)
+    _, buyer_id, product_id = committed_sale
+    writer = api_webhook._WriterConnection()
+
+    def batch(*events: dict[str, Any]) -> list[Any]:
+        return api_webhook._process_batch(
+            [api_webhook._Job(e, json.dumps(e), None, None) for e in events],  # type: ignore[arg-type]
+            writer,
+        )
+
+    first = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    assert [len(r.announcements) for r in batch(first)] == [1]
+    kept = writer._conn
+    assert kept is not None and not kept.closed
+    second = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    batch(second)
+    assert writer._conn is kept  # no checkout per batch
+
+    bad = event(checkout_session(buyer_id=buyer_id, product_id=999_999))
+    third = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    results = batch(bad, third)
+    assert isinstance(results[0], fulfillment.MalformedCheckoutSession)
+    assert len(results[1].announcements) == 1
+    assert writer._conn is None and kept.closed  # dropped after the failure
+
+    fourth = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    assert [len(r.announcements) for r in batch(fourth)] == [1]
+    assert writer._conn is not None and writer._conn.engine is engine
+
+    other = make_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        monkeypatch.setattr("quantoxbay.db.get_engine", lambda: other)
+        previous = writer._conn
+        batch(event(checkout_session(buyer_id=buyer_id, product_id=product_id)))
+        assert previous.closed and writer._conn.engine is other  # type: ignore[union-attr]
+    finally:
+        writer.close()
+        other.dispose()
+    for e in (first, second, third, fourth):
+        assert _count(engine, Order, Order.stripe_session_id == e["data"]["object"]["id"]) == 1
+    assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id == bad["id"]) == 0
