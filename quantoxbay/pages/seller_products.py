@@ -226,6 +226,16 @@ def edit_product_page() -> rx.Component:
                 rx.text(f["size_label"], size="2", color=rx.color("gray", 10)),
                 rx.badge("v", f["version"], variant="soft"),
                 rx.spacer(),
+                rx.cond(
+                    f["version"].to(int) > 1,
+                    rx.button(
+                        "Notify buyers",
+                        size="1",
+                        variant="soft",
+                        on_click=F.notify_buyers(f["id"]),
+                        aria_label="Notify buyers of " + f["filename"].to(str),
+                    ),
+                ),
                 rx.button(
                     "Remove",
                     size="1",

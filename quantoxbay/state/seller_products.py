@@ -12,9 +12,10 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.models import Role
-from quantoxbay.services import DomainError, catalog
+from quantoxbay.services import DomainError, catalog, notifier, receipts
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import SUPPORTED_CURRENCIES, format_money, parse_price
+from quantoxbay.services.notifier import Announcement
 from quantoxbay.settings import get_settings
 from quantoxbay.state.catalog import human_size
 from quantoxbay.state.session import SessionState, run_service
@@ -340,6 +341,26 @@ class ProductFormState(rx.State):
         else:
             self.notice = "File replaced. Buyers now get the new version."
         return rx.clear_selected_files("replace")
+
+    @rx.event
+    async def notify_buyers(self, file_id: int):  # type: ignore[no-untyped-def]
+        """E-mail every buyer with access that this file has a new version (once per version)."""
+        self.error, self.notice = "", ""
+        try:
+            user = await _seller(self)
+            queued = await run_service(receipts.notify_file_update, seller_id=user.id, file_id=int(file_id))
+        except (DomainError, ValueError) as exc:
+            self.error = str(exc)
+            return
+        if queued:
+            notifier.announce(
+                Announcement(kind="mail.queued", topics=())
+            )  # after the commit: wakes the mail worker
+            self.notice = (
+                f"{queued} buyer{'s' if queued != 1 else ''} will get an e-mail about the new version."
+            )
+        else:
+            self.notice = "Every buyer has already been told about this version."
 
     @rx.event
     async def remove_file(self, file_id: int):  # type: ignore[no-untyped-def]

@@ -296,7 +296,9 @@ def test_the_guarded_states_have_handlers() -> None:
     assert {"change_role", "set_disabled", "unpublish", "refund", "resend_event"} <= set(
         _handlers(admin_state.AdminState)
     )
-    assert {"publish", "delete", "receive_files", "replace_file", "remove_file"} <= set(_handlers(_P))
+    assert {"publish", "delete", "receive_files", "replace_file", "remove_file", "notify_buyers"} <= set(
+        _handlers(_P)
+    )
     assert {"create_code", "deactivate", "schedule_sale", "end_sale"} <= set(_handlers(_PROMO))
     assert {"confirm_refund", "reset_limit", "reissue"} <= set(_handlers(_ORDERS))
     assert {"load", "resend_receipt"} <= set(_handlers(LIBRARY))
@@ -407,6 +409,7 @@ async def test_the_seller_runs_every_seller_page_handler_on_their_own_data(
         "publish_product",
         "unpublish_product",
         "delete_product",
+        "notify_file_update",
         "list_promotions",
         "create_promotion",
         "deactivate_promotion",
