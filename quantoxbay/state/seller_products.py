@@ -353,9 +353,8 @@ class ProductFormState(rx.State):
             self.error = str(exc)
             return
         if queued:
-            notifier.announce(
-                Announcement(kind="mail.queued", topics=())
-            )  # after the commit: wakes the mail worker
+            # run_service has committed: wake the mail worker now rather than at its next poll.
+            notifier.announce(Announcement(kind="mail.queued", topics=()))
             self.notice = (
                 f"{queued} buyer{'s' if queued != 1 else ''} will get an e-mail about the new version."
             )
