@@ -47,6 +47,52 @@ def test_rows_read_back_as_sqlalchemy_wrote_them(connection: Connection) -> None
     assert list(ordered.scalars()) == ["evt_orm", "evt_raw_1", "evt_raw_2"]
 
 
+def _user(email: str, **values: object) -> dict:
+    return {"email": email, "password_hash": "x", "role": "buyer", "display_name": "", "handle": None,
+            "disabled": False, "failed_login_count": 0, "locked_until": None,
+            "created_at": datetime(2026, 11, 28, 7, 30, tzinfo=UTC)} | values  # fmt: skip
+
+
+def test_every_kind_of_value_and_the_order_of_rows(connection: Connection) -> None:
+    """Strings, NULLs (a column of nothing but NULLs too), booleans, integers, timestamps: what
+    SQLAlchemy's own INSERT stores, insert_rows stores; and the rows go in in the order given
+    (PostgreSQL sends them as one array per column)."""
+    locked = datetime(2026, 12, 1, 0, 0, 0, 1, tzinfo=UTC)
+    wanted = [
+        _user(
+            "b@bulk.test", display_name='Quote " and \\ and é', disabled=True, failed_login_count=2**31 - 1
+        ),
+        _user("a@bulk.test", handle="ann", locked_until=locked),
+        _user("c@bulk.test", display_name=""),
+    ]
+    # The same rows through SQLAlchemy, under other unique e-mails and handles.
+    connection.execute(
+        USERS.insert(),
+        [u | {"email": "orm-" + u["email"], "handle": u["handle"] and "orm-" + u["handle"]} for u in wanted],
+    )
+    insert_rows(connection, USERS, wanted)
+    only_nulls = insert_rows(
+        connection, USERS, [_user("d@bulk.test"), _user("e@bulk.test")], returning=("id", "handle")
+    )
+    assert [handle for _, handle in only_nulls] == [None, None]
+
+    def stored(prefix: str) -> list[tuple]:
+        rows = connection.execute(
+            select(USERS).where(USERS.c.email.in_([prefix + u["email"] for u in wanted])).order_by(USERS.c.id)
+        ).mappings()
+        unprefixed = (
+            {k: v.removeprefix("orm-") if isinstance(v, str) else v for k, v in row.items()} for row in rows
+        )
+        return [tuple(v for k, v in row.items() if k != "id") for row in unprefixed]
+
+    assert stored("") == stored("orm-")
+    assert [row[0] for row in stored("")] == [
+        "b@bulk.test",
+        "a@bulk.test",
+        "c@bulk.test",
+    ]  # ids in the order given
+
+
 def test_conflicts_are_skipped_and_only_new_rows_are_returned(connection: Connection) -> None:
     at = datetime.now(UTC)
     insert_rows(connection, EVENTS, [_event("evt_a", at)])

@@ -331,6 +331,13 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
     second = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
     batch(second)
     assert writer._conn is kept  # no checkout per batch
+    driver_connection = kept.connection.dbapi_connection
+    if engine.dialect.name == "postgresql":
+        # Its statements may keep generic plans; the pool's connections plan every execution.
+        assert kept.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "auto"
+        kept.rollback()
+        with engine.connect() as pooled:
+            assert pooled.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_custom_plan"
 
     bad = event(checkout_session(buyer_id=buyer_id, product_id=999_999))
     third = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
@@ -338,6 +345,8 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
     assert isinstance(results[0], fulfillment.MalformedCheckoutSession)
     assert len(results[1].announcements) == 1
     assert writer._conn is None and kept.closed  # dropped after the failure
+    if engine.dialect.name == "postgresql":
+        assert driver_connection.closed  # closed for real, never back in the pool with its setting
 
     fourth = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
     assert [len(r.announcements) for r in batch(fourth)] == [1]
