@@ -12,11 +12,12 @@ Why several concurrency levels: the real route group-commits. Its writer threads
 delivery waiting at that moment and fulfil the whole batch in one transaction, so its
 throughput depends on how many deliveries are in flight. At low concurrency (8) it is
 latency-bound: each batch is small and waits for one database commit. At 64 the batches are
-large and the commit is shared by many events (on SQLite the route is then CPU-bound like the
-bare route, which is flat across concurrency; on PostgreSQL it still waits on the database:
-README, "Performance"). Throughput is capacity, so the goal is checked at the highest level
-given (``--concurrency``, comma-separated); the lower levels are reported as information, the
-honest figure for a trickle of deliveries.
+large and the commit is shared by many events, and the route is CPU-bound like the bare route,
+which is flat across concurrency. Throughput is capacity, so the goal is checked at the highest
+level given (``--concurrency``, comma-separated); the lower levels are reported as information,
+the honest figure for a trickle of deliveries. Under each level's figures, a line gives each
+route's CPU per event: the server's event-loop thread, its other threads (the webhook writers)
+and, on PostgreSQL, the database's processes (Linux /proc; README, "Performance").
 
 One uvicorn worker in a subprocess serves both routes, one server per backend for all levels;
 the database is fresh and migrated (a temp SQLite file, or a fresh ``qb_test_*`` database on the
@@ -33,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -120,6 +123,31 @@ def _count_orders(url: str) -> tuple[int, int, int]:
     return paid, grants, events
 
 
+def _cpu_seconds(server_pid: int) -> tuple[float, float, float] | None:
+    """CPU seconds used so far by the server's event-loop thread, by its other threads (the
+    webhook writers), and by all PostgreSQL processes on this machine, read from Linux's /proc
+    (None elsewhere). Differences around a round show where each event's CPU goes."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(stat_path: Path) -> float:
+        fields = stat_path.read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+
+    try:
+        tasks = Path(f"/proc/{server_pid}/task")
+        loop = used(tasks / str(server_pid) / "stat")
+        others = sum(used(t / "stat") for t in tasks.iterdir() if t.name != str(server_pid))
+    except (OSError, ValueError):
+        return None
+    postgres = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                if (proc / "cmdline").read_bytes().startswith(b"postgres"):
+                    postgres += used(proc / "stat")
+    return loop, others, postgres
+
+
 def _concurrency_levels(text: str) -> list[int]:
     """``"8,64"`` -> [8, 64]: distinct positive integers, ascending (the last is the goal level)."""
     try:
@@ -150,11 +178,16 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
             )
             bad: list[int] = []
             with serve(uvicorn_args("bench.bench_webhook:server_app", port), env, workdir / "server.log",
-                       "/api/health", port=port):  # fmt: skip
+                       "/api/health", port=port) as server:  # fmt: skip
 
-                def send(batch: list, concurrency: int) -> float:
+                def send(batch: list, concurrency: int, cpu: list[float] | None = None) -> float:
+                    before = _cpu_seconds(server.pid)
                     elapsed, statuses = asyncio.run(drive(port, batch, concurrency, args.timeout))
+                    after = _cpu_seconds(server.pid)
                     bad.extend(s for s in statuses if s != 200)
+                    if cpu is not None and before and after:
+                        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+                            cpu[i] += a - b
                     return elapsed
 
                 for level_index, concurrency in enumerate(levels):
@@ -166,10 +199,11 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
                     send(bare[:w], concurrency)
                     send(real[:w], concurrency)
                     rates: dict[str, list[float]] = {"bare": [], "real": []}
+                    cpu = {"bare": [0.0, 0.0, 0.0], "real": [0.0, 0.0, 0.0]}  # loop, other threads, postgres
                     for r in range(args.rounds):
                         chunk = slice(w + r * args.events, w + (r + 1) * args.events)
-                        rates["bare"].append(args.events / send(bare[chunk], concurrency))
-                        rates["real"].append(args.events / send(real[chunk], concurrency))
+                        rates["bare"].append(args.events / send(bare[chunk], concurrency, cpu["bare"]))
+                        rates["real"].append(args.events / send(real[chunk], concurrency, cpu["real"]))
                     if bad:
                         break
                     # Every 200 came after its commit, so the counts so far are final.
@@ -189,6 +223,17 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
                             "bare_per_s": bare_median,
                             "real_per_s": real_median,
                             "ratio": real_median / bare_median,
+                            # CPU milliseconds per event over all rounds (zeros where /proc is missing).
+                            "cpu_ms_per_event": {
+                                route: dict(
+                                    zip(
+                                        ("event_loop", "other_threads", "postgres"),
+                                        (1000 * v / (args.events * args.rounds) for v in used),
+                                        strict=True,
+                                    )
+                                )
+                                for route, used in cpu.items()
+                            },
                             # Cumulative over this backend's levels so far.
                             "paid_orders": paid,
                             "grants": grants,
@@ -214,6 +259,19 @@ def _written(r: dict) -> bool:
         r["paid_orders"] == r["grants"] == r["processed_events"] == r["expected"]
         and r["final_paid_orders"] == r["final_grants"] == r["final_processed_events"] == r["final_expected"]
     )
+
+
+def _cpu_note(backend: str, cpu: dict[str, dict[str, float]]) -> str:
+    def route(name: str) -> str:
+        c = cpu[name]
+        database = f", PostgreSQL {c['postgres']:.2f} ms" if backend == "postgresql" else ""
+        return (
+            f"{name} route: server {c['event_loop'] + c['other_threads']:.2f} ms (event loop {c['event_loop']:.2f},"
+            f" other threads {c['other_threads']:.2f}){database}"
+        )
+
+    source = "the server's threads" + (", all PostgreSQL processes" if backend == "postgresql" else "")
+    return f"{route('bare')}; {route('real')} (from /proc: {source})"
 
 
 def _rates(values: list[float]) -> str:
@@ -252,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio {r['ratio']:.2f} ({role}); paid orders written {r['paid_orders']}/{r['expected']} "
             f"({'all' if written else 'MISSING'}); {r['load']}"
         )
+        print(f"  CPU per event: {_cpu_note(r['backend'], r['cpu_ms_per_event'])}")
     if args.json:
         print(json.dumps(results))
     top = args.concurrency[-1]

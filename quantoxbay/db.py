@@ -148,21 +148,20 @@ def insert_rows(
     rows inserted, in no particular order. A ``Lookup`` column's value is a key into another
     table, read by the statement itself (no read before, so it may run inside ``bulk_writes``).
 
-    The webhook's hot path: it sends the statement on the driver's own cursor (psycopg's
-    RawCursor; sqlite3's cursor), with SQLAlchemy's bind processors applied to the values, so
-    that neither SQLAlchemy's per-statement machinery nor psycopg's client-side parsing of a
-    long %(name)s statement runs: 0.01 ms of Python per row instead of 0.06. On PostgreSQL the
-    rows travel as one array per column (``INSERT ... SELECT FROM unnest($1::type[], ...)``):
-    the statement's text is the same for any number of rows, so psycopg prepares it once and
-    PostgreSQL plans it once, where a VALUES list of n rows is a new statement for each n, with
-    n x columns parameters to plan every time (half of PostgreSQL's CPU per webhook event,
-    bench/bench_webhook.py). SQLite gets a multi-row VALUES list. Without ``returning`` nothing
-    is read back, so it may run inside ``bulk_writes``.
+    The webhook's hot path: it sends the statement on the driver's own cursor, with
+    SQLAlchemy's bind processors applied to the values, so that SQLAlchemy's per-statement
+    machinery does not run (0.01 ms of Python per row instead of 0.06). On PostgreSQL the rows
+    travel as one binary array per column (``INSERT ... SELECT ... FROM unnest(%b::type[],
+    ...)``): the statement's text is the same for any number of rows, so psycopg prepares it
+    once, and on a connection that allows generic plans (the webhook writer's) PostgreSQL stops
+    planning it; a VALUES list of n rows is a new statement for each n, with n x columns
+    parameters to plan. SQLite gets a multi-row VALUES list. Without ``returning`` nothing is
+    read back, so it may run inside ``bulk_writes``.
     """
     if not rows:
         return []
     plan = _insert_plan(conn.dialect, table, tuple(rows[0]), skip_conflicts_on, returning, lookups)
-    if plan.arrays:
+    if plan.columnar:
         params: list[Any] = [
             [process(row[name]) for row in rows] if process else [row[name] for row in rows]
             for name, process in plan.columns
@@ -185,13 +184,13 @@ class _InsertPlan:
     tail: str  # ON CONFLICT ... RETURNING ...
     cursor: Callable[[Any], Any]
     #: PostgreSQL: one array parameter per column; the statement is the same for every count.
-    arrays: str = ""
+    columnar: str = ""
     _statements: dict[int, str] = field(default_factory=dict, compare=False)
 
     def statement(self, count: int) -> str:
         """The statement for ``count`` rows (built once per count)."""
-        if self.arrays:
-            return self.arrays
+        if self.columnar:
+            return self.columnar
         text = self._statements.get(count)
         if text is None:
             row = "(" + ", ".join(self.values) + ")"
@@ -237,7 +236,7 @@ def _insert_plan(
         selected = ", ".join(value.format(f"v.c{n}") for n, value in enumerate(values, start=1))
         aliases = ", ".join(f"c{n}" for n in range(1, len(columns) + 1))
         statement = f"{head} SELECT {selected} FROM unnest({arrays}) AS v({aliases}){tail}"
-        return _InsertPlan(tuple(processors), head, (), tail, psycopg.Connection.cursor, arrays=statement)
+        return _InsertPlan(tuple(processors), head, (), tail, psycopg.Connection.cursor, columnar=statement)
     return _InsertPlan(
         tuple(processors),
         head,

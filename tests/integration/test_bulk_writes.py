@@ -1,6 +1,7 @@
-"""db.insert_rows (one multi-row INSERT on the driver's cursor) and db.bulk_writes (one psycopg
-pipeline), on SQLite and on PostgreSQL: the rows match what SQLAlchemy itself writes, conflicts are
-skipped, and driver errors arrive as SQLAlchemy's exceptions with nothing half written."""
+"""db.insert_rows (one INSERT for many rows on the driver's cursor: arrays on PostgreSQL, a VALUES
+list on SQLite) and db.bulk_writes (one psycopg pipeline), on SQLite and on PostgreSQL: the rows
+match what SQLAlchemy itself writes, conflicts are skipped, and driver errors arrive as
+SQLAlchemy's exceptions with nothing half written."""
 
 from __future__ import annotations
 
