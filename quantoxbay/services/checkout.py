@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from quantoxbay import routes
 from quantoxbay.models import DownloadGrant, Order, OrderStatus, Product, ProductStatus, User
+from quantoxbay.payments.products import stripe_product_id_for
 from quantoxbay.payments.retry import with_rate_limit_retry
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, promotions
 from quantoxbay.services.fulfillment import FulfillmentResult, fulfill_checkout
@@ -107,6 +108,9 @@ def start_checkout(
         if deadline is not None:
             expires_at = min(expires_at, max(earliest, int(deadline.timestamp())))
     metadata = {"buyer_id": str(buyer_id), "product_id": str(product_id)}
+    # A Stripe Product of its own rather than inline product_data: product-scoped codes, typed
+    # on the hosted page too, match line items by Stripe Product id.
+    stripe_product = stripe_product_id_for(session=session, stripe_client=stripe_client, product=product)
     params = {
         "mode": "payment",
         "line_items": [
@@ -115,7 +119,7 @@ def start_checkout(
                 "price_data": {
                     "currency": product.currency,
                     "unit_amount": unit_amount,
-                    "product_data": {"name": product.title, "metadata": {"product_id": str(product_id)}},
+                    "product": stripe_product,
                 },
             }
         ],

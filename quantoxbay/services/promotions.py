@@ -43,6 +43,7 @@ from quantoxbay.models import (
     PromotionClaim,
     utcnow,
 )
+from quantoxbay.payments.products import stripe_product_id_for
 from quantoxbay.payments.retry import with_rate_limit_retry
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.money import format_money
@@ -238,7 +239,6 @@ def create_promotion(
     coupon_params: dict[str, Any] = {
         "duration": "once",
         "name": code[:40],
-        "applies_to": {"products": [str(p.id) for p in products]},
         "metadata": {"seller_id": str(seller_id), "code": code},
     }
     if percent_off is not None:
@@ -253,6 +253,11 @@ def create_promotion(
     # Once-per-buyer codes get a hidden Stripe code: only our server can attach them.
     stripe_code = f"QB-{secrets.token_hex(12)}" if once_per_buyer else code
     try:
+        # Stripe Product ids (real Stripe refuses others); only priced products can be bought.
+        products_in_stripe = [
+            stripe_product_id_for(session=session, stripe_client=stripe_client, product=p) for p in priced
+        ]
+        coupon_params["applies_to"] = {"products": products_in_stripe}
         coupon = with_rate_limit_retry(lambda: stripe_client.v1.coupons.create(coupon_params))  # type: ignore[arg-type]
         promo_params: dict[str, Any] = {
             "promotion": {"type": "coupon", "coupon": coupon.id},

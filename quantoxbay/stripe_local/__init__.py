@@ -24,14 +24,20 @@ What it serves (paths inside the app):
 * ``/v1/...``: checkout sessions (create, retrieve with ``expand``, list,
   ``/line_items``, ``/expire``), payment intents, charges, refunds, disputes
   (retrieve; update with evidence ``winning_evidence``/``losing_evidence``),
-  coupons, promotion codes (``promotion[type]=coupon&promotion[coupon]=...``,
-  as in API 2025-09-30.clover and later) and events (retrieve; list newest
+  products (create with ``name``, optional custom ``id``, ``description``,
+  ``images``, ``metadata``, ``active``; retrieve; update, which merges
+  ``metadata`` and bumps ``updated``; events ``product.created``,
+  ``product.updated``), coupons, promotion codes
+  (``promotion[type]=coupon&promotion[coupon]=...``, as in API
+  2025-09-30.clover and later) and events (retrieve; list newest
   first with ``type`` (``*`` suffix allowed), ``types[]``, ``created``,
   ``limit``, ``starting_after``/``ending_before``). Form-encoded bracket
   parameters, Stripe's object shapes, list envelopes and error bodies, a
   ``Request-Id`` header, Idempotency-Key replay (24 h), a per-endpoint token
   bucket (``rate_limit_per_second``, 429 ``rate_limit``), any ``sk_test_`` key.
-  Only ``mode=payment`` with inline ``price_data`` is supported.
+  Only ``mode=payment`` with ``price_data`` line items is supported:
+  ``price_data[product]`` (a stored, active product) or
+  ``price_data[product_data]`` (an inline product), exactly one.
 * ``/checkout/{id}``: the hosted checkout page (see :mod:`.checkout_page` for
   its accessible names), Stripe's test cards (:mod:`.cards`), 3-D Secure step
   at ``/checkout/{id}/authenticate``.
@@ -43,11 +49,12 @@ What it serves (paths inside the app):
   declined, 400 invalid, 409 not open. Also ``POST /_local/webhooks/flush`` and
   ``POST /_local/sweep``. All need an ``sk_test_`` bearer key.
 
-Coupons and products: ``applies_to[products]`` ids are matched against each
-line item's generated ``prod_...`` id and against
-``line_items[i][price_data][product_data][metadata][product_id]`` (as a
-string). So a shop that puts its own product id in that metadata key can
-create coupons with ``applies_to={"products": ["<shop product id>"]}``.
+Coupons and products: as on Stripe, ``applies_to[products]`` holds Product ids
+that must exist (else 404 ``resource_missing``, param
+``applies_to[products]``), and a coupon discounts only the line items whose
+product id is listed. A shop therefore creates one Product per shop product
+(``POST /v1/products``) and names it in ``line_items[i][price_data][product]``;
+a ``product_data`` line item gets a fresh generated id that no coupon can name.
 
 Events: every event is stored and listed; the ones in
 ``StripeLocalConfig.webhook_enabled_events`` (checkout, refund and dispute

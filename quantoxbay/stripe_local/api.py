@@ -249,6 +249,7 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
     checkout = runtime.checkout
     discounts = runtime.discounts
     payments = runtime.payments
+    products = runtime.products
 
     def session_line_items(call: ApiCall) -> dict[str, Any]:
         session_id = call.path["id"]
@@ -275,6 +276,10 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
         check_allowed(call.params, {"expand"})
         return discounts.retrieve_promotion_code(call.path["id"], get_expand(call.params))
 
+    def product_get(call: ApiCall) -> dict[str, Any]:
+        check_allowed(call.params, {"expand"})
+        return products.retrieve(call.path["id"])
+
     def dispute_get(call: ApiCall) -> dict[str, Any]:
         check_allowed(call.params, {"expand"})
         return payments.retrieve_dispute(call.path["id"])
@@ -299,6 +304,9 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
         ("GET", "/v1/refunds/{id}", lambda c: payments.retrieve_refund(c.path["id"], c.params)),
         ("GET", "/v1/disputes/{id}", dispute_get),
         ("POST", "/v1/disputes/{id}", lambda c: payments.update_dispute(c.path["id"], c.params, c.request)),
+        ("POST", "/v1/products", lambda c: products.create(c.params, c.request)),
+        ("GET", "/v1/products/{id}", product_get),
+        ("POST", "/v1/products/{id}", lambda c: products.update(c.path["id"], c.params, c.request)),
         ("POST", "/v1/coupons", lambda c: discounts.create_coupon(c.params)),
         ("GET", "/v1/coupons/{id}", coupon_get),
         ("POST", "/v1/promotion_codes", lambda c: discounts.create_promotion_code(c.params, c.request)),

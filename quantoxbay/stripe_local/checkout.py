@@ -34,6 +34,7 @@ from .params import (
     get_str,
 )
 from .payments import Payments
+from .products import PRODUCT, Products
 from .store import NO_REQUEST, RequestInfo, Store, now
 
 SESSION = "checkout.session"
@@ -142,15 +143,22 @@ class Checkout:
         config: The instance's configuration.
         discounts: Coupon and promotion code operations.
         payments: PaymentIntent and charge operations.
+        products: Product operations (``price_data[product]``).
     """
 
     def __init__(
-        self, store: Store, config: StripeLocalConfig, discounts: Discounts, payments: Payments
+        self,
+        store: Store,
+        config: StripeLocalConfig,
+        discounts: Discounts,
+        payments: Payments,
+        products: Products,
     ) -> None:
         self.store = store
         self.config = config
         self.discounts = discounts
         self.payments = payments
+        self.products = products
 
     # -- creation --------------------------------------------------------
 
@@ -177,7 +185,9 @@ class Checkout:
                 raise missing_param(f"{prefix}[price_data]")
             price_data = get_dict(raw, "price_data", param=f"{prefix}[price_data]")
             pprefix = f"{prefix}[price_data]"
-            check_allowed(price_data, {"currency", "unit_amount", "product_data", "tax_behavior"}, pprefix)
+            check_allowed(
+                price_data, {"currency", "unit_amount", "product", "product_data", "tax_behavior"}, pprefix
+            )
             currency = get_str(price_data, "currency", param=f"{pprefix}[currency]", required=True)
             assert currency is not None
             if not re.fullmatch(r"[a-z]{3}", currency):
@@ -194,15 +204,7 @@ class Checkout:
                 maximum=99_999_999,
             )
             assert unit_amount is not None
-            if "product_data" not in price_data:
-                raise missing_param(f"{pprefix}[product_data]")
-            product_data = get_dict(price_data, "product_data", param=f"{pprefix}[product_data]")
-            dprefix = f"{pprefix}[product_data]"
-            check_allowed(product_data, {"name", "description", "images", "metadata", "tax_code"}, dprefix)
-            name = get_str(product_data, "name", param=f"{dprefix}[name]", required=True, max_length=250)
-            images = [str(i) for i in get_list(product_data, "images", param=f"{dprefix}[images]")]
-            if len(images) > 8:
-                raise invalid_request("At most 8 images.", param=f"{dprefix}[images]")
+            product = self._line_item_product(price_data, pprefix, created)
             quantity = get_int(
                 raw,
                 "quantity",
@@ -215,14 +217,7 @@ class Checkout:
             items.append(
                 {
                     "id": new_id("li", 24),
-                    "product": {
-                        "id": new_id("prod", 14),
-                        "name": name,
-                        "description": get_str(product_data, "description"),
-                        "images": images,
-                        "metadata": get_metadata(product_data),
-                        "created": created,
-                    },
+                    "product": product,
                     "price": {
                         "id": new_id("price", 24),
                         "currency": currency,
@@ -239,8 +234,53 @@ class Checkout:
             raise invalid_request("All line items must use the same currency.", param="line_items")
         return items
 
+    def _line_item_product(self, price_data: dict[str, Any], pprefix: str, created: int) -> dict[str, Any]:
+        """Return a line item's product from ``price_data[product]`` or ``[product_data]``.
+
+        Exactly one of the two must be given. ``product`` names a stored,
+        active product (copied into the line item); ``product_data`` makes an
+        inline product with a generated ``prod_...`` id.
+        """
+        product_id = get_str(price_data, "product", param=f"{pprefix}[product]")
+        has_data = "product_data" in price_data
+        if product_id and has_data:
+            raise invalid_request(
+                "You may only specify one of these parameters: product, product_data.", param=pprefix
+            )
+        if not product_id and not has_data:
+            raise invalid_request(
+                "You must specify either `product` or `product_data` when creating a price.",
+                param=pprefix,
+                code="parameter_missing",
+            )
+        if product_id:
+            stored = self.products.require_for_price(product_id, param=f"{pprefix}[product]").data
+            return {
+                "id": stored["id"],
+                "name": stored["name"],
+                "description": stored["description"],
+                "images": list(stored["images"]),
+                "metadata": dict(stored["metadata"]),
+                "created": stored["created"],
+            }
+        product_data = get_dict(price_data, "product_data", param=f"{pprefix}[product_data]")
+        dprefix = f"{pprefix}[product_data]"
+        check_allowed(product_data, {"name", "description", "images", "metadata", "tax_code"}, dprefix)
+        name = get_str(product_data, "name", param=f"{dprefix}[name]", required=True, max_length=250)
+        images = [str(i) for i in get_list(product_data, "images", param=f"{dprefix}[images]")]
+        if len(images) > 8:
+            raise invalid_request("At most 8 images.", param=f"{dprefix}[images]")
+        return {
+            "id": new_id("prod", 14),
+            "name": name,
+            "description": get_str(product_data, "description"),
+            "images": images,
+            "metadata": get_metadata(product_data),
+            "created": created,
+        }
+
     def create(self, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
-        """``POST /v1/checkout/sessions`` (``mode=payment`` with inline prices)."""
+        """``POST /v1/checkout/sessions`` (``mode=payment`` with ``price_data`` line items)."""
         check_allowed(params, CREATE_PARAMS)
         mode = get_str(params, "mode", required=True)
         if mode != "payment":
@@ -422,7 +462,10 @@ class Checkout:
         price = item["price"]
         product = item["product"]
         product_view: Any = product["id"]
-        if "data.price.product" in expand:
+        stored = self.store.get(PRODUCT, product["id"]) if "data.price.product" in expand else None
+        if stored is not None:
+            product_view = self.products.view(stored)  # a stored product expands to its current state
+        elif "data.price.product" in expand:
             product_view = {
                 "id": product["id"],
                 "object": "product",

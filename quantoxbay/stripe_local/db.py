@@ -188,6 +188,11 @@ class Database:
         )
         return self._record(row) if row else None
 
+    def id_taken(self, object_id: str) -> bool:
+        """Tell whether any object, of any type, has ``object_id``."""
+        row = self.connection().execute("SELECT 1 FROM objects WHERE id = ?", (object_id,)).fetchone()
+        return row is not None
+
     def insert(self, record: Record) -> Record:
         """Store a new object."""
         self.connection().execute(

@@ -1,10 +1,12 @@
 """Coupons and promotion codes.
 
-``applies_to[products]`` on a coupon lists product ids. Checkout sessions here
-are created with inline ``price_data``, so a line item counts as one of those
-products when either its generated ``prod_...`` id or its
-``price_data[product_data][metadata][product_id]`` (compared as strings) is in
-the list. A coupon without ``applies_to`` applies to every line item.
+``applies_to[products]`` on a coupon lists Product ids (``prod_...`` or custom
+ids of products created with ``POST /v1/products``); each must exist when the
+coupon is created. A line item counts as one of those products when its
+product's id is in the list, so only line items created with
+``price_data[product]`` can match (``price_data[product_data]`` gets a fresh
+generated id no coupon can name). A coupon without ``applies_to`` applies to
+every line item.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from .params import (
     get_list,
     get_metadata,
     get_str,
+    update_metadata,
 )
+from .products import PRODUCT
 from .store import RequestInfo, Store, now
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,500}$")
@@ -41,13 +45,8 @@ class PromotionInvalid(Exception):
 
 
 def product_keys(line_item: dict[str, Any]) -> set[str]:
-    """Return the ids a line item answers to in ``applies_to[products]``."""
-    product = line_item["product"]
-    keys = {product["id"]}
-    product_id = product.get("metadata", {}).get("product_id")
-    if product_id:
-        keys.add(str(product_id))
-    return keys
+    """Return the ids a line item answers to in ``applies_to[products]``: its product's id."""
+    return {line_item["product"]["id"]}
 
 
 def coupon_applies(coupon: dict[str, Any], line_item: dict[str, Any]) -> bool:
@@ -175,6 +174,8 @@ class Discounts:
         with self.store.db.transaction():
             if self.store.get("coupon", coupon_id):
                 raise invalid_request("Coupon already exists.", param="id", code="resource_already_exists")
+            for product_id in products:
+                self.store.require(PRODUCT, product_id, param="applies_to[products]")
             data = {
                 "id": coupon_id,
                 "object": "coupon",
@@ -345,16 +346,7 @@ class Discounts:
                         code="resource_already_exists",
                     )
                 record.data["active"] = active
-            if "metadata" in params:
-                merged = dict(record.data["metadata"])
-                raw = get_dict(params, "metadata")
-                merged.update(get_metadata(params))
-                for key, value in raw.items():
-                    if value == "":
-                        merged.pop(key, None)
-                if params.get("metadata") == "":
-                    merged = {}
-                record.data["metadata"] = merged
+            record.data["metadata"] = update_metadata(record.data["metadata"], params)
             self.store.update(record)
             self.store.emit("promotion_code.updated", record.data, request)
             return self.promotion_view(record, get_expand(params))

@@ -187,6 +187,34 @@ def get_metadata(params: Mapping[str, Any], key: str = "metadata") -> dict[str, 
     return cleaned
 
 
+def update_metadata(
+    current: Mapping[str, str], params: Mapping[str, Any], key: str = "metadata"
+) -> dict[str, str]:
+    """Apply a ``metadata`` update the way Stripe does.
+
+    Keys with a value are set, keys posted with an empty value are removed,
+    other keys are kept; ``metadata=""`` removes every key.
+
+    Returns:
+        The new metadata (``current`` when ``key`` is absent).
+
+    Raises:
+        StripeLocalError: Invalid keys or values, or more than 50 keys after the update.
+    """
+    if key not in params:
+        return dict(current)
+    if params.get(key) == "":
+        return {}
+    merged = dict(current)
+    merged.update(get_metadata(params, key))
+    for k, v in get_dict(params, key).items():
+        if v == "":
+            merged.pop(k, None)
+    if len(merged) > 50:
+        raise invalid_request("Metadata can have up to 50 keys.", param=key)
+    return merged
+
+
 def get_expand(params: Mapping[str, Any]) -> set[str]:
     """Read ``expand[]`` into a set of dotted paths."""
     return {str(v) for v in get_list(params, "expand") if v}

@@ -13,6 +13,7 @@ from .config import StripeLocalConfig
 from .db import Database
 from .discounts import Discounts
 from .payments import Payments
+from .products import Products
 from .ratelimit import RateLimiter
 from .store import Store
 from .webhooks import WebhookDispatcher
@@ -39,7 +40,8 @@ class StripeLocal:
         self.store = Store(self.db, config, wake_dispatcher=self.dispatcher.wake)
         self.discounts = Discounts(self.store)
         self.payments = Payments(self.store)
-        self.checkout = Checkout(self.store, config, self.discounts, self.payments)
+        self.products = Products(self.store)
+        self.checkout = Checkout(self.store, config, self.discounts, self.payments, self.products)
         self.rate_limiter = RateLimiter(config.rate_limit_per_second)
         self._form_secret = self.db.meta_get_or_create("form_secret", lambda: secrets.token_hex(32)).encode()
         self._last_idempotency_purge = 0.0

@@ -171,6 +171,14 @@ def session_params(**overrides: Any) -> dict[str, Any]:
     return params
 
 
+def product_line_item(product_id: str, unit_amount: int = 1999, quantity: int = 1) -> dict[str, Any]:
+    """A line item whose price names a stored Product (``price_data[product]``)."""
+    return {
+        "price_data": {"currency": "usd", "unit_amount": unit_amount, "product": product_id},
+        "quantity": quantity,
+    }
+
+
 class PageParser(HTMLParser):
     """Collects what a test (or a screen reader) needs from the hosted page."""
 
@@ -433,6 +441,171 @@ def test_unknown_api_path_is_404(env: Env) -> None:
     response = env.http.get(f"{env.api_base}/v1/customers", headers={"Authorization": "Bearer sk_test_x"})
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+# -- products -----------------------------------------------------------------
+
+
+def test_create_retrieve_and_update_a_product(env: Env) -> None:
+    before = int(time.time())
+    product = env.client.v1.products.create(
+        params={
+            "name": "Python Ebook",
+            "description": "Learn Python",
+            "images": ["https://example.com/cover.png"],
+            "metadata": {"product_id": "42", "shelf": "b3"},
+        }
+    )
+    assert isinstance(product, stripe.Product)
+    assert re.fullmatch(r"prod_[A-Za-z0-9]{14}", product.id)
+    assert product.object == "product" and product.active is True and product.livemode is False
+    assert product.name == "Python Ebook" and product.description == "Learn Python"
+    assert product.images == ["https://example.com/cover.png"]
+    assert product.metadata.to_dict() == {"product_id": "42", "shelf": "b3"}
+    assert before <= product.created == product.updated <= int(time.time())
+
+    fetched = env.client.v1.products.retrieve(product.id, params={"expand": []})
+    assert fetched.to_dict() == product.to_dict()
+
+    with env.runtime.db.transaction() as conn:  # travel in time so `updated` visibly moves
+        conn.execute(
+            "UPDATE objects SET data = json_set(data, '$.updated', ?) WHERE id = ?",
+            (product.created - 100, product.id),
+        )
+    updated = env.client.v1.products.update(
+        product.id,
+        params={
+            "name": "Python Ebook (2nd edition)",
+            "description": "",
+            "metadata": {"shelf": "", "edition": "2"},
+            "active": False,
+        },
+    )
+    assert updated.name == "Python Ebook (2nd edition)" and updated.description is None
+    assert updated.metadata.to_dict() == {"product_id": "42", "edition": "2"}  # merged; "" removes
+    assert updated.active is False and updated.images == ["https://example.com/cover.png"]
+    assert updated.created == product.created and updated.updated >= before
+    assert env.client.v1.products.retrieve(product.id).to_dict() == updated.to_dict()
+    cleared = env.client.v1.products.update(product.id, params={"metadata": "", "active": True})
+    assert cleared.metadata.to_dict() == {} and cleared.active is True
+
+    events = env.client.v1.events.list(params={"type": "product.*", "limit": 100}).data
+    assert {e.type for e in events if e.data.object.id == product.id} == {
+        "product.created",
+        "product.updated",
+    }
+
+
+def test_product_custom_id_conflict_and_missing_product(env: Env) -> None:
+    custom_id = f"qb-product-{time.time_ns()}"
+    made = env.client.v1.products.create(params={"id": custom_id, "name": "Custom"})
+    assert made.id == custom_id
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.products.create(params={"id": custom_id, "name": "Another"})
+    assert info.value.http_status == 400
+    assert info.value.code == "resource_already_exists" and info.value.param == "id"
+    assert env.client.v1.products.retrieve(custom_id).name == "Custom"
+
+    for call in (
+        lambda: env.client.v1.products.retrieve("prod_doesnotexist"),
+        lambda: env.client.v1.products.update("prod_doesnotexist", params={"name": "X"}),
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as info:
+            call()
+        assert info.value.http_status == 404 and info.value.code == "resource_missing"
+        assert info.value.user_message == "No such product: 'prod_doesnotexist'"
+        assert info.value.param == "id"
+
+
+@pytest.mark.parametrize(
+    ("params", "param", "code"),
+    [
+        ({}, "name", "parameter_missing"),
+        ({"name": "x" * 251}, "name", None),
+        ({"name": "Many", "images": [f"https://example.com/{i}.png" for i in range(9)]}, "images", None),
+        ({"name": "Odd", "price": "price_123"}, "price", "parameter_unknown"),
+    ],
+)
+def test_product_validation(env: Env, params: dict[str, Any], param: str, code: str | None) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.products.create(params=params)
+    assert info.value.http_status == 400
+    assert info.value.param == param and info.value.code == code
+
+
+def test_product_create_is_idempotent(env: Env) -> None:
+    options = {"idempotency_key": f"product-{time.time_ns()}"}
+    first = env.client.v1.products.create(params={"name": "Once"}, options=options)
+    again = env.client.v1.products.create(params={"name": "Once"}, options=options)
+    assert again.id == first.id
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    with pytest.raises(stripe.IdempotencyError):
+        env.client.v1.products.create(params={"name": "Twice"}, options=options)
+
+
+def test_checkout_line_item_uses_a_stored_product(env: Env) -> None:
+    product = env.client.v1.products.create(
+        params={
+            "name": "Rust Ebook",
+            "description": "Learn Rust",
+            "images": ["https://example.com/rust.png"],
+            "metadata": {"product_id": "77"},
+        }
+    )
+    session = env.client.v1.checkout.sessions.create(
+        params=session_params(line_items=[product_line_item(product.id, 2500, 2)])
+    )
+    assert session.amount_total == 5000
+    fetched = env.client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["line_items", "line_items.data.price.product"]}
+    )
+    [item] = fetched.line_items.data
+    assert item.description == "Rust Ebook" and item.amount_total == 5000
+    shown = item.price.product
+    assert shown.object == "product" and shown.id == product.id
+    assert shown.name == "Rust Ebook" and shown.description == "Learn Rust"
+    assert shown.images == ["https://example.com/rust.png"]
+    assert shown.metadata.to_dict() == {"product_id": "77"} and shown.created == product.created
+    plain = env.client.v1.checkout.sessions.line_items.list(session.id).data
+    assert plain[0].price.product == product.id
+
+    page = env.http.get(session.url)
+    assert page.status_code == 200
+    assert "Rust Ebook" in page.text and "$50.00" in page.text
+
+
+@pytest.mark.parametrize(
+    ("price_data", "status", "param", "code"),
+    [
+        (
+            {"product": "PRODUCT", "product_data": {"name": "Both"}},
+            400,
+            "line_items[0][price_data]",
+            None,
+        ),
+        ({}, 400, "line_items[0][price_data]", "parameter_missing"),
+        ({"product": "prod_doesnotexist"}, 404, "line_items[0][price_data][product]", "resource_missing"),
+        ({"product": "INACTIVE"}, 400, "line_items[0][price_data][product]", None),
+    ],
+    ids=["both", "neither", "unknown", "inactive"],
+)
+def test_checkout_line_item_product_is_checked(
+    env: Env, price_data: dict[str, Any], status: int, param: str, code: str | None
+) -> None:
+    product = env.client.v1.products.create(params={"name": "Active"})
+    inactive = env.client.v1.products.create(params={"name": "Archived", "active": False})
+    ids = {"PRODUCT": product.id, "INACTIVE": inactive.id}
+    if "product" in price_data:
+        price_data = {**price_data, "product": ids.get(price_data["product"], price_data["product"])}
+    line = {"price_data": {"currency": "usd", "unit_amount": 1000, **price_data}, "quantity": 1}
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.checkout.sessions.create(params=session_params(line_items=[line]))
+    assert info.value.http_status == status
+    assert info.value.param == param and info.value.code == code
+    if code == "resource_missing":
+        assert info.value.user_message == "No such product: 'prod_doesnotexist'"
+    if price_data.get("product") == inactive.id:
+        assert inactive.id in str(info.value.user_message)
 
 
 # -- hosted checkout page -----------------------------------------------------
@@ -781,23 +954,82 @@ def test_expired_code_and_product_restricted_coupon(env: Env) -> None:
     session = env.client.v1.checkout.sessions.create(params=session_params(allow_promotion_codes=True))
     assert "This code has expired." in parse(apply_code(env, session.url, code).text).alerts
 
-    # applies_to[products] matches product_data.metadata.product_id: only the icon pack (id 7).
+    # applies_to[products] holds Product ids and matches line items using those products.
+    ebook = env.client.v1.products.create(params={"name": "Python Ebook"})
+    icons = env.client.v1.products.create(params={"name": "Icon pack"})
+    with_products = [product_line_item(ebook.id, 1999, 1), product_line_item(icons.id, 500, 2)]
     only_icons = env.client.v1.coupons.create(
-        params={"amount_off": 300, "currency": "usd", "applies_to": {"products": ["7"]}}
+        params={"amount_off": 300, "currency": "usd", "applies_to": {"products": [icons.id]}}
     )
+    assert only_icons.applies_to.products == [icons.id]
     discounted = env.client.v1.checkout.sessions.create(
-        params=session_params(discounts=[{"coupon": only_icons.id}])
+        params=session_params(line_items=with_products, discounts=[{"coupon": only_icons.id}])
     )
     assert discounted.amount_total == 2999 - 300
     items = env.client.v1.checkout.sessions.line_items.list(discounted.id).data
     assert [i.amount_discount for i in items] == [0, 300]
+    assert discounted.discounts[0].coupon == only_icons.id
+
+    # An inline product_data line item is another product, whatever its metadata says.
+    inline_icons = session_params()
+    inline_icons["line_items"][1]["price_data"]["product_data"]["metadata"] = {"product_id": icons.id}
+    inline_icons["discounts"] = [{"coupon": only_icons.id}]
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.checkout.sessions.create(params=inline_icons)
+    assert info.value.param == "discounts[0][coupon]"
+
+    # A coupon for a product that is not in the order discounts nothing: refused.
+    stickers = env.client.v1.products.create(params={"name": "Stickers"})
     nothing_matches = env.client.v1.coupons.create(
-        params={"percent_off": 10, "applies_to": {"products": ["999"]}}
+        params={"percent_off": 10, "applies_to": {"products": [stickers.id]}}
     )
-    with pytest.raises(stripe.InvalidRequestError):
+    with pytest.raises(stripe.InvalidRequestError) as info:
         env.client.v1.checkout.sessions.create(
-            params=session_params(discounts=[{"coupon": nothing_matches.id}])
+            params=session_params(line_items=with_products, discounts=[{"coupon": nothing_matches.id}])
         )
+    assert info.value.param == "discounts[0][coupon]"
+    assert "doesn't apply to any item" in str(info.value.user_message)
+
+    # On the hosted page the same rules hold for a promotion code.
+    icons_code = f"ICONS{time.time_ns() % 100000}"
+    env.client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": only_icons.id}, "code": icons_code}
+    )
+    page_session = env.client.v1.checkout.sessions.create(
+        params=session_params(line_items=with_products, allow_promotion_codes=True)
+    )
+    applied = apply_code(env, page_session.url, icons_code)
+    assert applied.status_code == 200 and "$26.99" in applied.text
+    only_ebook = env.client.v1.checkout.sessions.create(
+        params=session_params(line_items=with_products[:1], allow_promotion_codes=True)
+    )
+    refused = apply_code(env, only_ebook.url, icons_code)
+    assert "This code doesn't apply to any item in your order." in parse(refused.text).alerts
+    assert env.client.v1.checkout.sessions.retrieve(only_ebook.id).amount_total == 1999
+
+
+def test_coupon_for_an_unknown_product_is_refused(env: Env) -> None:
+    known = env.client.v1.products.create(params={"name": "Known"})
+    coupon_id = f"ghost-{time.time_ns()}"
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.coupons.create(
+            params={
+                "id": coupon_id,
+                "percent_off": 10,
+                "applies_to": {"products": [known.id, "prod_doesnotexist"]},
+            }
+        )
+    assert info.value.http_status == 404
+    assert info.value.code == "resource_missing"
+    assert info.value.param == "applies_to[products]"
+    assert info.value.user_message == "No such product: 'prod_doesnotexist'"
+    with pytest.raises(stripe.InvalidRequestError) as missing:  # nothing was created
+        env.client.v1.coupons.retrieve(coupon_id)
+    assert missing.value.http_status == 404
+    # A shop's own product id is not a Stripe Product id either.
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        env.client.v1.coupons.create(params={"percent_off": 10, "applies_to": {"products": ["42"]}})
+    assert info.value.param == "applies_to[products]"
 
 
 # -- refunds ----------------------------------------------------------------------

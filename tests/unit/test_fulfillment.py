@@ -108,10 +108,26 @@ class FakeSessions:
         return type("S", (), {"id": "cs_test_fake", "url": "https://checkout.example/cs_test_fake"})()
 
 
+class FakeProducts:
+    def __init__(self) -> None:
+        self.created: list[tuple[dict, dict]] = []
+        self.updated: list[tuple[str, dict]] = []
+
+    def create(self, params, options):  # type: ignore[no-untyped-def]
+        self.created.append((params, options))
+        return type("P", (), {"id": f"prod_fake{len(self.created)}"})()
+
+    def update(self, product_id, params):  # type: ignore[no-untyped-def]
+        self.updated.append((product_id, params))
+
+
 class FakeClient:
     def __init__(self) -> None:
         self.sessions = FakeSessions()
-        self.v1 = type("V1", (), {"checkout": type("C", (), {"sessions": self.sessions})()})()
+        self.products = FakeProducts()
+        self.v1 = type(
+            "V1", (), {"checkout": type("C", (), {"sessions": self.sessions})(), "products": self.products}
+        )()
 
 
 def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
@@ -145,6 +161,37 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # 
     )
     assert client.sessions.calls[1][1]["idempotency_key"] == options["idempotency_key"]
     assert client.sessions.calls[1][0] == params
+
+
+def test_the_line_item_names_the_products_own_stripe_product(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    """Made once, on the first checkout; renamed in Stripe when the title changed; never inline
+    product_data (Stripe matches product-scoped codes by Stripe Product id)."""
+    _, buyer, product = sale
+    client = FakeClient()
+
+    def start(now: float) -> dict:
+        checkout.start_checkout(
+            session=db, stripe_client=client, buyer_id=buyer.id, product_id=product.id,  # type: ignore[arg-type]
+            public_url="http://shop.test", now=now,
+        )  # fmt: skip
+        return client.sessions.calls[-1][0]["line_items"][0]["price_data"]
+
+    first = start(1_000_000.0)
+    assert first["product"] == "prod_fake1" and "product_data" not in first
+    [(params, options)] = client.products.created
+    assert params == {"name": product.title, "metadata": {"product_id": str(product.id)}}
+    assert options["idempotency_key"].startswith(f"qb-product-{product.id}-")
+    assert db.get(Product, product.id).stripe_product_id == "prod_fake1"  # type: ignore[union-attr]
+
+    assert start(2_000_000.0)["product"] == "prod_fake1"
+    assert len(client.products.created) == 1 and client.products.updated == []
+
+    product.title = "Renamed ebook"
+    db.add(product)
+    assert start(3_000_000.0)["product"] == "prod_fake1"
+    assert client.products.updated == [("prod_fake1", {"name": "Renamed ebook"})]
+    assert start(4_000_000.0)["product"] == "prod_fake1"
+    assert len(client.products.updated) == 1
 
 
 def test_start_checkout_refusals(db: Session, sale, storage) -> None:  # type: ignore[no-untyped-def]

@@ -130,7 +130,9 @@ def test_create_percent_code_for_one_product(db: Session, shop, local_stripe: Lo
     assert promo.expires_at == int(expires.timestamp())
     coupon = promo.promotion.coupon
     assert coupon.percent_off == 20 and coupon.duration == "once"
-    assert coupon.applies_to.products == [str(ebook.id)]
+    # Scoped by the product's own Stripe Product (real Stripe refuses any other id).
+    assert coupon.applies_to.products == [db.get(Product, ebook.id).stripe_product_id]  # type: ignore[union-attr]
+    assert local_stripe.client.v1.products.retrieve(coupon.applies_to.products[0]).name == ebook.title
     assert [p.code for p in promotions.list_promotions(session=db, seller_id=seller.id)] == ["Launch20"]
 
 
