@@ -27,9 +27,7 @@ def stripe_product_id_for(*, session: Session, stripe_client: stripe.StripeClien
         return product.stripe_product_id
     if product.stripe_product_id:
         stripe_id = product.stripe_product_id
-        with_rate_limit_retry(
-            lambda: stripe_client.v1.products.update(stripe_id, {"name": product.title})
-        )
+        with_rate_limit_retry(lambda: stripe_client.v1.products.update(stripe_id, {"name": product.title}))
     else:
         key = f"qb-product-{product.id}-{product.created_at.timestamp():.6f}"
         created = with_rate_limit_retry(
