@@ -34,7 +34,7 @@ from .params import (
     get_str,
 )
 from .payments import Payments
-from .products import PRODUCT, Products
+from .products import NAME_MAX_LENGTH, PRODUCT, Products, product_images
 from .store import NO_REQUEST, RequestInfo, Store, now
 
 SESSION = "checkout.session"
@@ -266,10 +266,10 @@ class Checkout:
         product_data = get_dict(price_data, "product_data", param=f"{pprefix}[product_data]")
         dprefix = f"{pprefix}[product_data]"
         check_allowed(product_data, {"name", "description", "images", "metadata", "tax_code"}, dprefix)
-        name = get_str(product_data, "name", param=f"{dprefix}[name]", required=True, max_length=250)
-        images = [str(i) for i in get_list(product_data, "images", param=f"{dprefix}[images]")]
-        if len(images) > 8:
-            raise invalid_request("At most 8 images.", param=f"{dprefix}[images]")
+        name = get_str(
+            product_data, "name", param=f"{dprefix}[name]", required=True, max_length=NAME_MAX_LENGTH
+        )
+        images = product_images(product_data, param=f"{dprefix}[images]")
         return {
             "id": new_id("prod", 14),
             "name": name,

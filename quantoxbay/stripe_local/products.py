@@ -31,10 +31,11 @@ CREATE_PARAMS = {"id", "name", "description", "images", "metadata", "active", "e
 UPDATE_PARAMS = {"name", "description", "images", "metadata", "active", "expand"}
 
 
-def _images(params: dict[str, Any]) -> list[str]:
-    images = [str(i) for i in get_list(params, "images")]
+def product_images(params: dict[str, Any], *, param: str = "images") -> list[str]:
+    """A product's ``images`` (a product, or a line item's inline ``product_data``): at most 8."""
+    images = [str(i) for i in get_list(params, "images", param=param)]
     if len(images) > MAX_IMAGES:
-        raise invalid_request(f"At most {MAX_IMAGES} images.", param="images")
+        raise invalid_request(f"At most {MAX_IMAGES} images.", param=param)
     return images
 
 
@@ -67,7 +68,7 @@ class Products:
             "created": created,
             "default_price": None,
             "description": get_str(params, "description"),
-            "images": _images(params),
+            "images": product_images(params),
             "livemode": False,
             "marketing_features": [],
             "metadata": get_metadata(params),
@@ -106,7 +107,7 @@ class Products:
             if "description" in params:
                 data["description"] = get_str(params, "description")  # "" unsets it
             if "images" in params:
-                data["images"] = _images(params)
+                data["images"] = product_images(params)
             active = get_bool(params, "active")
             if active is not None:
                 data["active"] = active
