@@ -41,8 +41,10 @@ MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=2)
 RESEND_COOLDOWN = timedelta(seconds=60)
 IDLE_WAKE_SECONDS = 30.0
+#: Announced after a commit that queued mail outside a sale (a resend, an update notice).
+MAIL_QUEUED = "mail.queued"
 #: Announcements that mean "there may be mail to send now".
-WAKE_KINDS = frozenset({"order.paid", "mail.queued"})
+WAKE_KINDS = frozenset({"order.paid", MAIL_QUEUED})
 
 
 def backoff(attempts: int) -> timedelta:
@@ -114,7 +116,7 @@ def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announc
         row.status, row.attempts, row.next_attempt_at, row.locked_until = "pending", 0, utcnow(), None
         session.add(row)
         session.flush()
-    return Announcement(kind="mail.queued", topics=(buyer_topic(buyer_id),), data={"order_id": order_id})
+    return Announcement(kind=MAIL_QUEUED, topics=(buyer_topic(buyer_id),), data={"order_id": order_id})
 
 
 def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int:

@@ -354,7 +354,7 @@ class ProductFormState(rx.State):
             return
         if queued:
             # run_service has committed: wake the mail worker now rather than at its next poll.
-            notifier.announce(Announcement(kind="mail.queued", topics=()))
+            notifier.announce(Announcement(kind=receipts.MAIL_QUEUED, topics=()))
             self.notice = (
                 f"{queued} buyer{'s' if queued != 1 else ''} will get an e-mail about the new version."
             )
