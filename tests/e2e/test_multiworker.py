@@ -20,6 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from quantoxbay.settings import install_stripe_local_key
 from tests import services
 from tests.e2e.conftest import ROOT, _free_port, _wait_for
 
@@ -157,6 +158,7 @@ def two_backends(web_build_lock: None) -> Iterator[dict]:
             "log_a": log_a,
             "log_b": log_b,
             "db": pg_url,
+            "stripe_key": install_stripe_local_key(dir_a),
         }
     finally:
         _stop(app_a)
@@ -188,7 +190,7 @@ def test_payment_confirmed_arrives_across_workers(browser, two_backends) -> None
     # Pay; the embedded Stripe on A signs the event and delivers it to backend B.
     paid = httpx.post(
         f"{a}/stripe-local/_local/checkout/{session_id}/pay",
-        headers={"Authorization": "Bearer sk_test_quantoxbay_local"},
+        headers={"Authorization": f"Bearer {two_backends['stripe_key']}"},
         timeout=20,
     )
     assert paid.status_code == 200, paid.text
