@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 TOOLS_BIN := $(CURDIR)/$(TOOLS)/node_modules/.bin
 APP_PORT ?= 3000
+# The address the server binds: loopback unless HOST says otherwise (e.g. HOST=0.0.0.0, on purpose).
+# An empty HOST would let Reflex fall back to 0.0.0.0, so it counts as unset.
+override HOST := $(or $(strip $(HOST)),127.0.0.1)
+export HOST
 export PATH := $(TOOLS_BIN):$(CURDIR)/$(BIN):$(PATH)
 export REFLEX_USE_SYSTEM_BUN := 1
 export REFLEX_TELEMETRY_ENABLED := false
@@ -34,22 +38,26 @@ setup: $(VENV)/.installed $(TOOLS)/.installed
 migrate: setup
 	$(BIN)/python -m quantoxbay migrate
 
+# Demo accounts open with the published password on a loopback HOST only: on any other, seed-demo
+# gives them random passwords and secure-demo replaces the published one, before the server listens.
 seed: migrate
-	@if [ -z "$$STRIPE_SECRET_KEY" ] && [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m quantoxbay seed-demo; fi
+	@if [ -z "$$STRIPE_SECRET_KEY" ] && [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m quantoxbay seed-demo; \
+	else $(BIN)/python -m quantoxbay secure-demo; fi
 
 run: seed
-	@echo "QuantoxBay on http://localhost:$(APP_PORT)"
-	$(BIN)/reflex run --env prod --single-port --backend-port $(APP_PORT) --frontend-port $(APP_PORT)
+	@echo "QuantoxBay on http://localhost:$(APP_PORT) (listening on $(HOST))"
+	$(BIN)/reflex run --env prod --single-port --backend-host $(HOST) --backend-port $(APP_PORT) --frontend-port $(APP_PORT)
 
 # Production: PostgreSQL, Redis for Reflex state, S3 (or compatible) for files, several workers.
 # DATABASE_URL and REDIS_URL are required; STORAGE_URL, S3_ENDPOINT_URL, AWS_*, STRIPE_* as you use them.
 run-prod: migrate
 	@test -n "$$DATABASE_URL" || (echo "run-prod needs DATABASE_URL (postgresql+psycopg://...)"; exit 2)
 	@test -n "$$REDIS_URL" || (echo "run-prod needs REDIS_URL (redis://...)"; exit 2)
-	GRANIAN_WORKERS=$${WORKERS:-2} $(BIN)/reflex run --env prod --single-port --backend-port $(APP_PORT) --frontend-port $(APP_PORT)
+	$(BIN)/python -m quantoxbay secure-demo
+	GRANIAN_WORKERS=$${WORKERS:-2} $(BIN)/reflex run --env prod --single-port --backend-host $(HOST) --backend-port $(APP_PORT) --frontend-port $(APP_PORT)
 
 dev: seed
-	$(BIN)/reflex run --env dev
+	$(BIN)/reflex run --env dev --backend-host $(HOST)
 
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

@@ -128,6 +128,8 @@ class Server:
     proc: subprocess.Popen
     url: str
     log: Path
+    # The embedded Stripe's key of the app's install (reflex_app only).
+    stripe_key: str = ""
 
     @property
     def pid(self) -> int:
@@ -213,7 +215,14 @@ def reflex_app(
     if database_url:
         extra["DATABASE_URL"] = database_url
     env = base_env(**extra)
-    for key in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "STORAGE_URL"):
+    for key in (
+        "STRIPE_SECRET_KEY",
+        "STRIPE_LOCAL_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPE_API_BASE",
+        "STORAGE_URL",
+        "HOST",
+    ):
         env.pop(key, None)
     migrate = subprocess.run(
         [PYTHON, "-m", "quantoxbay", "migrate"],
@@ -254,7 +263,9 @@ def reflex_app(
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             lock.close()
-        yield Server(proc, url, log)
+        from quantoxbay.settings import install_stripe_local_key
+
+        yield Server(proc, url, log, stripe_key=install_stripe_local_key(data_dir))
     finally:
         stop_group(proc)
 

@@ -47,7 +47,6 @@ from bench._harness import (
 )
 
 GOAL_P95_MS = 150.0
-LOCAL_KEY = "sk_test_quantoxbay_local"
 PASSWORD = "bench-password-123"
 # Every websocket frame's arrival time, to split server time from the browser's render time.
 FRAMES = """(() => {
@@ -160,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                 reflex_app(data_dir, backend_only=False, database_url=db_url) as app,
                 sync_playwright() as pw,
             ):
-                client = stripe.StripeClient(LOCAL_KEY, base_addresses={"api": f"{app.url}/stripe-local"})
-                http = httpx.Client(timeout=30, headers={"Authorization": f"Bearer {LOCAL_KEY}"})
+                client = stripe.StripeClient(
+                    app.stripe_key, base_addresses={"api": f"{app.url}/stripe-local"}
+                )
+                http = httpx.Client(timeout=30, headers={"Authorization": f"Bearer {app.stripe_key}"})
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 context = browser.new_context(base_url=app.url, viewport={"width": 1280, "height": 860})
                 context.set_default_timeout(args.timeout * 1000)

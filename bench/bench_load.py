@@ -39,8 +39,6 @@ from bench._harness import (
     tempdir,
 )
 
-LOCAL_KEY = "sk_test_quantoxbay_local"
-
 
 def create_session(client, buyer_id: int, product_id: int, app_url: str, counters: dict) -> str:  # type: ignore[no-untyped-def]
     import stripe
@@ -109,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             buyer_ids, product_id = insert_buyers_and_product(db_url, args.buyers)
             with reflex_app(data_dir, backend_only=True, database_url=db_url) as app:
                 api = f"{app.url}/stripe-local"
-                auth = {"Authorization": f"Bearer {LOCAL_KEY}"}
+                auth = {"Authorization": f"Bearer {app.stripe_key}"}
                 counters = {"rate_limited": 0}
                 lock = threading.Lock()
                 start_gate = threading.Barrier(args.buyers)
@@ -117,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 deadline = time.monotonic() + args.timeout
 
                 def buyer(buyer_id: int) -> tuple[str, bool, float]:
-                    client = stripe.StripeClient(LOCAL_KEY, base_addresses={"api": api})
+                    client = stripe.StripeClient(app.stripe_key, base_addresses={"api": api})
                     start_gate.wait(timeout=60)
                     t0 = time.perf_counter()
                     local = {"rate_limited": 0}

@@ -1,4 +1,4 @@
-"""Command line: ``python -m quantoxbay seed-demo | create-user | create-product | migrate``."""
+"""Command line: ``python -m quantoxbay seed-demo | secure-demo | create-user | create-product | migrate``."""
 
 from __future__ import annotations
 
@@ -12,14 +12,21 @@ from quantoxbay.migrations import upgrade_to_head
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, accounts, catalog, demo
 from quantoxbay.services.money import parse_price
-from quantoxbay.settings import get_settings
+from quantoxbay.settings import Settings, get_settings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m quantoxbay", description="QuantoxBay administration")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
-    sub.add_parser("seed-demo", help="create the demo users and products (once)")
+    sub.add_parser(
+        "seed-demo",
+        help="create the demo users and products (once); with a non-loopback HOST, random passwords",
+    )
+    sub.add_parser(
+        "secure-demo",
+        help="with a non-loopback HOST, replace the published demo password where it still works",
+    )
 
     user = sub.add_parser("create-user", help="create an account")
     user.add_argument("email")
@@ -46,17 +53,13 @@ def main(argv: list[str] | None = None) -> int:
             upgrade_to_head()
             print("Database is at the newest schema.")
             return 0
-        from quantoxbay.storage import get_storage
 
         if args.command == "seed-demo":
-            with session_scope() as session:
-                created = demo.seed_demo(
-                    session=session, storage=get_storage(), max_upload_bytes=settings.max_upload_bytes
-                )
-            print("Demo data created." if created else "Demo data already present.")
-            print(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
-            for role, email in demo.DEMO_USERS.items():
-                print(f"  {role.value:<6} {email}")
+            return _seed_demo(settings)
+        if args.command == "secure-demo":
+            if not settings.listens_on_loopback:
+                with session_scope() as session:
+                    _print_replaced(settings, demo.replace_published_passwords(session=session))
             return 0
         if args.command == "create-user":
             with session_scope() as session:
@@ -71,6 +74,57 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1  # pragma: no cover - argparse requires a command
+
+
+def _seed_demo(settings: Settings) -> int:
+    """Seed the demo once. The published password opens the demo accounts only on a loopback
+    HOST; otherwise they get random passwords, printed here once."""
+    from quantoxbay.storage import get_storage
+
+    exposed = not settings.listens_on_loopback
+    passwords = demo.random_passwords() if exposed else None
+    with session_scope() as session:
+        created = demo.seed_demo(
+            session=session,
+            storage=get_storage(),
+            max_upload_bytes=settings.max_upload_bytes,
+            passwords=passwords,
+        )
+        replaced = demo.replace_published_passwords(session=session) if exposed and not created else {}
+        published = (
+            set() if exposed else {u.email for u in demo.accounts_with_published_password(session=session)}
+        )
+    print("Demo data created." if created else "Demo data already present.")
+    if not exposed:
+        print(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
+        for role, email in demo.DEMO_USERS.items():
+            note = "" if email in published else "  (password set at random earlier, printed then)"
+            print(f"  {role.value:<6} {email}{note}")
+        return 0
+    if created:
+        assert passwords is not None
+        print(
+            f"HOST={settings.host} is reachable from the network, so the published demo password is "
+            "not used. Demo logins (random passwords, shown only now):"
+        )
+        for role, email in demo.DEMO_USERS.items():
+            print(f"  {role.value:<6} {email}  {passwords[email]}")
+        return 0
+    _print_replaced(settings, replaced)
+    return 0
+
+
+def _print_replaced(settings: Settings, replaced: dict[str, str]) -> None:
+    if not replaced:
+        print(f"HOST={settings.host}: no demo account opens with the published password.")
+        return
+    print(
+        f"HOST={settings.host} is reachable from the network: demo accounts that had the published "
+        "password got random ones (shown only now; their sessions were ended):"
+    )
+    for role, email in demo.DEMO_USERS.items():
+        if email in replaced:
+            print(f"  {role.value:<6} {email}  {replaced[email]}")
 
 
 def _create_product(args: argparse.Namespace, max_upload_bytes: int) -> int:

@@ -8,13 +8,19 @@ are not given are generated once and kept under DATA_DIR (never committed).
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STRIPE_LOCAL_KEY_PREFIX = "sk_test_"
+#: Random characters after ``sk_test_`` the embedded Stripe's key needs at least.
+STRIPE_LOCAL_KEY_MIN_RANDOM = 32
 
 
 def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
@@ -25,14 +31,43 @@ def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     except FileNotFoundError:
         pass
     value = make()
-    # O_EXCL: two processes starting together agree on one secret.
+    # Written in full to a private temporary file, then linked into place: link() fails when
+    # the name exists, so two processes starting together agree on one secret, and no reader
+    # ever sees a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        os.unlink(tmp)
     return value
+
+
+def new_stripe_local_key() -> str:
+    """A fresh secret key for the embedded Stripe: ``sk_test_`` and 48 random hex digits."""
+    return STRIPE_LOCAL_KEY_PREFIX + secrets.token_hex(24)
+
+
+def install_stripe_local_key(data_dir: Path) -> str:
+    """The embedded Stripe's key of the install at ``data_dir`` (generated once, kept in
+    ``data_dir/secrets``). ``STRIPE_LOCAL_SECRET_KEY``, when set, is used instead of it."""
+    return _read_or_create_secret(data_dir / "secrets" / "stripe_local_secret_key", new_stripe_local_key)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Tell whether a listener bound to ``host`` is reachable from this machine only."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # Another host name may resolve to anything: treat it as reachable from the network.
+        return False
 
 
 class Settings(BaseSettings):
@@ -46,12 +81,16 @@ class Settings(BaseSettings):
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""
+    # The only key the embedded Stripe accepts (generated once per install when unset).
+    stripe_local_secret_key: str = ""
     storage_url: str = ""
     s3_endpoint_url: str | None = None
     smtp_url: str | None = None
     mail_from: str = "QuantoxBay <receipts@quantoxbay.local>"
     app_secret: str = ""
     app_port: int = 3000
+    # The address `make run` binds; anything but loopback is reachable from the network.
+    host: str = "127.0.0.1"
     public_url: str = ""
     # How long a signed download link stays valid.
     download_link_ttl_seconds: int = 600
@@ -72,6 +111,22 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("stripe_local_secret_key")
+    @classmethod
+    def _strong_stripe_local_key(cls, value: str) -> str:
+        value = value.strip()
+        if value and (
+            not value.startswith(STRIPE_LOCAL_KEY_PREFIX)
+            or len(value) < len(STRIPE_LOCAL_KEY_PREFIX) + STRIPE_LOCAL_KEY_MIN_RANDOM
+            or not value.isascii()
+            or not value.isprintable()
+        ):
+            raise ValueError(
+                f"STRIPE_LOCAL_SECRET_KEY must be {STRIPE_LOCAL_KEY_PREFIX} followed by at least "
+                f"{STRIPE_LOCAL_KEY_MIN_RANDOM} random characters"
+            )
+        return value
 
     @field_validator("bcrypt_rounds")
     @classmethod
@@ -102,6 +157,8 @@ class Settings(BaseSettings):
                 self.data_dir / "secrets" / "stripe_webhook_secret",
                 lambda: "whsec_" + secrets.token_hex(24),
             )
+        if self.uses_embedded_stripe and not self.stripe_local_secret_key:
+            self.stripe_local_secret_key = install_stripe_local_key(self.data_dir)
 
     @property
     def uses_embedded_stripe(self) -> bool:
@@ -109,8 +166,13 @@ class Settings(BaseSettings):
 
     @property
     def effective_stripe_key(self) -> str:
-        """The key the SDK sends: the real one, or a test key for the embedded Stripe."""
-        return self.stripe_secret_key or "sk_test_quantoxbay_local"
+        """The key the SDK sends: the real one, or the embedded Stripe's install key."""
+        return self.stripe_secret_key or self.stripe_local_secret_key
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """Whether the server's address (HOST) is reachable from this machine only."""
+        return is_loopback_host(self.host)
 
     @property
     def outbox_dir(self) -> Path:

@@ -18,7 +18,16 @@ import pytest
 # Before anything imports quantoxbay.settings: never touch the developer's ./data.
 _SESSION_DATA_DIR = Path(tempfile.mkdtemp(prefix="qb-test-data-"))
 os.environ["DATA_DIR"] = str(_SESSION_DATA_DIR)
-for _name in ("DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STORAGE_URL", "SMTP_URL", "APP_SECRET"):
+for _name in (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_LOCAL_SECRET_KEY",
+    "STORAGE_URL",
+    "SMTP_URL",
+    "APP_SECRET",
+    "HOST",
+):
     os.environ.pop(_name, None)
 
 from sqlalchemy import Connection  # noqa: E402

@@ -32,6 +32,7 @@ def build_stripe_local(settings: Settings) -> Starlette:
     return create_stripe_local_app(
         StripeLocalConfig(
             db_path=settings.stripe_local_db_path,
+            secret_key=settings.stripe_local_secret_key,
             public_base_url=f"{settings.public_url}{routes.STRIPE_LOCAL_MOUNT}",
             webhook_url=settings.stripe_local_webhook_url,
             webhook_secret=settings.stripe_webhook_secret,

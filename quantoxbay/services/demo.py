@@ -1,13 +1,21 @@
-"""Demo data for `make run` with the embedded defaults: three users, real small products."""
+"""Demo data for `make run` with the embedded defaults: three users, real small products.
+
+The demo password is published (README, CLI): it opens the demo accounts only while the
+server listens on a loopback address. Reachable from a network, the demo accounts get
+random passwords instead, shown once (:func:`seed_demo` with ``passwords``,
+:func:`replace_published_passwords`).
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import secrets
+from collections.abc import Mapping
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, select
 
-from quantoxbay.models import Role, User
+from quantoxbay.models import LoginTicket, Role, User
 from quantoxbay.services import accounts, catalog
 from quantoxbay.storage import Storage
 
@@ -94,15 +102,30 @@ DEMO_PRODUCTS = [
 ]
 
 
-def seed_demo(*, session: Session, storage: Storage, max_upload_bytes: int) -> bool:
-    """Create the demo users and products once; returns False when they already exist."""
+def random_passwords() -> dict[str, str]:
+    """A fresh random password for each demo account, by e-mail."""
+    return {email: secrets.token_urlsafe(12) for email in DEMO_USERS.values()}
+
+
+def seed_demo(
+    *,
+    session: Session,
+    storage: Storage,
+    max_upload_bytes: int,
+    passwords: Mapping[str, str] | None = None,
+) -> bool:
+    """Create the demo users and products once; returns False when they already exist.
+
+    ``passwords`` (by e-mail) replaces the published :data:`DEMO_PASSWORD`, for a server
+    reachable from a network.
+    """
     if session.exec(select(User.id).where(User.email == DEMO_USERS[Role.SELLER])).first() is not None:
         return False
     users = {
         role: accounts.create_user(
             session=session,
             email=email,
-            password=DEMO_PASSWORD,
+            password=passwords[email] if passwords else DEMO_PASSWORD,
             role=role,
             display_name=f"Demo {role.value.title()}",
         )
@@ -141,3 +164,29 @@ def seed_demo(*, session: Session, storage: Storage, max_upload_bytes: int) -> b
         )
         catalog.publish_product(session=session, storage=storage, product_id=product.id, seller_id=seller_id)
     return True
+
+
+def accounts_with_published_password(*, session: Session) -> list[User]:
+    """The demo accounts the published :data:`DEMO_PASSWORD` still opens."""
+    users = session.exec(select(User).where(col(User.email).in_(list(DEMO_USERS.values())))).all()
+    return [u for u in users if accounts.verify_password(DEMO_PASSWORD, u.password_hash)]
+
+
+def replace_published_passwords(*, session: Session) -> dict[str, str]:
+    """Give each demo account the published password still opens a random one, and end its
+    sessions (anyone may have logged in with the published password).
+
+    Returns:
+        The new passwords by e-mail: the only time they can be shown.
+    """
+    replaced: dict[str, str] = {}
+    for user in accounts_with_published_password(session=session):
+        assert user.id is not None
+        password = secrets.token_urlsafe(12)
+        user.password_hash = accounts.hash_password(password)
+        session.add(user)
+        accounts.end_all_sessions(session=session, user_id=user.id)
+        session.execute(delete(LoginTicket).where(col(LoginTicket.user_id) == user.id))
+        replaced[user.email] = password
+    session.flush()
+    return replaced

@@ -9,14 +9,16 @@ Use::
 
     from quantoxbay.stripe_local import create_stripe_local_app, StripeLocalConfig
 
-    app = create_stripe_local_app(StripeLocalConfig(
+    config = StripeLocalConfig(
         db_path=Path("data/stripe_local.db"),
+        secret_key="sk_test_...",  # the only key it accepts: 32+ random characters
         public_base_url="http://localhost:3000/stripe-local",
         webhook_url="http://localhost:3000/api/stripe/webhook",
         webhook_secret="whsec_...",
-    ))
+    )
+    app = create_stripe_local_app(config)
     # mount at /stripe-local; then
-    client = stripe.StripeClient("sk_test_anything",
+    client = stripe.StripeClient(config.secret_key,
                                  base_addresses={"api": "http://localhost:3000/stripe-local"})
 
 What it serves (paths inside the app):
@@ -34,20 +36,22 @@ What it serves (paths inside the app):
   ``limit``, ``starting_after``/``ending_before``). Form-encoded bracket
   parameters, Stripe's object shapes, list envelopes and error bodies, a
   ``Request-Id`` header, Idempotency-Key replay (24 h), a per-endpoint token
-  bucket (``rate_limit_per_second``, 429 ``rate_limit``), any ``sk_test_`` key.
+  bucket (``rate_limit_per_second``, 429 ``rate_limit``), and only the
+  instance's own ``secret_key`` (any other: 401, Stripe's "Invalid API Key").
   Only ``mode=payment`` with ``price_data`` line items is supported:
   ``price_data[product]`` (a stored, active product) or
   ``price_data[product_data]`` (an inline product), exactly one.
 * ``/checkout/{id}``: the hosted checkout page (see :mod:`.checkout_page` for
-  its accessible names), Stripe's test cards (:mod:`.cards`), 3-D Secure step
-  at ``/checkout/{id}/authenticate``.
+  its accessible names), public like Stripe's: it needs no key and acts on its
+  own open session only (pay it, apply or remove a promotion code); Stripe's
+  test cards (:mod:`.cards`), 3-D Secure step at ``/checkout/{id}/authenticate``.
 * ``/_local/checkout/{id}/pay``: not part of Stripe; pays a session without
   HTML for tests and load benchmarks (form fields ``card_number``, ``expiry``,
   ``cvc``, ``name``, ``email``, ``promotion_code``, ``three_d_secure`` =
   ``complete``|``fail``; all optional, defaults pay with 4242...). Answers JSON
   ``{outcome, message, error, redirect_url, session}``: 200 paid, 402
   declined, 400 invalid, 409 not open. Also ``POST /_local/webhooks/flush`` and
-  ``POST /_local/sweep``. All need an ``sk_test_`` bearer key.
+  ``POST /_local/sweep``. All need the instance's ``secret_key``.
 
 Coupons and products: as on Stripe, ``applies_to[products]`` holds Product ids
 that must exist (else 404 ``resource_missing``, param

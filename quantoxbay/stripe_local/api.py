@@ -1,7 +1,7 @@
 """The ``/v1`` API routes stripe-python talks to, plus the ``/_local`` helpers.
 
 Every API route goes through :func:`endpoint`, which does what Stripe's edge
-does: a ``Request-Id``, the API key check (any ``sk_test_`` key), the
+does: a ``Request-Id``, the API key check (the instance's own secret key), the
 per-endpoint rate limit, form decoding, Idempotency-Key replay, and turning
 :class:`~.errors.StripeLocalError` into Stripe's error body.
 """
@@ -9,6 +9,7 @@ per-endpoint rate limit, form decoding, Idempotency-Key replay, and turning
 from __future__ import annotations
 
 import base64
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,8 +83,8 @@ def api_key_of(request: Request) -> str | None:
     return None
 
 
-def authenticate(request: Request) -> str:
-    """Accept any ``sk_test_`` key.
+def authenticate(request: Request, secret_key: str) -> None:
+    """Accept the instance's own secret key only (compared in constant time).
 
     Raises:
         StripeLocalError: 401 for a missing or any other key.
@@ -95,9 +96,14 @@ def authenticate(request: Request) -> str:
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY')."
         )
-    if not key.startswith("sk_test_") or len(key) <= len("sk_test_"):
-        raise authentication_error(f"Invalid API Key provided: {key[:8]}****{key[-4:]}")
-    return key
+    if not hmac.compare_digest(key.encode(), secret_key.encode()):
+        raise authentication_error(f"Invalid API Key provided: {_masked(key)}")
+
+
+def _masked(key: str) -> str:
+    """Stripe's way of naming a wrong key: its prefix and last four characters."""
+    prefix = key[:8] if key.startswith(("sk_", "rk_", "pk_")) else ""
+    return f"{prefix}****{key[-4:]}" if len(key) > 12 else "****"
 
 
 def _headers(request: Request, request_id: str) -> dict[str, str]:
@@ -135,7 +141,7 @@ def endpoint(runtime: StripeLocal, method: str, template: str, handler: Handler)
         headers = _headers(request, request_id)
         runtime.ensure_started()
         try:
-            authenticate(request)
+            authenticate(request, runtime.config.secret_key)
             if not runtime.rate_limiter.allow(bucket):
                 raise rate_limit_error()
             if method == "POST":
@@ -321,23 +327,29 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
         ("GET", "/v1/events/{id}", event_get),
     ]
     routes = [endpoint(runtime, method, path, handler) for method, path, handler in table]
-    routes.append(Route("/v1/{rest:path}", _unknown_route, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]))
+
+    async def unknown_route(request: Request) -> Response:
+        """Answer Stripe's 404 for an API path the embedded Stripe lacks (401 first, as Stripe)."""
+        headers = _headers(request, new_id("req", 14))
+        try:
+            authenticate(request, runtime.config.secret_key)
+        except StripeLocalError as exc:
+            return error_response(exc, headers)
+        missing = invalid_request(
+            f"Unrecognized request URL ({request.method}: {request.url.path}).", status=404
+        )
+        return error_response(missing, headers)
+
+    routes.append(Route("/v1/{rest:path}", unknown_route, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]))
     routes.extend(local_routes(runtime))
     return routes
-
-
-async def _unknown_route(request: Request) -> Response:
-    """Answer Stripe's 404 for an API path the embedded Stripe lacks."""
-    request_id = new_id("req", 14)
-    exc = invalid_request(f"Unrecognized request URL ({request.method}: {request.url.path}).", status=404)
-    return error_response(exc, _headers(request, request_id))
 
 
 # -- /_local helpers (not part of Stripe's API) ---------------------------
 
 
 def local_routes(runtime: StripeLocal) -> list[Route]:
-    """Helpers for tests and load benchmarks (need an ``sk_test_`` key).
+    """Helpers for tests and load benchmarks (need the instance's secret key).
 
     ``POST /_local/checkout/{id}/pay`` pays a session without the HTML page.
     Form fields (all optional): ``card_number`` (default 4242424242424242),
@@ -357,7 +369,7 @@ def local_routes(runtime: StripeLocal) -> list[Route]:
         runtime.ensure_started()
         headers = {"Request-Id": new_id("req", 14)}
         try:
-            authenticate(request)
+            authenticate(request, runtime.config.secret_key)
         except StripeLocalError as exc:
             return error_response(exc, headers)
         form = await request.form()
@@ -411,18 +423,18 @@ def local_routes(runtime: StripeLocal) -> list[Route]:
 
     async def flush(request: Request) -> Response:
         try:
-            authenticate(request)
+            authenticate(request, runtime.config.secret_key)
         except StripeLocalError as exc:
-            return error_response(exc, {})
+            return error_response(exc, {"Request-Id": new_id("req", 14)})
         timeout = float(request.query_params.get("timeout", "10"))
         empty = await run_in_threadpool(runtime.flush_webhooks, timeout)
         return JSONResponse({"empty": empty, "pending": runtime.dispatcher.pending_count()})
 
     async def sweep(request: Request) -> Response:
         try:
-            authenticate(request)
+            authenticate(request, runtime.config.secret_key)
         except StripeLocalError as exc:
-            return error_response(exc, {})
+            return error_response(exc, {"Request-Id": new_id("req", 14)})
         return JSONResponse({"expired": await run_in_threadpool(runtime.sweep_now)})
 
     return [

@@ -9,6 +9,10 @@ from pathlib import Path
 #: version pinned by stripe-python 16.1.0 (``stripe._api_version``).
 API_VERSION = "2026-10-28.endive"
 
+#: The embedded Stripe's secret key: this prefix, then at least this many random characters.
+SECRET_KEY_PREFIX = "sk_test_"  # noqa: S105  (a prefix, not a key)
+SECRET_KEY_MIN_RANDOM = 32
+
 #: Event types delivered to the webhook endpoint by default. Every event is
 #: stored (and listed by ``GET /v1/events``) whatever this says; only these are
 #: POSTed, like a Stripe endpoint subscribed to what a shop needs. Use
@@ -33,6 +37,9 @@ class StripeLocalConfig:
 
     Attributes:
         db_path: The SQLite file holding all state (created when missing).
+        secret_key: The only API key the instance accepts (``sk_test_`` and at
+            least 32 random characters), on ``/v1`` and ``/_local`` alike. The
+            hosted checkout page needs no key: it acts on its own session only.
         public_base_url: The URL the app is reachable at from a browser, without
             a trailing slash, e.g. ``http://localhost:3000/stripe-local``.
             ``session.url`` is ``f"{public_base_url}/checkout/{id}"``.
@@ -57,6 +64,7 @@ class StripeLocalConfig:
     """
 
     db_path: Path
+    secret_key: str = field(repr=False)
     webhook_secret: str
     public_base_url: str = "http://localhost:3000/stripe-local"
     webhook_url: str | None = "http://localhost:3000/api/stripe/webhook"
@@ -76,6 +84,13 @@ class StripeLocalConfig:
         """Normalise the base URL and check the numbers make sense."""
         object.__setattr__(self, "db_path", Path(self.db_path))
         object.__setattr__(self, "public_base_url", self.public_base_url.rstrip("/"))
+        if (
+            not self.secret_key.startswith(SECRET_KEY_PREFIX)
+            or len(self.secret_key) < len(SECRET_KEY_PREFIX) + SECRET_KEY_MIN_RANDOM
+        ):
+            raise ValueError(
+                f"secret_key must be {SECRET_KEY_PREFIX} followed by at least {SECRET_KEY_MIN_RANDOM} characters"
+            )
         if not self.webhook_secret:
             raise ValueError("webhook_secret must not be empty")
         if self.webhook_max_attempts < 1:

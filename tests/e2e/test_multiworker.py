@@ -20,6 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from quantoxbay.settings import new_stripe_local_key
 from tests import services
 from tests.e2e.conftest import ROOT, _free_port, _wait_for
 
@@ -87,6 +88,8 @@ def two_backends(web_build_lock: None) -> Iterator[dict]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "APP_SECRET": "multiworker-app-secret-" + uuid.uuid4().hex,
         "STRIPE_WEBHOOK_SECRET": "whsec_" + uuid.uuid4().hex,
+        # Both backends talk to A's embedded Stripe (PUBLIC_URL): one key for both, like the secrets above.
+        "STRIPE_LOCAL_SECRET_KEY": new_stripe_local_key(),
         "PUBLIC_URL": f"http://localhost:{port_a}",
         "REFLEX_USE_SYSTEM_BUN": "1",
         "REFLEX_TELEMETRY_ENABLED": "false",
@@ -157,6 +160,7 @@ def two_backends(web_build_lock: None) -> Iterator[dict]:
             "log_a": log_a,
             "log_b": log_b,
             "db": pg_url,
+            "stripe_key": base["STRIPE_LOCAL_SECRET_KEY"],
         }
     finally:
         _stop(app_a)
@@ -188,7 +192,7 @@ def test_payment_confirmed_arrives_across_workers(browser, two_backends) -> None
     # Pay; the embedded Stripe on A signs the event and delivers it to backend B.
     paid = httpx.post(
         f"{a}/stripe-local/_local/checkout/{session_id}/pay",
-        headers={"Authorization": "Bearer sk_test_quantoxbay_local"},
+        headers={"Authorization": f"Bearer {two_backends['stripe_key']}"},
         timeout=20,
     )
     assert paid.status_code == 200, paid.text

@@ -29,6 +29,7 @@ from quantoxbay.db import make_engine
 from quantoxbay.models import DownloadGrant, Order, Role
 from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
+from tests.stripe_keys import bearer, stripe_local_key
 from tests.stripe_payloads import checkout_session, event, signed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,8 +176,8 @@ def test_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     log = tmp_path / "backend.log"
     proc = _start_backend(env, port, log)
     base = f"http://127.0.0.1:{port}/stripe-local"
-    client = stripe.StripeClient("sk_test_faults", base_addresses={"api": base})
-    auth = {"Authorization": "Bearer sk_test_faults"}
+    client = stripe.StripeClient(stripe_local_key(data_dir), base_addresses={"api": base})
+    auth = bearer(data_dir)
     session_ids: list[str] = []
     for i in range(24):
         buyer = buyers[i % 3]

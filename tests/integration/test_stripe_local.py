@@ -28,7 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from quantoxbay.settings import new_stripe_local_key
 from quantoxbay.stripe_local import StripeLocal, StripeLocalConfig, create_stripe_local_app
+from tests.stripe_keys import bearer, stripe_local_key
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -277,6 +279,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     receiver = Receiver(SECRET)
     config = StripeLocalConfig(
         db_path=tmp_path_factory.mktemp("stripe_local") / "stripe_local.db",
+        secret_key=stripe_local_key(),
         public_base_url=f"{base}/stripe-local",
         webhook_url=f"{base}/api/stripe/webhook",
         webhook_secret=SECRET,
@@ -290,7 +293,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     )
     app, runtime = build_app(config, receiver)
     server = ServerThread(app, port).start()
-    client = stripe.StripeClient("sk_test_local", base_addresses={"api": f"{base}/stripe-local"})
+    client = stripe.StripeClient(stripe_local_key(), base_addresses={"api": f"{base}/stripe-local"})
     with httpx.Client(timeout=10) as http:
         yield Env(base, f"{base}/stripe-local", client, runtime, receiver, http)
     server.stop()
@@ -400,6 +403,131 @@ def test_authentication_errors(env: Env) -> None:
     assert response.json()["error"]["message"].startswith("You did not provide an API key")
 
 
+# Each API and helper route, called as an attacker on the network would: with a key of their own.
+GUARDED_ROUTES = [
+    ("GET", "/v1/checkout/sessions"),
+    ("POST", "/v1/checkout/sessions"),
+    ("GET", "/v1/checkout/sessions/cs_test_x"),
+    ("POST", "/v1/checkout/sessions/cs_test_x/expire"),
+    ("POST", "/v1/refunds"),
+    ("POST", "/v1/coupons"),
+    ("POST", "/v1/promotion_codes"),
+    ("POST", "/v1/products/prod_x"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/customers"),  # not served: still 401 before 404, as on Stripe
+    ("POST", "/_local/checkout/cs_test_x/pay"),
+    ("POST", "/_local/webhooks/flush"),
+    ("POST", "/_local/sweep"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), GUARDED_ROUTES)
+def test_only_the_install_key_opens_the_api_and_helpers(env: Env, method: str, path: str) -> None:
+    url = f"{env.api_base}{path}"
+    other_install = new_stripe_local_key()
+    for headers, message in [
+        ({"Authorization": "Bearer sk_test_anything"}, "Invalid API Key provided: sk_test_****hing"),
+        (
+            {"Authorization": f"Bearer {other_install}"},
+            f"Invalid API Key provided: sk_test_****{other_install[-4:]}",
+        ),
+        ({"Authorization": f"Bearer {stripe_local_key()}x"}, "Invalid API Key provided: sk_test_****"),
+        ({}, "You did not provide an API key."),
+    ]:
+        response = env.http.request(method, url, headers=headers)
+        assert response.status_code == 401, (headers, response.text)
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert error["message"].startswith(message)
+        assert stripe_local_key() not in response.text
+        assert response.headers["request-id"].startswith("req_")
+    # Basic auth (the key as user name) is held to the same key.
+    wrong_basic = env.http.request(method, url, auth=("sk_test_anything", ""))
+    assert wrong_basic.status_code == 401
+    right = env.http.request(method, url, headers=bearer())
+    assert right.status_code != 401, right.text
+
+
+def test_the_sdk_with_another_key_gets_an_authentication_error(env: Env) -> None:
+    for key in ("sk_test_anything", new_stripe_local_key()):
+        other = stripe.StripeClient(key, base_addresses={"api": env.api_base})
+        with pytest.raises(stripe.AuthenticationError) as info:
+            other.v1.checkout.sessions.list()
+        assert info.value.http_status == 401
+        assert info.value.json_body["error"]["message"] == f"Invalid API Key provided: sk_test_****{key[-4:]}"
+    right = stripe.StripeClient(
+        stripe_local_key(), base_addresses={"api": env.api_base}, max_network_retries=0
+    )
+    assert right.v1.checkout.sessions.list(params={"limit": 1}).object == "list"
+    basic = env.http.get(f"{env.api_base}/v1/events", auth=(stripe_local_key(), ""), params={"limit": 1})
+    assert basic.status_code == 200
+
+
+def test_nobody_without_the_key_renames_a_product_on_the_hosted_page(env: Env) -> None:
+    product = env.client.v1.products.create(params={"name": "Python Ebook", "metadata": {"shop_id": "42"}})
+    renamed = env.http.post(
+        f"{env.api_base}/v1/products/{product.id}",
+        headers={"Authorization": "Bearer sk_test_anything"},
+        data={"name": "Pwned", "images[0]": "https://evil.test/x.png"},
+    )
+    assert renamed.status_code == 401
+    session = env.client.v1.checkout.sessions.create(
+        params=session_params(line_items=[product_line_item(product.id)], allow_promotion_codes=True)
+    )
+    # The public page's own forms, with every product or line-item field an attacker might add.
+    page = env.http.get(session.url)
+    token = form_token(page.text)
+    smuggled = {
+        "name": "Ada Buyer",
+        "product": "Pwned",
+        "product_name": "Pwned",
+        "line_items[0][price_data][product_data][name]": "Pwned",
+        "line_items[0][price_data][unit_amount]": "1",
+        "amount_total": "1",
+        "metadata[shop_id]": "666",
+    }
+    for action in ("apply", "remove"):
+        env.http.post(
+            session.url, data={"form_token": token, "action": action, "promotion_code": "X", **smuggled}
+        )
+    unchanged = env.client.v1.products.retrieve(product.id)
+    assert (
+        unchanged.name == "Python Ebook" and unchanged.images == [] and unchanged.metadata["shop_id"] == "42"
+    )
+    after = env.http.get(session.url).text
+    assert "Python Ebook" in after and "Pwned" not in after
+    paid = pay_on_page(env.http, session.url, **smuggled)
+    assert paid.status_code == 303
+    done = env.client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["line_items"]})
+    assert done.amount_total == 1999 and done.metadata.to_dict() == {"order_id": "123"}
+    assert [item.description for item in done.line_items.data] == ["Python Ebook"]
+
+
+def test_a_sessions_page_acts_on_that_session_only(env: Env) -> None:
+    mine = env.client.v1.checkout.sessions.create(params=session_params())
+    theirs = env.client.v1.checkout.sessions.create(params=session_params())
+    my_token = form_token(env.http.get(mine.url).text)
+    for url in (theirs.url, f"{theirs.url}/authenticate"):
+        response = env.http.post(
+            url,
+            data={
+                "form_token": my_token,
+                "email": "buyer@example.com",
+                "card_number": GOOD_CARD,
+                "expiry": "12/34",
+                "cvc": "123",
+                "name": "Mallory",
+                "action": "pay",
+            },
+        )
+        assert response.status_code == 403
+    assert env.client.v1.checkout.sessions.retrieve(theirs.id).status == "open"
+    # No other method or path under the page does anything.
+    assert env.http.delete(mine.url).status_code == 405
+    assert env.http.post(f"{mine.url}/pay", data={"form_token": my_token}).status_code == 404
+    assert env.client.v1.checkout.sessions.retrieve(mine.id).status == "open"
+
+
 def test_idempotency_replays_and_rejects_other_params(env: Env) -> None:
     options = {"idempotency_key": f"key-{time.time_ns()}"}
     first = env.client.v1.checkout.sessions.create(params=session_params(), options=options)
@@ -438,7 +566,7 @@ def test_rate_limit_per_endpoint(env: Env) -> None:
 
 
 def test_unknown_api_path_is_404(env: Env) -> None:
-    response = env.http.get(f"{env.api_base}/v1/customers", headers={"Authorization": "Bearer sk_test_x"})
+    response = env.http.get(f"{env.api_base}/v1/customers", headers=bearer())
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "invalid_request_error"
 
@@ -796,7 +924,7 @@ def test_local_pay_helper(env: Env) -> None:
     session = env.client.v1.checkout.sessions.create(params=session_params())
     url = f"{env.api_base}/_local/checkout/{session.id}/pay"
     assert env.http.post(url).status_code == 401
-    auth = {"Authorization": "Bearer sk_test_local"}
+    auth = bearer()
     declined = env.http.post(url, headers=auth, data={"card_number": "4000000000009995"})
     assert declined.status_code == 402 and declined.json()["error"]["decline_code"] == "insufficient_funds"
     ok = env.http.post(url, headers=auth, data={"email": "helper@example.com"})
@@ -1111,7 +1239,7 @@ def test_events_list_filters_and_paginates(env: Env) -> None:
 def local_pay(env: Env, session_id: str, **fields: str) -> httpx.Response:
     return env.http.post(
         f"{env.api_base}/_local/checkout/{session_id}/pay",
-        headers={"Authorization": "Bearer sk_test_local"},
+        headers=bearer(),
         data=fields,
     )
 

@@ -20,17 +20,18 @@ from tests.integration.test_stripe_local import (
     session_params,
     wait_for,
 )
+from tests.stripe_keys import bearer, stripe_local_key
 
 pytestmark = pytest.mark.timeout(60)
 
 SECRET = "whsec_test_webhooks"
-AUTH = {"Authorization": "Bearer sk_test_webhooks"}
 
 
 def config_for(db_path: Path, port: int, **overrides: object) -> StripeLocalConfig:
     base = f"http://127.0.0.1:{port}"
     values: dict[str, object] = {
         "db_path": db_path,
+        "secret_key": stripe_local_key(),
         "public_base_url": f"{base}/stripe-local",
         "webhook_url": f"{base}/api/stripe/webhook",
         "webhook_secret": SECRET,
@@ -53,7 +54,7 @@ def started(
     app, runtime = build_app(config_for(tmp_path / "s.db", port), receiver)
     server = ServerThread(app, port).start()
     client = stripe.StripeClient(
-        "sk_test_webhooks", base_addresses={"api": f"{server.base_url}/stripe-local"}
+        stripe_local_key(), base_addresses={"api": f"{server.base_url}/stripe-local"}
     )
     yield server, receiver, client, runtime
     server.stop()
@@ -61,7 +62,7 @@ def started(
 
 
 def pay(base_url: str, session_id: str) -> None:
-    response = httpx.post(f"{base_url}/stripe-local/_local/checkout/{session_id}/pay", headers=AUTH)
+    response = httpx.post(f"{base_url}/stripe-local/_local/checkout/{session_id}/pay", headers=bearer())
     assert response.status_code == 200, response.text
 
 
@@ -106,7 +107,7 @@ def test_pending_delivery_resumes_after_restart(tmp_path: Path) -> None:
         config_for(db_path, port, webhook_url=down, webhook_backoff_base_seconds=1.0), receiver
     )
     first = ServerThread(first_app, port).start()
-    client = stripe.StripeClient("sk_test_webhooks", base_addresses={"api": f"{first.base_url}/stripe-local"})
+    client = stripe.StripeClient(stripe_local_key(), base_addresses={"api": f"{first.base_url}/stripe-local"})
     session = client.v1.checkout.sessions.create(params=session_params())
     pay(first.base_url, session.id)
     wait_for(lambda: first_runtime.dispatcher.deliveries()[0]["attempts"] >= 1)
@@ -123,7 +124,7 @@ def test_pending_delivery_resumes_after_restart(tmp_path: Path) -> None:
         [event] = receiver.of(session.id, "checkout.session.completed")
         assert event["data"]["object"]["payment_status"] == "paid"
         again = stripe.StripeClient(
-            "sk_test_webhooks", base_addresses={"api": f"{second.base_url}/stripe-local"}
+            stripe_local_key(), base_addresses={"api": f"{second.base_url}/stripe-local"}
         )
         assert again.v1.checkout.sessions.retrieve(session.id).status == "complete"
     finally:
@@ -140,14 +141,14 @@ def test_standalone_app_lifespan_and_no_webhook_url(tmp_path: Path) -> None:
     try:
         runtime = app.state.stripe_local
         assert runtime.dispatcher.running
-        client = stripe.StripeClient("sk_test_x", base_addresses={"api": server.base_url})
+        client = stripe.StripeClient(stripe_local_key(), base_addresses={"api": server.base_url})
         session = client.v1.checkout.sessions.create(params=session_params())
         assert session.url == f"http://127.0.0.1:{port}/stripe-local/checkout/{session.id}"
         page = httpx.get(f"{server.base_url}/checkout/{session.id}")
         assert f'action="/checkout/{session.id}"' in page.text  # links follow the mount point
         response = httpx.post(
             f"{server.base_url}/_local/checkout/{session.id}/pay",
-            headers={"Authorization": "Bearer sk_test_x"},
+            headers=bearer(),
         )
         assert response.status_code == 200
         event = client.v1.events.list(params={"type": "checkout.session.completed"}).data[0]

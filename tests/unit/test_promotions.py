@@ -23,9 +23,9 @@ from quantoxbay.services.pricing import current_price_cents, sale_is_running
 from quantoxbay.stripe_local import StripeLocalConfig, create_stripe_local_app
 from tests.factories import create_published_product, create_user
 from tests.integration.test_stripe_local import ServerThread
+from tests.stripe_keys import bearer, stripe_local_key
 
 pytestmark = pytest.mark.timeout(60)
-KEY = "sk_test_promotions"
 
 
 @dataclass
@@ -38,7 +38,7 @@ class LocalStripe:
         """Pay like the hosted page would (``promotion_code`` = a code typed there)."""
         return self.http.post(
             f"{self.base}/_local/checkout/{session_id}/pay",
-            headers={"Authorization": f"Bearer {KEY}"},
+            headers=bearer(),
             data={"email": "buyer@example.com", **fields},
         )
 
@@ -47,6 +47,7 @@ class LocalStripe:
 def local_stripe(tmp_path: Path) -> Iterator[LocalStripe]:
     config = StripeLocalConfig(
         db_path=tmp_path / "stripe_local.db",
+        secret_key=stripe_local_key(),
         webhook_secret="whsec_promotions",
         public_base_url="http://127.0.0.1/stripe-local",
         webhook_url=None,
@@ -54,7 +55,7 @@ def local_stripe(tmp_path: Path) -> Iterator[LocalStripe]:
         start_background_worker=False,
     )
     server = ServerThread(create_stripe_local_app(config)).start()
-    client = stripe.StripeClient(KEY, base_addresses={"api": server.base_url})
+    client = stripe.StripeClient(stripe_local_key(), base_addresses={"api": server.base_url})
     with httpx.Client(timeout=10) as http:
         yield LocalStripe(client, server.base_url, http)
     server.stop()

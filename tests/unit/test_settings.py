@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from quantoxbay.settings import Settings
+from quantoxbay.settings import Settings, install_stripe_local_key, is_loopback_host, new_stripe_local_key
+from quantoxbay.stripe_local import StripeLocalConfig
 
 
 def test_defaults_need_no_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,3 +51,96 @@ def test_weak_bcrypt_cost_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("BCRYPT_ROUNDS", "4")
     with pytest.raises(ValueError, match="at least 12"):
         Settings()
+
+
+def test_the_embedded_stripe_key_is_generated_once_per_install_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    first = Settings()
+    key = first.stripe_local_secret_key
+    assert re.fullmatch(r"sk_test_[0-9a-f]{48}", key)
+    assert first.effective_stripe_key == key
+    path = tmp_path / "secrets" / "stripe_local_secret_key"
+    assert path.read_text() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Settings().effective_stripe_key == key  # reused, not regenerated
+    assert install_stripe_local_key(tmp_path) == key
+    # Another install has another key.
+    other = tmp_path / "other"
+    other.mkdir()
+    assert install_stripe_local_key(other) != key
+
+
+def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: install_stripe_local_key(tmp_path), range(32)))
+    assert len(keys) == 1 and next(iter(keys)).startswith("sk_test_")
+    assert [p.name for p in (tmp_path / "secrets").iterdir()] == ["stripe_local_secret_key"]
+
+
+def test_stripe_local_secret_key_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    given = new_stripe_local_key()
+    monkeypatch.setenv("STRIPE_LOCAL_SECRET_KEY", given)
+    s = Settings()
+    assert s.stripe_local_secret_key == given and s.effective_stripe_key == given
+    assert not (tmp_path / "secrets" / "stripe_local_secret_key").exists()
+
+
+@pytest.mark.parametrize("weak", ["sk_test_quantoxbay_local", "sk_live_" + "a" * 40, "a" * 48])
+def test_a_weak_stripe_local_secret_key_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weak: str
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STRIPE_LOCAL_SECRET_KEY", weak)
+    with pytest.raises(ValueError, match="STRIPE_LOCAL_SECRET_KEY"):
+        Settings()
+
+
+def test_real_stripe_mode_sends_the_real_key_and_makes_no_local_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_real")
+    s = Settings()
+    assert s.effective_stripe_key == "sk_test_real" and s.stripe_local_secret_key == ""
+    assert not (tmp_path / "secrets" / "stripe_local_secret_key").exists()
+
+
+def test_the_embedded_stripe_config_requires_a_strong_key(tmp_path: Path) -> None:
+    for key in ("", "sk_test_short", "pk_test_" + "a" * 40):
+        with pytest.raises(ValueError, match="secret_key"):
+            StripeLocalConfig(db_path=tmp_path / "s.db", secret_key=key, webhook_secret="whsec_x")
+    config = StripeLocalConfig(
+        db_path=tmp_path / "s.db", secret_key=new_stripe_local_key(), webhook_secret="w"
+    )
+    assert config.secret_key not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),  # noqa: S104  (the case under test)
+        ("::", False),
+        ("192.168.1.20", False),
+        ("shop.example.com", False),
+        ("", False),
+    ],
+)
+def test_loopback_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HOST", host)
+    assert Settings().listens_on_loopback is loopback
+
+
+def test_host_defaults_to_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    s = Settings()
+    assert s.host == "127.0.0.1" and s.listens_on_loopback
