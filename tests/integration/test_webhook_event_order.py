@@ -4,7 +4,9 @@ state whichever comes first (a refund or a dispute may arrive before its order e
 
 from __future__ import annotations
 
+import json
 import random
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +18,7 @@ from starlette.testclient import TestClient
 
 from quantoxbay import db as db_module
 from quantoxbay.api import build_api
+from quantoxbay.db import session_scope
 from quantoxbay.models import (
     ChargeEvent,
     DownloadGrant,
@@ -29,10 +32,13 @@ from quantoxbay.models import (
     SalesRollup,
     WebhookEvent,
 )
+from quantoxbay.payments.webhooks import process_event
+from quantoxbay.services import fulfillment
 from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
 from tests.integration import test_stripe_local
 from tests.integration.test_stripe_local import SECRET, Env, pay_on_page, session_params
+from tests.stripe_payloads import checkout_session, event
 
 env = test_stripe_local.env  # the embedded Stripe, served with its webhook receiver (a fixture)
 
@@ -188,3 +194,47 @@ def test_events_in_any_order_end_in_the_state_of_stripes_order(
         _wipe(app_engine)
         _deliver(client, shuffled)
         assert _state(app_engine, session_ids) == expected, [d.type for d in shuffled]
+
+
+def test_a_dispute_racing_its_order_on_another_connection_is_applied(app_engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The order's transaction has not committed when the dispute comes: neither can see the
+    other's row, so the dispute waits for the order's commit instead of being kept unseen."""
+    from quantoxbay.storage.local import LocalStorage
+
+    with Session(app_engine) as s:
+        seller, buyer = create_user(s, Role.SELLER), create_user(s, Role.BUYER)
+        product_id = create_published_product(
+            s, LocalStorage(tmp_path / "files"), seller, price_cents=1000
+        ).id
+        s.commit()
+    cs = checkout_session(buyer_id=buyer.id, product_id=product_id, amount=1000)
+    dispute = {
+        "id": "dp_race",
+        "object": "dispute",
+        "payment_intent": cs["payment_intent"],
+        "status": "needs_response",
+    }
+    evt = event(dispute, type_="charge.dispute.created")
+    done = threading.Event()
+
+    def deliver() -> None:
+        with session_scope() as s:
+            process_event(session=s, event=evt, raw=json.dumps(evt))
+        done.set()
+
+    with Session(app_engine) as first:
+        order_id = fulfillment.fulfill_checkout(session=first, checkout_session=cs).order_id
+        thread = threading.Thread(target=deliver)
+        thread.start()
+        assert not done.wait(0.5)  # it waits for the order's transaction
+        first.commit()
+    thread.join(30)
+    assert done.is_set()
+    with Session(app_engine) as s:
+        order = s.get(Order, order_id)
+        assert order is not None and order.status == "disputed"
+        assert s.exec(select(DownloadGrant.revoked).where(DownloadGrant.order_id == order_id)).all() == [True]
+        kept = s.exec(
+            select(ChargeEvent.status).where(ChargeEvent.stripe_payment_intent_id == cs["payment_intent"])
+        )
+        assert kept.all() == ["applied"]
