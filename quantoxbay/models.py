@@ -256,6 +256,30 @@ class WebhookEvent(SQLModel, table=True):
     payload: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
+class ChargeEvent(SQLModel, table=True):
+    """A refund or dispute event of Stripe's, by payment intent (services.charge_events).
+
+    Stripe delivers events in any order: one that arrives before its order exists is ``kept``
+    and applied when fulfilment creates the order (same transaction); one whose order exists is
+    recorded ``applied``. Disputes are judged by the latest event of each dispute, so a late
+    ``charge.dispute.created`` never undoes its ``charge.dispute.closed``. A kept event whose
+    order never comes (a payment that is not the shop's) stays kept, for the admin to see.
+    """
+
+    __tablename__ = "charge_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stripe_event_id: str = Field(max_length=255, unique=True)
+    type: str = Field(max_length=100)
+    stripe_payment_intent_id: str = Field(max_length=255, index=True)
+    stripe_object_id: str = Field(default="", max_length=255)  # the charge or the dispute
+    stripe_created: int = Field(default=0, sa_type=BigInteger)  # the event's ``created`` (Unix seconds)
+    status: str = Field(default="kept", max_length=16)  # kept | applied
+    payload: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # data.object
+    received_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    applied_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+
+
 class LiveSubscription(SQLModel, table=True):
     """A browser page (Reflex client token) that wants a push when a topic changes.
 

@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from quantoxbay.db import insert_rows
 from quantoxbay.models import WebhookEvent, utcnow
-from quantoxbay.services import fulfillment, refunds
+from quantoxbay.services import charge_events, fulfillment, refunds
 from quantoxbay.services.notifier import Announcement
 
 TOLERANCE_SECONDS = 300
@@ -75,36 +75,32 @@ class ProcessOutcome:
     announcements: list[Announcement] = field(default_factory=list)
 
 
+#: A handler gets the whole verified event (its ``data.object``, and its id and ``created``).
 Handler = Callable[[Session, dict[str, Any]], list[Announcement]]
 
 
-def _fulfil(session: Session, obj: dict[str, Any]) -> list[Announcement]:
+def _fulfil(session: Session, event: dict[str, Any]) -> list[Announcement]:
+    obj = event["data"]["object"]
     return fulfillment.fulfill_checkout(session=session, checkout_session=obj).announcements()
 
 
-def _fail(session: Session, obj: dict[str, Any]) -> list[Announcement]:
+def _fail(session: Session, event: dict[str, Any]) -> list[Announcement]:
+    obj = event["data"]["object"]
     return fulfillment.fail_checkout(session=session, checkout_session=obj).announcements()
 
 
-def _nothing(_session: Session, _obj: dict[str, Any]) -> list[Announcement]:
+def _nothing(_session: Session, _event: dict[str, Any]) -> list[Announcement]:
     return []
 
 
 # --- post-purchase: refunds and disputes (services.refunds) ---
-def _charge_refunded(session: Session, obj: dict[str, Any]) -> list[Announcement]:
-    return refunds.on_charge_refunded(session=session, charge=obj)
+def _charge_event(session: Session, event: dict[str, Any]) -> list[Announcement]:
+    """Refunds and disputes, in any order: kept until their order exists (services.charge_events)."""
+    return charge_events.on_event(session=session, event=event)
 
 
-def _refund_failed(session: Session, obj: dict[str, Any]) -> list[Announcement]:
-    return refunds.on_refund_failed(session=session, refund=obj)
-
-
-def _dispute_created(session: Session, obj: dict[str, Any]) -> list[Announcement]:
-    return refunds.on_dispute_created(session=session, dispute=obj)
-
-
-def _dispute_closed(session: Session, obj: dict[str, Any]) -> list[Announcement]:
-    return refunds.on_dispute_closed(session=session, dispute=obj)
+def _refund_failed(session: Session, event: dict[str, Any]) -> list[Announcement]:
+    return refunds.on_refund_failed(session=session, refund=event["data"]["object"])
 
 
 HANDLERS: dict[str, Handler] = {
@@ -116,10 +112,10 @@ HANDLERS: dict[str, Handler] = {
     # No order exists for an unpaid session, so an expiry has nothing to undo.
     "checkout.session.expired": _nothing,
     # post-purchase: the charge's amount_refunded is the total refunded so far
-    "charge.refunded": _charge_refunded,
+    "charge.refunded": _charge_event,
     "refund.failed": _refund_failed,
-    "charge.dispute.created": _dispute_created,
-    "charge.dispute.closed": _dispute_closed,
+    "charge.dispute.created": _charge_event,
+    "charge.dispute.closed": _charge_event,
 }
 
 
@@ -179,7 +175,7 @@ def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], s
     for index in handle:
         event = deliveries[index][0]
         handler = HANDLERS.get(event["type"])
-        announcements = handler(session, event["data"]["object"]) if handler else []
+        announcements = handler(session, event) if handler else []
         outcomes[index] = ProcessOutcome(False, "processed" if handler else "ignored", announcements)
     for index in repeats:
         outcomes[index] = _process_repeat(session, deliveries[index][0])
@@ -193,7 +189,7 @@ def _process_repeat(session: Session, event: dict[str, Any]) -> ProcessOutcome:
     if existing.outcome in ("processed", "ignored"):
         return ProcessOutcome(duplicate=True, outcome=existing.outcome)
     # An earlier delivery failed: process again.
-    announcements = handler(session, event["data"]["object"]) if handler else []
+    announcements = handler(session, event) if handler else []
     outcome = "processed" if handler else "ignored"
     existing.outcome = outcome
     existing.error = ""

@@ -35,7 +35,7 @@ from sqlmodel import Session, SQLModel, select
 
 from quantoxbay.db import bulk_writes, insert_rows
 from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, utcnow
-from quantoxbay.services import DomainError, analytics, receipts
+from quantoxbay.services import DomainError, analytics, charge_events, receipts
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
 
 FULFILLABLE_PAYMENT_STATUSES = ("paid", "no_payment_required")
@@ -206,6 +206,8 @@ def _create_orders(conn: Connection, sessions: list[Mapping[str, Any]], status: 
         insert_rows(conn, _ITEM, items)
         if status == OrderStatus.PAID.value:
             _grant_new(conn, created)
+    # Refund and dispute events that came before their order (services.charge_events).
+    charge_events.apply_kept_events(conn, [o.values["stripe_payment_intent_id"] for o in created])
     return created
 
 

@@ -9,6 +9,8 @@ both paths only ever raise the figure, so they agree whatever order they run in.
 
 ``charge.dispute.created`` freezes access (status ``disputed``); ``charge.dispute.closed``
 with status ``won`` restores it (``paid`` or ``partially_refunded``), ``lost`` revokes it.
+The webhook reaches these handlers through ``charge_events``, which keeps the events that come
+before their order and skips a dispute's events that a later one of it superseded.
 """
 
 from __future__ import annotations
@@ -259,8 +261,14 @@ def on_dispute_closed(*, session: Session, dispute: Mapping[str, Any]) -> list[A
     """Won: access comes back (paid, or partially refunded). Lost: the money went back to the
     buyer's bank, so the order counts as refunded and access stays revoked."""
     order = _order_for(session, dispute)
-    if order is None or order.id is None or order.status != OrderStatus.DISPUTED.value:
+    if order is None or order.id is None:
         return []
+    if order.status != OrderStatus.DISPUTED.value:
+        # Closed before its opening was seen (events come in any order): won changes nothing,
+        # lost still takes the money back, and the access with it.
+        if dispute.get("status") != "lost" or order.status not in REFUNDABLE_STATUSES:
+            return []
+        _set_grants(session, order.id, revoked=True)
     if dispute.get("status") == "won":
         order.status = (
             OrderStatus.PARTIALLY_REFUNDED.value if order.refunded_cents else OrderStatus.PAID.value

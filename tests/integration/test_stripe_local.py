@@ -81,6 +81,7 @@ class Receiver:
 
     secret: str
     events: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, tuple[str, str]] = field(default_factory=dict)  # event id -> (body, signature)
     attempts: list[tuple[float, str, str]] = field(default_factory=list)
     rejected: int = 0
     fail_first: dict[str, int] = field(default_factory=dict)
@@ -105,6 +106,7 @@ class Receiver:
                 self.fail_first[object_id] -= 1
                 return Response("try later", status_code=500)
             self.events.append(payload)
+            self.raw[payload["id"]] = (body, header)
         return Response("ok")
 
     def of(self, object_id: str, event_type: str | None = None) -> list[dict[str, Any]]:

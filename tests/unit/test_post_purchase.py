@@ -3,19 +3,33 @@ seller resets/reissues, refunds (partial, full, too much, twice, foreign), dispu
 
 from __future__ import annotations
 
+import json
 import uuid
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import stripe
+from sqlalchemy import func
 from sqlmodel import Session, select
 
-from quantoxbay.models import DownloadGrant, DownloadLog, MailOutbox, Order, Product, ProductFile, Role
+from quantoxbay.models import (
+    ChargeEvent,
+    DownloadGrant,
+    DownloadLog,
+    MailOutbox,
+    Order,
+    Product,
+    ProductFile,
+    Role,
+    SalesRollup,
+)
+from quantoxbay.payments import webhooks
 from quantoxbay.services import (
     DomainError,
     NotFound,
     PermissionDenied,
+    charge_events,
     downloads,
     fulfillment,
     library,
@@ -25,7 +39,7 @@ from quantoxbay.services import (
 from quantoxbay.services.downloads import LimitReached
 from quantoxbay.services.refunds import RefundRefused
 from tests.factories import create_published_product, create_user
-from tests.stripe_payloads import checkout_session
+from tests.stripe_payloads import checkout_session, event
 
 SECRET = "test-secret"
 
@@ -329,3 +343,153 @@ def test_seller_orders_lists_only_their_orders(db: Session, sale) -> None:  # ty
         (sale.order.id, sale.buyer.email, 1000)
     ]
     assert refunds.list_seller_orders(session=db, seller_id=sale.buyer.id) == []
+
+
+# --- refund and dispute events in any order (services.charge_events) -------------------
+
+
+def _charge_event(type_: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
+    return {**event(obj, type_=type_), "created": created}
+
+
+def _refunded(pi: str, amount_refunded: int, created: int = 1_800_000_000) -> dict[str, Any]:
+    charge = {"id": f"ch_{pi}", "object": "charge", "payment_intent": pi, "amount": 1000,
+              "amount_refunded": amount_refunded, "refunded": amount_refunded >= 1000}  # fmt: skip
+    return _charge_event("charge.refunded", charge, created)
+
+
+def _dispute(pi: str, kind: str, status: str, created: int, dispute_id: str = "dp_1") -> dict[str, Any]:
+    dispute = {"id": f"{dispute_id}_{pi}", "object": "dispute", "payment_intent": pi, "charge": f"ch_{pi}",
+               "amount": 1000, "reason": "fraudulent", "status": status}  # fmt: skip
+    return _charge_event(f"charge.dispute.{kind}", dispute, created)
+
+
+def _deliver(db: Session, *events: dict[str, Any]) -> None:
+    for evt in events:
+        outcome = webhooks.process_event(session=db, event=evt, raw=json.dumps(evt))
+        assert outcome.outcome == "processed" and not outcome.duplicate
+
+
+def _end_state(db: Session, order_id: int) -> tuple[str, int, tuple[bool, ...]]:
+    order = db.get(Order, order_id)
+    assert order is not None
+    db.refresh(order)
+    grants = db.exec(select(DownloadGrant.revoked).where(DownloadGrant.order_id == order_id)).all()
+    return order.status, order.refunded_cents, tuple(grants)
+
+
+@pytest.fixture
+def unsold(db: Session, storage):  # type: ignore[no-untyped-def]
+    """A paid Checkout Session whose order does not exist yet."""
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    product = create_published_product(db, storage, seller, price_cents=1000)
+    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1000)
+    return SimpleNamespace(seller=seller, cs=cs, pi=cs["payment_intent"])
+
+
+def _fulfil(db: Session, cs: dict[str, Any], path: str) -> int:
+    if path == "one":
+        order_id = fulfillment.fulfill_checkout(session=db, checkout_session=cs).order_id
+    else:  # the webhook's batch path
+        order_id = fulfillment.fulfill_new_paid_checkouts(session=db, checkout_sessions=[cs])[
+            cs["id"]
+        ].order_id
+    assert order_id is not None
+    return order_id
+
+
+def _kept(db: Session, pi: str) -> list[str]:
+    return list(db.exec(select(ChargeEvent.status).where(ChargeEvent.stripe_payment_intent_id == pi)).all())
+
+
+@pytest.mark.parametrize("path", ["one", "batch"])
+def test_refund_before_the_order_is_kept_then_applied(db: Session, unsold, path: str) -> None:  # type: ignore[no-untyped-def]
+    _deliver(db, _refunded(unsold.pi, 1000))
+    assert db.exec(select(Order).where(Order.stripe_payment_intent_id == unsold.pi)).first() is None
+    assert _kept(db, unsold.pi) == ["kept"]
+    assert [e["payment_intent"] for e in charge_events.kept_events(session=db)] == [unsold.pi]
+    order_id = _fulfil(db, unsold.cs, path)
+    assert _end_state(db, order_id) == ("refunded", 1000, (True,))
+    assert _kept(db, unsold.pi) == ["applied"]
+    assert charge_events.kept_events(session=db) == []
+
+
+@pytest.mark.parametrize("path", ["one", "batch"])
+def test_partial_refund_before_the_order(db: Session, unsold, path: str) -> None:  # type: ignore[no-untyped-def]
+    _deliver(db, _refunded(unsold.pi, 300))
+    order_id = _fulfil(db, unsold.cs, path)
+    assert _end_state(db, order_id) == ("partially_refunded", 300, (False,))
+    rollup = db.exec(
+        select(func.sum(SalesRollup.refunded_cents)).where(SalesRollup.seller_id == unsold.seller.id)
+    )
+    assert rollup.one() == 300
+
+
+@pytest.mark.parametrize("path", ["one", "batch"])
+def test_dispute_before_the_order_freezes_access(db: Session, unsold, path: str) -> None:  # type: ignore[no-untyped-def]
+    _deliver(db, _dispute(unsold.pi, "created", "needs_response", 1_800_000_000))
+    order_id = _fulfil(db, unsold.cs, path)
+    assert _end_state(db, order_id) == ("disputed", 0, (True,))
+    # Applied once: the same event again (a redelivery) changes nothing.
+    again = _dispute(unsold.pi, "created", "needs_response", 1_800_000_000)
+    assert charge_events.on_event(session=db, event=again) == []
+    assert _end_state(db, order_id) == ("disputed", 0, (True,))
+
+
+@pytest.mark.parametrize("path", ["one", "batch"])
+def test_dispute_closed_won_before_created_before_the_order(db: Session, unsold, path: str) -> None:  # type: ignore[no-untyped-def]
+    _deliver(
+        db,
+        _dispute(unsold.pi, "closed", "won", 1_800_000_500),
+        _dispute(unsold.pi, "created", "needs_response", 1_800_000_000),
+    )
+    order_id = _fulfil(db, unsold.cs, path)
+    assert _end_state(db, order_id) == ("paid", 0, (False,))
+
+
+def test_dispute_closed_won_then_a_late_created_does_not_freeze_again(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    pi = sale.order.stripe_payment_intent_id
+    _deliver(db, _dispute(pi, "created", "needs_response", 1_800_000_000))
+    assert _end_state(db, sale.order.id) == ("disputed", 0, (True,))
+    _deliver(db, _dispute(pi, "closed", "won", 1_800_000_500))
+    assert _end_state(db, sale.order.id) == ("paid", 0, (False,))
+    # Stripe may make a second Event for one change, or deliver an old one late.
+    _deliver(db, _dispute(pi, "created", "needs_response", 1_800_000_000))
+    assert _end_state(db, sale.order.id) == ("paid", 0, (False,))
+
+
+def test_dispute_closed_won_first_then_created_with_the_order_there(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    pi = sale.order.stripe_payment_intent_id
+    _deliver(db, _dispute(pi, "closed", "won", 1_800_000_500))
+    _deliver(db, _dispute(pi, "created", "needs_response", 1_800_000_000))
+    assert _end_state(db, sale.order.id) == ("paid", 0, (False,))
+
+
+def test_dispute_closed_lost_first_still_takes_the_money_back(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    pi = sale.order.stripe_payment_intent_id
+    _deliver(db, _dispute(pi, "closed", "lost", 1_800_000_500))
+    _deliver(db, _dispute(pi, "created", "needs_response", 1_800_000_000))
+    assert _end_state(db, sale.order.id) == ("refunded", 1000, (True,))
+
+
+def test_partial_refund_then_dispute_won_before_the_order_in_any_order(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    product = create_published_product(db, storage, seller, price_cents=1000)
+    ends = set()
+    for order_of_delivery in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1000)
+        pi = cs["payment_intent"]
+        events = [
+            _refunded(pi, 400, 1_800_000_000),
+            _dispute(pi, "created", "needs_response", 1_800_000_100),
+            _dispute(pi, "closed", "won", 1_800_000_100),  # same second: closing sorts after opening
+        ]
+        _deliver(db, *(events[i] for i in order_of_delivery))
+        ends.add(_end_state(db, _fulfil(db, cs, "batch")))
+    assert ends == {("partially_refunded", 400, (False,))}
+
+
+def test_an_event_for_a_payment_not_ours_stays_kept(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    _deliver(db, _refunded("pi_not_ours", 1000))
+    assert _kept(db, "pi_not_ours") == ["kept"]
+    assert _end_state(db, sale.order.id) == ("paid", 0, (False,))
