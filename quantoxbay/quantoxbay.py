@@ -7,6 +7,7 @@ import reflex as rx
 from quantoxbay import routes
 from quantoxbay.api import build_api
 from quantoxbay.api.live import start_live_pushes
+from quantoxbay.api.security import security_middleware
 from quantoxbay.pages.admin import admin_page
 from quantoxbay.pages.areas import not_found_page
 from quantoxbay.pages.auth import login_page, signup_page
@@ -31,7 +32,8 @@ LIVE_STATES: list[type[rx.State]] = [CheckoutSuccessState, LibraryState, SellerO
 
 api = build_api()
 app = rx.App(
-    api_transformer=api,
+    # Our routes in front of Reflex's, then one security layer around all of it (api/security.py).
+    api_transformer=[api, security_middleware()],
     stylesheets=[],
     head_components=[
         rx.el.meta(name="description", content="QuantoxBay: digital products from independent creators")
