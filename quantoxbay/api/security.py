@@ -16,10 +16,11 @@ on the hot path it costs a header scan and a wrapped ``send``.
   PUBLIC_URL is https.
 - Sizes: the Stripe webhook and the embedded Stripe's API take at most 1 MiB (413), judged from
   Content-Length when sent, otherwise by reading at most that much before the route runs.
-  `/_upload` must come with the request's own session cookie of a seller or admin (the Reflex
-  client token is not a credential; the upload handlers and catalog services then check that
-  the product is the seller's) and a Content-Length within MAX_UPLOAD_BYTES (411 without one,
-  413 over it), all before Reflex spools any of the body to disk.
+  `/_upload` must come with the request's own session cookie of a seller or admin, who must
+  be the user the page session named by ``Reflex-Client-Token`` is logged in as (the client
+  token is not a credential: the upload handler acts on that page session's state; the catalog
+  services then check that the product is the seller's), and a Content-Length within
+  MAX_UPLOAD_BYTES (411 without one, 413 over it), all before Reflex spools any of the body.
 """
 
 from __future__ import annotations
@@ -90,13 +91,14 @@ def storage_image_origins() -> tuple[str, ...]:
     return (origin_of(url),) if url else ()
 
 
-def _seller_for_session(token: str) -> bool:
+def _uploader_for_session(token: str) -> int | None:
+    """The id of the seller or admin whose session cookie this is, else None."""
     from quantoxbay.db import session_scope
     from quantoxbay.services import accounts
 
     with session_scope() as session:
         user = accounts.user_for_session(session=session, token=token)
-    return user is not None and user.role in UPLOAD_ROLES
+    return user.id if user is not None and user.role in UPLOAD_ROLES else None
 
 
 def _json_response(status: int, body: dict[str, Any], *, close: bool = False) -> tuple[int, bytes, list]:
@@ -122,12 +124,16 @@ class SecurityMiddleware:
         public_url: str,
         max_upload_bytes: int,
         image_origins: tuple[str, ...] = (),
-        is_uploader: Callable[[str], bool] = _seller_for_session,
+        uploader_for_session: Callable[[str], int | None] = _uploader_for_session,
+        page_user: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
+        """``page_user``: the user id the page session with this Reflex client token is logged in
+        as (0 for none); without it, any seller's cookie may upload through any client token."""
         self.app = app
         self.origin = origin_of(public_url).encode("latin-1")
         self.upload_limit = max_upload_bytes + UPLOAD_FRAMING_BYTES
-        self.is_uploader = is_uploader
+        self.uploader_for_session = uploader_for_session
+        self.page_user = page_user
         headers = [
             (
                 b"content-security-policy",
@@ -252,9 +258,15 @@ class SecurityMiddleware:
             await _answer(send, self.upload_too_large)
             return
         token = _cookie(scope, routes.SESSION_COOKIE)
-        if not token or not await run_in_threadpool(self.is_uploader, token):
+        user_id = await run_in_threadpool(self.uploader_for_session, token) if token else None
+        if user_id is None:
             await _answer(send, self.upload_refused)
             return
+        if self.page_user is not None:
+            client_token = _header(scope, b"reflex-client-token")
+            if not client_token or await self.page_user(client_token) != user_id:
+                await _answer(send, self.upload_refused)
+                return
         await self.app(scope, receive, send)
 
 
@@ -271,6 +283,13 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return -1
             return length if length >= 0 else -1
+    return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for header, value in scope["headers"]:
+        if header == name:
+            return value.decode("latin-1")
     return None
 
 
@@ -307,7 +326,9 @@ async def _answer(send: Send, response: tuple[int, bytes, list]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def security_middleware(settings: Settings | None = None) -> Callable[[ASGIApp], ASGIApp]:
+def security_middleware(
+    settings: Settings | None = None, *, page_user: Callable[[str], Awaitable[int]] | None = None
+) -> Callable[[ASGIApp], ASGIApp]:
     """The transform Reflex's ``api_transformer`` applies to the whole backend app."""
     settings = settings or get_settings()
 
@@ -317,6 +338,7 @@ def security_middleware(settings: Settings | None = None) -> Callable[[ASGIApp],
             public_url=settings.public_url,
             max_upload_bytes=settings.max_upload_bytes,
             image_origins=storage_image_origins(),
+            page_user=page_user,
         )
 
     return wrap

@@ -72,7 +72,9 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-def stack(recorder: Recorder, *, public_url: str = PUBLIC_URL) -> SecurityMiddleware:
+def stack(
+    recorder: Recorder, *, public_url: str = PUBLIC_URL, page_users: dict[str, int] | None = None
+) -> SecurityMiddleware:
     inner = Starlette(
         routes=[
             Route("/_upload", recorder.upload, methods=["POST"]),
@@ -83,7 +85,13 @@ def stack(recorder: Recorder, *, public_url: str = PUBLIC_URL) -> SecurityMiddle
             Route("/", recorder.page),
         ]
     )
-    return SecurityMiddleware(inner, public_url=public_url, max_upload_bytes=MAX_UPLOAD)
+
+    async def page_user(client_token: str) -> int:
+        return (page_users or {}).get(client_token, 0)
+
+    return SecurityMiddleware(
+        inner, public_url=public_url, max_upload_bytes=MAX_UPLOAD, page_user=page_user if page_users else None
+    )
 
 
 @pytest.fixture
@@ -92,11 +100,15 @@ def client(recorder: Recorder, app_engine: Engine) -> TestClient:
 
 
 def session_cookie(engine: Engine, role: Role) -> str:
+    return login(engine, role)[1]
+
+
+def login(engine: Engine, role: Role) -> tuple[int, str]:
     with Session(engine) as s:
         user = create_user(s, role)
         token = accounts.start_session(session=s, user_id=user.id)
         s.commit()
-    return token
+    return user.id, token
 
 
 def upload_headers(**extra: str) -> dict[str, str]:
@@ -251,6 +263,22 @@ def test_upload_over_the_limit_or_without_length_is_refused_before_the_body(
     assert recorder.uploads == []
 
 
+def test_upload_through_another_users_page_session_is_refused(recorder: Recorder, app_engine: Engine) -> None:
+    # The handler acts on the page session the client token names; the cookie must be its user's.
+    victim_id, _ = login(app_engine, Role.SELLER)
+    attacker_id, attacker_cookie = login(app_engine, Role.SELLER)
+    client = TestClient(stack(recorder, page_users={"victim-page": victim_id, "own-page": attacker_id}))
+    client.cookies.set(routes.SESSION_COOKIE, attacker_cookie)
+    foreign = upload_headers(**{"reflex-client-token": "victim-page"})
+    assert client.post("/_upload", content=b"x" * 10, headers=foreign).status_code == 403
+    unknown = upload_headers(**{"reflex-client-token": "no-such-page"})
+    assert client.post("/_upload", content=b"x" * 10, headers=unknown).status_code == 403
+    assert recorder.uploads == []
+    own = upload_headers(**{"reflex-client-token": "own-page"})
+    assert client.post("/_upload", content=b"x" * 10, headers=own).status_code == 200
+    assert recorder.uploads == [10]
+
+
 # --- Stripe-bound bodies ----------------------------------------------------------------
 
 
@@ -308,3 +336,4 @@ def test_the_app_is_wrapped_by_the_security_layer() -> None:
     transformers: Any = app.api_transformer
     wrapped = transformers[-1](Starlette())
     assert isinstance(wrapped, SecurityMiddleware)
+    assert wrapped.page_user is not None
