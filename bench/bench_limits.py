@@ -13,7 +13,7 @@ server's TMPDIR while the request ran (sampled every 20 ms), minus its size befo
 each process of the server's process group, VmHWM after the request minus VmRSS just before it
 (VmHWM reset through /proc/<pid>/clear_refs first), summed.
 
-Before the limits (main at 75d1df8): a 1 GiB anonymous upload left a 981 MiB temp file; a
+As reported before the limits (main at 75d1df8): a 1 GiB anonymous upload left a 981 MiB temp file; a
 512 MiB chunked webhook body grew the server's RSS by 2.2 GiB.
 """
 
