@@ -14,6 +14,8 @@ config = rx.Config(
     state_manager_mode="redis" if _settings.redis_url else "memory",
     api_url=_settings.public_url,
     deploy_url=_settings.public_url,
+    # Pages, websocket and uploads are served from PUBLIC_URL only (api/security.py refuses the rest).
+    cors_allowed_origins=[_settings.public_origin],
     telemetry_enabled=False,
     show_built_with_reflex=False,
     plugins=[

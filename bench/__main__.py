@@ -28,6 +28,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_storage": ["--size-mib", "256"],
     "bench_download": ["--size-mib", "256"],
     "bench_dashboard": ["--orders", "200000"],
+    "bench_limits": ["--upload-mib", "256", "--stripe-mib", "128"],
 }
 CLOSING_LINES = 6
 

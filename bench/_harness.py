@@ -201,7 +201,12 @@ def tempdir(prefix: str) -> Path:
 
 @contextmanager
 def reflex_app(
-    data_dir: Path, *, backend_only: bool, database_url: str = "", timeout: float = 420.0
+    data_dir: Path,
+    *,
+    backend_only: bool,
+    database_url: str = "",
+    timeout: float = 420.0,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """The real app under ``reflex run --env prod`` (as tests/e2e/conftest.py's live_app starts it),
     with the embedded Stripe delivering webhooks to it. Migrates first; holds the ``.web`` build
@@ -214,6 +219,7 @@ def reflex_app(
              "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{Path(PYTHON).parent}:{os.environ.get('PATH', '')}"}  # fmt: skip
     if database_url:
         extra["DATABASE_URL"] = database_url
+    extra.update(extra_env or {})
     env = base_env(**extra)
     for key in (
         "STRIPE_SECRET_KEY",

@@ -65,13 +65,15 @@ BARE_PATH = "/bench/bare-webhook"
 
 
 def server_app():  # type: ignore[no-untyped-def]
-    """The server under test (uvicorn --factory): QuantoxBay's API plus the bare baseline route."""
+    """The server under test (uvicorn --factory): QuantoxBay's API plus the bare baseline route, both
+    behind the security layer that wraps the whole app under ``make run`` (api/security.py)."""
     import stripe
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     from quantoxbay.api import build_api
+    from quantoxbay.api.security import security_middleware
     from quantoxbay.settings import get_settings
 
     secret = get_settings().stripe_webhook_secret
@@ -86,7 +88,7 @@ def server_app():  # type: ignore[no-untyped-def]
 
     api = build_api()
     api.router.routes.append(Route(BARE_PATH, bare, methods=["POST"]))
-    return api
+    return security_middleware()(api)
 
 
 def _signed_events(

@@ -7,6 +7,7 @@ import reflex as rx
 from quantoxbay import routes
 from quantoxbay.api import build_api
 from quantoxbay.api.live import start_live_pushes
+from quantoxbay.api.security import security_middleware
 from quantoxbay.pages.admin import admin_page
 from quantoxbay.pages.areas import not_found_page
 from quantoxbay.pages.auth import login_page, signup_page
@@ -29,9 +30,17 @@ from quantoxbay.state.session import SessionState
 # States that refresh themselves when a service announces a change (see api/live.py).
 LIVE_STATES: list[type[rx.State]] = [CheckoutSuccessState, LibraryState, SellerOrdersState, DashboardState]
 
+
+async def _page_user(client_token: str) -> int:
+    """Who the page session behind an upload is logged in as (set from its own websocket's cookie)."""
+    async with app.modify_state(rx.BaseStateToken(ident=client_token, cls=SessionState)) as root:
+        return (await root.get_state(SessionState)).user_id
+
+
 api = build_api()
 app = rx.App(
-    api_transformer=api,
+    # Our routes in front of Reflex's, then one security layer around all of it (api/security.py).
+    api_transformer=[api, security_middleware(page_user=_page_user)],
     stylesheets=[],
     head_components=[
         rx.el.meta(name="description", content="QuantoxBay: digital products from independent creators")

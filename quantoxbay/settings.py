@@ -14,6 +14,7 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -179,8 +180,29 @@ class Settings(BaseSettings):
         return self.data_dir / "outbox"
 
     @property
+    def public_origin(self) -> str:
+        """The origin browsers send for this site's own pages (CORS, the websocket handshake)."""
+        return origin_of(self.public_url)
+
+    @property
     def stripe_local_db_path(self) -> Path:
         return self.data_dir / "stripe_local.db"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` as a browser writes it in ``Origin`` (lower case, default port dropped)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 @functools.cache

@@ -201,8 +201,14 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def new_page(browser, live_app: LiveApp):  # type: ignore[no-untyped-def]
-    """A factory of pages, each in its own browser context (its own cookies)."""
+    """A factory of pages, each in its own browser context (its own cookies). Any Content
+    Security Policy violation a page reports fails the test (the policy is api/security.py's)."""
     contexts = []
+    violations: list[str] = []
+
+    def note_violation(message) -> None:  # type: ignore[no-untyped-def]
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
 
     def make(viewport: dict | None = None):  # type: ignore[no-untyped-def]
         context = browser.new_context(
@@ -210,8 +216,11 @@ def new_page(browser, live_app: LiveApp):  # type: ignore[no-untyped-def]
         )
         context.set_default_timeout(15_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("console", note_violation)
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    assert violations == [], violations
