@@ -29,7 +29,7 @@ def people(db: Session) -> dict[str, UserPublic]:
 
 def _paid(db: Session, buyer: UserPublic, product: Product, amount: int = 999) -> tuple[Order, dict]:
     assert product.id is not None
-    cs = stripe_payloads.checkout_session(buyer_id=buyer.id, product_id=product.id, amount=amount)
+    cs = stripe_payloads.checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=amount)
     evt = stripe_payloads.event(cs)
     webhooks.process_event(session=db, event=evt, raw=json.dumps(evt))
     order = db.exec(select(Order).where(Order.stripe_session_id == cs["id"])).one()
@@ -174,7 +174,7 @@ def test_resend_of_a_failed_event_fulfils_it(db: Session, people: dict, storage)
     a = people["admin"]
     product = create_published_product(db, storage, people["seller"])
     assert product.id is not None
-    cs = stripe_payloads.checkout_session(buyer_id=people["buyer"].id, product_id=product.id)
+    cs = stripe_payloads.checkout_session(db, buyer_id=people["buyer"].id, product_id=product.id)
     evt = stripe_payloads.event(cs, event_id=f"evt_{uuid.uuid4().hex}")
     webhooks.record_failure(session=db, event=evt, raw=json.dumps(evt), error=RuntimeError("db was down"))
     db.flush()

@@ -52,7 +52,7 @@ def fake_client(**kwargs: Any) -> Any:
 def sale(db: Session, storage):  # type: ignore[no-untyped-def]
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, price_cents=1000)
-    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1000)
+    cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1000)
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     order = db.get(Order, result.order_id)
     file_id = db.exec(select(ProductFile.id).where(ProductFile.product_id == product.id)).one()
@@ -96,7 +96,7 @@ def test_paid_order_queues_one_receipt_however_often_fulfilment_runs(db: Session
 def test_unpaid_order_queues_no_receipt(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller)
-    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
+    cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
     cs["status"] = "complete"
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     assert db.exec(select(MailOutbox).where(MailOutbox.order_id == result.order_id)).all() == []
