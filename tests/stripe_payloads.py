@@ -33,7 +33,8 @@ def checkout_session(
     With ``db`` (a session or an engine, committed) it is recorded as one the shop created
     (services.checkout.record_checkout_session), so fulfilment accepts it; its discount comes from
     ``promotion_code`` (a Stripe promotion code id of the shop) or else from a new promotion of the
-    product's seller taking exactly ``discount`` off. ``db=None``: a session the shop never made.
+    product's seller taking exactly ``discount`` off (pass its id, ``cs["discounts"][0]
+    ["promotion_code"]``, to other sessions to share it). ``db=None``: a session the shop never made.
     """
     sid = session_id or f"cs_test_{uuid.uuid4().hex}"
     if discount and promotion_code is None:
@@ -104,7 +105,7 @@ def _promotion_for(s: Session, product_id: int, discount: int, currency: str, pr
             code_lower=code.lower(),
             amount_off_cents=discount,
             currency=currency,
-            product_id=product_id,
+            product_id=None,  # all the seller's products: sessions of several products may share it
             stripe_coupon_id=f"co_{uuid.uuid4().hex[:16]}",
             stripe_promotion_code_id=promotion_code,
             stripe_code=code,
