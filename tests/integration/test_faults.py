@@ -61,10 +61,10 @@ def test_same_event_ten_times_shuffled_and_twenty_concurrently(app_engine: Engin
     buyer_id, product_id = sale
     client = TestClient(build_api())
     secret = get_settings().stripe_webhook_secret
-    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)
     # Ten deliveries interleaved with other events, in random order.
-    others = [event(checkout_session(buyer_id=buyer_id, product_id=product_id)) for _ in range(5)]
+    others = [event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)) for _ in range(5)]
     deliveries = [evt] * 10 + others
     random.Random(7).shuffle(deliveries)
     for e in deliveries:
@@ -95,7 +95,7 @@ def test_database_unavailable_answers_5xx_then_redelivery_succeeds(
 ) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
     secret = get_settings().stripe_webhook_secret
-    evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))
     dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     monkeypatch.setattr(db_module, "get_engine", lambda: dead)
     client = TestClient(build_api())
