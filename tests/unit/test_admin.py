@@ -229,3 +229,29 @@ def test_refund_goes_through_the_refunds_service(db: Session, people: dict, stor
     assert (order.status, order.refunded_cents) == ("partially_refunded", 400)
     assert any(x.kind == "order.partially_refunded" for x in announcements)
     assert "order.refund" in [x.action for x in db.exec(select(AdminAction)).all()]
+
+
+def test_rejected_checkout_sessions_are_listed_with_their_reason(db: Session, people: dict, storage) -> None:  # type: ignore[no-untyped-def]
+    """A session the shop never sold: its event is kept as "rejected" with why, and an admin finds
+    it by that outcome; sending it again re-checks it (still rejected, still no order)."""
+    a = people["admin"]
+    product = create_published_product(db, storage, people["seller"])
+    assert product.id is not None
+    _paid(db, people["buyer"], product)  # a good one beside it
+    forged = stripe_payloads.checkout_session(
+        None, buyer_id=people["buyer"].id, product_id=product.id, amount=50
+    )
+    evt = stripe_payloads.event(forged)
+    assert webhooks.process_event(session=db, event=evt, raw=json.dumps(evt)).outcome == "rejected"
+    for listed in (
+        admin.list_webhook_events(session=db, actor=a, outcome="rejected"),
+        admin.list_webhook_events(session=db, actor=a, query="rejected"),  # the section's search box
+    ):
+        assert [(e["event_id"], e["outcome"], e["reason"]) for e in listed] == [
+            (evt["id"], "rejected", "checkout session not created by this shop")
+        ]
+    row = db.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == evt["id"])).one()
+    assert row.id is not None
+    outcome, announcements = admin.resend_webhook_event(session=db, actor=a, event_row_id=row.id)
+    assert (outcome, announcements) == ("rejected", [])
+    assert db.exec(select(Order).where(Order.stripe_session_id == forged["id"])).first() is None
