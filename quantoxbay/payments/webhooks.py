@@ -10,6 +10,10 @@ already carry their outcome: they commit with the handlers' writes or not at all
 ever sees one half done, and no savepoint or second UPDATE is needed. A concurrent delivery of
 the same event waits for that insert's transaction (PostgreSQL) or for the write lock
 (SQLite), then finds the row.
+
+A Checkout Session fulfilment refuses (not one the shop sold: services.fulfillment) is no
+failure: its event is answered 2xx and kept with outcome "rejected" (or "ignored" when it is not
+the shop's at all) and the reason; such sessions leave the batch for the one-by-one path.
 """
 
 from __future__ import annotations
