@@ -27,6 +27,7 @@ from quantoxbay import db as db_module
 from quantoxbay.api import build_api
 from quantoxbay.db import make_engine
 from quantoxbay.models import DownloadGrant, Order, Role
+from quantoxbay.services import checkout
 from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
 from tests.stripe_payloads import checkout_session, event, signed
@@ -196,6 +197,13 @@ def test_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
             }
         )
         session_ids.append(created.id)
+    with Session(engine) as s:  # as the shop's checkout does: fulfilment only grants recorded sessions
+        for i, sid in enumerate(session_ids):
+            checkout.record_checkout_session(
+                session=s, stripe_session_id=sid, buyer_id=buyers[i % 3].id, product_id=product_id,
+                currency="usd", subtotal_cents=999, allow_promotion_codes=False, promotion_id=None,
+            )  # fmt: skip
+        s.commit()
 
     paid: list[str] = []
     with httpx.Client(timeout=10) as http:
