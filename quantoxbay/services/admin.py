@@ -379,7 +379,7 @@ def list_webhook_events(
             or_(
                 WebhookEvent.stripe_event_id.like(pattern, escape="\\"),  # type: ignore[attr-defined]
                 WebhookEvent.type.like(pattern, escape="\\"),  # type: ignore[attr-defined]
-                WebhookEvent.outcome == q.lower(),  # "rejected": the refused Checkout Sessions
+                WebhookEvent.outcome == q.lower(),  # type: ignore[arg-type]  # "rejected": the refused sessions
             )
         )
     if outcome:

@@ -268,7 +268,7 @@ def _refusal(
     if currency != record.currency:
         return Refusal(REJECTED, f"currency {currency or 'none'} instead of {record.currency}")
     subtotal, total = _cents(cs.get("amount_subtotal")), _cents(cs.get("amount_total"))
-    if subtotal != record.subtotal_cents:
+    if subtotal is None or subtotal != record.subtotal_cents:
         return Refusal(REJECTED, f"subtotal {subtotal} instead of {record.subtotal_cents}")
     discount = _cents((cs.get("total_details") or {}).get("amount_discount") or 0)
     if total is None or discount is None or discount < 0 or total != subtotal - discount:
@@ -333,8 +333,8 @@ def _check(
         session_id = str(cs["id"])
         record = records.get(session_id)
         refusal = _refusal(conn, cs, record, promos, used)
-        if refusal is not None:
-            refused[session_id] = refusal
+        if refusal is not None or record is None:
+            refused[session_id] = refusal or Refusal(REJECTED, "checkout session not created by this shop")
         else:
             sold[session_id] = _Sold(record.buyer_id, record.product_id, record.seller_id, record.title)
     return sold, refused
