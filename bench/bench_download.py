@@ -107,7 +107,7 @@ def prepare(url: str, data_dir: Path, size: int) -> tuple[str, str, Path]:
             )  # fmt: skip
             catalog.publish_product(session=s, storage=storage, product_id=product.id, seller_id=seller.id)
             result = fulfillment.fulfill_checkout(
-                session=s, checkout_session=checkout_session(buyer_id=buyer.id, product_id=product.id)
+                session=s, checkout_session=checkout_session(s, buyer_id=buyer.id, product_id=product.id)
             )
             assert result.order_id is not None and record.id is not None
             cookie = accounts.start_session(session=s, user_id=buyer.id)

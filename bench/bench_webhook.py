@@ -92,15 +92,25 @@ def server_app():  # type: ignore[no-untyped-def]
 
 
 def _signed_events(
-    path: str, count: int, buyer_ids: list[int], product_id: int
+    path: str, count: int, buyer_ids: list[int], product_id: int, url: str
 ) -> list[tuple[str, bytes, dict]]:
+    """Signed events for Checkout Sessions recorded as the shop's (fulfilment refuses others)."""
+    from sqlmodel import Session
+
+    from quantoxbay.db import make_engine
     from tests.stripe_payloads import checkout_session, event, signed
 
     out = []
-    for i in range(count):
-        cs = checkout_session(buyer_id=buyer_ids[i % len(buyer_ids)], product_id=product_id)
-        body, headers = signed(event(cs), WEBHOOK_SECRET)
-        out.append((path, body, headers))
+    engine = make_engine(url)
+    try:
+        with Session(engine) as s:
+            for i in range(count):
+                cs = checkout_session(s, buyer_id=buyer_ids[i % len(buyer_ids)], product_id=product_id)
+                body, headers = signed(event(cs), WEBHOOK_SECRET)
+                out.append((path, body, headers))
+            s.commit()
+    finally:
+        engine.dispose()
     return out
 
 
@@ -195,8 +205,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
                 for level_index, concurrency in enumerate(levels):
                     # Fresh events for this level only, signed just before it (well inside the
                     # signature tolerance however many levels come before).
-                    real = _signed_events(REAL_PATH, per_level, buyer_ids, product_id)
-                    bare = _signed_events(BARE_PATH, per_level, buyer_ids, product_id)
+                    real = _signed_events(REAL_PATH, per_level, buyer_ids, product_id, url)
+                    bare = _signed_events(BARE_PATH, per_level, buyer_ids, product_id, url)
                     w = args.warmup
                     send(bare[:w], concurrency)
                     send(real[:w], concurrency)

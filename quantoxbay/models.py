@@ -202,6 +202,28 @@ class Order(SQLModel, table=True):
     paid_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
 
 
+class CheckoutRecord(SQLModel, table=True):
+    """A Checkout Session this shop created: what it sold, to whom, for how much, with which codes.
+
+    Fulfilment grants an order only for a session recorded here whose amounts match: anyone
+    holding the Stripe key can create sessions with shop-looking metadata, but not this row.
+    """
+
+    __tablename__ = "checkout_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stripe_session_id: str = Field(max_length=255, unique=True)
+    buyer_id: int = Field(foreign_key="user.id")
+    product_id: int = Field(foreign_key="product.id")
+    currency: str = Field(max_length=3)
+    subtotal_cents: int = Field(sa_type=BigInteger)
+    # Whether the hosted page let the buyer type a promotion code ...
+    allow_promotion_codes: bool = Field(default=False)
+    # ... or which promotion the server attached itself (services.promotions.check_code).
+    promotion_id: int | None = Field(default=None, foreign_key="promotion.id")
+    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+
+
 class OrderItem(SQLModel, table=True):
     """One product bought in an order, with the seller and the price paid."""
 
@@ -251,7 +273,9 @@ class WebhookEvent(SQLModel, table=True):
     type: str = Field(max_length=100, index=True)
     received_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
     processed_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    # received | processed | ignored | rejected (a session fulfilment refused: see ``reason``) | failed
     outcome: str = Field(default="received", max_length=40)
+    reason: str = Field(default="", max_length=500)
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     payload: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 

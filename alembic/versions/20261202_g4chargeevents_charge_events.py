@@ -1,7 +1,7 @@
 """charge events: refund and dispute events kept until their order exists
 
 Revision ID: g4chargeevents
-Revises: f6stripeproduct
+Revises: g3checkoutrecord
 Create Date: 2026-12-02 09:00:00.000000
 
 Stripe delivers events in any order; a ``charge.refunded`` or ``charge.dispute.*`` that comes
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "g4chargeevents"
-down_revision: str | None = "f6stripeproduct"
+down_revision: str | None = "g3checkoutrecord"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

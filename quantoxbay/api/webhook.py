@@ -218,4 +218,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"error": "processing failed; retry later"}, status_code=500)
     for announcement in outcome.announcements:
         notifier.announce(announcement)
-    return JSONResponse({"received": True, "duplicate": outcome.duplicate, "outcome": outcome.outcome})
+    body = {"received": True, "duplicate": outcome.duplicate, "outcome": outcome.outcome}
+    if outcome.reason:  # a refused Checkout Session: 2xx all the same, Stripe has nothing to retry
+        body["reason"] = outcome.reason
+    return JSONResponse(body)

@@ -272,7 +272,11 @@ def _events() -> rx.Component:
             rx.table.cell(rx.text(e["event_id"], size="1")),
             rx.table.cell(e["received"]),
             rx.table.cell(
-                rx.badge(e["outcome"], color_scheme=rx.cond(e["outcome"] == "failed", "red", "gray")),
+                rx.badge(
+                    e["outcome"],
+                    color_scheme=rx.match(e["outcome"], ("failed", "red"), ("rejected", "orange"), "gray"),
+                ),
+                rx.text(e["reason"], size="1", color=rx.color("orange", 11)),
                 rx.text(e["error"], size="1", color=rx.color("red", 11)),
             ),
             rx.table.cell(rx.button("Resend", size="1", variant="soft", on_click=A.resend_event(e["id"]))),
@@ -280,7 +284,7 @@ def _events() -> rx.Component:
 
     return _section(
         "Webhook events",
-        _search("Search webhook events", A.search_events, "Event id or type"),
+        _search("Search webhook events", A.search_events, "Event id, type or outcome (rejected)"),
         _table(["Type", "Event", "Received", "Outcome", ""], A.events, row),
     )
 

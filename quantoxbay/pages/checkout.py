@@ -65,6 +65,14 @@ def success_page() -> rx.Component:
         align="center",
         spacing="3",
     )
+    # Fulfilment refused the session (not what the shop sold): a plain message, no confirmation.
+    refused = empty_state(
+        "circle-alert",
+        "This purchase could not be confirmed",
+        "This payment does not match what the shop sells, so no order was made. "
+        "If you were charged, contact support for a refund.",
+        button_link("Back to the store", routes.STOREFRONT),
+    )
     unknown = empty_state(
         "circle-help",
         "We could not find this checkout",
@@ -78,6 +86,7 @@ def success_page() -> rx.Component:
                     CheckoutSuccessState.status,
                     ("paid", paid),
                     ("failed", failed),
+                    ("refused", refused),
                     ("unknown", unknown),
                     waiting,
                 ),

@@ -10,6 +10,10 @@ already carry their outcome: they commit with the handlers' writes or not at all
 ever sees one half done, and no savepoint or second UPDATE is needed. A concurrent delivery of
 the same event waits for that insert's transaction (PostgreSQL) or for the write lock
 (SQLite), then finds the row.
+
+A Checkout Session fulfilment refuses (not one the shop sold: services.fulfillment) is no
+failure: its event is answered 2xx and kept with outcome "rejected" (or "ignored" when it is not
+the shop's at all) and the reason; such sessions leave the batch for the one-by-one path.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from quantoxbay.db import insert_rows
@@ -73,20 +78,36 @@ class ProcessOutcome:
     duplicate: bool
     outcome: str
     announcements: list[Announcement] = field(default_factory=list)
+    reason: str = ""  # why fulfilment rejected (or ignored) the event's Checkout Session
 
+
+#: Outcomes after which a later delivery of the same event is a duplicate (``failed`` runs again).
+SETTLED_OUTCOMES = ("processed", "ignored", "rejected")
 
 #: A handler gets the whole verified event (its ``data.object``, and its id and ``created``).
-Handler = Callable[[Session, dict[str, Any]], list[Announcement]]
+Handler = Callable[[Session, dict[str, Any]], "list[Announcement] | fulfillment.FulfillmentResult"]
 
 
-def _fulfil(session: Session, event: dict[str, Any]) -> list[Announcement]:
-    obj = event["data"]["object"]
-    return fulfillment.fulfill_checkout(session=session, checkout_session=obj).announcements()
+def _fulfil(session: Session, event: dict[str, Any]) -> fulfillment.FulfillmentResult:
+    return fulfillment.fulfill_checkout(session=session, checkout_session=event["data"]["object"])
 
 
-def _fail(session: Session, event: dict[str, Any]) -> list[Announcement]:
-    obj = event["data"]["object"]
-    return fulfillment.fail_checkout(session=session, checkout_session=obj).announcements()
+def _fail(session: Session, event: dict[str, Any]) -> fulfillment.FulfillmentResult:
+    return fulfillment.fail_checkout(session=session, checkout_session=event["data"]["object"])
+
+
+def _run(session: Session, event: dict[str, Any]) -> ProcessOutcome:
+    """Run the event's handler: "processed", or "ignored" (no handler; a Checkout Session that is
+    not the shop's), or "rejected" (a session the shop did not sell as paid for: no order)."""
+    handler = HANDLERS.get(event["type"])
+    if handler is None:
+        return ProcessOutcome(False, "ignored")
+    done = handler(session, event)
+    if not isinstance(done, fulfillment.FulfillmentResult):
+        return ProcessOutcome(False, "processed", done)
+    if done.status in (fulfillment.REJECTED, fulfillment.IGNORED):
+        return ProcessOutcome(False, done.status, [], done.reason[:500])
+    return ProcessOutcome(False, "processed", done.announcements())
 
 
 def _nothing(_session: Session, _event: dict[str, Any]) -> list[Announcement]:
@@ -142,10 +163,11 @@ def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], s
         first.setdefault(event["id"], index)
     now = utcnow()
     rows = [
-        {"stripe_event_id": event["id"], "type": event["type"], "payload": raw, "error": "",
+        {"stripe_event_id": event["id"], "type": event["type"], "payload": raw, "error": "", "reason": "",
          "outcome": "processed" if event["type"] in HANDLERS else "ignored", "received_at": now, "processed_at": now}
         for event, raw in sorted((deliveries[i] for i in first.values()), key=lambda d: d[0]["id"])
     ]  # fmt: skip
+    rows_outcome = {row["stripe_event_id"]: row["outcome"] for row in rows}
     inserted = insert_rows(
         conn, _EVENT, rows, skip_conflicts_on=("stripe_event_id",), returning=("stripe_event_id",)
     )
@@ -174,9 +196,13 @@ def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], s
                 handle.append(index)
     for index in handle:
         event = deliveries[index][0]
-        handler = HANDLERS.get(event["type"])
-        announcements = handler(session, event) if handler else []
-        outcomes[index] = ProcessOutcome(False, "processed" if handler else "ignored", announcements)
+        outcomes[index] = outcome = _run(session, event)
+        if outcome.outcome != rows_outcome[event["id"]]:  # a refused session: rare, one UPDATE each
+            session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.stripe_event_id == event["id"])  # type: ignore[arg-type]
+                .values(outcome=outcome.outcome, reason=outcome.reason)
+            )
     for index in repeats:
         outcomes[index] = _process_repeat(session, deliveries[index][0])
     return [outcomes[i] for i in range(len(deliveries))]
@@ -184,19 +210,18 @@ def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], s
 
 def _process_repeat(session: Session, event: dict[str, Any]) -> ProcessOutcome:
     """An event whose row exists: a duplicate, unless its earlier delivery failed."""
-    handler = HANDLERS.get(event["type"])
     existing = session.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])).one()
-    if existing.outcome in ("processed", "ignored"):
-        return ProcessOutcome(duplicate=True, outcome=existing.outcome)
-    # An earlier delivery failed: process again.
-    announcements = handler(session, event) if handler else []
-    outcome = "processed" if handler else "ignored"
-    existing.outcome = outcome
+    if existing.outcome in SETTLED_OUTCOMES:
+        return ProcessOutcome(duplicate=True, outcome=existing.outcome, reason=existing.reason)
+    # An earlier delivery failed (or an admin sends it again): process again.
+    outcome = _run(session, event)
+    existing.outcome = outcome.outcome
+    existing.reason = outcome.reason
     existing.error = ""
     existing.processed_at = utcnow()
     session.add(existing)
     session.flush()
-    return ProcessOutcome(duplicate=False, outcome=outcome, announcements=announcements)
+    return outcome
 
 
 def record_failure(*, session: Session, event: dict[str, Any], raw: str, error: BaseException) -> None:

@@ -359,6 +359,8 @@ def _event_row(e: WebhookEvent) -> dict[str, Any]:
         "received": _when(e.received_at),
         "processed": _when(e.processed_at),
         "outcome": e.outcome,
+        # Why fulfilment refused the event's Checkout Session (outcome "rejected" or "ignored").
+        "reason": e.reason,
         "error": (e.error.strip().splitlines() or [""])[-1][:300],
     }
 
@@ -366,7 +368,8 @@ def _event_row(e: WebhookEvent) -> dict[str, Any]:
 def list_webhook_events(
     *, session: Session, actor: UserPublic, query: str = "", outcome: str = "", limit: int = LIST_LIMIT
 ) -> list[dict]:
-    """Received events, newest first; filter by event id / type (part of it) and outcome."""
+    """Received events, newest first; filter by event id / type (part of it) and outcome
+    (``"rejected"``: the Checkout Sessions fulfilment refused, each with its reason)."""
     require_admin(actor)
     stmt = select(WebhookEvent)
     q = query.strip()
@@ -376,6 +379,7 @@ def list_webhook_events(
             or_(
                 WebhookEvent.stripe_event_id.like(pattern, escape="\\"),  # type: ignore[attr-defined]
                 WebhookEvent.type.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                WebhookEvent.outcome == q.lower(),  # type: ignore[arg-type]  # "rejected": the refused sessions
             )
         )
     if outcome:

@@ -11,7 +11,17 @@ import stripe
 from sqlmodel import Session, select
 
 from quantoxbay import routes
-from quantoxbay.models import DownloadGrant, Order, OrderStatus, Product, ProductStatus, User
+from quantoxbay.db import insert_rows
+from quantoxbay.models import (
+    CheckoutRecord,
+    DownloadGrant,
+    Order,
+    OrderStatus,
+    Product,
+    ProductStatus,
+    User,
+    utcnow,
+)
 from quantoxbay.payments.products import stripe_product_id_for
 from quantoxbay.payments.retry import with_rate_limit_retry
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, promotions
@@ -143,6 +153,16 @@ def start_checkout(
     )
     if not created.url:
         raise DomainError("The payment page could not be opened. Please try again.")
+    record_checkout_session(
+        session=session,
+        stripe_session_id=created.id,
+        buyer_id=buyer_id,
+        product_id=product_id,
+        currency=product.currency,
+        subtotal_cents=unit_amount,
+        allow_promotion_codes=promo is None,
+        promotion_id=promo.promotion_id if promo else None,
+    )
     if promo is not None:
         promotions.claim_for_checkout(
             session=session,
@@ -153,6 +173,39 @@ def start_checkout(
             expires_at=datetime.fromtimestamp(expires_at, UTC),
         )
     return CheckoutStart(session_id=created.id, url=created.url)
+
+
+def record_checkout_session(
+    *,
+    session: Session,
+    stripe_session_id: str,
+    buyer_id: int,
+    product_id: int,
+    currency: str,
+    subtotal_cents: int,
+    allow_promotion_codes: bool,
+    promotion_id: int | None,
+) -> None:
+    """Remember what the shop sells in a Checkout Session it created: fulfilment grants orders only
+    for recorded sessions that match. A repeated create inside the idempotency window gets the same
+    session back from Stripe; its record is there already and stays as it is."""
+    insert_rows(
+        session.connection(),
+        CheckoutRecord.__table__,  # type: ignore[attr-defined]
+        [
+            {
+                "stripe_session_id": stripe_session_id,
+                "buyer_id": buyer_id,
+                "product_id": product_id,
+                "currency": currency.lower(),
+                "subtotal_cents": subtotal_cents,
+                "allow_promotion_codes": allow_promotion_codes,
+                "promotion_id": promotion_id,
+                "created_at": utcnow(),
+            }
+        ],
+        skip_conflicts_on=("stripe_session_id",),
+    )
 
 
 def confirm_checkout(

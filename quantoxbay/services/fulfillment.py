@@ -18,6 +18,14 @@ together (``db.insert_rows``, ``db.bulk_writes``). ORM objects cost ten times wh
 did, and a statement per row a round trip each (bench/bench_webhook.py). An order that already
 exists takes the ORM path below (``_grant``), which writes the same rows
 (tests/integration/test_webhook_fast_path.py).
+
+It trusts only what the shop sold: anyone holding the Stripe key can create a Checkout Session
+with shop-looking metadata, a lower price or a 100%-off code of their own. An order is granted
+only for a session services.checkout recorded (``CheckoutRecord``) whose currency and subtotal
+match the record, whose discount comes from one of the shop's promotion codes allowed for that
+session and product (no more than its coupon gives; once per buyer when the code says so), and
+whose product is still published. Anything else is refused with a reason (``Refusal``) and grants
+nothing; a session without the shop's metadata is not ours and is ignored.
 """
 
 from __future__ import annotations
@@ -34,11 +42,26 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, select
 
 from quantoxbay.db import bulk_writes, insert_rows
-from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, utcnow
+from quantoxbay.models import (
+    CheckoutRecord,
+    DownloadGrant,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Product,
+    ProductStatus,
+    Promotion,
+    utcnow,
+)
 from quantoxbay.services import DomainError, analytics, charge_events, receipts
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
+from quantoxbay.services.promotions import REDEEMED_STATUSES
 
 FULFILLABLE_PAYMENT_STATUSES = ("paid", "no_payment_required")
+#: ``FulfillmentResult.status`` of a session refused by the checks (no order, nothing granted) ...
+REJECTED = "rejected"
+#: ... and of a session that is not the shop's at all (no shop metadata, no record).
+IGNORED = "ignored"
 
 
 class MalformedCheckoutSession(DomainError):
@@ -55,6 +78,7 @@ class FulfillmentResult:
     changed: bool
     buyer_id: int | None = None
     seller_ids: list[int] = field(default_factory=list)
+    reason: str = ""  # why a session was rejected or ignored
 
     def announcements(self) -> list[Announcement]:
         """What to tell live pages once the transaction has committed."""
@@ -80,18 +104,6 @@ def as_dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, Mapping):
         return json.loads(json.dumps(obj))  # deep copy into plain types
     raise TypeError(f"not a checkout session: {type(obj).__name__}")
-
-
-def _ids(cs: Mapping[str, Any]) -> tuple[int, int]:
-    metadata = cs.get("metadata") or {}
-    try:
-        buyer_id = int(cs.get("client_reference_id") or metadata["buyer_id"])
-        product_id = int(metadata["product_id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedCheckoutSession(
-            f"checkout session {cs.get('id')} carries no buyer/product ids"
-        ) from exc
-    return buyer_id, product_id
 
 
 def _payment_intent_id(cs: Mapping[str, Any]) -> str | None:
@@ -148,14 +160,184 @@ _ORDER = Order.__table__  # type: ignore[attr-defined]
 _ITEM = OrderItem.__table__  # type: ignore[attr-defined]
 _GRANT = DownloadGrant.__table__  # type: ignore[attr-defined]
 _PRODUCT = Product.__table__  # type: ignore[attr-defined]
-_PRODUCT_ROWS = sa_select(_PRODUCT.c.id, _PRODUCT.c.seller_id, _PRODUCT.c.title).where(
-    _PRODUCT.c.id.in_(bindparam("ids", expanding=True))
-)
+_RECORD = CheckoutRecord.__table__  # type: ignore[attr-defined]
+_PROMOTION = Promotion.__table__  # type: ignore[attr-defined]
 _SALES_COUNT_UPDATE = (
     update(_PRODUCT)
     .where(_PRODUCT.c.id == bindparam("product_id"))
     .values(sales_count=_PRODUCT.c.sales_count + bindparam("sold"))
 )
+# What the shop sold in each session, with the product as it is now: one read per batch.
+_RECORD_ROWS = (
+    sa_select(
+        _RECORD.c.stripe_session_id,
+        _RECORD.c.buyer_id,
+        _RECORD.c.product_id,
+        _RECORD.c.currency,
+        _RECORD.c.subtotal_cents,
+        _RECORD.c.allow_promotion_codes,
+        _RECORD.c.promotion_id,
+        _PRODUCT.c.seller_id,
+        _PRODUCT.c.title,
+        _PRODUCT.c.status.label("product_status"),
+    )
+    .join(_PRODUCT, _PRODUCT.c.id == _RECORD.c.product_id)
+    .where(_RECORD.c.stripe_session_id.in_(bindparam("ids", expanding=True)))
+)
+_PROMOTION_ROWS = sa_select(_PROMOTION).where(
+    _PROMOTION.c.stripe_promotion_code_id.in_(bindparam("ids", expanding=True))
+)
+_REDEEMED_BY_BUYER = (
+    sa_select(_ORDER.c.id)
+    .where(
+        _ORDER.c.buyer_id == bindparam("buyer_id"),
+        _ORDER.c.promo_code.in_(bindparam("codes", expanding=True)),
+        _ORDER.c.status.in_(REDEEMED_STATUSES),
+        _ORDER.c.stripe_session_id != bindparam("session_id"),
+    )
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class _Sold:
+    """What the shop sold in one Checkout Session that passed the checks."""
+
+    buyer_id: int
+    product_id: int
+    seller_id: int
+    title: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a session gets no order: ``outcome`` is REJECTED (refused) or IGNORED (not ours)."""
+
+    outcome: str
+    reason: str
+
+
+def _promotion_code_ids(cs: Mapping[str, Any]) -> set[str]:
+    """The promotion code ids the session's discounts name (ids or expanded objects)."""
+    found = list(cs.get("discounts") or [])
+    breakdown = (cs.get("total_details") or {}).get("breakdown") or {}
+    found += [d.get("discount") for d in breakdown.get("discounts") or [] if isinstance(d, Mapping)]
+    ids = set()
+    for discount in found:
+        promo = discount.get("promotion_code") if isinstance(discount, Mapping) else None
+        if isinstance(promo, Mapping):
+            promo = promo.get("id")
+        if promo:
+            ids.add(str(promo))
+    return ids
+
+
+def _cents(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _coupon_discount(promo: Any, subtotal: int) -> int:
+    """What the promotion's coupon takes off ``subtotal`` (percentages round half up, as Stripe's)."""
+    if promo.percent_off is not None:
+        return (subtotal * promo.percent_off + 50) // 100
+    return min(int(promo.amount_off_cents or 0), subtotal)
+
+
+def _refusal(
+    conn: Connection,
+    cs: Mapping[str, Any],
+    record: Any,
+    promos: Mapping[str, Any],
+    used: set[tuple[int, int]],
+) -> Refusal | None:
+    """None when the session is what the shop sold (``record``); else why not."""
+    session_id = str(cs["id"])
+    metadata = cs.get("metadata") or {}
+    if record is None:
+        if not isinstance(metadata, Mapping) or not (metadata.get("product_id") or metadata.get("buyer_id")):
+            return Refusal(IGNORED, "not a checkout session of this shop (no shop metadata)")
+        return Refusal(REJECTED, "checkout session not created by this shop")
+    claimed = (cs.get("client_reference_id"), metadata.get("buyer_id"), metadata.get("product_id"))
+    if tuple(str(v) for v in claimed) != (str(record.buyer_id), str(record.buyer_id), str(record.product_id)):
+        return Refusal(REJECTED, "buyer or product differ from what the shop sold")
+    if record.product_status != ProductStatus.PUBLISHED.value:
+        return Refusal(
+            REJECTED, f"product {record.product_id} is no longer for sale ({record.product_status})"
+        )
+    currency = str(cs.get("currency") or "").lower()
+    if currency != record.currency:
+        return Refusal(REJECTED, f"currency {currency or 'none'} instead of {record.currency}")
+    subtotal, total = _cents(cs.get("amount_subtotal")), _cents(cs.get("amount_total"))
+    if subtotal is None or subtotal != record.subtotal_cents:
+        return Refusal(REJECTED, f"subtotal {subtotal} instead of {record.subtotal_cents}")
+    discount = _cents((cs.get("total_details") or {}).get("amount_discount") or 0)
+    if total is None or discount is None or discount < 0 or total != subtotal - discount:
+        return Refusal(REJECTED, f"total {total} does not match subtotal {subtotal} less discount {discount}")
+    if discount == 0:
+        return None
+    codes = _promotion_code_ids(cs)
+    if len(codes) != 1:
+        return Refusal(REJECTED, f"discount of {discount} without one promotion code of the shop")
+    code_id = codes.pop()
+    promo = promos.get(code_id)
+    if promo is None:
+        return Refusal(REJECTED, f"promotion code {code_id} is not one of the shop's")
+    if promo.seller_id != record.seller_id:
+        return Refusal(REJECTED, f"promotion code {code_id} belongs to another seller")
+    if promo.product_id is not None and promo.product_id != record.product_id:
+        return Refusal(REJECTED, f"promotion code {code_id} is for another product")
+    if record.promotion_id is not None:
+        if promo.id != record.promotion_id:
+            return Refusal(REJECTED, f"promotion code {code_id} is not the one the shop applied")
+    elif not record.allow_promotion_codes or promo.once_per_buyer:
+        return Refusal(REJECTED, f"promotion code {code_id} was not allowed on this checkout")
+    if promo.amount_off_cents is not None and promo.currency != record.currency:
+        return Refusal(REJECTED, f"promotion code {code_id} is in {promo.currency}")
+    allowed = _coupon_discount(promo, record.subtotal_cents)
+    # Less than the code gives only costs the buyer (and Stripe's rounding may differ): more is refused.
+    if discount > allowed:
+        return Refusal(
+            REJECTED, f"discount {discount} is more than promotion code {code_id} gives ({allowed})"
+        )
+    if promo.once_per_buyer:
+        key = (promo.id, record.buyer_id)
+        earlier = conn.execute(
+            _REDEEMED_BY_BUYER,
+            {"buyer_id": record.buyer_id, "codes": [promo.stripe_promotion_code_id, promo.stripe_code],
+             "session_id": session_id},
+        ).first()  # fmt: skip
+        if earlier is not None or key in used:
+            return Refusal(REJECTED, f"buyer already used the once-per-buyer promotion code {code_id}")
+        used.add(key)
+    return None
+
+
+def _check(
+    conn: Connection, sessions: list[Mapping[str, Any]]
+) -> tuple[dict[str, _Sold], dict[str, Refusal]]:
+    """Split sessions into what the shop sold (by session id) and the refused ones (with why).
+    One read for the records and products, one for the promotions named by discounted sessions."""
+    ids = sorted({str(cs["id"]) for cs in sessions})
+    records = {row.stripe_session_id: row for row in conn.execute(_RECORD_ROWS, {"ids": ids})}
+    code_ids = sorted({c for cs in sessions if (cs.get("total_details") or {}).get("amount_discount")
+                       for c in _promotion_code_ids(cs)})  # fmt: skip
+    promos = (
+        {row.stripe_promotion_code_id: row for row in conn.execute(_PROMOTION_ROWS, {"ids": code_ids})}
+        if code_ids
+        else {}
+    )
+    sold: dict[str, _Sold] = {}
+    refused: dict[str, Refusal] = {}
+    used: set[tuple[int, int]] = set()  # (promotion, buyer) once-per-buyer pairs accepted in this batch
+    for cs in sorted(sessions, key=lambda cs: str(cs["id"])):
+        session_id = str(cs["id"])
+        record = records.get(session_id)
+        refusal = _refusal(conn, cs, record, promos, used)
+        if refusal is not None or record is None:
+            refused[session_id] = refusal or Refusal(REJECTED, "checkout session not created by this shop")
+        else:
+            sold[session_id] = _Sold(record.buyer_id, record.product_id, record.seller_id, record.title)
+    return sold, refused
 
 
 @dataclass(frozen=True)
@@ -166,14 +348,17 @@ class _NewOrder:
     seller_id: int
 
 
-def _create_orders(conn: Connection, sessions: list[Mapping[str, Any]], status: str) -> list[_NewOrder]:
-    """Insert one order of one item per Checkout Session (distinct ids), with one multi-row
-    statement per table, in session id order (two writers never wait on each other in opposite
-    order). Returns the orders created; a session whose order exists already is left out."""
+def _create_orders(
+    conn: Connection, sessions: list[Mapping[str, Any]], status: str, sold: Mapping[str, _Sold]
+) -> list[_NewOrder]:
+    """Insert one order of one item per Checkout Session (distinct ids, each checked: ``sold``),
+    with one multi-row statement per table, in session id order (two writers never wait on each
+    other in opposite order). Returns the orders created; a session whose order exists already is
+    left out."""
     wanted = {}
     for cs in sorted(sessions, key=lambda cs: str(cs["id"])):
-        buyer_id, product_id = _ids(cs)
-        wanted[str(cs["id"])] = (_new_order(cs, buyer_id, status), product_id)
+        what = sold[str(cs["id"])]
+        wanted[str(cs["id"])] = (_new_order(cs, what.buyer_id, status), what)
     if len(wanted) != len(sessions):
         raise ValueError("checkout sessions must be distinct")
     if not wanted:
@@ -187,18 +372,12 @@ def _create_orders(conn: Connection, sessions: list[Mapping[str, Any]], status: 
     )
     if not inserted:
         return []
-    products = {
-        row.id: row for row in conn.execute(_PRODUCT_ROWS, {"ids": sorted({p for _, p in wanted.values()})})
-    }
     created, items = [], []
     for order_id, session_id in sorted(inserted, key=lambda row: row[1]):
-        order, product_id = wanted[session_id]
-        product = products.get(product_id)
-        if product is None:
-            raise MalformedCheckoutSession(f"product {product_id} of session {session_id} does not exist")
-        created.append(_NewOrder(order, order_id, product_id, product.seller_id))
+        order, what = wanted[session_id]
+        created.append(_NewOrder(order, order_id, what.product_id, what.seller_id))
         items.append(
-            {"order_id": order_id, "product_id": product_id, "seller_id": product.seller_id, "title": product.title,
+            {"order_id": order_id, "product_id": what.product_id, "seller_id": what.seller_id, "title": what.title,
              "quantity": 1, "unit_price_cents": order["subtotal_cents"], "discount_cents": order["discount_cents"],
              "total_cents": order["total_cents"], "created_at": order["created_at"]}
         )  # fmt: skip
@@ -253,20 +432,39 @@ def _seller_ids(session: Session, order_id: int) -> list[int]:
     return sorted(set(session.exec(select(OrderItem.seller_id).where(OrderItem.order_id == order_id)).all()))
 
 
-def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResult:
-    """Create the paid order and its download grants for a Checkout Session, exactly once."""
-    cs = as_dict(checkout_session)
+def _refused(session: Session, session_id: str, refusal: Refusal) -> FulfillmentResult:
+    """A refused session's result; an order the checks let through before (the product has been
+    unpublished since, say) stays as it is."""
+    existing = session.exec(select(Order).where(Order.stripe_session_id == session_id)).first()
+    if existing is not None and existing.status not in (OrderStatus.PENDING.value, OrderStatus.FAILED.value):
+        return FulfillmentResult(session_id, existing.id, existing.status, False, existing.buyer_id)
+    return FulfillmentResult(session_id, None, refusal.outcome, False, reason=refusal.reason)
+
+
+def _checked(session: Session, cs: Mapping[str, Any]) -> tuple[dict[str, _Sold], FulfillmentResult | None]:
     session_id = str(cs.get("id") or "")
     if not session_id.startswith("cs_"):
         raise MalformedCheckoutSession("not a checkout session")
-    buyer_id, _ = _ids(cs)
+    sold, refused = _check(session.connection(), [cs])
+    return sold, (_refused(session, session_id, refused[session_id]) if session_id in refused else None)
+
+
+def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResult:
+    """Create the paid order and its download grants for a Checkout Session the shop sold, exactly
+    once; a session it did not sell gets a REJECTED (or IGNORED) result and nothing else."""
+    cs = as_dict(checkout_session)
+    sold, refused = _checked(session, cs)
+    if refused is not None:
+        return refused
+    session_id = str(cs["id"])
+    buyer_id = sold[session_id].buyer_id
     paid = is_paid(cs)
     if not paid and cs.get("status") != "complete":
         # Still open (the buyer has not paid yet) or expired: there is no order to make.
         return FulfillmentResult(session_id, None, str(cs.get("status") or "open"), False, buyer_id)
     status = OrderStatus.PAID.value if paid else OrderStatus.PENDING.value
 
-    created = _create_orders(session.connection(), [cs], status)
+    created = _create_orders(session.connection(), [cs], status, sold)
     if created:
         return _result(created[0], status)
     order = _new_order(cs, buyer_id, status)
@@ -309,23 +507,29 @@ def fulfill_new_paid_checkouts(
 ) -> dict[str, FulfillmentResult]:
     """``fulfill_checkout`` for many paid Checkout Sessions with distinct ids at once (the webhook's
     group commit), one multi-row statement per table. Returns the results by session id for the
-    orders it created; a session whose order existed already is left to ``fulfill_checkout``."""
+    orders it created; a session whose order existed already, or that the checks refused, is left
+    to ``fulfill_checkout`` (which says why)."""
     for cs in checkout_sessions:
         if not str(cs.get("id") or "").startswith("cs_"):
             raise MalformedCheckoutSession("not a checkout session")
         if not is_paid(cs):
             raise ValueError(f"checkout session {cs['id']} is not paid")
+    conn = session.connection()
+    sold, _refused_here = _check(conn, checkout_sessions)
     paid = OrderStatus.PAID.value
-    created = _create_orders(session.connection(), checkout_sessions, paid)
+    created = _create_orders(conn, [cs for cs in checkout_sessions if str(cs["id"]) in sold], paid, sold)
     return {c.values["stripe_session_id"]: _result(c, paid) for c in created}
 
 
 def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResult:
     """An async payment failed: the order (created or pending) is marked failed, no grants."""
     cs = as_dict(checkout_session)
-    session_id = str(cs.get("id") or "")
-    buyer_id, _ = _ids(cs)
-    created = _create_orders(session.connection(), [cs], OrderStatus.FAILED.value)
+    sold, refused = _checked(session, cs)
+    if refused is not None:
+        return refused
+    session_id = str(cs["id"])
+    buyer_id = sold[session_id].buyer_id
+    created = _create_orders(session.connection(), [cs], OrderStatus.FAILED.value, sold)
     if created:
         return _result(created[0], OrderStatus.FAILED.value)
     moved = session.execute(

@@ -11,7 +11,7 @@ import stripe
 from quantoxbay import routes
 from quantoxbay.models import OrderStatus
 from quantoxbay.payments.client import get_stripe_client
-from quantoxbay.services import DomainError, checkout, library, live, notifier, receipts
+from quantoxbay.services import DomainError, checkout, fulfillment, library, live, notifier, receipts
 from quantoxbay.services.downloads import download_url
 from quantoxbay.settings import get_settings
 from quantoxbay.state.session import SessionState, run_service
@@ -103,7 +103,7 @@ class BuyBoxState(rx.State):
 class CheckoutSuccessState(rx.State):
     """`/checkout/success?session_id=...`: waits, then flips to "Payment confirmed" by push."""
 
-    status: str = "waiting"  # waiting | paid | failed | unknown
+    status: str = "waiting"  # waiting | paid | failed | refused (not what the shop sold) | unknown
     title: str = ""
     total_label: str = ""
     files: list[dict] = []
@@ -169,6 +169,11 @@ class CheckoutSuccessState(rx.State):
             for announcement in result.announcements() if result else []:
                 notifier.announce(announcement)
             await self._refresh()
+            if self.status == "waiting" and result is not None and result.order_id is None:
+                if result.status == fulfillment.REJECTED:
+                    self.status = "refused"
+                elif result.status == fulfillment.IGNORED:
+                    self.status = "unknown"
         return None
 
     async def on_announcement(self, kind: str, data: dict) -> None:

@@ -711,6 +711,17 @@ class Checkout:
         promo = self.store.get("promotion_code", applied["promotion_code"])
         return promo.data["code"] if promo else None
 
+    def discount_label(self, record: Record) -> str:
+        """How the hosted page names the discount: the code the customer typed there, else the
+        coupon's name (as Stripe shows it). A code the merchant attached (``discounts``) is never
+        shown: it may be a hidden one that only the merchant's server may use."""
+        applied = record.internal.get("applied") or {}
+        if applied.get("code"):
+            return f"Discount ({applied['code']})"
+        coupon = self.store.get("coupon", applied["coupon"]) if applied.get("coupon") else None
+        name = coupon.data.get("name") if coupon else None
+        return f"Discount ({name})" if name else "Discount"
+
     # -- payment ---------------------------------------------------------
 
     def _ensure_payment_intent(self, record: Record) -> Record:

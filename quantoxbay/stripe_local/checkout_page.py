@@ -146,8 +146,7 @@ class CheckoutPage:
         ]
         discount = data["total_details"]["amount_discount"]
         if discount:
-            code = self.checkout.applied_code(record)
-            label = f"Discount ({escape(code)})" if code else "Discount"
+            label = escape(self.checkout.discount_label(record))
             lines.append(
                 f'<div class="line discount"><span>{label}</span>'
                 f"<span>&minus;{format_amount(discount, currency)}</span></div>"

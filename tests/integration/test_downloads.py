@@ -35,7 +35,7 @@ def sale(app_engine: Engine):  # type: ignore[no-untyped-def]
     with Session(app_engine, expire_on_commit=False) as s:
         seller, buyer, other = create_user(s, Role.SELLER), create_user(s, Role.BUYER), create_user(s)
         product = create_published_product(s, get_storage(), seller, content=CONTENT)
-        cs = checkout_session(buyer_id=buyer.id, product_id=product.id)
+        cs = checkout_session(s, buyer_id=buyer.id, product_id=product.id)
         order_id = fulfillment.fulfill_checkout(session=s, checkout_session=cs).order_id
         file_id = s.exec(select(ProductFile.id).where(ProductFile.product_id == product.id)).one()
         cookies = {u.id: accounts.start_session(session=s, user_id=u.id) for u in (buyer, other)}

@@ -27,6 +27,7 @@ from quantoxbay import db as db_module
 from quantoxbay.api import build_api
 from quantoxbay.db import make_engine
 from quantoxbay.models import DownloadGrant, Order, Role
+from quantoxbay.services import checkout
 from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
 from tests.stripe_keys import bearer, stripe_local_key
@@ -62,10 +63,10 @@ def test_same_event_ten_times_shuffled_and_twenty_concurrently(app_engine: Engin
     buyer_id, product_id = sale
     client = TestClient(build_api())
     secret = get_settings().stripe_webhook_secret
-    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)
     # Ten deliveries interleaved with other events, in random order.
-    others = [event(checkout_session(buyer_id=buyer_id, product_id=product_id)) for _ in range(5)]
+    others = [event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)) for _ in range(5)]
     deliveries = [evt] * 10 + others
     random.Random(7).shuffle(deliveries)
     for e in deliveries:
@@ -96,7 +97,7 @@ def test_database_unavailable_answers_5xx_then_redelivery_succeeds(
 ) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
     secret = get_settings().stripe_webhook_secret
-    evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))
     dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     monkeypatch.setattr(db_module, "get_engine", lambda: dead)
     client = TestClient(build_api())
@@ -197,6 +198,13 @@ def test_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
             }
         )
         session_ids.append(created.id)
+    with Session(engine) as s:  # as the shop's checkout does: fulfilment only grants recorded sessions
+        for i, sid in enumerate(session_ids):
+            checkout.record_checkout_session(
+                session=s, stripe_session_id=sid, buyer_id=buyers[i % 3].id, product_id=product_id,
+                currency="usd", subtotal_cents=999, allow_promotion_codes=False, promotion_id=None,
+            )  # fmt: skip
+        s.commit()
 
     paid: list[str] = []
     with httpx.Client(timeout=10) as http:

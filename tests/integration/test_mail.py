@@ -53,7 +53,7 @@ def _paid_order(engine: Engine) -> tuple[int, str]:
     with Session(engine, expire_on_commit=False) as s:
         seller, buyer = create_user(s, Role.SELLER), create_user(s, Role.BUYER)
         product = create_published_product(s, get_storage(), seller, title="Field Guide", price_cents=1200)
-        cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1200)
+        cs = checkout_session(s, buyer_id=buyer.id, product_id=product.id, amount=1200)
         order_id = fulfillment.fulfill_checkout(session=s, checkout_session=cs).order_id
         s.commit()
     return order_id, buyer.email  # type: ignore[return-value]

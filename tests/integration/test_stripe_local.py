@@ -1066,6 +1066,26 @@ def test_promotion_code_on_the_hosted_page(env: Env) -> None:
     assert env.client.v1.checkout.sessions.retrieve(other.id).amount_total == 2999
 
 
+def test_a_code_the_merchant_attached_is_named_by_its_coupon_not_shown(env: Env) -> None:
+    """A once-per-buyer code lives in Stripe under a hidden code only the shop's server attaches;
+    showing it on the hosted page would let anyone type it into the next checkout."""
+    coupon = env.client.v1.coupons.create(params={"percent_off": 25, "name": "WELCOME"})
+    hidden = f"QB-{time.time_ns():x}"
+    promo = env.client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": coupon.id}, "code": hidden}
+    )
+    session = env.client.v1.checkout.sessions.create(
+        params=session_params(discounts=[{"promotion_code": promo.id}])
+    )
+    page = env.http.get(session.url)
+    assert page.status_code == 200
+    assert hidden not in page.text and hidden.lower() not in page.text.lower()
+    assert "Discount (WELCOME)" in page.text and "Promotion code" not in page.text
+    nameless = env.client.v1.coupons.create(params={"amount_off": 100, "currency": "usd"})
+    other = env.client.v1.checkout.sessions.create(params=session_params(discounts=[{"coupon": nameless.id}]))
+    assert ">Discount<" in env.http.get(other.url).text
+
+
 def test_expired_code_and_product_restricted_coupon(env: Env) -> None:
     coupon = env.client.v1.coupons.create(params={"percent_off": 50})
     code = f"SOON{time.time_ns() % 100000}"

@@ -60,7 +60,7 @@ def _secret() -> str:
 
 def test_signed_completed_event_creates_the_order(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
-    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)
     body, headers = signed(event(cs), _secret())
     response = client.post(URL, content=body, headers=headers)
     assert response.status_code == 200, response.text
@@ -76,7 +76,7 @@ def test_bad_signatures_get_400_and_write_nothing(
     client: TestClient, app_engine: Engine, sale, case: str
 ) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
-    evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))
     body, headers = signed(evt, _secret())
     if case == "missing":
         headers.pop("Stripe-Signature")
@@ -104,7 +104,7 @@ def test_bad_signatures_get_400_and_write_nothing(
 
 def test_replayed_body_with_old_signature_is_refused(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
-    evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))
     body, headers = signed(evt, _secret(), timestamp=int(time.time()) - 3600)
     assert client.post(URL, content=body, headers=headers).status_code == 400
 
@@ -113,7 +113,7 @@ def test_duplicate_and_shuffled_deliveries_make_one_order(
     client: TestClient, app_engine: Engine, sale
 ) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
-    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)
     # Stripe may even create two Event objects for one change: dedupe on the session too.
     twin = event(cs, event_id=None)
@@ -128,7 +128,7 @@ def test_duplicate_and_shuffled_deliveries_make_one_order(
 
 def test_concurrent_deliveries_make_one_order(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
-    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)
     statuses: list[int] = []
     barrier = threading.Barrier(10)
@@ -153,7 +153,7 @@ def test_failure_answers_500_then_redelivery_succeeds(
     client: TestClient, app_engine: Engine, sale, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     buyer_id, product_id = sale
-    evt = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("database went away")
@@ -186,7 +186,7 @@ def _race_once(engine: Engine, buyer_id: int, product_id: int) -> None:
     """Webhook path and success-page path for one session at the same instant."""
     from quantoxbay.payments.webhooks import process_event
 
-    cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+    cs = checkout_session(engine, buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)
     barrier = threading.Barrier(2)
     changed: list[bool] = []
@@ -224,3 +224,67 @@ def test_webhook_and_success_page_racing_make_one_order(app_engine: Engine, sale
     for _ in range(5):
         _race_once(app_engine, buyer_id, product_id)
     assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 5
+
+
+def _event_row(engine: Engine, event_id: str) -> WebhookEvent:
+    with Session(engine) as s:
+        return s.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id)).one()
+
+
+def test_a_session_the_shop_never_created_answers_2xx_rejected_and_grants_nothing(
+    client: TestClient, app_engine: Engine, sale
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue: with the API key, someone made a shop-looking Checkout Session for $0.50 and paid it;
+    Stripe's signed event then made the order. Signed is not sold: no record, no order."""
+    buyer_id, product_id = sale
+    forged = checkout_session(None, buyer_id=buyer_id, product_id=product_id, amount=50)
+    evt = event(forged)
+    body, headers = signed(evt, _secret())
+    response = client.post(URL, content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["outcome"] == "rejected"
+    assert response.json()["reason"] == "checkout session not created by this shop"
+    assert _count(app_engine, Order, Order.stripe_session_id == forged["id"]) == 0
+    assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 0
+    row = _event_row(app_engine, evt["id"])
+    assert (row.outcome, row.reason, row.error) == (
+        "rejected",
+        "checkout session not created by this shop",
+        "",
+    )
+    # Stripe's retry of the same event: a duplicate, nothing more.
+    body, headers = signed(evt, _secret())
+    again = client.post(URL, content=body, headers=headers)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["outcome"] == "rejected"
+
+
+def test_a_recorded_session_paid_below_its_price_is_rejected(
+    client: TestClient, app_engine: Engine, sale
+) -> None:  # type: ignore[no-untyped-def]
+    buyer_id, product_id = sale
+    cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id, amount=9900)
+    evt = event(cs | {"amount_subtotal": 50, "amount_total": 50})
+    body, headers = signed(evt, _secret())
+    response = client.post(URL, content=body, headers=headers)
+    assert response.status_code == 200 and response.json()["outcome"] == "rejected"
+    assert _count(app_engine, Order, Order.stripe_session_id == cs["id"]) == 0
+    assert _event_row(app_engine, evt["id"]).reason == "subtotal 50 instead of 9900"
+
+
+def test_a_paid_session_that_is_not_the_shops_is_ignored_not_failed(
+    client: TestClient, app_engine: Engine, sale
+) -> None:  # type: ignore[no-untyped-def]
+    """Another integration's session on the same account (no shop metadata) used to answer 500 for
+    ever; Stripe would retry it for days."""
+    buyer_id, product_id = sale
+    cs = checkout_session(None, buyer_id=buyer_id, product_id=product_id) | {
+        "metadata": {},
+        "client_reference_id": None,
+    }
+    evt = event(cs)
+    body, headers = signed(evt, _secret())
+    response = client.post(URL, content=body, headers=headers)
+    assert response.status_code == 200 and response.json()["outcome"] == "ignored"
+    assert _event_row(app_engine, evt["id"]).outcome == "ignored"
+    assert _count(app_engine, Order, Order.stripe_session_id == cs["id"]) == 0

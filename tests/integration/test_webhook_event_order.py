@@ -33,7 +33,7 @@ from quantoxbay.models import (
     WebhookEvent,
 )
 from quantoxbay.payments.webhooks import process_event
-from quantoxbay.services import fulfillment
+from quantoxbay.services import checkout, fulfillment
 from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
 from tests.integration import test_stripe_local
@@ -67,8 +67,9 @@ class Delivery:
     signature: str
 
 
-def _buy(env: Env, buyer_id: int, product_id: int, card: str) -> tuple[str, str]:
-    """Pay a Checkout Session on the hosted page; returns (session id, payment intent id)."""
+def _buy(env: Env, engine: Engine, buyer_id: int, product_id: int, card: str) -> tuple[str, str]:
+    """Pay a Checkout Session on the hosted page, recorded as the shop's checkout records it;
+    returns (session id, payment intent id)."""
     params = session_params(
         line_items=[
             {
@@ -81,6 +82,12 @@ def _buy(env: Env, buyer_id: int, product_id: int, card: str) -> tuple[str, str]
         payment_intent_data={"metadata": {"product_id": str(product_id)}},
     )
     session = env.client.v1.checkout.sessions.create(params=params)
+    with Session(engine) as s:
+        checkout.record_checkout_session(
+            session=s, stripe_session_id=session.id, buyer_id=buyer_id, product_id=product_id,
+            currency="usd", subtotal_cents=1000, allow_promotion_codes=False, promotion_id=None,
+        )  # fmt: skip
+        s.commit()
     assert pay_on_page(env.http, session.url, card).status_code == 303
     paid = env.client.v1.checkout.sessions.retrieve(session.id)
     return session.id, str(paid.payment_intent)
@@ -142,10 +149,10 @@ def test_events_in_any_order_end_in_the_state_of_stripes_order(
         s.commit()
     assert buyer.id is not None
 
-    disputed = _buy(env, buyer.id, products[0], DISPUTE_CARD)  # the dispute stays open
-    refunded = _buy(env, buyer.id, products[1], GOOD_CARD)  # then partly refunded
-    won = _buy(env, buyer.id, products[2], DISPUTE_CARD)  # the dispute is then won
-    lost = _buy(env, buyer.id, products[3], DISPUTE_CARD)  # the dispute is then lost
+    disputed = _buy(env, app_engine, buyer.id, products[0], DISPUTE_CARD)  # the dispute stays open
+    refunded = _buy(env, app_engine, buyer.id, products[1], GOOD_CARD)  # then partly refunded
+    won = _buy(env, app_engine, buyer.id, products[2], DISPUTE_CARD)  # the dispute is then won
+    lost = _buy(env, app_engine, buyer.id, products[3], DISPUTE_CARD)  # the dispute is then lost
     assert env.runtime.flush_webhooks(10)
     env.client.v1.refunds.create(params={"payment_intent": refunded[1], "amount": 400})
     for (_, pi), evidence in ((won, "winning_evidence"), (lost, "losing_evidence")):
@@ -207,7 +214,7 @@ def test_a_dispute_racing_its_order_on_another_connection_is_applied(app_engine:
             s, LocalStorage(tmp_path / "files"), seller, price_cents=1000
         ).id
         s.commit()
-    cs = checkout_session(buyer_id=buyer.id, product_id=product_id, amount=1000)
+    cs = checkout_session(app_engine, buyer_id=buyer.id, product_id=product_id, amount=1000)
     dispute = {
         "id": "dp_race",
         "object": "dispute",

@@ -70,15 +70,15 @@ def test_fast_and_orm_paths_write_identical_rows(db: Session, storage) -> None: 
     orm_product = create_published_product(db, storage, seller, title="Same title", price_cents=1500)
 
     # Fast path: a new event for a new session, paid at once.
-    fast_cs = checkout_session(buyer_id=buyer.id, product_id=fast_product.id, amount=1200, discount=300)
+    fast_cs = checkout_session(db, buyer_id=buyer.id, product_id=fast_product.id, amount=1200, discount=300)
     fast_evt = event(fast_cs)
     outcome = _process(db, fast_evt)
     assert (outcome.duplicate, outcome.outcome, len(outcome.announcements)) == (False, "processed", 1)
 
     # ORM path: the order exists already (an async payment left it pending; its first success
     # delivery failed and was recorded), so the conditional UPDATE and _grant write the rest.
-    orm_cs = checkout_session(buyer_id=buyer.id, product_id=orm_product.id, amount=1200, discount=300,
-                              payment_status="unpaid")  # fmt: skip
+    orm_cs = checkout_session(db, buyer_id=buyer.id, product_id=orm_product.id, amount=1200, discount=300,
+                              payment_status="unpaid", promotion_code=fast_cs["discounts"][0]["promotion_code"])  # fmt: skip
     _process(db, event(orm_cs))
     paid_cs = orm_cs | {"payment_status": "paid", "payment_intent": fast_cs["payment_intent"]}
     orm_evt = event(paid_cs, type_="checkout.session.async_payment_succeeded")
@@ -120,7 +120,7 @@ def test_fast_and_orm_paths_write_identical_rows(db: Session, storage) -> None: 
 def test_duplicate_event_on_the_fast_path_changes_nothing(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller)
-    evt = event(checkout_session(buyer_id=buyer.id, product_id=product.id))
+    evt = event(checkout_session(db, buyer_id=buyer.id, product_id=product.id))
     assert _process(db, evt).announcements
     again = _process(db, evt)
     assert (again.duplicate, again.outcome, again.announcements) == (True, "processed", [])
@@ -145,6 +145,11 @@ def committed_sale(engine: Engine, tmp_path):  # type: ignore[no-untyped-def]
 def _count(engine: Engine, model, *where) -> int:  # type: ignore[no-untyped-def]
     with Session(engine) as s:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def _not_a_session(buyer_id: int) -> dict[str, Any]:
+    """An event whose processing fails (its object is no Checkout Session): the handler raises."""
+    return event({**checkout_session(None, buyer_id=buyer_id, product_id=1), "id": "pi_not_a_session"})
 
 
 def _race(engine: Engine, cs: dict[str, Any]) -> list[str]:
@@ -186,7 +191,7 @@ def _race(engine: Engine, cs: dict[str, Any]) -> list[str]:
 def test_racing_deliveries_twins_and_success_page_make_one_order(engine: Engine, committed_sale) -> None:  # type: ignore[no-untyped-def]
     seller_id, buyer_id, product_id = committed_sale
     for _ in range(3):
-        cs = checkout_session(buyer_id=buyer_id, product_id=product_id)
+        cs = checkout_session(engine, buyer_id=buyer_id, product_id=product_id)
         event_ids = _race(engine, cs)
         assert _count(engine, Order, Order.stripe_session_id == cs["id"]) == 1
         assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id.in_(event_ids)) == 2  # type: ignore[attr-defined]
@@ -201,9 +206,9 @@ def test_racing_deliveries_twins_and_success_page_make_one_order(engine: Engine,
         assert sum(r.orders for r in rollup) == sum(r.items for r in rollup) == 3
 
 
-def test_unknown_product_writes_nothing_and_answers_an_error(engine: Engine, committed_sale) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_session_writes_nothing_and_answers_an_error(engine: Engine, committed_sale) -> None:  # type: ignore[no-untyped-def]
     _, buyer_id, _ = committed_sale
-    evt = event(checkout_session(buyer_id=buyer_id, product_id=999_999))
+    evt = _not_a_session(buyer_id)
     with pytest.raises(fulfillment.MalformedCheckoutSession), session_scope(engine) as s:
         _process(s, evt)
     assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id == evt["id"]) == 0
@@ -219,8 +224,8 @@ def test_group_commit_batch_with_a_bad_event_commits_the_good_ones(
 
     monkeypatch.setattr("quantoxbay.db.get_engine", lambda: engine)
     _, buyer_id, product_id = committed_sale
-    good = [event(checkout_session(buyer_id=buyer_id, product_id=product_id)) for _ in range(3)]
-    bad = event(checkout_session(buyer_id=buyer_id, product_id=999_999))
+    good = [event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id)) for _ in range(3)]
+    bad = _not_a_session(buyer_id)
     events = [good[0], bad, good[1], good[2], good[0]]
     jobs = [api_webhook._Job(e, json.dumps(e), None, None) for e in events]  # type: ignore[arg-type]
     results = api_webhook._process_batch(jobs)
@@ -239,7 +244,7 @@ def test_group_commit_batch_with_a_bad_event_commits_the_good_ones(
     assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id == bad["id"]) == 0
 
     # A batch without failures commits once, with the same rows.
-    more = [event(checkout_session(buyer_id=buyer_id, product_id=product_id)) for _ in range(4)]
+    more = [event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id)) for _ in range(4)]
     results = api_webhook._process_batch([api_webhook._Job(e, json.dumps(e), None, None) for e in more])  # type: ignore[arg-type]
     assert [len(r.announcements) for r in results] == [1, 1, 1, 1]  # type: ignore[union-attr]
     assert _count(engine, Order, Order.stripe_session_id.in_([e["data"]["object"]["id"] for e in more])) == 4  # type: ignore[attr-defined]
@@ -254,18 +259,18 @@ def test_one_batch_of_every_kind_of_delivery(db: Session, storage) -> None:  # t
         create_published_product(db, storage, seller),
         create_published_product(db, storage, seller),
     )
-    new_a, new_b = (event(checkout_session(buyer_id=buyer.id, product_id=p.id)) for p in (product, other))
+    new_a, new_b = (event(checkout_session(db, buyer_id=buyer.id, product_id=p.id)) for p in (product, other))
     twin_a = event(new_a["data"]["object"], type_="checkout.session.async_payment_succeeded")
-    seen = event(checkout_session(buyer_id=buyer.id, product_id=product.id))
+    seen = event(checkout_session(db, buyer_id=buyer.id, product_id=product.id))
     _process(db, seen)
-    failed = event(checkout_session(buyer_id=buyer.id, product_id=product.id))
+    failed = event(checkout_session(db, buyer_id=buyer.id, product_id=product.id))
     record_failure(session=db, event=failed, raw=json.dumps(failed), error=RuntimeError("first try"))
-    page_cs = checkout_session(buyer_id=buyer.id, product_id=other.id)
+    page_cs = checkout_session(db, buyer_id=buyer.id, product_id=other.id)
     assert fulfillment.fulfill_checkout(
         session=db, checkout_session=page_cs
     ).changed  # the success page was first
     page_evt = event(page_cs)
-    unpaid = event(checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid"))
+    unpaid = event(checkout_session(db, buyer_id=buyer.id, product_id=product.id, payment_status="unpaid"))
     unhandled = event({"id": "cus_1", "object": "customer"}, type_="customer.created")
     db.flush()
 
@@ -324,11 +329,11 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
             writer,
         )
 
-    first = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    first = event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id))
     assert [len(r.announcements) for r in batch(first)] == [1]
     kept = writer._conn
     assert kept is not None and not kept.closed
-    second = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    second = event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id))
     batch(second)
     assert writer._conn is kept  # no checkout per batch
     driver_connection = kept.connection.dbapi_connection
@@ -339,8 +344,8 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
         with engine.connect() as pooled:
             assert pooled.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_custom_plan"
 
-    bad = event(checkout_session(buyer_id=buyer_id, product_id=999_999))
-    third = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    bad = _not_a_session(buyer_id)
+    third = event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id))
     results = batch(bad, third)
     assert isinstance(results[0], fulfillment.MalformedCheckoutSession)
     assert len(results[1].announcements) == 1
@@ -348,7 +353,7 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
     if engine.dialect.name == "postgresql":
         assert driver_connection.closed  # closed for real, never back in the pool with its setting
 
-    fourth = event(checkout_session(buyer_id=buyer_id, product_id=product_id))
+    fourth = event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id))
     assert [len(r.announcements) for r in batch(fourth)] == [1]
     assert writer._conn is not None and writer._conn.engine is engine
 
@@ -356,7 +361,7 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
     try:
         monkeypatch.setattr("quantoxbay.db.get_engine", lambda: other)
         previous = writer._conn
-        batch(event(checkout_session(buyer_id=buyer_id, product_id=product_id)))
+        batch(event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id)))
         assert previous.closed and writer._conn.engine is other  # type: ignore[union-attr]
     finally:
         writer.close()
@@ -364,3 +369,42 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
     for e in (first, second, third, fourth):
         assert _count(engine, Order, Order.stripe_session_id == e["data"]["object"]["id"]) == 1
     assert _count(engine, WebhookEvent, WebhookEvent.stripe_event_id == bad["id"]) == 0
+
+
+def test_refused_sessions_in_a_batch_are_rejected_and_the_good_ones_commit(
+    engine: Engine, committed_sale, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue: sessions the shop never sold (made with the key: $0.50 instead of the price, or none
+    of ours at all) in the group commit. The good ones are written together as before; the refused
+    ones go the one-by-one way, grant nothing, and their events say why (2xx: nothing to retry)."""
+    from quantoxbay.api import webhook as api_webhook
+
+    monkeypatch.setattr("quantoxbay.db.get_engine", lambda: engine)
+    _, buyer_id, product_id = committed_sale
+    good = [event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id)) for _ in range(2)]
+    forged = event(checkout_session(None, buyer_id=buyer_id, product_id=product_id, amount=50))
+    recorded = checkout_session(engine, buyer_id=buyer_id, product_id=product_id)
+    cheap = event(recorded | {"amount_subtotal": 50, "amount_total": 50})
+    not_ours = event(checkout_session(None, buyer_id=buyer_id, product_id=product_id) | {"metadata": {}})
+    events = [good[0], forged, cheap, not_ours, good[1]]
+    results = api_webhook._process_batch([api_webhook._Job(e, json.dumps(e), None, None) for e in events])  # type: ignore[arg-type]
+    got = [(r.duplicate, r.outcome, len(r.announcements)) for r in results]  # type: ignore[union-attr]
+    assert got == [(False, "processed", 1), (False, "rejected", 0), (False, "rejected", 0),
+                   (False, "ignored", 0), (False, "processed", 1)]  # fmt: skip
+    for e in good:
+        assert _count(engine, Order, Order.stripe_session_id == e["data"]["object"]["id"]) == 1
+    for e in (forged, cheap, not_ours):
+        assert _count(engine, Order, Order.stripe_session_id == e["data"]["object"]["id"]) == 0
+    with Session(engine) as s:
+        rows = {r.stripe_event_id: r for r in s.exec(select(WebhookEvent).where(
+            WebhookEvent.stripe_event_id.in_([e["id"] for e in events])))}  # type: ignore[attr-defined]  # fmt: skip
+    assert (rows[forged["id"]].outcome, rows[forged["id"]].reason) == (
+        "rejected", "checkout session not created by this shop",
+    )  # fmt: skip
+    assert (rows[cheap["id"]].outcome, rows[cheap["id"]].reason) == ("rejected", "subtotal 50 instead of 999")
+    assert rows[not_ours["id"]].outcome == "ignored" and "no shop metadata" in rows[not_ours["id"]].reason
+    assert {rows[e["id"]].outcome for e in good} == {"processed"}
+    # Delivered again: a duplicate, still nothing granted.
+    again = api_webhook._process_batch([api_webhook._Job(cheap, json.dumps(cheap), None, None)])  # type: ignore[arg-type]
+    assert (again[0].duplicate, again[0].outcome) == (True, "rejected")  # type: ignore[union-attr]
+    assert _count(engine, Order, Order.buyer_id == buyer_id) == 2

@@ -29,7 +29,7 @@ def people(db: Session) -> dict[str, UserPublic]:
 
 def _paid(db: Session, buyer: UserPublic, product: Product, amount: int = 999) -> tuple[Order, dict]:
     assert product.id is not None
-    cs = stripe_payloads.checkout_session(buyer_id=buyer.id, product_id=product.id, amount=amount)
+    cs = stripe_payloads.checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=amount)
     evt = stripe_payloads.event(cs)
     webhooks.process_event(session=db, event=evt, raw=json.dumps(evt))
     order = db.exec(select(Order).where(Order.stripe_session_id == cs["id"])).one()
@@ -174,7 +174,7 @@ def test_resend_of_a_failed_event_fulfils_it(db: Session, people: dict, storage)
     a = people["admin"]
     product = create_published_product(db, storage, people["seller"])
     assert product.id is not None
-    cs = stripe_payloads.checkout_session(buyer_id=people["buyer"].id, product_id=product.id)
+    cs = stripe_payloads.checkout_session(db, buyer_id=people["buyer"].id, product_id=product.id)
     evt = stripe_payloads.event(cs, event_id=f"evt_{uuid.uuid4().hex}")
     webhooks.record_failure(session=db, event=evt, raw=json.dumps(evt), error=RuntimeError("db was down"))
     db.flush()
@@ -229,3 +229,29 @@ def test_refund_goes_through_the_refunds_service(db: Session, people: dict, stor
     assert (order.status, order.refunded_cents) == ("partially_refunded", 400)
     assert any(x.kind == "order.partially_refunded" for x in announcements)
     assert "order.refund" in [x.action for x in db.exec(select(AdminAction)).all()]
+
+
+def test_rejected_checkout_sessions_are_listed_with_their_reason(db: Session, people: dict, storage) -> None:  # type: ignore[no-untyped-def]
+    """A session the shop never sold: its event is kept as "rejected" with why, and an admin finds
+    it by that outcome; sending it again re-checks it (still rejected, still no order)."""
+    a = people["admin"]
+    product = create_published_product(db, storage, people["seller"])
+    assert product.id is not None
+    _paid(db, people["buyer"], product)  # a good one beside it
+    forged = stripe_payloads.checkout_session(
+        None, buyer_id=people["buyer"].id, product_id=product.id, amount=50
+    )
+    evt = stripe_payloads.event(forged)
+    assert webhooks.process_event(session=db, event=evt, raw=json.dumps(evt)).outcome == "rejected"
+    for listed in (
+        admin.list_webhook_events(session=db, actor=a, outcome="rejected"),
+        admin.list_webhook_events(session=db, actor=a, query="rejected"),  # the section's search box
+    ):
+        assert [(e["event_id"], e["outcome"], e["reason"]) for e in listed] == [
+            (evt["id"], "rejected", "checkout session not created by this shop")
+        ]
+    row = db.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == evt["id"])).one()
+    assert row.id is not None
+    outcome, announcements = admin.resend_webhook_event(session=db, actor=a, event_row_id=row.id)
+    assert (outcome, announcements) == ("rejected", [])
+    assert db.exec(select(Order).where(Order.stripe_session_id == forged["id"])).first() is None

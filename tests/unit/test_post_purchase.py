@@ -66,7 +66,7 @@ def fake_client(**kwargs: Any) -> Any:
 def sale(db: Session, storage):  # type: ignore[no-untyped-def]
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, price_cents=1000)
-    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1000)
+    cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1000)
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     order = db.get(Order, result.order_id)
     file_id = db.exec(select(ProductFile.id).where(ProductFile.product_id == product.id)).one()
@@ -110,7 +110,7 @@ def test_paid_order_queues_one_receipt_however_often_fulfilment_runs(db: Session
 def test_unpaid_order_queues_no_receipt(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller)
-    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
+    cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
     cs["status"] = "complete"
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     assert db.exec(select(MailOutbox).where(MailOutbox.order_id == result.order_id)).all() == []
@@ -383,7 +383,7 @@ def unsold(db: Session, storage):  # type: ignore[no-untyped-def]
     """A paid Checkout Session whose order does not exist yet."""
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, price_cents=1000)
-    cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1000)
+    cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1000)
     return SimpleNamespace(seller=seller, cs=cs, pi=cs["payment_intent"])
 
 
@@ -477,7 +477,7 @@ def test_partial_refund_then_dispute_won_before_the_order_in_any_order(db: Sessi
     product = create_published_product(db, storage, seller, price_cents=1000)
     ends = set()
     for order_of_delivery in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
-        cs = checkout_session(buyer_id=buyer.id, product_id=product.id, amount=1000)
+        cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1000)
         pi = cs["payment_intent"]
         events = [
             _refunded(pi, 400, 1_800_000_000),

@@ -431,3 +431,71 @@ def test_parse_local_datetime() -> None:
     assert parse("  ", 0, field="Ends") is None
     with pytest.raises(DomainError, match="Ends: enter a date and time"):
         parse("tomorrow", 0, field="Ends")
+
+
+# --- fulfilment trusts only what the shop sold ----------------------------------------------
+
+
+def test_once_per_buyer_holds_at_fulfilment(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+    """Two checkouts with a once-per-buyer code that both got past the claim (two requests at the
+    same instant): the first order is made, the second is refused when fulfilled."""
+    seller, buyer, ebook, course = shop
+    promotions.create_promotion(
+        session=db, stripe_client=local_stripe.client, seller_id=seller.id, code="ONCE", percent_off=25,
+        once_per_buyer=True,
+    )  # fmt: skip
+    first = _start(db, local_stripe, buyer.id, course, "ONCE")
+    assert local_stripe.pay(first.session_id).status_code == 200
+    for claim in db.exec(select(PromotionClaim)).all():  # the other request had not claimed it yet
+        db.delete(claim)
+    db.flush()
+    second = _start(db, local_stripe, buyer.id, ebook, "ONCE")
+    assert local_stripe.pay(second.session_id).status_code == 200
+
+    def confirm(session_id: str):  # type: ignore[no-untyped-def]
+        return checkout.confirm_checkout(
+            session=db, stripe_client=local_stripe.client, stripe_session_id=session_id, buyer_id=buyer.id
+        )
+
+    made = confirm(first.session_id)
+    assert made is not None and made.status == "paid"
+    refused = confirm(second.session_id)
+    assert refused is not None and (refused.status, refused.order_id) == ("rejected", None)
+    assert "already used the once-per-buyer promotion code" in refused.reason
+    assert not checkout.owns_product(session=db, buyer_id=buyer.id, product_id=ebook.id)
+
+
+def test_a_code_minted_with_the_key_grants_nothing(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+    """Issue: someone with the API key made a 100%-off code and used it on the hosted page."""
+    _, buyer, _, course = shop
+    coupon = local_stripe.client.v1.coupons.create({"percent_off": 100, "duration": "once"})
+    local_stripe.client.v1.promotion_codes.create(
+        {"promotion": {"type": "coupon", "coupon": coupon.id}, "code": "FREEBIE"}
+    )
+    start = _start(db, local_stripe, buyer.id, course)
+    assert local_stripe.pay(start.session_id, promotion_code="FREEBIE").status_code == 200
+    result = checkout.confirm_checkout(
+        session=db, stripe_client=local_stripe.client, stripe_session_id=start.session_id, buyer_id=buyer.id
+    )
+    assert result is not None and result.status == "rejected" and "is not one of the shop's" in result.reason
+    assert db.exec(select(Order).where(Order.stripe_session_id == start.session_id)).first() is None
+
+
+def test_a_session_made_with_the_key_grants_nothing(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+    """Issue: a Checkout Session made with the key, shop metadata, $0.50 instead of the price."""
+    _, buyer, _, course = shop
+    ids = {"buyer_id": str(buyer.id), "product_id": str(course.id)}
+    made = local_stripe.client.v1.checkout.sessions.create(
+        {"mode": "payment", "client_reference_id": str(buyer.id), "metadata": ids,
+         "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 50,
+                                                       "product_data": {"name": "Course"}}}],
+         "success_url": "http://shop.test/checkout/success", "cancel_url": "http://shop.test/"}
+    )  # fmt: skip
+    assert local_stripe.pay(made.id).status_code == 200
+    result = checkout.confirm_checkout(
+        session=db, stripe_client=local_stripe.client, stripe_session_id=made.id, buyer_id=buyer.id
+    )
+    assert result is not None and (result.status, result.reason) == (
+        "rejected", "checkout session not created by this shop",
+    )  # fmt: skip
+    assert not checkout.owns_product(session=db, buyer_id=buyer.id, product_id=course.id)
