@@ -16,10 +16,12 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from quantoxbay.private_files import open_private, private_dir
+
 
 def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     """Return the secret kept at ``path``, creating it (mode 0600) on first use."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -27,7 +29,7 @@ def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     value = make()
     # O_EXCL: two processes starting together agree on one secret.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = open_private(path, os.O_WRONLY | os.O_EXCL)
     except FileExistsError:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as fh:
@@ -81,7 +83,8 @@ class Settings(BaseSettings):
         return value
 
     def model_post_init(self, __context: object) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The database, uploads, outgoing mail and secrets: for this account's eyes only.
+        private_dir(self.data_dir)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'quantoxbay.db'}"
         if not self.storage_url:

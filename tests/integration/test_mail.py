@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -183,6 +185,20 @@ def test_without_smtp_url_messages_are_eml_files(engine: Engine, tmp_path: Path)
     assert [m["Subject"] for m in parsed if m["To"] == buyer_email] == [
         f"Your QuantoxBay receipt for order #{order_id}"
     ]
+
+
+def test_eml_files_and_the_outbox_directory_are_private_whatever_the_umask(
+    engine: Engine, tmp_path: Path
+) -> None:
+    _paid_order(engine)
+    old = os.umask(0)
+    try:
+        _drain(engine, FileMailer(tmp_path / "outbox"))
+    finally:
+        os.umask(old)
+    files = list((tmp_path / "outbox").iterdir())
+    assert files and all(f.suffix == ".eml" and stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    assert stat.S_IMODE((tmp_path / "outbox").stat().st_mode) == 0o700
 
 
 def test_buyer_can_resend_after_a_minute(engine: Engine, smtp: Sink) -> None:
