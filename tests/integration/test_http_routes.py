@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -36,12 +37,19 @@ def test_health_is_200_with_the_database(client: TestClient) -> None:
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-def test_health_is_503_without_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_health_is_503_without_the_database(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     monkeypatch.setattr("quantoxbay.api.health.get_engine", lambda: dead)
-    response = TestClient(build_api()).get(routes.API_HEALTH)
+    with caplog.at_level(logging.WARNING, logger="quantoxbay.api.health"):
+        response = TestClient(build_api()).get(routes.API_HEALTH)
     assert response.status_code == 503
-    assert response.json()["status"] == "unavailable"
+    # A fixed answer: no driver text (exception class, host, port, user) for whoever asks.
+    assert response.json() == {"status": "unavailable", "database": "unavailable"}
+    for detail in ("OperationalError", "127.0.0.1", "nobody", "connection"):
+        assert detail not in response.text
+    assert "OperationalError" in caplog.text and "127.0.0.1" in caplog.text  # the detail is logged
 
 
 def test_login_ticket_sets_httponly_cookie_once(client: TestClient, app_engine: Engine) -> None:
