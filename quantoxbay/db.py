@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlmodel import Session, create_engine
 
+from quantoxbay.private_files import FILE_MODE, make_dirs, private_file
 from quantoxbay.settings import get_settings
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use 0644 minus the umask); its
+    -wal and -shm files copy the database file's mode. Existing files are tightened too."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    make_dirs(path.parent)
+    private_file(path)
+    for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(companion, FILE_MODE)
 
 
 def make_engine(url: str) -> Engine:
     """Create an engine tuned for the backend the URL names."""
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
         )

@@ -363,6 +363,8 @@ class DownloadLog(SQLModel, table=True):
     ip: str = Field(default="", max_length=64)
     range_start: int = Field(default=0, sa_type=BigInteger)
     counted: bool = Field(default=False)
+    # Which signed link (a hash of its token): a Range continuation counts once only on its own link.
+    link_id: str = Field(default="", max_length=32)
     created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
 
 

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from quantoxbay.private_files import private_dir
+
 STRIPE_LOCAL_KEY_PREFIX = "sk_test_"
 #: Random characters after ``sk_test_`` the embedded Stripe's key needs at least.
 STRIPE_LOCAL_KEY_MIN_RANDOM = 32
@@ -26,7 +28,7 @@ STRIPE_LOCAL_KEY_MIN_RANDOM = 32
 
 def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     """Return the secret kept at ``path``, creating it (mode 0600) on first use."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -137,7 +139,8 @@ class Settings(BaseSettings):
         return value
 
     def model_post_init(self, __context: object) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The database, uploads, outgoing mail and secrets: for this account's eyes only.
+        private_dir(self.data_dir)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'quantoxbay.db'}"
         if not self.storage_url:

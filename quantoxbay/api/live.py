@@ -8,7 +8,9 @@ With Redis, Reflex routes a push made on one worker to the worker holding the so
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import traceback
 from typing import Any
 
 import reflex as rx
@@ -18,6 +20,18 @@ from quantoxbay.services import live, notifier
 from quantoxbay.services.notifier import Announcement
 
 logger = logging.getLogger(__name__)
+
+
+def client_ref(client_token: str) -> str:
+    """How logs name a page: enough to tell pages apart, useless to push to or impersonate one
+    (a client token is the key to that browser tab's state)."""
+    return "client#" + hashlib.sha256(client_token.encode()).hexdigest()[:10]
+
+
+def _redacted_failure(exc: BaseException, client_token: str) -> str:
+    """The exception and its traceback with the token replaced (Reflex puts it in state keys)."""
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    return text.replace(client_token, client_ref(client_token)) if client_token else text
 
 
 class LivePusher:
@@ -44,8 +58,13 @@ class LivePusher:
                     state = await root.get_state(cls)
                     await state.on_announcement(announcement.kind, announcement.data)  # type: ignore[attr-defined]
                 pushed += 1
-            except Exception:
-                logger.exception("live push to %s failed", client_token)
+            except Exception as exc:
+                logger.warning(
+                    "live push to %s (%s) failed:\n%s",
+                    client_ref(client_token),
+                    state_name,
+                    _redacted_failure(exc, client_token),
+                )
         return pushed
 
     @staticmethod

@@ -15,9 +15,11 @@ from sqlmodel import Session, select
 
 from quantoxbay.models import LoginTicket, Role, User, UserSession, utcnow
 from quantoxbay.services import DomainError, PermissionDenied
+from quantoxbay.services.text import one_line
 from quantoxbay.settings import get_settings
 
 MIN_PASSWORD_LENGTH = 8
+MAX_DISPLAY_NAME = 120
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores everything past 72 bytes; refuse rather than truncate.
 LOGIN_TICKET_TTL = timedelta(seconds=60)
 BAD_CREDENTIALS = "Incorrect email or password."
@@ -64,8 +66,8 @@ def normalize_email(email: str) -> str:
 
 def validate_email(email: str) -> str:
     """Return the normalized e-mail or raise AccountError."""
-    normalized = normalize_email(email)
-    if len(normalized) > 254 or not _EMAIL_RE.match(normalized):
+    normalized = one_line(normalize_email(email), "The email address")
+    if len(normalized) > 254 or not _EMAIL_RE.fullmatch(normalized):
         raise AccountError("Enter a valid email address, like name@example.com.")
     return normalized
 
@@ -116,13 +118,16 @@ def create_user(
     normalized = validate_email(email)
     validate_password(password)
     role_value = Role(role).value
+    name = one_line(display_name.strip(), "The display name")
+    if len(name) > MAX_DISPLAY_NAME:
+        raise AccountError(f"Display names are at most {MAX_DISPLAY_NAME} characters.")
     if session.exec(select(User.id).where(User.email == normalized)).first() is not None:
         raise AccountError("An account with this email already exists. Log in instead.")
     user = User(
         email=normalized,
         password_hash=hash_password(password),
         role=role_value,
-        display_name=display_name.strip() or normalized.split("@", 1)[0],
+        display_name=name or normalized.split("@", 1)[0],
         handle=_unique_handle(session, normalized) if role_value != Role.BUYER.value else None,
     )
     session.add(user)

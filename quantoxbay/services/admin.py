@@ -29,6 +29,7 @@ from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.analytics import COUNTED_STATUSES
 from quantoxbay.services.money import format_money
 from quantoxbay.services.notifier import Announcement
+from quantoxbay.services.text import one_line
 
 LIST_LIMIT = 50
 MAX_REASON = 500
@@ -209,7 +210,7 @@ def search_products(
 def unpublish_product(*, session: Session, actor: UserPublic, product_id: int, reason: str) -> dict[str, Any]:
     """Take a product off the store with a reason its seller sees; buyers keep their downloads."""
     require_admin(actor)
-    reason = " ".join(reason.split())
+    reason = one_line(" ".join(reason.split()), "The reason")
     if not reason:
         raise DomainError("Give a reason: the seller sees it.")
     if len(reason) > MAX_REASON:

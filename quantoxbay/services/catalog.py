@@ -34,6 +34,7 @@ from quantoxbay.routes import API_COVERS
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.money import MAX_PRICE_CENTS, format_money, validate_currency
 from quantoxbay.services.pricing import aware, current_price_cents, sale_is_running
+from quantoxbay.services.text import multi_line, one_line
 from quantoxbay.services.uploads import SniffedStream, check_upload_name, make_cover_images
 from quantoxbay.storage import Storage, StorageError
 
@@ -166,7 +167,8 @@ def safe_filename(name: str) -> str:
 
 
 def _validate_fields(title: str, description: str, price_cents: int, currency: str) -> tuple[str, str, str]:
-    title = title.strip()
+    title = one_line(title.strip(), "The title")
+    multi_line(description, "The description")
     if not title:
         raise DomainError("Give the product a title.")
     if len(title) > MAX_TITLE:
@@ -193,6 +195,8 @@ def _clean_category(category: str) -> str:
 def _clean_tags(tags: list[str] | str | None) -> str:
     if isinstance(tags, str):
         tags = tags.split(",")
+    for tag in tags or []:
+        one_line(tag.strip(), "A tag")
     cleaned = sorted({_TAG_RE.sub("", t).strip().lower()[:40] for t in tags or []} - {""})
     if len(cleaned) > MAX_TAGS:
         raise DomainError(f"Use at most {MAX_TAGS} tags.")

@@ -5,12 +5,16 @@ the file. Each request is checked against the requester and the order's *current
 refund, a dispute or a revoked grant stops links already handed out.
 
 Download limits (``Product.download_limit``, per purchase) count downloads, not requests: a
-Range continuation (start > 0) and a repeat of the same file by the same user within
-``REPEAT_WINDOW`` count once. Every request let through is logged (time, user, IP).
+repeat of the same file by the same user within ``REPEAT_WINDOW`` counts once, and so does a
+Range continuation (start > 0), but only on the very link (the same signed token) that started
+the download within ``CONTINUATION_WINDOW``. Any other request past byte 0 is a download of
+its own: a bare ``Range: bytes=1-`` cannot get round a used-up limit. Every request let through
+is logged (time, user, IP, link).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +31,8 @@ from quantoxbay.services.checkout import ACTIVE_ORDER_STATUSES
 _SALT = "quantoxbay.download.v1"
 #: A second request for the same file by the same user this soon is the same download.
 REPEAT_WINDOW = timedelta(seconds=60)
+#: A Range request on a link this soon after that link started a download continues it.
+CONTINUATION_WINDOW = timedelta(minutes=15)
 
 
 class LinkExpired(DomainError):
@@ -46,6 +52,12 @@ class DownloadTarget:
     order_id: int
     file_id: int
     grant_id: int = 0
+    #: Names the signed link the request came with (a hash: the log never holds a usable token).
+    link_id: str = ""
+
+
+def link_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def _serializer(secret: str) -> URLSafeTimedSerializer:
@@ -95,6 +107,7 @@ def resolve_download(
         order_id=order.id,
         file_id=product_file.id,
         grant_id=grant.id,
+        link_id=link_id(token),
     )
 
 
@@ -122,8 +135,9 @@ def record_download(
 ) -> bool:
     """Apply the purchase's download limit and log the request; True when it counted.
 
-    A request counts unless it starts past byte 0 (a Range continuation) or the same user
-    fetched the same file of this purchase within ``REPEAT_WINDOW``. It writes before it
+    A request from byte 0 counts unless the same user fetched the same file of this purchase
+    within ``REPEAT_WINDOW``. A request past byte 0 (Range) counts unless it continues a
+    download started on the same link within ``CONTINUATION_WINDOW``. It writes before it
     reads (a no-op UPDATE of the grant): concurrent requests for one grant (a double click)
     queue on that row, so the second one sees the first one's log.
     """
@@ -137,20 +151,38 @@ def record_download(
         raise NotFound("This file is not part of your order.")
     session.refresh(grant)
     limit = session.exec(select(Product.download_limit).where(Product.id == grant.product_id)).one()
-    repeat = range_start > 0 or (
-        session.exec(
-            select(func.count())
-            .select_from(DownloadLog)
-            .where(
-                DownloadLog.grant_id == grant.id,
-                DownloadLog.file_id == target.file_id,
-                DownloadLog.user_id == user_id,
-                DownloadLog.counted == True,  # noqa: E712
-                DownloadLog.created_at > utcnow() - REPEAT_WINDOW,
-            )
-        ).one()
-        > 0
+    recent = (
+        select(func.count())
+        .select_from(DownloadLog)
+        .where(
+            DownloadLog.grant_id == grant.id,
+            DownloadLog.file_id == target.file_id,
+            DownloadLog.user_id == user_id,
+        )
     )
+    if range_start > 0:
+        # The link's start: a counted request, or a whole-file request let through as a repeat.
+        # Continuations themselves never extend the window.
+        repeat = bool(target.link_id) and (
+            session.exec(
+                recent.where(
+                    DownloadLog.link_id == target.link_id,
+                    (DownloadLog.counted == True) | (DownloadLog.range_start == 0),  # noqa: E712
+                    DownloadLog.created_at > utcnow() - CONTINUATION_WINDOW,
+                )
+            ).one()
+            > 0
+        )
+    else:
+        repeat = (
+            session.exec(
+                recent.where(
+                    DownloadLog.counted == True,  # noqa: E712
+                    DownloadLog.created_at > utcnow() - REPEAT_WINDOW,
+                )
+            ).one()
+            > 0
+        )
     counted = not repeat
     if counted and limit is not None and grant.downloads_used >= limit:
         raise LimitReached(
@@ -168,6 +200,7 @@ def record_download(
             ip=ip[:64],
             range_start=range_start,
             counted=counted,
+            link_id=target.link_id,
         )
     )
     session.flush()

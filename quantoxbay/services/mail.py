@@ -7,6 +7,7 @@ the outbox worker can retry later.
 
 from __future__ import annotations
 
+import os
 import smtplib
 import ssl
 import time
@@ -15,6 +16,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
+
+from quantoxbay.private_files import open_private, private_dir
 
 SMTP_TIMEOUT_SECONDS = 15
 
@@ -61,17 +64,18 @@ class SmtpMailer:
 
 
 class FileMailer:
-    """Writes each message to ``directory`` as an .eml file (the embedded default)."""
+    """Writes each message to ``directory`` (0700) as an .eml file (0600): the embedded default."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
     def send(self, message: EmailMessage) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_dir(self.directory)
             name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
             tmp = self.directory / f".{name}.tmp"
-            tmp.write_bytes(bytes(message))
+            with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_EXCL), "wb") as out:
+                out.write(bytes(message))
             tmp.rename(self.directory / name)  # readers never see half a file
         except OSError as exc:
             raise MailError(f"outbox {self.directory}: {exc}") from exc

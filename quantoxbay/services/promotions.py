@@ -48,6 +48,7 @@ from quantoxbay.payments.retry import with_rate_limit_retry
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.money import format_money
 from quantoxbay.services.pricing import aware, sale_is_running
+from quantoxbay.services.text import one_line
 
 CODE_RE = re.compile(r"^[A-Za-z0-9-]{3,40}$")
 # Orders that used up a redemption (a failed or expired checkout did not).
@@ -193,8 +194,8 @@ def create_promotion(
 ) -> PromotionPublic:
     """Validate, create the Stripe coupon and promotion code, then record the code."""
     now = now or utcnow()
-    code = code.strip()
-    if not CODE_RE.match(code):
+    code = one_line(code.strip(), "The code")
+    if not CODE_RE.fullmatch(code):
         raise DomainError("The code must be 3 to 40 letters, digits or dashes (no spaces).")
     if (percent_off is None) == (amount_off_cents is None):
         raise DomainError("Choose either a percentage or an amount off.")

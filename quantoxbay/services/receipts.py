@@ -4,8 +4,10 @@ Fulfilment writes one ``mail_outbox`` row per (order, kind) in its own transacti
 receipt is queued exactly when the order becomes paid, and never twice (unique constraint).
 A background worker (``OutboxWorker``, started from the app's lifespan) sends due rows off
 the webhook's critical path: each row is claimed with a conditional UPDATE (a lease), sent,
-then marked sent; an SMTP failure schedules a retry with backoff. ``drain_outbox`` does one
-pass and is what tests call.
+then marked sent. Any failure of one row (SMTP, a malformed address, a template error)
+schedules that row's retry with backoff, and after ``MAX_ATTEMPTS`` marks it failed; the
+other rows of the pass are sent all the same. ``drain_outbox`` does one pass and is what
+tests call.
 
 Delivery is at least once only if the process dies between the SMTP hand-over and marking the
 row sent; otherwise a row is sent exactly once.
@@ -281,6 +283,60 @@ def _claim(session: Session, row_id: int, now: datetime) -> bool:
     )
 
 
+def _send_one(
+    engine: Engine, mailer: Mailer, row_id: int, now: datetime, *, public_url: str, sender: str
+) -> str:
+    """Claim, render and send one row: "sent", "failed" (retried later or given up) or "skipped".
+
+    Any exception while rendering or sending (SMTP down, a malformed address, a template bug)
+    schedules a retry with backoff until ``MAX_ATTEMPTS``, then the row is marked failed; a
+    ``DomainError`` (the order is gone, an unknown kind) will not get better and fails at once.
+    """
+    from quantoxbay.db import session_scope
+
+    with session_scope(engine) as session:
+        if not _claim(session, row_id, now):
+            return "skipped"  # another worker has it, or it is no longer due
+    try:
+        with session_scope(engine) as session:
+            row = session.get(MailOutbox, row_id)
+            assert row is not None
+            message = render(session=session, row=row, public_url=public_url, sender=sender)
+        mailer.send(message)
+    except Exception as exc:
+        with session_scope(engine) as session:
+            row = session.get(MailOutbox, row_id)
+            assert row is not None
+            give_up = row.attempts >= MAX_ATTEMPTS or isinstance(exc, DomainError)
+            row.status = "failed" if give_up else "pending"
+            row.next_attempt_at = utcnow() + backoff(row.attempts)
+            error = str(exc) if isinstance(exc, (MailError, DomainError)) else f"{type(exc).__name__}: {exc}"
+            row.locked_until, row.last_error = None, error[:1000]
+            session.add(row)
+            kind, attempts = row.kind, row.attempts
+        # An unexpected error carries its traceback to the log; expected ones one line.
+        logger.warning(
+            "mail %s (%s) failed (attempt %s%s): %s",
+            row_id,
+            kind,
+            attempts,
+            ", giving up" if give_up else "",
+            exc,
+            exc_info=not isinstance(exc, (MailError, DomainError)),
+        )
+        return "failed"
+    with session_scope(engine) as session:
+        row = session.get(MailOutbox, row_id)
+        assert row is not None
+        sent_at = utcnow()
+        row.status, row.sent_at, row.locked_until, row.last_error = "sent", sent_at, None, ""
+        row.send_count += 1
+        session.add(row)
+        if row.kind == RECEIPT and row.order_id is not None:
+            session.execute(update(Order).where(Order.id == row.order_id).values(receipt_sent_at=sent_at))  # type: ignore[arg-type]
+    return "sent"
+
+
 def drain_outbox(
     *, engine: Engine, mailer: Mailer, public_url: str, sender: str, limit: int = 100
 ) -> DrainResult:
@@ -298,37 +354,17 @@ def drain_outbox(
         ).all()
     for row_id in due:
         assert row_id is not None
-        with session_scope(engine) as session:
-            if not _claim(session, row_id, now):
-                continue  # another worker has it, or it is no longer due
         try:
-            with session_scope(engine) as session:
-                row = session.get(MailOutbox, row_id)
-                assert row is not None
-                message = render(session=session, row=row, public_url=public_url, sender=sender)
-            mailer.send(message)
-        except (MailError, DomainError) as exc:
+            outcome = _send_one(engine, mailer, row_id, now, public_url=public_url, sender=sender)
+        except Exception:
+            # Even the bookkeeping failed (the database?): the lease runs out and the row comes
+            # round again; the rows after it are still tried in this pass.
+            logger.exception("mail %s could not be processed", row_id)
+            outcome = "failed"
+        if outcome == "sent":
+            result.sent += 1
+        elif outcome == "failed":
             result.failed += 1
-            with session_scope(engine) as session:
-                row = session.get(MailOutbox, row_id)
-                assert row is not None
-                give_up = row.attempts >= MAX_ATTEMPTS or isinstance(exc, DomainError)
-                row.status = "failed" if give_up else "pending"
-                row.next_attempt_at = utcnow() + backoff(row.attempts)
-                row.locked_until, row.last_error = None, str(exc)[:1000]
-                session.add(row)
-            logger.warning("mail %s (%s) failed (attempt %s): %s", row_id, row.kind, row.attempts, exc)
-            continue
-        with session_scope(engine) as session:
-            row = session.get(MailOutbox, row_id)
-            assert row is not None
-            sent_at = utcnow()
-            row.status, row.sent_at, row.locked_until, row.last_error = "sent", sent_at, None, ""
-            row.send_count += 1
-            session.add(row)
-            if row.kind == RECEIPT and row.order_id is not None:
-                session.execute(update(Order).where(Order.id == row.order_id).values(receipt_sent_at=sent_at))  # type: ignore[arg-type]
-        result.sent += 1
     with session_scope(engine) as session:
         result.next_due = session.exec(
             select(MailOutbox.next_attempt_at)

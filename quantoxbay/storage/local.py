@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from quantoxbay.private_files import make_dirs, open_private
 from quantoxbay.storage.base import (
     CHUNK_SIZE,
     FileTooLarge,
@@ -32,7 +33,8 @@ class LocalStorage:
 
     Uploads go to a temporary file in the target directory, are fsynced and
     then renamed over the final name with :func:`os.replace`: readers see the
-    old file or the whole new one, never a partial file.
+    old file or the whole new one, never a partial file. Files are 0600 and the
+    directories this creates 0700, whatever the umask.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -42,7 +44,7 @@ class LocalStorage:
             root: Directory that holds the files.
         """
         path = Path(root).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         self.root: Path = path.resolve(strict=True)
 
     def __repr__(self) -> str:
@@ -94,7 +96,7 @@ class LocalStorage:
         if max_bytes is not None and max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
         except OSError as exc:
             raise StorageError(f"cannot create the directory for {key!r}: {exc}") from exc
         # Re-check after mkdir: a directory created meanwhile may be a symlink.
@@ -103,7 +105,8 @@ class LocalStorage:
         tmp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(8)}{_TMP_SUFFIX}")
         written = 0
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            # Only this account reads products: the app streams them to buyers.
+            fd = open_private(tmp, os.O_WRONLY | os.O_EXCL | os.O_NOFOLLOW)
         except OSError as exc:
             raise StorageError(f"cannot create a file for {key!r}: {exc}") from exc
         try:

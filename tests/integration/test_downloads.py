@@ -1,12 +1,16 @@
 """GET /api/downloads/{token} over HTTP: the owner gets the bytes (whole and by Range); expired,
-foreign, refunded, disputed and limit-exhausted links are refused; double clicks count once."""
+foreign, refunded, disputed and limit-exhausted links are refused; double clicks count once, and
+so does a Range continuation on the link that started the download (only there, only soon)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from itsdangerous import TimestampSigner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
@@ -140,3 +144,85 @@ def test_limit_counts_a_double_click_and_range_continuation_once(sale, app_engin
         downloads.reset_download_limit(session=s, actor=sale.seller, order_id=sale.order_id)
         s.commit()
     assert client.get(url).status_code == 200
+
+
+def _set_limit(app_engine: Engine, sale, limit: int | None) -> None:  # type: ignore[no-untyped-def]
+    with Session(app_engine) as s:
+        product = s.get(Product, sale.product_id)
+        product.download_limit = limit
+        s.add(product)
+        s.commit()
+
+
+def _age_logs(app_engine: Engine, sale, by: timedelta) -> None:  # type: ignore[no-untyped-def]
+    with Session(app_engine) as s:
+        for log in s.exec(select(DownloadLog).where(DownloadLog.order_id == sale.order_id)).all():
+            log.created_at = log.created_at - by
+            s.add(log)
+        s.commit()
+
+
+def _downloads_used(app_engine: Engine, sale) -> int:  # type: ignore[no-untyped-def]
+    with Session(app_engine) as s:
+        return s.exec(
+            select(DownloadGrant.downloads_used).where(DownloadGrant.order_id == sale.order_id)
+        ).one()
+
+
+def _other_link(sale, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-untyped-def]
+    """A second link for the same user, order and file: signed a few seconds earlier."""
+    with monkeypatch.context() as m:
+        m.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 5)
+        url = _url(sale)
+    assert url != _url(sale)
+    return url
+
+
+def test_a_bare_range_request_after_the_limit_is_used_is_refused(
+    sale, app_engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    _set_limit(app_engine, sale, 1)
+    client = _client(sale, sale.buyer.id)
+    url = _url(sale)
+    assert client.get(url).status_code == 200
+    _age_logs(app_engine, sale, timedelta(days=1))
+    for link in (url, _other_link(sale, monkeypatch)):
+        refused = client.get(link, headers={"Range": "bytes=1-"})
+        assert refused.status_code == 403 and "used all 1 downloads" in refused.json()["error"]
+    assert _downloads_used(app_engine, sale) == 1
+
+
+def test_a_range_continuation_on_the_same_link_counts_once(sale, app_engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    _set_limit(app_engine, sale, 1)
+    client = _client(sale, sale.buyer.id)
+    url = _url(sale)
+    first = client.get(url, headers={"Range": "bytes=0-4095"})
+    assert first.status_code == 206 and first.content == CONTENT[:4096]
+    _age_logs(app_engine, sale, timedelta(minutes=5))  # past the double-click window, inside this one
+    rest = client.get(url, headers={"Range": "bytes=4096-"})
+    assert rest.status_code == 206 and rest.content == CONTENT[4096:]
+    assert _downloads_used(app_engine, sale) == 1
+    with Session(app_engine) as s:
+        logs = s.exec(select(DownloadLog).where(DownloadLog.order_id == sale.order_id)).all()
+        assert [(log.range_start, log.counted) for log in logs] == [(0, True), (4096, False)]
+        assert logs[0].link_id and logs[0].link_id == logs[1].link_id and logs[0].link_id not in url
+
+
+def test_a_range_request_on_another_link_or_after_the_window_counts(
+    sale, app_engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    _set_limit(app_engine, sale, 3)
+    client = _client(sale, sale.buyer.id)
+    url, other = _url(sale), _other_link(sale, monkeypatch)
+    assert client.get(url).status_code == 200
+    assert _downloads_used(app_engine, sale) == 1
+    assert client.get(other, headers={"Range": "bytes=100-"}).status_code == 206  # another link: counts
+    assert _downloads_used(app_engine, sale) == 2
+    _age_logs(app_engine, sale, downloads.CONTINUATION_WINDOW + timedelta(minutes=1))
+    assert client.get(url, headers={"Range": "bytes=100-"}).status_code == 206  # too late: counts
+    assert _downloads_used(app_engine, sale) == 3
+    # The limit is used: a continuation on another link is refused, one on the last link passes.
+    refused = client.get(other, headers={"Range": "bytes=200-"})
+    assert refused.status_code == 403 and "used all 3 downloads" in refused.json()["error"]
+    assert client.get(url, headers={"Range": "bytes=200-"}).status_code == 206
+    assert _downloads_used(app_engine, sale) == 3

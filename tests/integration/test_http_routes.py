@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -36,12 +39,19 @@ def test_health_is_200_with_the_database(client: TestClient) -> None:
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-def test_health_is_503_without_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_health_is_503_without_the_database(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     monkeypatch.setattr("quantoxbay.api.health.get_engine", lambda: dead)
-    response = TestClient(build_api()).get(routes.API_HEALTH)
+    with caplog.at_level(logging.WARNING, logger="quantoxbay.api.health"):
+        response = TestClient(build_api()).get(routes.API_HEALTH)
     assert response.status_code == 503
-    assert response.json()["status"] == "unavailable"
+    # A fixed answer: no driver text (exception class, host, port, user) for whoever asks.
+    assert response.json() == {"status": "unavailable", "database": "unavailable"}
+    for detail in ("OperationalError", "127.0.0.1", "nobody", "connection"):
+        assert detail not in response.text
+    assert "OperationalError" in caplog.text and "127.0.0.1" in caplog.text  # the detail is logged
 
 
 def test_login_ticket_sets_httponly_cookie_once(client: TestClient, app_engine: Engine) -> None:
@@ -76,3 +86,37 @@ def test_logout_ends_the_server_session_and_clears_the_cookie(client: TestClient
     assert f'{routes.SESSION_COOKIE}=""' in response.headers["set-cookie"]
     with Session(app_engine) as s:
         assert accounts.user_for_session(session=s, token=token) is None
+
+
+def test_a_failed_live_push_keeps_the_client_token_out_of_the_log(
+    app_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    from quantoxbay.api.live import LivePusher
+    from quantoxbay.services import live
+    from quantoxbay.services.notifier import Announcement
+
+    client_token = f"tok-{uuid.uuid4()}"
+    with Session(app_engine) as s:
+        live.subscribe(session=s, topic="seller:42", client_token=client_token, state_name="page.state")
+        s.commit()
+
+    class PageState:  # stands in for the page's rx.State
+        @staticmethod
+        def get_full_name() -> str:
+            return "page.state"
+
+    class LockedApp:  # fails the way a push can, naming the state's key (which holds the token)
+        def modify_state(self, token: object) -> object:
+            raise RuntimeError(f"could not lock {token}_page.state")
+
+    async def push() -> int:
+        pusher = LivePusher(LockedApp(), asyncio.get_running_loop(), [PageState])  # type: ignore[list-item]
+        return await pusher.push(Announcement(kind="order.paid", topics=("seller:42",)))
+
+    with caplog.at_level(logging.DEBUG):
+        assert asyncio.run(push()) == 0
+    assert "live push to" in caplog.text and "RuntimeError: could not lock" in caplog.text
+    assert client_token not in caplog.text
+    from quantoxbay.api.live import client_ref
+
+    assert client_ref(client_token) in caplog.text  # still tells pages apart

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -129,6 +131,50 @@ def test_smtp_failure_is_retried_later(engine: Engine) -> None:
     assert _row(engine, order_id).status == "sent"
 
 
+def test_a_row_that_raises_is_retried_with_backoff_then_failed_while_the_others_are_sent(
+    engine: Engine, smtp: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(receipts, "MAX_ATTEMPTS", 3)
+    (bad_address_order, _), (order_b, email_b), (order_c, email_c) = [_paid_order(engine) for _ in range(3)]
+    with Session(engine) as s:
+        # Both bad rows are due first, ahead of the good ones.
+        bad = s.exec(select(MailOutbox).where(MailOutbox.order_id == bad_address_order)).one()
+        bad.to_email += "\r\nBcc: someone@example.com"  # a malformed address: the header refuses it
+        bad.next_attempt_at -= timedelta(hours=1)
+        broken = MailOutbox(order_id=order_b, kind="update:broken", to_email=email_b)  # a template error
+        broken.next_attempt_at -= timedelta(hours=1)
+        s.add_all([bad, broken])
+        s.commit()
+        bad_ids = [bad.id, broken.id]
+    mailer = SmtpMailer(f"smtp://127.0.0.1:{smtp.controller.port}")
+
+    def bad_rows() -> list[MailOutbox]:
+        with Session(engine) as s:
+            return [s.get(MailOutbox, i) for i in bad_ids]  # type: ignore[misc]
+
+    result = _drain(engine, mailer)
+    assert (result.sent, result.failed) == (2, 2)
+    assert sorted(m["To"] for m in smtp.messages) == sorted([email_b, email_c])
+    assert _row(engine, order_c).status == "sent"
+    for row in bad_rows():
+        assert (row.status, row.attempts, row.locked_until) == ("pending", 1, None)
+        assert "ValueError" in row.last_error
+        assert receipts._aware(row.next_attempt_at) > receipts.utcnow() + timedelta(seconds=20)  # backoff
+    assert (_drain(engine, mailer).sent, _drain(engine, mailer).failed) == (0, 0)  # not due yet
+    for attempt in (2, 3):
+        with Session(engine) as s:
+            for row_id in bad_ids:
+                row = s.get(MailOutbox, row_id)
+                row.next_attempt_at -= timedelta(hours=2)
+                s.add(row)
+            s.commit()
+        assert _drain(engine, mailer).failed == 2
+        assert [(r.status, r.attempts) for r in bad_rows()] == [
+            ("failed" if attempt == 3 else "pending", attempt)
+        ] * 2
+    assert len(smtp.messages) == 2
+
+
 def test_without_smtp_url_messages_are_eml_files(engine: Engine, tmp_path: Path) -> None:
     order_id, buyer_email = _paid_order(engine)
     mailer = make_mailer(smtp_url=None, outbox_dir=tmp_path / "outbox")
@@ -139,6 +185,20 @@ def test_without_smtp_url_messages_are_eml_files(engine: Engine, tmp_path: Path)
     assert [m["Subject"] for m in parsed if m["To"] == buyer_email] == [
         f"Your QuantoxBay receipt for order #{order_id}"
     ]
+
+
+def test_eml_files_and_the_outbox_directory_are_private_whatever_the_umask(
+    engine: Engine, tmp_path: Path
+) -> None:
+    _paid_order(engine)
+    old = os.umask(0)
+    try:
+        _drain(engine, FileMailer(tmp_path / "outbox"))
+    finally:
+        os.umask(old)
+    files = list((tmp_path / "outbox").iterdir())
+    assert files and all(f.suffix == ".eml" and stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    assert stat.S_IMODE((tmp_path / "outbox").stat().st_mode) == 0o700
 
 
 def test_buyer_can_resend_after_a_minute(engine: Engine, smtp: Sink) -> None:

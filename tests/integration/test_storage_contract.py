@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -342,6 +343,27 @@ def test_local_symlinked_root_is_fine(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path / "alias")
     put_bytes(store, "a/b.txt", b"ok")
     assert (real / "a" / "b.txt").read_bytes() == b"ok"
+
+
+def test_local_files_and_directories_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        store = LocalStorage(tmp_path / "root")
+        put_bytes(store, "products/7/abc/manual.pdf", b"secret")
+        put_bytes(store, "products/7/abc/manual.pdf", b"replaced")  # an overwrite too
+    finally:
+        os.umask(old)
+    root = tmp_path / "root"
+    modes = {
+        str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *sorted(root.rglob("*"))]
+    }
+    assert modes == {
+        ".": 0o700,
+        "products": 0o700,
+        "products/7": 0o700,
+        "products/7/abc": 0o700,
+        "products/7/abc/manual.pdf": 0o600,
+    }
 
 
 def test_local_put_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import bcrypt
@@ -9,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from quantoxbay.models import Role, User, UserSession, utcnow
-from quantoxbay.services import PermissionDenied, accounts
+from quantoxbay.services import DomainError, PermissionDenied, accounts
 from quantoxbay.services.accounts import AccountError
 from tests.factories import PASSWORD, create_user, random_email
 
@@ -39,6 +40,31 @@ def test_invalid_email_is_refused_and_nothing_written(db: Session, email: str) -
     with pytest.raises(AccountError, match="valid email"):
         accounts.sign_up(session=db, email=email, password=PASSWORD, wants_to_sell=False)
     assert accounts.count_users(session=db) == before
+
+
+@pytest.mark.parametrize(
+    ("email", "display_name", "message"),
+    [
+        ("ok@example.com", "Eve\r\nBcc: victim@example.com", "The display name must be a single line"),
+        ("ok@example.com", "Eve\x1b[2J", "The display name must be a single line"),
+        ("ok@example.com", "Eve\x9b", "The display name must be a single line"),
+        ("ok@example.com", "E" * 121, "at most 120 characters"),
+        ("a\x00b@example.com", "", "The email address must be a single line"),
+        ("a\x7fb@example.com", "", "The email address must be a single line"),
+    ],
+)
+def test_control_characters_in_names_and_emails_are_refused(
+    db: Session, email: str, display_name: str, message: str
+) -> None:
+    before = accounts.count_users(session=db)
+    with pytest.raises(AccountError if "120" in message else DomainError, match=re.escape(message)):
+        accounts.create_user(session=db, email=email, password=PASSWORD, display_name=display_name)
+    assert accounts.count_users(session=db) == before
+
+
+def test_display_name_is_kept_when_plain(db: Session) -> None:
+    user = accounts.create_user(session=db, email=random_email(), password=PASSWORD, display_name="  Zoë Ng ")
+    assert user.display_name == "Zoë Ng"
 
 
 def test_short_password_is_refused(db: Session) -> None:

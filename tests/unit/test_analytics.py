@@ -316,7 +316,9 @@ def test_fulfilment_and_refunds_keep_the_dashboard_current(db: Session, storage)
     buyer = create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, title="Live Pack", price_cents=1500)
     assert product.id is not None
-    cs = stripe_payloads.checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1200, discount=300)
+    cs = stripe_payloads.checkout_session(
+        db, buyer_id=buyer.id, product_id=product.id, amount=1200, discount=300
+    )
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     fulfillment.fulfill_checkout(session=db, checkout_session=cs)  # a second delivery changes nothing
     d = analytics.seller_dashboard(session=db, seller_id=seller.id, period="today")

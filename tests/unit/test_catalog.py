@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from quantoxbay.models import Product, ProductFile, ProductStatus, Role, utcnow
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, catalog
+from quantoxbay.services.text import ControlCharacterError, one_line
 from quantoxbay.storage import FileTooLarge
 from tests.factories import create_published_product, create_user
 
@@ -72,6 +73,50 @@ def test_invalid_product_fields_are_refused(db: Session, fields: dict, message: 
     seller = create_user(db, Role.SELLER)
     with pytest.raises(DomainError, match=message):
         _draft(db, seller.id, **fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"title": "Guide\nBcc: victim@example.com"}, "The title must be a single line"),
+        ({"title": "Guide\r\nX"}, "The title must be a single line"),
+        ({"title": "Guide \x1b[31mred"}, "The title must be a single line"),
+        ({"title": "Guide\x00"}, "The title must be a single line"),
+        ({"title": "Guide\x85next"}, "The title must be a single line"),  # C1: NEXT LINE
+        ({"title": "Guide\u2028next"}, "The title must be a single line"),
+        ({"description": "Line one\nLine two\x07"}, "The description cannot contain control characters"),
+        ({"tags": ["ok", "bad\ntag"]}, "A tag must be a single line"),
+        ({"tags": "ok,bad\x1btag"}, "A tag must be a single line"),
+    ],
+)
+def test_control_characters_in_product_text_are_refused(
+    db: Session, storage, fields: dict, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    seller = create_user(db, Role.SELLER)
+    with pytest.raises(DomainError, match=re.escape(message)):
+        _draft(db, seller.id, **fields)
+    assert db.exec(select(Product).where(Product.seller_id == seller.id)).all() == []
+    product = create_published_product(db, storage, seller, title="Kept")
+    with pytest.raises(DomainError, match=re.escape(message)):
+        catalog.update_product(session=db, product_id=product.id, seller_id=seller.id,
+                               **{"title": "Kept", "price_cents": 500, **fields})  # fmt: skip
+    db.refresh(product)
+    assert product.title == "Kept"
+
+
+def test_descriptions_keep_line_breaks_and_tabs(db: Session) -> None:
+    seller = create_user(db, Role.SELLER)
+    product = _draft(db, seller.id, description="# Guide\r\n\n- one\n\tindented")
+    assert product.description == "# Guide\r\n\n- one\n\tindented"
+
+
+@pytest.mark.parametrize("value", ["Ünïcode title — fine", "tabs\tare controls", "a\u2029b", "DEL\x7f"])
+def test_one_line_validator(value: str) -> None:
+    if value.startswith("Ünïcode"):
+        assert one_line(value, "The title") == value
+    else:
+        with pytest.raises(ControlCharacterError, match="The title must be a single line"):
+            one_line(value, "The title")
 
 
 def test_free_and_pay_what_you_want_products(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
@@ -570,3 +615,17 @@ def test_a_word_in_most_products_fills_the_page_from_one_checked_batch(db: Sessi
         # No counting, no list of every match: one batch of the newest rows, checked by the index.
         assert not any("count(" in s or "listing_rows" in s for s in statements), statements
         assert any("json_each" in s for s in statements)
+
+
+def test_an_unpublish_reason_with_control_characters_is_refused(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    from quantoxbay.services import admin
+
+    seller, staff = create_user(db, Role.SELLER), create_user(db, Role.ADMIN)
+    product = create_published_product(db, storage, seller)
+    with pytest.raises(DomainError, match="The reason must be a single line"):
+        admin.unpublish_product(session=db, actor=staff, product_id=product.id, reason="Spam\x1b[8m hidden")
+    db.refresh(product)
+    assert product.status == ProductStatus.PUBLISHED.value
+    admin.unpublish_product(session=db, actor=staff, product_id=product.id, reason="Spam\r\n  again")
+    db.refresh(product)
+    assert product.unpublished_reason == "Spam again"

@@ -74,9 +74,13 @@ def sale(db: Session, storage):  # type: ignore[no-untyped-def]
 
 
 def _token(sale) -> str:  # type: ignore[no-untyped-def]
-    return downloads.make_download_token(
-        secret=SECRET, user_id=sale.buyer.id, order_id=sale.order.id, file_id=sale.file_id
-    )
+    # One link per sale: a token made a second later is another link (Range continuations
+    # count once only on their own link).
+    if not getattr(sale, "token", None):
+        sale.token = downloads.make_download_token(
+            secret=SECRET, user_id=sale.buyer.id, order_id=sale.order.id, file_id=sale.file_id
+        )
+    return sale.token
 
 
 def _download(db: Session, sale, *, range_start: int = 0, user_id: int | None = None):  # type: ignore[no-untyped-def]

@@ -142,6 +142,8 @@ def test_create_percent_code_for_one_product(db: Session, shop, local_stripe: Lo
     [
         ({"code": "no spaces"}, "3 to 40 letters"),
         ({"code": "ab"}, "3 to 40 letters"),
+        ({"code": "GOOD\nCODE"}, "The code must be a single line"),
+        ({"code": "GOOD\x00CODE"}, "The code must be a single line"),
         ({"percent_off": None}, "either a percentage or an amount"),
         ({"amount_off_cents": 500}, "either a percentage or an amount"),
         ({"percent_off": 0}, "from 1 to 100"),

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from quantoxbay.db import make_engine
 from quantoxbay.settings import Settings, install_stripe_local_key, is_loopback_host, new_stripe_local_key
 from quantoxbay.stripe_local import StripeLocalConfig
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """A umask that hides nothing: modes must not depend on it."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def test_defaults_need_no_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,3 +162,48 @@ def test_host_defaults_to_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     s = Settings()
     assert s.host == "127.0.0.1" and s.listens_on_loopback
+
+
+def test_data_dir_is_created_private_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_umask: None
+) -> None:
+    data_dir = tmp_path / "deep" / "data"
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    Settings()
+    assert _mode(data_dir) == 0o700
+    assert _mode(data_dir / "secrets") == 0o700
+    assert _mode(data_dir / "secrets" / "app_secret") == 0o600
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    existing.chmod(0o755)  # an install from before: tightened on start
+    monkeypatch.setenv("DATA_DIR", str(existing))
+    Settings()
+    assert _mode(existing) == 0o700
+
+
+def test_sqlite_files_are_private_whatever_the_umask(tmp_path: Path, open_umask: None) -> None:
+    old = tmp_path / "old.db"
+    old.write_bytes(b"")
+    old.chmod(0o644)
+    for path in (tmp_path / "new" / "quantoxbay.db", old):
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            with engine.begin() as conn:  # a write: SQLite makes its -wal and -shm files
+                conn.execute(text("CREATE TABLE t (x INTEGER)"))
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+            files = sorted(path.parent.glob(path.name + "*"))
+            assert [f.name for f in files] == [path.name, path.name + "-shm", path.name + "-wal"]
+            assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+        finally:
+            engine.dispose()
+
+
+def test_the_embedded_stripe_database_is_private_whatever_the_umask(tmp_path: Path, open_umask: None) -> None:
+    from quantoxbay.stripe_local.db import Database
+
+    db = Database(tmp_path / "stripe_local.db")
+    try:
+        files = sorted(tmp_path.glob("stripe_local.db*"))
+        assert files and {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+    finally:
+        db.close()
