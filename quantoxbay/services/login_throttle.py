@@ -16,10 +16,10 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, func, update
+from sqlalchemy import case, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.models import LoginThrottle
 from quantoxbay.settings import get_settings
@@ -50,8 +50,8 @@ def is_blocked(*, session: Session, keys: Sequence[str], now: float) -> bool:
         return False
     found = session.exec(
         select(LoginThrottle.key_hash).where(
-            LoginThrottle.key_hash.in_(keys),  # type: ignore[attr-defined]
-            LoginThrottle.blocked_until > now,
+            col(LoginThrottle.key_hash).in_(keys),
+            col(LoginThrottle.blocked_until) > now,
         )
     ).first()
     return found is not None
@@ -66,10 +66,10 @@ def record_failure(*, session: Session, key: str, limit: Limit, now: float) -> b
         .on_conflict_do_nothing(index_elements=["key_hash"])
     )
     # Drain to ``now`` and pour in one failure, in the same statement.
-    drained_at = LoginThrottle.drained_at
+    drained_at = col(LoginThrottle.drained_at)
     session.execute(
         update(LoginThrottle)
-        .where(LoginThrottle.key_hash == key)  # type: ignore[arg-type]
+        .where(col(LoginThrottle.key_hash) == key)
         .values(drained_at=case((drained_at > now, drained_at), else_=now) + limit.cost)
     )
     # Full at max_failures; half a failure of slack so a burst that drained a little still counts.
@@ -77,9 +77,9 @@ def record_failure(*, session: Session, key: str, limit: Limit, now: float) -> b
     locked = session.execute(
         update(LoginThrottle)
         .where(
-            LoginThrottle.key_hash == key,  # type: ignore[arg-type]
-            LoginThrottle.drained_at >= full_from,
-            LoginThrottle.blocked_until <= now,
+            col(LoginThrottle.key_hash) == key,
+            col(LoginThrottle.drained_at) >= full_from,
+            col(LoginThrottle.blocked_until) <= now,
         )
         .values(blocked_until=now + limit.lockout_seconds)
     ).rowcount  # type: ignore[attr-defined]
@@ -87,16 +87,21 @@ def record_failure(*, session: Session, key: str, limit: Limit, now: float) -> b
 
 
 def clear(*, session: Session, key: str) -> None:
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key_hash == key))  # type: ignore[arg-type]
+    session.execute(delete(LoginThrottle).where(col(LoginThrottle.key_hash) == key))
 
 
-def prune(*, session: Session, now: float, max_lockout_seconds: float) -> int:
+def prune(*, session: Session, now: float, max_lockout_seconds: float, batch: int = 200) -> int:
     """Forget buckets that are empty and whose lock is over (a lock ends at most
-    ``max_lockout_seconds`` after its bucket was last filled)."""
+    ``max_lockout_seconds`` after its bucket was last filled).
+
+    Rows another log-in is updating right now are skipped (PostgreSQL; SQLite has one writer),
+    so two failures pruning each other's buckets cannot deadlock."""
+    stale = (
+        select(LoginThrottle.key_hash)
+        .where(col(LoginThrottle.drained_at) < now - max_lockout_seconds)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
     return session.execute(
-        delete(LoginThrottle).where(LoginThrottle.drained_at < now - max_lockout_seconds)  # type: ignore[arg-type]
+        delete(LoginThrottle).where(col(LoginThrottle.key_hash).in_(stale.scalar_subquery()))
     ).rowcount  # type: ignore[attr-defined]
-
-
-def count(*, session: Session) -> int:
-    return session.exec(select(func.count()).select_from(LoginThrottle)).one()

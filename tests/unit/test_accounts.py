@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import bcrypt
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from quantoxbay.models import Role, User, UserSession, utcnow
@@ -172,6 +175,36 @@ def test_failures_from_one_ip_throttle_that_ip_across_accounts(
         ).id
         == target.id
     )
+
+
+def test_concurrent_failures_from_several_workers_all_count(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four workers failing at once on one account and one IP: every failure lands, none errors."""
+    from quantoxbay.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "login_max_failures", 4)
+    monkeypatch.setattr(get_settings(), "login_ip_max_failures", 4)
+    with Session(engine) as s:
+        user = create_user(s)
+        s.commit()
+    start, now = threading.Barrier(4), utcnow()
+
+    def fail() -> str:
+        with Session(engine) as s:
+            start.wait()
+            try:
+                accounts.authenticate(
+                    session=s, email=user.email, password="wrong-password", client_ip="198.51.100.44", now=now
+                )
+            except AccountError as exc:
+                return str(exc)
+        return "logged in"
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda _: fail(), range(4))) == [accounts.BAD_CREDENTIALS] * 4
+    with Session(engine) as s, pytest.raises(AccountError):
+        accounts.authenticate(session=s, email=user.email, password=PASSWORD, now=now)
 
 
 def test_a_success_forgets_the_accounts_failures(db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
