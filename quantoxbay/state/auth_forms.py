@@ -12,6 +12,8 @@ from quantoxbay.services import DomainError, accounts
 from quantoxbay.settings import get_settings
 from quantoxbay.state.session import SessionState, run_service
 
+TICKET_REFUSED = "That log-in link has expired or was opened in another browser. Please log in again."
+
 
 def _go_to_ticket(ticket: str):  # type: ignore[no-untyped-def]
     url = f"{routes.API_AUTH_COMPLETE}?ticket={ticket}"
@@ -37,7 +39,7 @@ def _signup_and_ticket(  # type: ignore[no-untyped-def]
 
 
 class AuthFormState(rx.State):
-    """Holds the form's error and busy flag; credentials are never kept in state."""
+    """Holds the form's error, busy flag and the browser's log-in nonce; never credentials."""
 
     error: str = ""
     busy: bool = False
@@ -61,7 +63,9 @@ class AuthFormState(rx.State):
 
     @rx.event
     def clear(self) -> None:
-        self.error = ""
+        """on_load: a fresh form, saying why when /api/auth/complete sent the browser back."""
+        refused = self.router.url.query_parameters.get("expired")
+        self.error = TICKET_REFUSED if refused else ""
         self.busy = False
 
     @rx.event
