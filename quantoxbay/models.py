@@ -89,7 +89,26 @@ class LoginTicket(SQLModel, table=True):
     ticket_hash: str = Field(max_length=64, unique=True, index=True)
     user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
     next_path: str = Field(default="/", max_length=500)
+    # SHA-256 of the asking browser's log-in nonce cookie: only that browser may redeem it.
+    nonce_hash: str = Field(max_length=64)
     expires_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed log-ins per key (an account's e-mail, a client IP) as a leaky bucket.
+
+    Times are epoch seconds (floats) so that one portable UPDATE drains and refills the
+    bucket atomically on SQLite and PostgreSQL, whichever worker handles the attempt.
+    Keys are keyed hashes: the table holds no e-mail addresses or IPs.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    # When the bucket is empty again; each failure pushes it further out.
+    drained_at: float = Field(index=True)
+    # Refused outright until then (0: not blocked).
+    blocked_until: float = Field(default=0.0)
 
 
 # --- catalog --------------------------------------------------------------------

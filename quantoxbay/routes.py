@@ -21,6 +21,8 @@ API_DOWNLOADS = "/api/downloads"
 STRIPE_LOCAL_MOUNT = "/stripe-local"
 
 SESSION_COOKIE = "qb_session"
+# Random per browser; binds a one-time log-in ticket to the browser that asked for it.
+LOGIN_NONCE_COOKIE = "qb_login_nonce"
 
 
 def product_path(product_id: int) -> str:

@@ -99,9 +99,12 @@ class Settings(BaseSettings):
     download_link_ttl_seconds: int = 600
     # Largest file a seller may upload (default 2 GiB).
     max_upload_bytes: int = 2 * 1024**3
-    # Failed logins allowed per account inside the lockout window.
-    login_max_failures: int = 5
-    login_lockout_seconds: int = 900
+    # Failed log-ins: a burst of LOGIN_MAX_FAILURES on one account (LOGIN_IP_MAX_FAILURES from one
+    # client IP) locks it for LOGIN_LOCKOUT_SECONDS; in the long run at most that many per that
+    # many seconds (services/login_throttle.py).
+    login_max_failures: int = Field(default=5, ge=1)
+    login_ip_max_failures: int = Field(default=20, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
     # bcrypt work factor: 12 is the floor; tests may not lower it.
     bcrypt_rounds: int = 12
     session_ttl_days: int = 30

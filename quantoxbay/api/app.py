@@ -18,7 +18,9 @@ def api_routes() -> list[BaseRoute]:
     return [
         Route(routes.API_HEALTH, health, methods=["GET"]),
         Route(routes.API_AUTH_COMPLETE, complete_login, methods=["GET"]),
-        Route(routes.API_AUTH_LOGOUT, logout, methods=["GET", "POST"]),
+        # POST only: the handler answers the others with 405 itself, as they would otherwise fall
+        # through to the Reflex app mounted behind this one.
+        Route(routes.API_AUTH_LOGOUT, logout, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         Route(routes.API_STRIPE_WEBHOOK, stripe_webhook, methods=["POST"]),
         Route(routes.API_DOWNLOADS + "/{token}", download, methods=["GET"]),
         Route(routes.API_COVERS + "/{key:path}", cover, methods=["GET", "HEAD"]),

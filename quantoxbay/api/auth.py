@@ -2,29 +2,64 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from quantoxbay import routes
 from quantoxbay.db import session_scope
 from quantoxbay.services import accounts
 from quantoxbay.settings import get_settings
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
 
 def _secure() -> bool:
     return get_settings().public_url.startswith("https://")
 
 
-def _redeem(ticket: str) -> tuple[str, str] | None:
+def _origin(url: str) -> str | None:
+    """scheme://host[:port] as browsers send it in Origin (default port left out)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    suffix = f":{port}" if port is not None and port != _DEFAULT_PORTS[parts.scheme] else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+def same_origin(request: Request) -> bool:
+    """True when the request says it comes from a page of this site (PUBLIC_URL's origin).
+
+    Browsers send Origin on every POST; a missing one is refused rather than trusted.
+    """
+    sent = request.headers.get("origin")
+    return (
+        sent is not None and _origin(sent) is not None and _origin(sent) == _origin(get_settings().public_url)
+    )
+
+
+def _redeem(ticket: str, browser_nonce: str | None) -> tuple[str, str] | None:
     with session_scope() as session:
-        return accounts.redeem_login_ticket(session=session, ticket=ticket)
+        return accounts.redeem_login_ticket(session=session, ticket=ticket, browser_nonce=browser_nonce)
 
 
 async def complete_login(request: Request) -> Response:
-    """Trade a one-time login ticket for the session cookie, then go where the user was headed."""
+    """Trade a one-time login ticket for the session cookie, then go where the user was headed.
+
+    Only the browser that asked for the ticket (the one holding the matching log-in nonce
+    cookie) may trade it."""
     ticket = request.query_params.get("ticket", "")
-    redeemed = await run_in_threadpool(_redeem, ticket) if ticket else None
+    nonce = request.cookies.get(routes.LOGIN_NONCE_COOKIE)
+    redeemed = await run_in_threadpool(_redeem, ticket, nonce) if ticket else None
     if redeemed is None:
         return RedirectResponse(f"{routes.LOGIN}?expired=1", status_code=303)
     token, next_path = redeemed
@@ -47,7 +82,14 @@ def _end(token: str | None) -> None:
 
 
 async def logout(request: Request) -> Response:
-    """End the server-side session and clear the cookie (POST or GET; either only logs out)."""
+    """End the server-side session and clear the cookie: POST from a page of this site only.
+
+    Registered for the other methods too, to refuse them: the Reflex app mounted behind the
+    API would otherwise answer a GET with a page."""
+    if request.method != "POST":
+        return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": "POST"})
+    if not same_origin(request):
+        return PlainTextResponse("Cross-site log-out refused.", status_code=403)
     await run_in_threadpool(_end, request.cookies.get(routes.SESSION_COOKIE))
     response = RedirectResponse(routes.STOREFRONT, status_code=303)
     response.delete_cookie(routes.SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import reflex as rx
 
 from quantoxbay import routes
@@ -14,6 +16,13 @@ SELLER_LINKS = [
     ("Orders", routes.SELLER_ORDERS),
     ("Promotions", routes.SELLER_PROMOTIONS),
 ]
+
+# Log-out is a same-origin POST (the route refuses GET and other origins). The full page load
+# after it also starts a new websocket: the old one's handshake still carries the old cookie.
+LOG_OUT = rx.call_script(
+    f"fetch({json.dumps(routes.API_AUTH_LOGOUT)}, {{method: 'POST', credentials: 'same-origin',"
+    f" redirect: 'manual'}}).finally(() => window.location.assign({json.dumps(routes.STOREFRONT)}))"
+)
 
 
 def button_link(text: str, href: str, **props: object) -> rx.Component:
@@ -76,7 +85,7 @@ def _account_menu() -> rx.Component:
             ),
             rx.cond(SessionState.is_admin, rx.menu.item("Admin", on_click=rx.redirect(routes.ADMIN))),
             rx.menu.separator(),
-            rx.menu.item("Log out", on_click=SessionState.log_out, color="red"),
+            rx.menu.item("Log out", on_click=LOG_OUT, color="red"),
         ),
     )
 
@@ -105,7 +114,7 @@ def navbar() -> rx.Component:
         spacing="2",
     )
     logged_in = rx.hstack(
-        rx.button("Log out", variant="ghost", color_scheme="gray", on_click=SessionState.log_out),
+        rx.button("Log out", variant="ghost", color_scheme="gray", on_click=LOG_OUT),
         _account_menu(),
         spacing="3",
         align="center",

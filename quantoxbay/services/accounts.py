@@ -1,20 +1,21 @@
-"""Accounts: sign-up, log-in with lockout, server-side sessions, roles."""
+"""Accounts: sign-up, log-in with throttling, server-side sessions, roles."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
 import bcrypt
 from pydantic import BaseModel
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from quantoxbay.models import LoginTicket, Role, User, UserSession, utcnow
-from quantoxbay.services import DomainError, PermissionDenied
+from quantoxbay.services import DomainError, PermissionDenied, login_throttle
 from quantoxbay.services.text import one_line
 from quantoxbay.settings import get_settings
 
@@ -22,6 +23,7 @@ MIN_PASSWORD_LENGTH = 8
 MAX_DISPLAY_NAME = 120
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores everything past 72 bytes; refuse rather than truncate.
 LOGIN_TICKET_TTL = timedelta(seconds=60)
+LOGIN_NONCE_MIN_LENGTH = 16
 BAD_CREDENTIALS = "Incorrect email or password."
 
 # Pragmatic check: one @, no spaces, a dot in the domain. Deliverability is proven by mail, not regex.
@@ -145,36 +147,48 @@ def sign_up(*, session: Session, email: str, password: str, wants_to_sell: bool)
     )
 
 
-def authenticate(*, session: Session, email: str, password: str, now: datetime | None = None) -> UserPublic:
-    """Check credentials, counting failures; locks the account for a while after too many."""
+def authenticate(
+    *, session: Session, email: str, password: str, client_ip: str = "", now: datetime | None = None
+) -> UserPublic:
+    """Check credentials. Failures are throttled per account and per client IP (see
+    ``login_throttle``); a throttled attempt gets the same answer, after the same bcrypt work,
+    as a wrong password, so neither lockouts nor timing tell which accounts exist."""
     settings = get_settings()
     now = now or utcnow()
-    user = session.exec(select(User).where(User.email == normalize_email(email))).first()
-    if user is None:
-        verify_password(password, _dummy_hash())
+    at = now.timestamp()
+    normalized = normalize_email(email)
+    account_key = login_throttle.key_for("account", normalized)
+    ip_key = login_throttle.key_for("ip", client_ip) if client_ip else None
+    keys = [account_key, ip_key] if ip_key else [account_key]
+    blocked = login_throttle.is_blocked(session=session, keys=keys, now=at)
+    user = session.exec(select(User).where(User.email == normalized)).first()
+    password_ok = verify_password(password, user.password_hash if user is not None else _dummy_hash())
+    if blocked:
         raise AccountError(BAD_CREDENTIALS)
-    locked_until = _aware(user.locked_until)
-    if locked_until and locked_until > now:
-        minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
-        raise AccountError(f"Too many failed attempts. Try again in {minutes} minutes.")
-    if not verify_password(password, user.password_hash):
-        # One UPDATE, so concurrent failures all count.
-        session.execute(
-            update(User).where(User.id == user.id).values(failed_login_count=User.failed_login_count + 1)
+    if user is None or not password_ok:
+        # Unknown e-mails are counted too: their lockout looks exactly like a real account's.
+        lockout = settings.login_lockout_seconds
+        login_throttle.record_failure(
+            session=session,
+            key=account_key,
+            limit=login_throttle.Limit(settings.login_max_failures, lockout),
+            now=at,
         )
-        session.refresh(user)
-        if user.failed_login_count >= settings.login_max_failures:
-            user.locked_until = now + timedelta(seconds=settings.login_lockout_seconds)
-            user.failed_login_count = 0
-            session.add(user)
-        session.commit()
+        if ip_key:
+            login_throttle.record_failure(
+                session=session,
+                key=ip_key,
+                limit=login_throttle.Limit(settings.login_ip_max_failures, lockout),
+                now=at,
+            )
+        login_throttle.prune(session=session, now=at, max_lockout_seconds=lockout)
+        session.commit()  # the caller rolls back on the error below; the count must stay
         raise AccountError(BAD_CREDENTIALS)
     if user.disabled:
         raise AccountError("This account has been disabled. Contact support.")
-    if user.failed_login_count or user.locked_until:
-        user.failed_login_count = 0
-        user.locked_until = None
-        session.add(user)
+    # The account's owner got in: forget its failures. Not the IP's: one's own account must
+    # not wipe the count of guesses made at others' from the same address.
+    login_throttle.clear(session=session, key=account_key)
     return to_public(user)
 
 
@@ -229,14 +243,22 @@ def end_all_sessions(*, session: Session, user_id: int) -> None:
     session.execute(delete(UserSession).where(UserSession.user_id == user_id))
 
 
-def issue_login_ticket(*, session: Session, user_id: int, next_path: str = "/") -> str:
-    """A one-time ticket the browser trades at /api/auth/complete for its session cookie."""
+def issue_login_ticket(*, session: Session, user_id: int, browser_nonce: str, next_path: str = "/") -> str:
+    """A one-time ticket the browser trades at /api/auth/complete for its session cookie.
+
+    Bound to ``browser_nonce``, the random value in the asking browser's log-in nonce cookie:
+    a ticket redeemed from any other browser is refused, so nobody can log a victim into an
+    account of theirs by sending the victim their own ticket (login CSRF).
+    """
+    if len(browser_nonce) < LOGIN_NONCE_MIN_LENGTH:
+        raise AccountError("Your browser must accept cookies from this site to log in.")
     ticket = secrets.token_urlsafe(32)
     session.add(
         LoginTicket(
             ticket_hash=_digest(ticket),
             user_id=user_id,
             next_path=safe_next_path(next_path),
+            nonce_hash=_digest(browser_nonce),
             expires_at=utcnow() + LOGIN_TICKET_TTL,
         )
     )
@@ -244,12 +266,17 @@ def issue_login_ticket(*, session: Session, user_id: int, next_path: str = "/") 
     return ticket
 
 
-def redeem_login_ticket(*, session: Session, ticket: str) -> tuple[str, str] | None:
-    """Trade a ticket for (session token, next path); None when unknown, used or expired."""
-    # DELETE ... RETURNING-free and race-safe: whoever deletes the row owns the ticket.
+def redeem_login_ticket(
+    *, session: Session, ticket: str, browser_nonce: str | None
+) -> tuple[str, str] | None:
+    """Trade a ticket for (session token, next path); None when unknown, used, expired, or
+    asked for by another browser (then the ticket is left as it was)."""
     row = session.exec(select(LoginTicket).where(LoginTicket.ticket_hash == _digest(ticket))).first()
-    if row is None:
+    if row is None or not browser_nonce:
         return None
+    if not hmac.compare_digest(row.nonce_hash, _digest(browser_nonce)):
+        return None
+    # DELETE ... RETURNING-free and race-safe: whoever deletes the row owns the ticket.
     deleted = session.execute(delete(LoginTicket).where(LoginTicket.id == row.id)).rowcount  # type: ignore[attr-defined]
     if deleted != 1 or (_aware(row.expires_at) or utcnow()) <= utcnow():
         return None

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.services import DomainError, accounts
+from quantoxbay.settings import get_settings
 from quantoxbay.state.session import SessionState, run_service
+
+TICKET_REFUSED = "That log-in link has expired or was opened in another browser. Please log in again."
 
 
 def _go_to_ticket(ticket: str):  # type: ignore[no-untyped-def]
@@ -16,39 +20,67 @@ def _go_to_ticket(ticket: str):  # type: ignore[no-untyped-def]
     return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
 
-def _login_and_ticket(*, session, email: str, password: str, next_path: str) -> str:  # type: ignore[no-untyped-def]
-    user = accounts.authenticate(session=session, email=email, password=password)
-    return accounts.issue_login_ticket(session=session, user_id=user.id, next_path=next_path)
+def _login_and_ticket(  # type: ignore[no-untyped-def]
+    *, session, email: str, password: str, client_ip: str, browser_nonce: str, next_path: str
+) -> str:
+    user = accounts.authenticate(session=session, email=email, password=password, client_ip=client_ip)
+    return accounts.issue_login_ticket(
+        session=session, user_id=user.id, browser_nonce=browser_nonce, next_path=next_path
+    )
 
 
-def _signup_and_ticket(*, session, email: str, password: str, wants_to_sell: bool, next_path: str) -> str:  # type: ignore[no-untyped-def]
+def _signup_and_ticket(  # type: ignore[no-untyped-def]
+    *, session, email: str, password: str, wants_to_sell: bool, browser_nonce: str, next_path: str
+) -> str:
     user = accounts.sign_up(session=session, email=email, password=password, wants_to_sell=wants_to_sell)
-    return accounts.issue_login_ticket(session=session, user_id=user.id, next_path=next_path)
+    return accounts.issue_login_ticket(
+        session=session, user_id=user.id, browser_nonce=browser_nonce, next_path=next_path
+    )
 
 
 class AuthFormState(rx.State):
-    """Holds the form's error and busy flag; credentials are never kept in state."""
+    """Holds the form's error, busy flag and the browser's log-in nonce; never credentials."""
 
     error: str = ""
     busy: bool = False
+    # This browser's log-in nonce: a cookie, so /api/auth/complete sees it too and redeems a
+    # ticket only for the browser it was issued to. Strict: never sent on a cross-site request.
+    login_nonce: str = rx.Cookie(
+        "",
+        name=routes.LOGIN_NONCE_COOKIE,
+        same_site="strict",
+        secure=get_settings().public_url.startswith("https://"),
+    )
 
     def _next(self) -> str:
         return accounts.safe_next_path(self.router.url.query_parameters.get("next"))
 
+    def _browser_nonce(self) -> str:
+        """The browser's nonce, made now if it has none yet (the next delta stores the cookie)."""
+        if len(self.login_nonce) < accounts.LOGIN_NONCE_MIN_LENGTH:
+            self.login_nonce = secrets.token_urlsafe(32)
+        return self.login_nonce
+
     @rx.event
     def clear(self) -> None:
-        self.error = ""
+        """on_load: a fresh form, saying why when /api/auth/complete sent the browser back."""
+        refused = self.router.url.query_parameters.get("expired")
+        self.error = TICKET_REFUSED if refused else ""
         self.busy = False
 
     @rx.event
     async def log_in(self, form: dict):  # type: ignore[no-untyped-def]
         self.busy, self.error = True, ""
-        yield
+        browser_nonce = self._browser_nonce()
+        yield  # the browser stores the nonce cookie before it is sent to trade the ticket
         try:
             ticket = await run_service(
                 _login_and_ticket,
                 email=str(form.get("email", "")),
                 password=str(form.get("password", "")),
+                # The peer address, or X-Forwarded-For with REFLEX_TRUSTED_PROXY_HOPS (README).
+                client_ip=self.router.session.client_ip,
+                browser_nonce=browser_nonce,
                 next_path=self._next(),
             )
         except DomainError as exc:
@@ -59,6 +91,7 @@ class AuthFormState(rx.State):
     @rx.event
     async def sign_up(self, form: dict):  # type: ignore[no-untyped-def]
         self.busy, self.error = True, ""
+        browser_nonce = self._browser_nonce()
         yield
         try:
             ticket = await run_service(
@@ -66,6 +99,7 @@ class AuthFormState(rx.State):
                 email=str(form.get("email", "")),
                 password=str(form.get("password", "")),
                 wants_to_sell=form.get("wants_to_sell") in (True, "on", "true"),
+                browser_nonce=browser_nonce,
                 next_path=self._next(),
             )
         except DomainError as exc:

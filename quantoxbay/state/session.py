@@ -91,13 +91,6 @@ class SessionState(rx.State):
         """on_load of every page: refresh who is logged in."""
         await self.current_user()
 
-    @rx.event
-    async def log_out(self):  # type: ignore[no-untyped-def]
-        """End the server-side session now, then let the browser drop its cookie."""
-        await run_service(accounts.end_session, token=self._session_token())
-        self._remember(None)
-        return rx.call_script(f"window.location.assign('{routes.API_AUTH_LOGOUT}')")
-
     def _guard_redirect(self, user: UserPublic | None, *roles: Role):  # type: ignore[no-untyped-def]
         """The redirect for a page guard, or None when the user may stay."""
         if user is None:

@@ -1,4 +1,5 @@
-"""Journey: sign up, log out, log in, see the account menu; a buyer is kept out of /seller."""
+"""Journey: sign up, log out, log in, see the account menu; a log-in ticket stays in its browser;
+a buyer is kept out of /seller."""
 
 from __future__ import annotations
 
@@ -45,6 +46,34 @@ def test_sign_up_log_out_log_in(new_page) -> None:  # type: ignore[no-untyped-de
     expect(page.get_by_role("button", name="Account menu")).to_be_visible()
     # The session cookie is HttpOnly: page scripts cannot read it.
     assert "qb_session" not in page.evaluate("document.cookie")
+
+
+def test_a_log_in_ticket_only_works_in_the_browser_that_asked(new_page) -> None:  # type: ignore[no-untyped-def]
+    """Login CSRF: someone's own log-in ticket, opened in another browser, logs nobody in."""
+    owner, other = new_page(), new_page()
+    email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    _sign_up(owner, email)
+    expect(owner.get_by_role("button", name="Account menu")).to_be_visible()
+    owner.get_by_role("button", name="Log out").first.click()
+    expect(owner.get_by_role("link", name="Log in")).to_be_visible()
+
+    owner.route("**/api/auth/complete*", lambda route: route.abort())
+    owner.goto("/login")
+    owner.get_by_label("Email").fill(email)
+    owner.get_by_label("Password").fill(PASSWORD)
+    with owner.expect_request(lambda request: "/api/auth/complete" in request.url) as held:
+        owner.locator("form").get_by_role("button", name="Log in").click()
+    ticket_url = held.value.url
+
+    other.goto(ticket_url)
+    expect(other).to_have_url(re.compile(r"/login/?\?expired=1"))
+    expect(other.get_by_role("alert")).to_contain_text("opened in another browser")
+    expect(other.get_by_role("button", name="Account menu")).to_have_count(0)
+
+    # The browser that asked still trades it.
+    owner.unroute("**/api/auth/complete*")
+    owner.goto(ticket_url)
+    expect(owner.get_by_role("button", name="Account menu")).to_be_visible()
 
 
 def test_sign_up_errors_are_shown_and_change_nothing(new_page) -> None:  # type: ignore[no-untyped-def]
