@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -11,29 +9,11 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from quantoxbay import routes
 from quantoxbay.db import session_scope
 from quantoxbay.services import accounts
-from quantoxbay.settings import get_settings
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+from quantoxbay.settings import get_settings, origin_of
 
 
 def _secure() -> bool:
     return get_settings().public_url.startswith("https://")
-
-
-def _origin(url: str) -> str | None:
-    """scheme://host[:port] as browsers send it in Origin (default port left out)."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    host = parts.hostname.lower()
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    suffix = f":{port}" if port is not None and port != _DEFAULT_PORTS[parts.scheme] else ""
-    return f"{parts.scheme}://{host}{suffix}"
 
 
 def same_origin(request: Request) -> bool:
@@ -42,9 +22,12 @@ def same_origin(request: Request) -> bool:
     Browsers send Origin on every POST; a missing one is refused rather than trusted.
     """
     sent = request.headers.get("origin")
-    return (
-        sent is not None and _origin(sent) is not None and _origin(sent) == _origin(get_settings().public_url)
-    )
+    if not sent:
+        return False
+    try:
+        return origin_of(sent) == get_settings().public_origin
+    except ValueError:  # a port that is not a number
+        return False
 
 
 def _redeem(ticket: str, browser_nonce: str | None) -> tuple[str, str] | None:
