@@ -8,10 +8,14 @@ partial refunds, some unpaid checkouts; then fills the sales rollup from them (a
 migration does; fulfillment and refunds keep it current afterwards). Then times ``analytics.seller_dashboard`` for the
 90-day period (what the page computes on load and on every live push) for sellers drawn
 uniformly, and separately for the ten busiest, and prints p50/p95 and the ratio to a
-primary-key lookup on the same database.
+primary-key lookup on the same database. The orders go in in two halves and the rollup is
+rebuilt (``rebuild_rollup``, the repair tool) after each, timed: at N/2 and N orders the ratio
+should be near 2 (goal: at most 2.3x, linear). Last, it times the analytics
+migration filling the rollup on a SQLite database of ``--migration-orders`` orders (goal: under
+2 minutes for 1,000,000).
 
     python -m bench.bench_dashboard                       # both backends
-    python -m bench.bench_dashboard --backend sqlite --orders 1000000
+    python -m bench.bench_dashboard --backend sqlite --orders 1000000 --migration-orders 0
     TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test python -m bench.bench_dashboard --backend postgresql
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import importlib.util
 import io
 import itertools
 import random
@@ -30,6 +35,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -41,22 +48,28 @@ from quantoxbay.models import Order
 from quantoxbay.services import analytics
 
 BUDGET_MS = 100.0
+REBUILD_RATIO_GOAL = 2.3
+MIGRATION_BUDGET_S = 120.0
+MIGRATION = Path(__file__).resolve().parent.parent / "alembic/versions/20261130_c3analytics_analytics.py"
 SELLERS = 1000
 BUYERS = 2000
 PRODUCTS_PER_SELLER = 5
 NOW = datetime.now(UTC)
+CLOSING: list[
+    str
+] = []  # rebuild and migration figures, repeated last (make bench's summary shows the last lines)
 
 
 def _sqlite_ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # what SQLAlchemy writes for DateTime on SQLite
 
 
-def _rows(n: int, seed: int) -> Iterator[tuple]:
+def _rows(n: int, seed: int, first_id: int = 1) -> Iterator[tuple]:
     """(order_id, buyer_id, status, total, refunded, created_at, seller_id, product_id) per order."""
     rng = random.Random(seed)
     weights = list(itertools.accumulate(1 / rank for rank in range(1, SELLERS + 1)))
     total_weight = weights[-1]
-    for order_id in range(1, n + 1):
+    for order_id in range(first_id, first_id + n):
         seller_idx = bisect.bisect_left(weights, rng.random() * total_weight)
         seller_id = BUYERS + 1 + seller_idx
         product_id = seller_idx * PRODUCTS_PER_SELLER + rng.randrange(PRODUCTS_PER_SELLER) + 1
@@ -85,16 +98,7 @@ def _users_and_products() -> tuple[list[tuple], list[tuple]]:
     return users, products
 
 
-def _rollup(engine: Engine) -> None:
-    """What the migration's backfill does (fulfillment keeps it up to date from then on)."""
-    start = time.perf_counter()
-    with Session(engine) as session:
-        analytics.rebuild_rollup(session=session)
-        session.commit()
-    print(f"rollup built in {time.perf_counter() - start:.1f}s")
-
-
-def build_sqlite(url: str, n: int) -> None:
+def build_sqlite(url: str, n: int, rollup: bool = True) -> bool:
     upgrade_to_head(url)
     engine = make_engine(url)
     users, products = _users_and_products()
@@ -113,6 +117,25 @@ def build_sqlite(url: str, n: int) -> None:
             "VALUES (?, ?, ?, '', '', 999, 'usd', 0, '', '', 'published', '', 0, ?, ?)",
             [(*p, now, now) for p in products],
         )
+        raw.commit()
+    finally:
+        raw.close()
+    ok = True
+    if rollup:
+        ok = fill_in_halves(engine, n, "SQLite", add_orders_sqlite)
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    else:
+        add_orders_sqlite(engine, _rows(n, 7))
+    engine.dispose()
+    return ok
+
+
+def add_orders_sqlite(engine: Engine, rows: Iterator[tuple]) -> None:
+    """Insert orders (and their one item each), then ANALYZE."""
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
         batch_o: list[tuple] = []
         batch_i: list[tuple] = []
 
@@ -131,7 +154,7 @@ def build_sqlite(url: str, n: int) -> None:
             batch_o.clear()
             batch_i.clear()
 
-        for oid, buyer, status, total, refunded, created, seller, product in _rows(n, 7):
+        for oid, buyer, status, total, refunded, created, seller, product in rows:
             ts = _sqlite_ts(created)
             batch_o.append((oid, buyer, status, total, total, refunded, f"cs_bench_{oid}", ts, ts))
             batch_i.append((oid, oid, product, seller, total, total, ts))
@@ -139,20 +162,13 @@ def build_sqlite(url: str, n: int) -> None:
                 flush()
         flush()
         raw.commit()
-    finally:
-        raw.close()
-    _rollup(engine)
-    raw = engine.raw_connection()
-    try:
-        cur = raw.cursor()
         cur.execute("ANALYZE")
         raw.commit()
     finally:
         raw.close()
-    engine.dispose()
 
 
-def build_postgres(url: str, n: int) -> None:
+def build_postgres(url: str, n: int) -> bool:
     upgrade_to_head(url)
     engine = make_engine(url)
     users, products = _users_and_products()
@@ -170,9 +186,24 @@ def build_postgres(url: str, n: int) -> None:
                 copy.write_row(
                     (pid, seller, title, "", "", 999, "usd", False, "", "", "published", "", 0, NOW, NOW)
                 )
+        raw.commit()
+    finally:
+        raw.close()
+    ok = fill_in_halves(engine, n, "PostgreSQL", add_orders_postgres)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+    return ok
+
+
+def add_orders_postgres(engine: Engine, rows: Iterator[tuple]) -> None:
+    """COPY orders (and their one item each) in, then VACUUM ANALYZE."""
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
         orders = io.StringIO()
         items = io.StringIO()
-        for oid, buyer, status, total, refunded, created, seller, product in _rows(n, 7):
+        for oid, buyer, status, total, refunded, created, seller, product in rows:
             ts = created.isoformat()
             orders.write(
                 f"{oid}\t{buyer}\t{status}\tusd\t{total}\t0\t{total}\t{refunded}\t\tcs_bench_{oid}\t{ts}\t{ts}\n"
@@ -195,10 +226,74 @@ def build_postgres(url: str, n: int) -> None:
         raw.commit()
     finally:
         raw.close()
-    _rollup(engine)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
-    engine.dispose()
+
+
+def _time_rebuild(engine: Engine, repeats: int = 2) -> float:
+    """Seconds for ``rebuild_rollup`` of every seller, committed (best of ``repeats``: a shared machine)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with Session(engine) as session:
+            analytics.rebuild_rollup(session=session)
+            session.commit()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def fill_in_halves(
+    engine: Engine, n: int, label: str, add_orders: Callable[[Engine, Iterator[tuple]], None]
+) -> bool:
+    """Add n orders in two halves and rebuild the rollup (what the migration's backfill does) after
+    each: the rebuild at n/2 and at n orders, linear when the ratio is near 2."""
+    half = n // 2
+    add_orders(engine, _rows(half, 7))
+    single = _time_rebuild(engine)
+    add_orders(engine, _rows(n - half, 8, first_id=half + 1))
+    double = _time_rebuild(engine)
+    ratio = double / single
+    ok = ratio <= REBUILD_RATIO_GOAL
+    CLOSING.append(
+        f"{label} rollup rebuild: {half:,} orders {single:.2f} s, {n:,} orders {double:.2f} s, "
+        f"ratio {ratio:.2f}x; goal <= {REBUILD_RATIO_GOAL}x: {'OK' if ok else 'OVER'}"
+    )
+    print(CLOSING[-1], flush=True)
+    return ok
+
+
+def migration_sqlite(n: int) -> bool:
+    """The analytics migration (creates the rollup and fills it from the orders) on an n-order SQLite
+    database: the schema at head with the migration's own tables dropped, then its ``upgrade()``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'migration.db'}"
+        start = time.perf_counter()
+        build_sqlite(url, n, rollup=False)
+        print(f"built SQLite data for the migration ({n:,} orders) in {time.perf_counter() - start:.1f}s")
+        spec = importlib.util.spec_from_file_location("c3analytics", MIGRATION)
+        assert spec is not None and spec.loader is not None
+        revision = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(revision)
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("DROP TABLE admin_action"))
+                conn.execute(text("DROP TABLE sales_rollup"))
+            start = time.perf_counter()
+            with engine.begin() as conn, Operations.context(MigrationContext.configure(conn)):
+                revision.upgrade()
+            seconds = time.perf_counter() - start
+            with engine.connect() as conn:
+                cells, orders = conn.execute(text("SELECT COUNT(*), SUM(orders) FROM sales_rollup")).one()
+        finally:
+            engine.dispose()
+    ok = seconds < MIGRATION_BUDGET_S
+    CLOSING.append(
+        f"SQLite analytics migration, {n:,} orders: {seconds:.1f} s ({cells:,} rollup rows, {orders:,} paid "
+        f"orders); goal < {MIGRATION_BUDGET_S:.0f} s: {'OK' if ok else 'OVER'}"
+    )
+    print(CLOSING[-1])
+    return ok
 
 
 def run(url: str, n: int, label: str, samples: int) -> bool:
@@ -255,13 +350,19 @@ def main() -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=400, help="random sellers timed")
+    parser.add_argument(
+        "--migration-orders",
+        type=int,
+        default=1_000_000,
+        help="orders in the SQLite database the analytics migration fills the rollup from (0: skip)",
+    )
     args = parser.parse_args()
     ok = True
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
             start = time.perf_counter()
-            build_sqlite(url, args.orders)
+            ok &= build_sqlite(url, args.orders)
             print(f"built SQLite data in {time.perf_counter() - start:.1f}s")
             ok &= run(url, args.orders, "SQLite", args.samples)
     if args.backend in ("postgresql", "both"):
@@ -270,11 +371,14 @@ def main() -> int:
         url, drop = services.fresh_postgres_database(services.postgres_url())
         try:
             start = time.perf_counter()
-            build_postgres(url, args.orders)
+            ok &= build_postgres(url, args.orders)
             print(f"built PostgreSQL data in {time.perf_counter() - start:.1f}s")
             ok &= run(url, args.orders, "PostgreSQL", args.samples)
         finally:
             drop()
+    if args.migration_orders and args.backend in ("sqlite", "both"):
+        ok &= migration_sqlite(args.migration_orders)
+    print("\n" + "\n".join(CLOSING))
     return 0 if ok else 1
 
 

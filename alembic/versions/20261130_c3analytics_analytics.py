@@ -27,14 +27,19 @@ _SLOT = {
     "sqlite": "CAST(strftime('%s', oi.created_at) AS INTEGER) / 900 * 900",
     "postgresql": "CAST(floor(extract(epoch FROM oi.created_at) / 900) AS BIGINT) * 900",
 }
+# Each order counts once per seller, on the seller's first item (ROW_NUMBER: one sort, linear;
+# a join to a MIN(id) ... GROUP BY table is scanned per item on SQLite, which hung large upgrades).
 _BACKFILL = """
 INSERT INTO sales_rollup (seller_id, slot, product_id, currency, orders, items, units,
                           gross_cents, discount_cents, refunded_cents)
 SELECT oi.seller_id, {slot}, oi.product_id, o.currency,
-       COUNT(f.first_id), COUNT(*), SUM(oi.quantity), SUM(oi.total_cents), SUM(oi.discount_cents),
+       SUM(oi.first_of_seller), COUNT(*), SUM(oi.quantity), SUM(oi.total_cents), SUM(oi.discount_cents),
        SUM(CASE WHEN o.total_cents > 0 THEN o.refunded_cents * oi.total_cents / o.total_cents ELSE 0 END)
-FROM order_item oi JOIN "order" o ON o.id = oi.order_id
-LEFT JOIN (SELECT MIN(id) AS first_id FROM order_item GROUP BY order_id, seller_id) f ON f.first_id = oi.id
+FROM (SELECT order_id, seller_id, product_id, quantity, total_cents, discount_cents, created_at,
+             CASE WHEN ROW_NUMBER() OVER (PARTITION BY order_id, seller_id ORDER BY id) = 1
+                  THEN 1 ELSE 0 END AS first_of_seller
+      FROM order_item) oi
+JOIN "order" o ON o.id = oi.order_id
 WHERE o.status IN {counted}
 GROUP BY oi.seller_id, {slot}, oi.product_id, o.currency
 """

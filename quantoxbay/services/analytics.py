@@ -477,15 +477,21 @@ _SLOT_SQL = {
     "sqlite": "CAST(strftime('%s', oi.created_at) AS INTEGER) / 900 * 900",
     "postgresql": "CAST(floor(extract(epoch FROM oi.created_at) / 900) AS BIGINT) * 900",
 }
+#: ``orders`` counts an order once per seller: on the seller's first item of it (ROW_NUMBER over
+#: the order's items, one sort). Not a join to ``MIN(id) ... GROUP BY``: SQLite scans such a
+#: materialised table for every item (quadratic; tests/unit/test_analytics_plans.py reads the plans).
 _REBUILD_SQL = """
 INSERT INTO sales_rollup (seller_id, slot, product_id, currency, orders, items, units,
                           gross_cents, discount_cents, refunded_cents)
 SELECT oi.seller_id, {slot}, oi.product_id, o.currency,
-       COUNT(f.first_id), COUNT(*), SUM(oi.quantity), SUM(oi.total_cents), SUM(oi.discount_cents),
+       SUM(oi.first_of_seller), COUNT(*), SUM(oi.quantity), SUM(oi.total_cents), SUM(oi.discount_cents),
        SUM(CASE WHEN o.total_cents > 0 THEN o.refunded_cents * oi.total_cents / o.total_cents ELSE 0 END)
-FROM order_item oi JOIN "order" o ON o.id = oi.order_id
-LEFT JOIN (SELECT MIN(id) AS first_id FROM order_item GROUP BY order_id, seller_id) f ON f.first_id = oi.id
-WHERE o.status IN ('paid', 'refunded', 'partially_refunded', 'disputed') {where}
+FROM (SELECT order_id, seller_id, product_id, quantity, total_cents, discount_cents, created_at,
+             CASE WHEN ROW_NUMBER() OVER (PARTITION BY order_id, seller_id ORDER BY id) = 1
+                  THEN 1 ELSE 0 END AS first_of_seller
+      FROM order_item {where}) oi
+JOIN "order" o ON o.id = oi.order_id
+WHERE o.status IN ('paid', 'refunded', 'partially_refunded', 'disputed')
 GROUP BY oi.seller_id, {slot}, oi.product_id, o.currency
 """
 
@@ -500,7 +506,7 @@ def rebuild_rollup(*, session: Session, seller_id: int | None = None) -> None:
     dialect = session.get_bind().dialect.name
     sql = _REBUILD_SQL.format(
         slot=_SLOT_SQL.get(dialect, _SLOT_SQL["postgresql"]),
-        where="AND oi.seller_id = :seller_id" if seller_id is not None else "",
+        where="WHERE seller_id = :seller_id" if seller_id is not None else "",
     )
     session.execute(text(sql), {"seller_id": seller_id} if seller_id is not None else {})
 
