@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             port = free_port()
             env = base_env(
                 DATABASE_URL=url, DATA_DIR=str(data_dir), APP_SECRET=APP_SECRET, APP_PORT=str(port),
-                STRIPE_SECRET_KEY="sk_test_bench_unused", BENCH_FILE=str(file_path),
+                STRIPE_SECRET_KEY="sk_test_bench_unused", STRIPE_WEBHOOK_SECRET="whsec_bench_unused",
+                BENCH_FILE=str(file_path),
             )  # fmt: skip
             results: dict[str, list[tuple[float, float]]] = {"file": [], "real": []}
             with serve(uvicorn_args("bench.bench_download:server_app", port), env, workdir / "server.log",

@@ -7,12 +7,14 @@ import mimetypes
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from quantoxbay.db import session_scope
 from quantoxbay.migrations import upgrade_to_head
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, accounts, catalog, demo
 from quantoxbay.services.money import parse_price
-from quantoxbay.settings import Settings, get_settings
+from quantoxbay.settings import Settings, describe_invalid_settings, get_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "\n".join(f"  {line}" for line in describe_invalid_settings(exc).splitlines())
+        print(f"error: the configuration is refused:\n{problems}", file=sys.stderr)
+        return 2
     try:
         if args.command == "migrate":
             upgrade_to_head()

@@ -8,6 +8,7 @@ from quantoxbay import routes
 from quantoxbay.api import build_api
 from quantoxbay.api.live import start_live_pushes
 from quantoxbay.api.security import security_middleware
+from quantoxbay.logs import configure_logging
 from quantoxbay.pages.admin import admin_page
 from quantoxbay.pages.areas import not_found_page
 from quantoxbay.pages.auth import login_page, signup_page
@@ -37,6 +38,7 @@ async def _page_user(client_token: str) -> int:
         return (await root.get_state(SessionState)).user_id
 
 
+configure_logging()
 api = build_api()
 app = rx.App(
     # Our routes in front of Reflex's, then one security layer around all of it (api/security.py).

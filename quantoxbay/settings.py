@@ -2,7 +2,9 @@
 
 The embedded defaults need no variable at all: SQLite under DATA_DIR, files on
 local disk, the embedded Stripe, e-mail written to DATA_DIR/outbox. Secrets that
-are not given are generated once and kept under DATA_DIR (never committed).
+are not given are generated once and kept under DATA_DIR (never committed), except
+where a generated one would break production: a real Stripe key needs the webhook
+endpoint's own signing secret, and several workers (REDIS_URL) need one APP_SECRET.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quantoxbay.private_files import private_dir
@@ -76,7 +78,10 @@ def is_loopback_host(host: str) -> bool:
 class Settings(BaseSettings):
     """Configuration of one QuantoxBay deployment (see shared/DESIGN.md)."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # hide_input_in_errors: a refused configuration is reported without echoing its secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(default=Path("./data"))
     database_url: str = ""
@@ -142,6 +147,8 @@ class Settings(BaseSettings):
         return value
 
     def model_post_init(self, __context: object) -> None:
+        # Before anything is generated: a ValueError here is reported as a ValidationError.
+        self._refuse_broken_production()
         # The database, uploads, outgoing mail and secrets: for this account's eyes only.
         private_dir(self.data_dir)
         if not self.database_url:
@@ -166,6 +173,26 @@ class Settings(BaseSettings):
             )
         if self.uses_embedded_stripe and not self.stripe_local_secret_key:
             self.stripe_local_secret_key = install_stripe_local_key(self.data_dir)
+
+    def _refuse_broken_production(self) -> None:
+        problems = []
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            problems.append(
+                "STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY: Stripe signs every webhook "
+                "with the endpoint's own secret, so a generated one would refuse every real event. "
+                "Run `stripe listen --forward-to <PUBLIC_URL>/api/stripe/webhook` and set the whsec_... "
+                "it prints, or copy the endpoint's signing secret from the Stripe dashboard "
+                "(Developers > Webhooks)."
+            )
+        if self.redis_url and not self.app_secret:
+            problems.append(
+                "APP_SECRET is required with REDIS_URL: each worker would generate its own secret and "
+                "refuse the sessions and download links another worker signed. Set the same random "
+                "value on every worker, e.g. from "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
 
     @property
     def uses_embedded_stripe(self) -> bool:
@@ -209,6 +236,17 @@ def origin_of(url: str) -> str:
     if port is None or port == _DEFAULT_PORTS.get(scheme):
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
+
+
+def describe_invalid_settings(exc: ValidationError) -> str:
+    """A refused configuration's problems, one line each, naming the variable but never its value."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        cause = error.get("ctx", {}).get("error")
+        message = str(cause) if cause is not None else error["msg"]
+        variable = "_".join(str(part) for part in error["loc"]).upper()
+        lines.extend([f"{variable}: {message}"] if variable else message.splitlines())
+    return "\n".join(lines)
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ from quantoxbay.models import LoginTicket, Role, User, UserSession, utcnow
 from quantoxbay.services import DomainError, PermissionDenied, login_throttle
 from quantoxbay.services.text import one_line
 from quantoxbay.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
 MAX_DISPLAY_NAME = 120
@@ -163,24 +166,28 @@ def authenticate(
     blocked = login_throttle.is_blocked(session=session, keys=keys, now=at)
     user = session.exec(select(User).where(User.email == normalized)).first()
     password_ok = verify_password(password, user.password_hash if user is not None else _dummy_hash())
+    # No e-mail in the log lines: the account's id when there is one, and the client's address.
+    facts = {"user_id": user.id if user is not None else None, "client_ip": client_ip}
     if blocked:
+        logger.info("login.throttled", extra=facts)
         raise AccountError(BAD_CREDENTIALS)
     if user is None or not password_ok:
         # Unknown e-mails are counted too: their lockout looks exactly like a real account's.
         lockout = settings.login_lockout_seconds
-        login_throttle.record_failure(
+        if login_throttle.record_failure(
             session=session,
             key=account_key,
             limit=login_throttle.Limit(settings.login_max_failures, lockout),
             now=at,
-        )
-        if ip_key:
-            login_throttle.record_failure(
-                session=session,
-                key=ip_key,
-                limit=login_throttle.Limit(settings.login_ip_max_failures, lockout),
-                now=at,
-            )
+        ):
+            logger.warning("login.locked", extra={"scope": "account", "lockout_seconds": lockout, **facts})
+        if ip_key and login_throttle.record_failure(
+            session=session,
+            key=ip_key,
+            limit=login_throttle.Limit(settings.login_ip_max_failures, lockout),
+            now=at,
+        ):
+            logger.warning("login.locked", extra={"scope": "ip", "lockout_seconds": lockout, **facts})
         login_throttle.prune(session=session, now=at, max_lockout_seconds=lockout)
         session.commit()  # the caller rolls back on the error below; the count must stay
         raise AccountError(BAD_CREDENTIALS)

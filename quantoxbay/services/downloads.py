@@ -15,6 +15,7 @@ is logged (time, user, IP, link).
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +28,8 @@ from quantoxbay.models import DownloadGrant, DownloadLog, Order, OrderItem, Prod
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.checkout import ACTIVE_ORDER_STATUSES
+
+logger = logging.getLogger(__name__)
 
 _SALT = "quantoxbay.download.v1"
 #: A second request for the same file by the same user this soon is the same download.
@@ -73,6 +76,12 @@ def download_url(*, secret: str, user_id: int, order_id: int, file_id: int) -> s
     return f"{routes.API_DOWNLOADS}/{token}"
 
 
+def _refused(error: DomainError, reason: str, **facts: object) -> DomainError:
+    """Log a refused download (never its token: the link itself is the key) and return the error."""
+    logger.info("download.refused", extra={"reason": reason, **facts})
+    return error
+
+
 def resolve_download(
     *, session: Session, secret: str, token: str, user_id: int | None, max_age_seconds: int
 ) -> DownloadTarget:
@@ -80,13 +89,19 @@ def resolve_download(
     try:
         claims = _serializer(secret).loads(token, max_age=max_age_seconds)
     except SignatureExpired as exc:
-        raise LinkExpired("This download link has expired. Open your library for a fresh one.") from exc
+        expired = LinkExpired("This download link has expired. Open your library for a fresh one.")
+        raise _refused(expired, "expired", user_id=user_id) from exc
     except BadSignature as exc:
-        raise NotFound("This download link is not valid.") from exc
+        raise _refused(
+            NotFound("This download link is not valid."), "bad_signature", user_id=user_id
+        ) from exc
+    facts = {"user_id": user_id, "order_id": claims.get("o"), "file_id": claims.get("f")}
     if user_id is None:
-        raise PermissionDenied("Please log in to download.")
+        raise _refused(PermissionDenied("Please log in to download."), "not_logged_in", **facts)
     if claims.get("u") != user_id:
-        raise PermissionDenied("This download link belongs to another account.")
+        raise _refused(
+            PermissionDenied("This download link belongs to another account."), "other_account", **facts
+        )
     row = session.exec(
         select(ProductFile, Order, DownloadGrant)
         .join(DownloadGrant, DownloadGrant.product_id == ProductFile.product_id)  # type: ignore[arg-type]
@@ -94,10 +109,11 @@ def resolve_download(
         .where(ProductFile.id == claims.get("f"), Order.id == claims.get("o"), Order.buyer_id == user_id)
     ).first()
     if row is None:
-        raise NotFound("This file is not part of your order.")
+        raise _refused(NotFound("This file is not part of your order."), "not_in_order", **facts)
     product_file, order, grant = row
     if grant.revoked or order.status not in ACTIVE_ORDER_STATUSES:
-        raise PermissionDenied("Access to this order has been withdrawn.")
+        withdrawn = PermissionDenied("Access to this order has been withdrawn.")
+        raise _refused(withdrawn, "withdrawn", order_status=order.status, **facts)
     assert product_file.id is not None and order.id is not None and grant.id is not None
     return DownloadTarget(
         storage_key=product_file.storage_key,
@@ -185,8 +201,11 @@ def record_download(
         )
     counted = not repeat
     if counted and limit is not None and grant.downloads_used >= limit:
-        raise LimitReached(
+        used_up = LimitReached(
             f"You have used all {limit} downloads of this purchase. Ask the seller to reset the limit."
+        )
+        raise _refused(
+            used_up, "limit_reached", user_id=user_id, order_id=target.order_id, file_id=target.file_id
         )
     if counted:
         grant.downloads_used += 1

@@ -31,6 +31,7 @@ nothing; a session without the shop's metadata is not ours and is ignored.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ from quantoxbay.models import (
 from quantoxbay.services import DomainError, analytics, charge_events, receipts
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
 from quantoxbay.services.promotions import REDEEMED_STATUSES
+
+logger = logging.getLogger(__name__)
 
 FULFILLABLE_PAYMENT_STATUSES = ("paid", "no_payment_required")
 #: ``FulfillmentResult.status`` of a session refused by the checks (no order, nothing granted) ...
@@ -387,7 +390,18 @@ def _create_orders(
             _grant_new(conn, created)
     # Refund and dispute events that came before their order (services.charge_events).
     charge_events.apply_kept_events(conn, [o.values["stripe_payment_intent_id"] for o in created])
+    if status == OrderStatus.PAID.value and logger.isEnabledFor(logging.INFO):  # the webhook's hot path
+        for o in created:
+            _log_paid(o.order_id, o.values)
     return created
+
+
+def _log_paid(order_id: int | None, order: Mapping[str, Any]) -> None:
+    logger.info(
+        "order.paid",
+        extra={"order_id": order_id, "buyer_id": order["buyer_id"], "amount_cents": order["total_cents"],
+               "currency": order["currency"], "payment_intent": order["stripe_payment_intent_id"]},
+    )  # fmt: skip
 
 
 def _grant_new(conn: Connection, orders: list[_NewOrder]) -> None:
@@ -493,6 +507,7 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
         return FulfillmentResult(session_id, existing.id, existing.status, False, buyer_id)
     session.refresh(existing)
     _grant(session, existing)
+    _log_paid(existing.id, existing.model_dump())
     return FulfillmentResult(
         session_id, existing.id, OrderStatus.PAID.value, True, buyer_id, _seller_ids(session, existing.id)
     )

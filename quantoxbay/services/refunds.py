@@ -15,6 +15,7 @@ before their order and skips a dispute's events that a later one of it supersede
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,8 @@ from quantoxbay.services import DomainError, NotFound, analytics
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import format_money
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
+
+logger = logging.getLogger(__name__)
 
 REFUND_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
 #: Refund rows that hold money: asked for, in flight, or done.
@@ -185,6 +188,11 @@ def refund_order(
     refund.updated_at = utcnow()
     session.add(refund)
     session.flush()
+    logger.info(
+        "refund.requested",
+        extra={"order_id": order.id, "refund_id": refund.id, "amount_cents": amount, "currency": order.currency,
+               "reason": reason, "actor_id": actor.id, "stripe_status": refund.status},
+    )  # fmt: skip
     changed = False
     if refund.status in ("pending", "succeeded"):
         done = _held_cents(session, order.id) - _requested_cents(session, order.id)
@@ -220,9 +228,15 @@ def on_charge_refunded(*, session: Session, charge: Mapping[str, Any]) -> list[A
     order = _order_for(session, charge)
     if order is None:
         return []  # not one of our payments
-    if _apply_refunded_total(session, order, int(charge.get("amount_refunded") or 0)):
-        return _announce(session, order, f"order.{order.status}")
-    return []
+    refunded = int(charge.get("amount_refunded") or 0)
+    changed = _apply_refunded_total(session, order, refunded)
+    # Stripe's word, whether or not refund_order already showed the figure.
+    logger.info(
+        "refund.confirmed",
+        extra={"order_id": order.id, "refunded_cents": refunded, "currency": order.currency,
+               "order_status": order.status},
+    )  # fmt: skip
+    return _announce(session, order, f"order.{order.status}") if changed else []
 
 
 def on_refund_failed(*, session: Session, refund: Mapping[str, Any]) -> list[Announcement]:
@@ -240,6 +254,7 @@ def on_refund_failed(*, session: Session, refund: Mapping[str, Any]) -> list[Ann
     session.add(row)
     session.flush()
     _apply_refunded_total(session, order, order.refunded_cents - amount, allow_lower=True)
+    logger.warning("refund.failed", extra={"order_id": order.id, "refund_id": row.id, "amount_cents": amount})
     return _announce(session, order, "order.refund_failed")
 
 
@@ -254,6 +269,10 @@ def on_dispute_created(*, session: Session, dispute: Mapping[str, Any]) -> list[
     session.add(order)
     _set_grants(session, order.id, revoked=True)
     session.flush()
+    logger.warning(
+        "dispute.opened",
+        extra={"order_id": order.id, "dispute": dispute.get("id"), "dispute_reason": dispute.get("reason")},
+    )
     return _announce(session, order, "order.disputed")
 
 
@@ -281,6 +300,11 @@ def on_dispute_closed(*, session: Session, dispute: Mapping[str, Any]) -> list[A
         return []
     session.add(order)
     session.flush()
+    logger.info(
+        "dispute.closed",
+        extra={"order_id": order.id, "dispute": dispute.get("id"), "outcome": dispute.get("status"),
+               "order_status": order.status},
+    )  # fmt: skip
     return _announce(session, order, f"order.{order.status}")
 
 

@@ -195,3 +195,26 @@ def test_create_product_for_unknown_seller(cli, tmp_path: Path) -> None:  # type
     )
     assert result.returncode == 2
     assert "no user with email ghost@example.com" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["migrate", "seed-demo", "secure-demo"])
+def test_a_broken_production_configuration_is_refused_with_a_message(tmp_path: Path, command: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_WEBHOOK_SECRET", "APP_SECRET")}
+    env.update(DATA_DIR=str(tmp_path / "data"), STRIPE_SECRET_KEY="sk_live_not_for_printing")
+    env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    result = subprocess.run(
+        [sys.executable, "-m", "quantoxbay", command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert "STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY" in result.stderr
+    assert "stripe listen" in result.stderr
+    assert "APP_SECRET is required with REDIS_URL" in result.stderr
+    assert "sk_live_not_for_printing" not in result.stderr
+    assert not (tmp_path / "data" / "quantoxbay.db").exists()

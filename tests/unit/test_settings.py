@@ -10,10 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from quantoxbay.db import make_engine
-from quantoxbay.settings import Settings, install_stripe_local_key, is_loopback_host, new_stripe_local_key
+from quantoxbay.settings import (
+    Settings,
+    describe_invalid_settings,
+    install_stripe_local_key,
+    is_loopback_host,
+    new_stripe_local_key,
+)
 from quantoxbay.stripe_local import StripeLocalConfig
 
 
@@ -121,9 +128,64 @@ def test_real_stripe_mode_sends_the_real_key_and_makes_no_local_key(
 ) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_real")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_given")
     s = Settings()
     assert s.effective_stripe_key == "sk_test_real" and s.stripe_local_secret_key == ""
     assert not (tmp_path / "secrets" / "stripe_local_secret_key").exists()
+
+
+def test_a_real_stripe_key_without_its_webhook_secret_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_the_real_one")
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = describe_invalid_settings(refused.value)
+    assert message.startswith("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
+    assert "stripe listen" in message and "signing secret from the Stripe dashboard" in message
+    # Nothing generated in its place, and the key is not echoed.
+    assert not (tmp_path / "secrets").exists()
+    assert "sk_live_the_real_one" not in str(refused.value) + message
+    # With the endpoint's secret the same configuration starts.
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_the_dashboard")
+    assert Settings().stripe_webhook_secret == "whsec_from_the_dashboard"
+
+
+def test_several_workers_without_a_shared_app_secret_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", "redis://:redis-password@127.0.0.1:6379/0")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = describe_invalid_settings(refused.value)
+    assert message.startswith("APP_SECRET is required with REDIS_URL") and "every worker" in message
+    assert "redis-password" not in str(refused.value) + message
+    assert not (tmp_path / "secrets" / "app_secret").exists()
+    monkeypatch.setenv("APP_SECRET", "one-secret-for-every-worker")
+    assert Settings().app_secret == "one-secret-for-every-worker"
+    assert not (tmp_path / "secrets" / "app_secret").exists()
+
+
+def test_every_problem_is_named_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_real")
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    lines = describe_invalid_settings(refused.value).splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["STRIPE_WEBHOOK_SECRET", "APP_SECRET"]
+
+
+def test_a_field_error_names_its_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("APP_PORT", "not-a-port")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert describe_invalid_settings(refused.value).startswith("APP_PORT: ")
 
 
 def test_the_embedded_stripe_config_requires_a_strong_key(tmp_path: Path) -> None:
