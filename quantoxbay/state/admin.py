@@ -13,7 +13,7 @@ from typing import Any
 import reflex as rx
 
 from quantoxbay.models import Role
-from quantoxbay.services import DomainError, admin, notifier
+from quantoxbay.services import DomainError, admin
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import parse_price
 from quantoxbay.state.session import SessionState, run_service
@@ -224,7 +224,7 @@ class AdminState(rx.State):
             raw_amount = str(form_data.get("amount", "")).strip()
             amount = parse_price(raw_amount) if raw_amount else None
             reason = str(form_data.get("reason", "") or "requested_by_customer")
-            announcements = await run_service(
+            await run_service(  # its announcements go out after the commit
                 admin.refund_order,
                 actor=user,
                 stripe_client=get_stripe_client(),
@@ -234,8 +234,6 @@ class AdminState(rx.State):
             )
         except DomainError as exc:  # refused, or Stripe unreachable: nothing was refunded
             return rx.toast.error(str(exc))
-        for announcement in announcements:
-            notifier.announce(announcement)
         await self._order(user, order_id)
         await self._orders(user)
         await self._totals(user)
@@ -263,7 +261,7 @@ class AdminState(rx.State):
         except DomainError as exc:
             return rx.toast.error(str(exc))
         try:
-            outcome, announcements = await run_service(
+            outcome, _announced = await run_service(
                 admin.resend_webhook_event, actor=user, event_row_id=target
             )
         except DomainError as exc:
@@ -272,8 +270,6 @@ class AdminState(rx.State):
             await run_service(admin.record_resend_failure, actor=user, event_row_id=target, error=exc)
             await self._events(user)
             return rx.toast.error(f"Processing failed again: {exc}")
-        for announcement in announcements:
-            notifier.announce(announcement)
         await self._events(user)
         await self._orders(user)
         await self._totals(user)

@@ -121,7 +121,7 @@ class SellerOrdersState(rx.State):
         try:
             user = await self._seller()
             amount = parse_price(self.refund_amount)
-            refund, announcements = await run_service(
+            refund, _announced = await run_service(
                 refunds.refund_order,
                 stripe_client=get_stripe_client(),
                 actor=user,
@@ -133,8 +133,6 @@ class SellerOrdersState(rx.State):
             self.busy = False
             yield rx.toast.error(str(exc))
             return
-        for announcement in announcements:
-            notifier.announce(announcement)
         order_id, self.refund_order_id, self.busy = self.refund_order_id, 0, False
         await self._load(user)
         yield rx.toast.success(
