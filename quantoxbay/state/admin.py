@@ -16,7 +16,7 @@ from quantoxbay.models import Role
 from quantoxbay.services import DomainError, admin
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import parse_price
-from quantoxbay.state.guards import admin_only, requires
+from quantoxbay.state.guards import admin_only, requires, shows_errors
 from quantoxbay.state.session import run_service
 
 ROLES = [r.value for r in Role]
@@ -180,14 +180,12 @@ class AdminState(rx.State):
 
     @rx.event
     @admin_only
+    @shows_errors()
     async def open_order(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
-        try:
-            target = _as_id(order_id)
-            if target is None:
-                raise DomainError("This order does not exist.")
-            await self._order(user, target)
-        except DomainError as exc:
-            return rx.toast.error(str(exc))
+        target = _as_id(order_id)
+        if target is None:
+            raise DomainError("This order does not exist.")
+        await self._order(user, target)
         return None
 
     @rx.event

@@ -13,7 +13,7 @@ from quantoxbay.payments.client import get_stripe_client
 from quantoxbay.services import DomainError, downloads, live, notifier, refunds
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import parse_price
-from quantoxbay.state.guards import requires
+from quantoxbay.state.guards import requires, shows_errors
 from quantoxbay.state.session import run_service
 
 PAGE_SIZE = 25
@@ -138,11 +138,9 @@ class SellerOrdersState(rx.State):
 
     @rx.event
     @_orders_only
+    @shows_errors()
     async def reset_limit(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
-        try:
-            await run_service(downloads.reset_download_limit, actor=user, order_id=int(order_id))
-        except DomainError as exc:
-            return rx.toast.error(str(exc))
+        await run_service(downloads.reset_download_limit, actor=user, order_id=int(order_id))
         return rx.toast.success(f"Order #{order_id}: download count reset.")
 
     @rx.event

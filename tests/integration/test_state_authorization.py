@@ -498,3 +498,18 @@ def test_guards_are_the_single_entry(tmp_path: Path) -> None:
         for name in UI_ONLY.get(page, {}):
             code = _reach(page, page.event_handlers[name].fn)
             assert "run_service" not in code and "get_storage" not in code, f"{page.__name__}.{name}"
+
+
+async def test_a_domain_error_in_a_guarded_handler_becomes_the_page_message(
+    monkeypatch: pytest.MonkeyPatch, calls: list
+) -> None:
+    """``shows_errors`` under the guard: the admin gets the service's refusal as an error toast; a
+    seller gets the guard's message and the handler never runs."""
+    cls = admin_state.AdminState
+    _as(monkeypatch, _make_user(Role.ADMIN))
+    answer = await cls.event_handlers["open_order"].fn(_state(cls), order_id="not-a-number")
+    assert _is_error_toast(answer) and "This order does not exist." in repr(answer)
+    _as(monkeypatch, _user(Role.SELLER))
+    calls.clear()
+    answer = await cls.event_handlers["open_order"].fn(_state(cls), order_id=999999)
+    assert _denial(_user(Role.SELLER), Role.ADMIN) in repr(answer) and calls == []
