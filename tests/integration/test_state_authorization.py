@@ -1,10 +1,10 @@
 """Every seller, admin and library event handler re-checks the user on the server.
 
-How: the dashboard, admin and seller orders pages guard every public handler with the one
-decorator (``state.guards.requires``: checked below on each handler, not by reading its source);
-a handler without it must be exempt by name, with the reason. The other pages have ONE guard
-that their handlers reach before any data: ``state.seller_products._seller``
-(SellerProductsState, ProductFormState), ``state.promotions._seller`` and, for the buyer's
+How: the dashboard, admin, seller orders and promotions pages guard every public handler with
+the one decorator (``state.guards.requires``: checked below on each handler, not by reading its
+source); a handler without it must be exempt by name, with the reason. The other pages have ONE
+guard that their handlers reach before any data: ``state.seller_products._seller``
+(SellerProductsState, ProductFormState) and, for the buyer's
 library (LibraryState: pages, download links, resend receipt), the session's own user.
 Rather than trusting that by reading code, this test enumerates the states' event handlers
 (a new handler is picked up automatically; one with an argument the test does not know
@@ -58,7 +58,7 @@ GUARDED: list[type[rx.State]] = [dashboard_state.DashboardState, admin_state.Adm
 SELLER_ONLY: dict[type[rx.State], str | None] = {
     seller_products_state.SellerProductsState: "_seller(self)",
     seller_products_state.ProductFormState: "_seller(self)",
-    promotions_state.PromotionsState: "_seller(self)",
+    promotions_state.PromotionsState: None,
     seller_orders_state.SellerOrdersState: None,
 }
 #: The pages whose every public handler carries ``state.guards.requires`` with these roles.
@@ -66,6 +66,7 @@ DECORATED: dict[type[rx.State], tuple[Role, ...]] = {
     dashboard_state.DashboardState: (Role.SELLER,),
     admin_state.AdminState: (Role.ADMIN,),
     seller_orders_state.SellerOrdersState: (Role.SELLER, Role.ADMIN),
+    promotions_state.PromotionsState: (Role.SELLER,),
 }
 #: The signed-in buyer's own library; its guard is the session's user (any role may buy).
 LIBRARY: type[rx.State] = checkout_state.LibraryState
