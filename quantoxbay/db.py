@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Table, event
 from sqlalchemy.engine import Dialect, Engine, make_url
@@ -18,6 +19,8 @@ from sqlmodel import Session, create_engine
 
 from quantoxbay.private_files import FILE_MODE, make_dirs, private_file
 from quantoxbay.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 
 def _private_sqlite_file(url: str) -> None:
@@ -83,14 +86,49 @@ def reset_engine_cache() -> None:
 
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
+    """A session that commits on success and rolls back on error; what was registered with
+    ``after_commit`` (the services' announcements) runs after the commit, never after a rollback."""
     with Session(engine or get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
+            discard_after_commit(session)
             session.rollback()
             raise
+        run_after_commit(session)
+
+
+_AFTER_COMMIT = "quantoxbay.after_commit"
+H = TypeVar("H", bound=Callable[[], object])
+
+
+def after_commit(session: Session, key: str, factory: Callable[[], H]) -> H:
+    """The callable registered under ``key`` for this session's commit, made by ``factory`` on first
+    use. Whoever commits the session calls ``run_after_commit`` after the commit (``session_scope``,
+    the webhook's group commit) or ``discard_after_commit`` when it rolls back."""
+    hooks: dict[str, Any] = session.info.setdefault(_AFTER_COMMIT, {})
+    if key not in hooks:
+        hooks[key] = factory()
+    return hooks[key]  # type: ignore[no-any-return]
+
+
+def pending_after_commit(session: Session, key: str) -> Any:
+    """The callable registered under ``key``, or None."""
+    return session.info.get(_AFTER_COMMIT, {}).get(key)
+
+
+def run_after_commit(session: Session) -> None:
+    """Run (once) what was registered for this session's commit; one failing does not stop the others."""
+    for hook in session.info.pop(_AFTER_COMMIT, {}).values():
+        try:
+            hook()
+        except Exception:
+            logger.exception("after-commit hook %r failed", hook)
+
+
+def discard_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 @contextmanager

@@ -43,8 +43,17 @@ class LivePusher:
         self._states = {cls.get_full_name(): cls for cls in states}
 
     def __call__(self, announcement: Announcement) -> None:
-        # Called from any thread (services run in worker threads): hand over to the loop.
-        asyncio.run_coroutine_threadsafe(self.push(announcement), self._loop)
+        self.announce_many([announcement])
+
+    def announce_many(self, announcements: list[Announcement]) -> None:
+        # Called from any thread (after a commit, in a worker thread or a webhook writer): hand
+        # over to the loop, waking it once for a transaction's (or a webhook batch's) announcements.
+        asyncio.run_coroutine_threadsafe(self._push_all(announcements), self._loop)
+
+    async def _push_all(self, announcements: list[Announcement]) -> None:
+        for failed in await asyncio.gather(*map(self.push, announcements), return_exceptions=True):
+            if isinstance(failed, BaseException):
+                logger.warning("live push failed: %r", failed)
 
     async def push(self, announcement: Announcement) -> int:
         targets = await asyncio.to_thread(self._targets, list(announcement.topics))

@@ -3,7 +3,9 @@
 Group commit: a writer thread takes every delivery waiting at that moment and processes them
 together in ONE transaction (``process_events``: one multi-row statement per table for the new
 paid Checkout Sessions), then commits once; each request is answered after that commit, so a
-2xx still means "safely recorded". Under load this turns N commits (SQLite's WAL write,
+2xx still means "safely recorded". What the services announced (``notifier.queue``) is published
+by the writer after that commit, once for the whole batch (a rolled-back batch announces
+nothing; its events, run again one by one, announce after their own commits). Under load this turns N commits (SQLite's WAL write,
 PostgreSQL's WAL flush) and N statements per table into one; alone, a delivery is a batch of
 one. When anything in a batch fails, the batch is rolled back and its events run again one per
 transaction, so one bad event cannot fail or half-write the others. bench/bench_webhook.py
@@ -37,7 +39,6 @@ from quantoxbay.payments.webhooks import (
     record_failure,
     verify_event,
 )
-from quantoxbay.services import notifier
 from quantoxbay.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,13 @@ class _WriterConnection:
             self._conn = self._connect(engine)
         try:
             with Session(bind=self._conn, expire_on_commit=False) as session:
-                yield session
-                session.commit()
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    db.discard_after_commit(session)
+                    raise
+                db.run_after_commit(session)  # the batch's announcements, in one publish
         except BaseException:
             self.close()
             raise
@@ -218,8 +224,6 @@ async def stripe_webhook(request: Request) -> JSONResponse:
             logger.exception("could not record the failure of %s", event["id"])
         # 5xx: Stripe delivers again later, and the event is processed then.
         return JSONResponse({"error": "processing failed; retry later"}, status_code=500)
-    for announcement in outcome.announcements:
-        notifier.announce(announcement)
     body = {"received": True, "duplicate": outcome.duplicate, "outcome": outcome.outcome}
     if outcome.reason:  # a refused Checkout Session: 2xx all the same, Stripe has nothing to retry
         body["reason"] = outcome.reason

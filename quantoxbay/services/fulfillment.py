@@ -54,7 +54,7 @@ from quantoxbay.models import (
     Promotion,
     utcnow,
 )
-from quantoxbay.services import DomainError, analytics, charge_events, receipts
+from quantoxbay.services import DomainError, analytics, charge_events, notifier, receipts
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
 from quantoxbay.services.promotions import REDEEMED_STATUSES
 
@@ -429,6 +429,12 @@ def _result(new: _NewOrder, status: str) -> FulfillmentResult:
     return FulfillmentResult(session_id, new.order_id, status, True, new.values["buyer_id"], [new.seller_id])
 
 
+def _announced(session: Session, result: FulfillmentResult) -> FulfillmentResult:
+    """The result, its announcements queued for after the commit (none unless it changed the order)."""
+    notifier.queue(session, *result.announcements())
+    return result
+
+
 def _grant(session: Session, order: Order) -> None:
     assert order.id is not None
     items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id)).all()
@@ -480,7 +486,7 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
 
     created = _create_orders(session.connection(), [cs], status, sold)
     if created:
-        return _result(created[0], status)
+        return _announced(session, _result(created[0], status))
     order = _new_order(cs, buyer_id, status)
 
     existing = session.exec(select(Order).where(Order.stripe_session_id == session_id)).one()
@@ -508,8 +514,11 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
     session.refresh(existing)
     _grant(session, existing)
     _log_paid(existing.id, existing.model_dump())
-    return FulfillmentResult(
-        session_id, existing.id, OrderStatus.PAID.value, True, buyer_id, _seller_ids(session, existing.id)
+    return _announced(
+        session,
+        FulfillmentResult(
+            session_id, existing.id, OrderStatus.PAID.value, True, buyer_id, _seller_ids(session, existing.id)
+        ),
     )
 
 
@@ -533,7 +542,7 @@ def fulfill_new_paid_checkouts(
     sold, _refused_here = _check(conn, checkout_sessions)
     paid = OrderStatus.PAID.value
     created = _create_orders(conn, [cs for cs in checkout_sessions if str(cs["id"]) in sold], paid, sold)
-    return {c.values["stripe_session_id"]: _result(c, paid) for c in created}
+    return {c.values["stripe_session_id"]: _announced(session, _result(c, paid)) for c in created}
 
 
 def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResult:
@@ -546,14 +555,16 @@ def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResu
     buyer_id = sold[session_id].buyer_id
     created = _create_orders(session.connection(), [cs], OrderStatus.FAILED.value, sold)
     if created:
-        return _result(created[0], OrderStatus.FAILED.value)
+        return _announced(session, _result(created[0], OrderStatus.FAILED.value))
     moved = session.execute(
         update(Order)
         .where(Order.stripe_session_id == session_id, Order.status == OrderStatus.PENDING.value)  # type: ignore[arg-type]
         .values(status=OrderStatus.FAILED.value)
     ).rowcount  # type: ignore[attr-defined]
     existing = session.exec(select(Order).where(Order.stripe_session_id == session_id)).one()
-    return FulfillmentResult(session_id, existing.id, existing.status, moved == 1, buyer_id)
+    return _announced(
+        session, FulfillmentResult(session_id, existing.id, existing.status, moved == 1, buyer_id)
+    )
 
 
 def order_status_for_session(*, session: Session, stripe_session_id: str, buyer_id: int) -> str | None:

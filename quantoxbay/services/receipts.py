@@ -31,7 +31,7 @@ from sqlmodel import Session, select
 from quantoxbay import routes
 from quantoxbay.db import Lookup, insert_rows
 from quantoxbay.models import DownloadGrant, MailOutbox, Order, OrderItem, Product, ProductFile, User, utcnow
-from quantoxbay.services import DomainError, NotFound
+from quantoxbay.services import DomainError, NotFound, notifier
 from quantoxbay.services.mail import Mailer, MailError
 from quantoxbay.services.money import format_money
 from quantoxbay.services.notifier import Announcement, buyer_topic
@@ -118,7 +118,11 @@ def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announc
         row.status, row.attempts, row.next_attempt_at, row.locked_until = "pending", 0, utcnow(), None
         session.add(row)
         session.flush()
-    return Announcement(kind=MAIL_QUEUED, topics=(buyer_topic(buyer_id),), data={"order_id": order_id})
+    announcement = Announcement(
+        kind=MAIL_QUEUED, topics=(buyer_topic(buyer_id),), data={"order_id": order_id}
+    )
+    notifier.queue(session, announcement)  # after the commit: wakes the mail worker
+    return announcement
 
 
 def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int:
@@ -145,7 +149,10 @@ def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int
         )
     ).all()
     kind = f"update:{product.id}:{product_file.id}:{product_file.version}"
-    return sum(_enqueue(session, order_id=oid, kind=kind, to_email=email) for oid, email in rows if oid)
+    queued = sum(_enqueue(session, order_id=oid, kind=kind, to_email=email) for oid, email in rows if oid)
+    if queued:  # after the commit: wake the mail worker now rather than at its next poll
+        notifier.queue(session, Announcement(kind=MAIL_QUEUED, topics=()))
+    return queued
 
 
 # --- rendering ---------------------------------------------------------------------
@@ -426,7 +433,6 @@ def start_outbox_worker() -> OutboxWorker:
     """Start this process's outbox worker once, listening to the notifier for wake-ups."""
     global _worker
     from quantoxbay.db import get_engine
-    from quantoxbay.services import notifier
     from quantoxbay.services.mail import make_mailer
     from quantoxbay.settings import get_settings
 

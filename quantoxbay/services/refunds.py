@@ -24,7 +24,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Refund, Role, User, utcnow
-from quantoxbay.services import DomainError, NotFound, analytics
+from quantoxbay.services import DomainError, NotFound, analytics, notifier
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import format_money
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
@@ -51,13 +51,15 @@ def _announce(session: Session, order: Order, kind: str) -> list[Announcement]:
         buyer_topic(order.buyer_id),
         *(seller_topic(s) for s in sellers),
     )
-    return [
+    announcements = [
         Announcement(
             kind=kind,
             topics=topics,
             data={"order_id": order.id, "status": order.status, "refunded_cents": order.refunded_cents},
         )
     ]
+    notifier.queue(session, *announcements)  # published after the commit
+    return announcements
 
 
 def _set_grants(session: Session, order_id: int, *, revoked: bool) -> None:

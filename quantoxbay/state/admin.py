@@ -1,6 +1,6 @@
 """`/admin`: users, products, orders, webhook events and platform totals (admins only).
 
-Every event handler starts with ``_admin`` (the one guard: the user comes from the session
+Every event handler carries the admin guard (``state.guards``: the user comes from the session
 cookie, on the server, on every call); the services check the role again.
 tests/integration/test_state_authorization.py calls every handler as a buyer, a seller and
 nobody, and checks each is refused before any service runs.
@@ -13,18 +13,18 @@ from typing import Any
 import reflex as rx
 
 from quantoxbay.models import Role
-from quantoxbay.services import DomainError, admin, notifier
+from quantoxbay.services import DomainError, admin
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import parse_price
-from quantoxbay.state.session import SessionState, run_service
+from quantoxbay.state.guards import admin_only, requires, shows_errors
+from quantoxbay.state.session import run_service
 
 ROLES = [r.value for r in Role]
 REFUND_REASONS = ["requested_by_customer", "duplicate", "fraudulent"]
 
 
-async def _admin(state: rx.State) -> UserPublic:
-    """The one guard of this page: the logged-in admin, else PermissionDenied."""
-    return await (await state.get_state(SessionState)).require_user(Role.ADMIN)
+#: The guard of the page's loads and searches: a refused caller also sees the page emptied.
+_admin_page = requires(Role.ADMIN, refuse=lambda state, exc: state._deny(exc))
 
 
 def _as_id(value: Any) -> int | None:
@@ -91,11 +91,8 @@ class AdminState(rx.State):
         self.order = detail
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
-        try:
-            user = await _admin(self)
-        except DomainError as exc:
-            return self._deny(exc)
+    @_admin_page
+    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
         await self._totals(user)
         await self._users(user)
         await self._products(user)
@@ -107,19 +104,16 @@ class AdminState(rx.State):
     # --- users ---
 
     @rx.event
-    async def search_users(self, form_data: dict):  # type: ignore[no-untyped-def]
-        try:
-            user = await _admin(self)
-        except DomainError as exc:
-            return self._deny(exc)
+    @_admin_page
+    async def search_users(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         self.user_query = str(form_data.get("q", ""))[:200]
         await self._users(user)
         return None
 
     @rx.event
-    async def change_role(self, user_id: int, role: str):  # type: ignore[no-untyped-def]
+    @admin_only
+    async def change_role(self, user_id: int, role: str, user: UserPublic):  # type: ignore[no-untyped-def]
         try:
-            user = await _admin(self)
             target = _as_id(user_id)
             if target is None:
                 raise DomainError("This user does not exist.")
@@ -130,9 +124,9 @@ class AdminState(rx.State):
         return rx.toast.success(f"{row['email']} is now {row['role']}.")
 
     @rx.event
-    async def set_disabled(self, user_id: int, disabled: bool):  # type: ignore[no-untyped-def]
+    @admin_only
+    async def set_disabled(self, user_id: int, disabled: bool, user: UserPublic):  # type: ignore[no-untyped-def]
         try:
-            user = await _admin(self)
             target = _as_id(user_id)
             if target is None:
                 raise DomainError("This user does not exist.")
@@ -147,19 +141,16 @@ class AdminState(rx.State):
     # --- products ---
 
     @rx.event
-    async def search_products(self, form_data: dict):  # type: ignore[no-untyped-def]
-        try:
-            user = await _admin(self)
-        except DomainError as exc:
-            return self._deny(exc)
+    @_admin_page
+    async def search_products(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         self.product_query = str(form_data.get("q", ""))[:200]
         await self._products(user)
         return None
 
     @rx.event
-    async def unpublish(self, form_data: dict):  # type: ignore[no-untyped-def]
+    @admin_only
+    async def unpublish(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         try:
-            user = await _admin(self)
             product_id = _as_id(form_data.get("product_id", ""))
             if product_id is None:
                 raise DomainError("This product does not exist.")
@@ -178,11 +169,8 @@ class AdminState(rx.State):
     # --- orders ---
 
     @rx.event
-    async def search_orders(self, form_data: dict):  # type: ignore[no-untyped-def]
-        try:
-            user = await _admin(self)
-        except DomainError as exc:
-            return self._deny(exc)
+    @_admin_page
+    async def search_orders(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         self.order_query = str(form_data.get("q", ""))[:255]
         await self._orders(user)
         self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
@@ -191,40 +179,35 @@ class AdminState(rx.State):
         return None
 
     @rx.event
-    async def open_order(self, order_id: int):  # type: ignore[no-untyped-def]
-        try:
-            user = await _admin(self)
-            target = _as_id(order_id)
-            if target is None:
-                raise DomainError("This order does not exist.")
-            await self._order(user, target)
-        except DomainError as exc:
-            return rx.toast.error(str(exc))
+    @admin_only
+    @shows_errors()
+    async def open_order(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+        target = _as_id(order_id)
+        if target is None:
+            raise DomainError("This order does not exist.")
+        await self._order(user, target)
         return None
 
     @rx.event
+    @_admin_page
     async def close_order(self):  # type: ignore[no-untyped-def]
-        try:
-            await _admin(self)
-        except DomainError as exc:
-            return self._deny(exc)
         self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
         return None
 
     @rx.event
-    async def refund(self, form_data: dict):  # type: ignore[no-untyped-def]
+    @admin_only
+    async def refund(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         """Refund the open order: all that is left, or the amount typed (major units, "5.00")."""
         from quantoxbay.payments.client import get_stripe_client
 
         try:
-            user = await _admin(self)
             order_id = _as_id(form_data.get("order_id", ""))
             if order_id is None:
                 raise DomainError("This order does not exist.")
             raw_amount = str(form_data.get("amount", "")).strip()
             amount = parse_price(raw_amount) if raw_amount else None
             reason = str(form_data.get("reason", "") or "requested_by_customer")
-            announcements = await run_service(
+            await run_service(  # its announcements go out after the commit
                 admin.refund_order,
                 actor=user,
                 stripe_client=get_stripe_client(),
@@ -234,8 +217,6 @@ class AdminState(rx.State):
             )
         except DomainError as exc:  # refused, or Stripe unreachable: nothing was refunded
             return rx.toast.error(str(exc))
-        for announcement in announcements:
-            notifier.announce(announcement)
         await self._order(user, order_id)
         await self._orders(user)
         await self._totals(user)
@@ -244,26 +225,23 @@ class AdminState(rx.State):
     # --- webhook events ---
 
     @rx.event
-    async def search_events(self, form_data: dict):  # type: ignore[no-untyped-def]
-        try:
-            user = await _admin(self)
-        except DomainError as exc:
-            return self._deny(exc)
+    @_admin_page
+    async def search_events(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         self.event_query = str(form_data.get("q", ""))[:200]
         await self._events(user)
         return None
 
     @rx.event
-    async def resend_event(self, event_row_id: int):  # type: ignore[no-untyped-def]
+    @admin_only
+    async def resend_event(self, event_row_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
         try:
-            user = await _admin(self)
             target = _as_id(event_row_id)
             if target is None:
                 raise DomainError("This event does not exist.")
         except DomainError as exc:
             return rx.toast.error(str(exc))
         try:
-            outcome, announcements = await run_service(
+            outcome, _announced = await run_service(
                 admin.resend_webhook_event, actor=user, event_row_id=target
             )
         except DomainError as exc:
@@ -272,8 +250,6 @@ class AdminState(rx.State):
             await run_service(admin.record_resend_failure, actor=user, event_row_id=target, error=exc)
             await self._events(user)
             return rx.toast.error(f"Processing failed again: {exc}")
-        for announcement in announcements:
-            notifier.announce(announcement)
         await self._events(user)
         await self._orders(user)
         await self._totals(user)

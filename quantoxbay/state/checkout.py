@@ -166,8 +166,6 @@ class CheckoutSuccessState(rx.State):
                 return None
             except stripe.StripeError:
                 return None  # the webhook will still confirm; the push updates this page
-            for announcement in result.announcements() if result else []:
-                notifier.announce(announcement)
             await self._refresh()
             if self.status == "waiting" and result is not None and result.order_id is None:
                 if result.status == fulfillment.REJECTED:
@@ -250,12 +248,9 @@ class LibraryState(rx.State):
     async def resend_receipt(self, order_id: int):  # type: ignore[no-untyped-def]
         try:
             user = await (await self.get_state(SessionState)).require_user()
-            announcement = await run_service(
-                receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id)
-            )
+            await run_service(receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id))
         except DomainError as exc:
             return rx.toast.error(str(exc))
-        notifier.announce(announcement)  # after the commit: wakes the mail worker
         return rx.toast.success("Your receipt is on its way.")
 
     async def on_announcement(self, kind: str, data: dict) -> None:

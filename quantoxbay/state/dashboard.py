@@ -1,6 +1,6 @@
 """`/seller`: the seller's live dashboard (revenue, orders, units per product, charts, CSV export).
 
-Every event handler goes through ``_seller`` (the one guard: the user is looked up from the
+Every event handler carries the seller guard (``state.guards``: the user is looked up from the
 session cookie on the server, never taken from the browser) before it touches data, and the
 seller id handed to the services is that user's id. tests/integration/test_state_authorization.py
 calls every handler with a buyer, nobody and a seller to prove it.
@@ -18,15 +18,21 @@ from quantoxbay.models import Role
 from quantoxbay.services import DomainError, analytics, live, notifier
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import format_money
-from quantoxbay.state.session import SessionState, run_service
+from quantoxbay.state.guards import requires, seller_only
+from quantoxbay.state.session import run_service
 
 BROWSER_ZONE_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'"
 PERIOD_OPTIONS = [{"value": k, "label": v} for k, v in analytics.PERIODS.items()]
 
 
-async def _seller(state: rx.State) -> UserPublic:
-    """The one guard of this page: the logged-in seller (or admin), else PermissionDenied."""
-    return await (await state.get_state(SessionState)).require_user(Role.SELLER)
+def _refuse(state: DashboardState, exc: DomainError) -> rx.event.EventSpec:
+    """A refused caller sees the figures cleared and why."""
+    state._clear(str(exc))
+    return rx.toast.error(str(exc))
+
+
+#: The guard of every handler but the CSV export (which only answers with the toast).
+_seller_page = requires(Role.SELLER, refuse=_refuse)
 
 
 def _major(cents: int) -> float:
@@ -123,14 +129,10 @@ class DashboardState(rx.State):
         self.loaded, self.error = False, message
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
+    @_seller_page
+    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
         """on_load: check, register for pushes, show the figures, then ask the browser for its zone."""
         self.toast = ""
-        try:
-            user = await _seller(self)
-        except DomainError as exc:
-            self._clear(str(exc))
-            return rx.toast.error(str(exc))
         # Register first, then read: a sale made in between is not missed.
         await run_service(
             live.subscribe,
@@ -142,12 +144,8 @@ class DashboardState(rx.State):
         return rx.call_script(BROWSER_ZONE_JS, callback=DashboardState.set_timezone)
 
     @rx.event
-    async def set_timezone(self, tz: str):  # type: ignore[no-untyped-def]
-        try:
-            user = await _seller(self)
-        except DomainError as exc:
-            self._clear(str(exc))
-            return rx.toast.error(str(exc))
+    @_seller_page
+    async def set_timezone(self, tz: str, user: UserPublic):  # type: ignore[no-untyped-def]
         zone = analytics.zone(str(tz)[:64]).key
         if zone != self.tz or not self.loaded:
             self.tz = zone
@@ -155,13 +153,9 @@ class DashboardState(rx.State):
         return None
 
     @rx.event
-    async def set_period(self, period: str | list[str]):  # type: ignore[no-untyped-def]
+    @_seller_page
+    async def set_period(self, period: str | list[str], user: UserPublic):  # type: ignore[no-untyped-def]
         period = period[0] if isinstance(period, list) and period else str(period)
-        try:
-            user = await _seller(self)
-        except DomainError as exc:
-            self._clear(str(exc))
-            return rx.toast.error(str(exc))
         if period not in analytics.PERIODS:
             return rx.toast.error(f"Choose one of: {', '.join(analytics.PERIODS.values())}.")
         self.period = period
@@ -169,35 +163,24 @@ class DashboardState(rx.State):
         return None
 
     @rx.event
-    async def export_csv(self):  # type: ignore[no-untyped-def]
-        try:
-            user = await _seller(self)
-        except DomainError as exc:
-            return rx.toast.error(str(exc))
+    @seller_only
+    async def export_csv(self, user: UserPublic):  # type: ignore[no-untyped-def]
         data = await run_service(analytics.orders_csv, seller_id=user.id, period=self.period, tz=self.tz)
         return rx.download(data=data, filename=analytics.csv_filename(self.period), mime_type="text/csv")
 
     @rx.event
+    @_seller_page
     async def dismiss_toast(self):  # type: ignore[no-untyped-def]
-        try:
-            await _seller(self)
-        except DomainError as exc:
-            self._clear(str(exc))
-            return rx.toast.error(str(exc))
         self.toast = ""
         return None
 
-    async def on_announcement(self, kind: str, data: dict):  # type: ignore[no-untyped-def]
+    @_seller_page
+    async def on_announcement(self, kind: str, data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         """Called by the live pusher (inside app.modify_state) when one of this seller's orders changes.
 
         Reflex makes every public method an event handler the browser could call too: it is guarded
         like the others, and it only recomputes the seller's own figures.
         """
-        try:
-            user = await _seller(self)
-        except DomainError as exc:
-            self._clear(str(exc))
-            return rx.toast.error(str(exc))
         await self._refresh(user)
         order_id = data.get("order_id") if isinstance(data, dict) else None
         if not isinstance(order_id, int):

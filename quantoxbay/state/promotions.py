@@ -16,15 +16,31 @@ from quantoxbay.payments.client import get_stripe_client
 from quantoxbay.services import DomainError, catalog, promotions
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import format_money, parse_price
-from quantoxbay.state.session import SessionState, run_service
+from quantoxbay.state.guards import requires
+from quantoxbay.state.session import run_service
 
 ALL_PRODUCTS = "all"  # a Select cannot hold "", so this stands for "all my products"
 PERCENT, AMOUNT = "percent", "amount"
 STRIPE_DOWN = "Payments are unavailable right now. Please try again in a minute."
 
 
-async def _seller(state: rx.State) -> UserPublic:
-    return await (await state.get_state(SessionState)).require_user(Role.SELLER)
+def _refuse_page(state: PromotionsState, exc: DomainError) -> rx.event.EventSpec:
+    state.error = state.notice = state.sale_error = state.sale_notice = ""
+    state.loaded = False
+    return rx.toast.error(str(exc))
+
+
+def _refuse_quietly(state: PromotionsState, _exc: DomainError) -> None:
+    """The browser's own callback after ``load``, which already answered with the error toast."""
+    state.loaded = False
+
+
+def _refuse_code(state: PromotionsState, exc: DomainError) -> None:
+    state.error, state.notice, state.busy = str(exc), "", False
+
+
+def _refuse_sale(state: PromotionsState, exc: DomainError) -> None:
+    state.sale_error, state.sale_notice = str(exc), ""
 
 
 def _when(value: datetime | None, offset_minutes: int) -> str:
@@ -73,28 +89,22 @@ class PromotionsState(rx.State):
     sale_notice: str = ""
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_refuse_page)
+    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
         self.error = self.notice = self.sale_error = self.sale_notice = ""
-        try:
-            await self._refresh()
-        except DomainError as exc:
-            self.loaded = False
-            return rx.toast.error(str(exc))
+        await self._refresh(user)
         return rx.call_script("new Date().getTimezoneOffset()", callback=PromotionsState.set_tz_offset)
 
     @rx.event
-    async def set_tz_offset(self, value: int | str) -> None:
+    @requires(Role.SELLER, refuse=_refuse_quietly)
+    async def set_tz_offset(self, value: int | str, user: UserPublic) -> None:
         try:
             self.tz_offset = int(value)
         except (TypeError, ValueError):
             self.tz_offset = 0
-        try:
-            await self._refresh()  # re-checks the seller; times now shown in the viewer's zone
-        except DomainError:
-            self.loaded = False
+        await self._refresh(user)  # times now shown in the viewer's zone
 
-    async def _refresh(self) -> None:
-        user = await _seller(self)
+    async def _refresh(self, user: UserPublic) -> None:
         codes = await run_service(promotions.list_promotions, seller_id=user.id)
         sales = await run_service(promotions.list_sales, seller_id=user.id)
         products = await run_service(catalog.list_seller_products, seller_id=user.id)
@@ -181,12 +191,12 @@ class PromotionsState(rx.State):
     # -- codes --
 
     @rx.event
-    async def create_code(self):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_refuse_code)
+    async def create_code(self, user: UserPublic):  # type: ignore[no-untyped-def]
         self.error = self.notice = ""
         self.busy = True
         yield
         try:
-            user = await _seller(self)
             percent = amount = None
             if self.kind == PERCENT:
                 percent = _whole_number(self.amount, "Enter a percentage from 1 to 100.")
@@ -223,13 +233,13 @@ class PromotionsState(rx.State):
         self.code = self.amount = self.max_redemptions = self.expires = ""
         self.once_per_buyer = False
         self.busy = False
-        await self._refresh()
+        await self._refresh(user)
 
     @rx.event
-    async def deactivate(self, promotion_id: int):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_refuse_code)
+    async def deactivate(self, promotion_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
         self.error = self.notice = ""
         try:
-            user = await _seller(self)
             done = await run_service(
                 promotions.deactivate_promotion,
                 stripe_client=get_stripe_client(),
@@ -243,15 +253,15 @@ class PromotionsState(rx.State):
             self.error = STRIPE_DOWN
             return
         self.notice = f"Code {done.code} deactivated."
-        await self._refresh()
+        await self._refresh(user)
 
     # -- sales --
 
     @rx.event
-    async def schedule_sale(self):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_refuse_sale)
+    async def schedule_sale(self, user: UserPublic):  # type: ignore[no-untyped-def]
         self.sale_error = self.sale_notice = ""
         try:
-            user = await _seller(self)
             product_id = _whole_number(self.sale_product, "Choose a product.")
             if product_id is None:
                 raise DomainError("Choose a product.")
@@ -272,16 +282,16 @@ class PromotionsState(rx.State):
             return
         self.sale_notice = f"Sale on {sale.title}: {sale.sale_price_label} ({sale.status.lower()})."
         self.sale_price = self.sale_starts = self.sale_ends = ""
-        await self._refresh()
+        await self._refresh(user)
 
     @rx.event
-    async def end_sale(self, product_id: int):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_refuse_sale)
+    async def end_sale(self, product_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
         self.sale_error = self.sale_notice = ""
         try:
-            user = await _seller(self)
             await run_service(promotions.end_sale, seller_id=user.id, product_id=int(product_id))
         except (DomainError, ValueError, TypeError) as exc:
             self.sale_error = str(exc) or "That product does not exist."
             return
         self.sale_notice = "Sale ended."
-        await self._refresh()
+        await self._refresh(user)

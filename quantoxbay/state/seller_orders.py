@@ -13,9 +13,21 @@ from quantoxbay.payments.client import get_stripe_client
 from quantoxbay.services import DomainError, downloads, live, notifier, refunds
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import parse_price
-from quantoxbay.state.session import SessionState, run_service
+from quantoxbay.state.guards import requires, shows_errors
+from quantoxbay.state.session import run_service
 
 PAGE_SIZE = 25
+
+
+def _refuse(state: SellerOrdersState, exc: DomainError) -> rx.event.EventSpec:
+    """A refused caller sees no orders, and why."""
+    state.orders, state.loaded = [], False
+    return rx.toast.error(str(exc))
+
+
+#: Sellers (and admins) only: the page's loads refuse by emptying it, its actions with a toast.
+_orders_page = requires(Role.SELLER, Role.ADMIN, refuse=_refuse)
+_orders_only = requires(Role.SELLER, Role.ADMIN)
 
 
 class SellerOrdersState(rx.State):
@@ -30,9 +42,6 @@ class SellerOrdersState(rx.State):
     refund_reason: str = "requested_by_customer"
     busy: bool = False
 
-    async def _seller(self) -> UserPublic:
-        return await (await self.get_state(SessionState)).require_user(Role.SELLER, Role.ADMIN)
-
     async def _load(self, user: UserPublic) -> None:
         rows = await run_service(
             refunds.list_seller_orders, seller_id=user.id, limit=PAGE_SIZE + 1, offset=self.page * PAGE_SIZE
@@ -45,13 +54,9 @@ class SellerOrdersState(rx.State):
         self.loaded = True
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
+    @_orders_page
+    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
         self.refund_order_id, self.busy = 0, False
-        try:
-            user = await self._seller()
-        except DomainError as exc:
-            self.orders, self.loaded = [], False
-            return rx.toast.error(str(exc))
         await self._load(user)
         await run_service(
             live.subscribe,
@@ -61,34 +66,26 @@ class SellerOrdersState(rx.State):
         )
         return None
 
-    async def on_announcement(self, kind: str, data: dict):  # type: ignore[no-untyped-def]
+    @_orders_page
+    async def on_announcement(self, kind: str, data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         """Called by the live pusher (inside app.modify_state) when one of this seller's orders
         changes. Reflex makes every public method an event handler the browser could call too:
         it is guarded like the others (a seller demoted to buyer keeps a valid session)."""
-        return await self._reload()
+        await self._load(user)
 
     @rx.event
-    async def next_page(self):  # type: ignore[no-untyped-def]
+    @_orders_page
+    async def next_page(self, user: UserPublic):  # type: ignore[no-untyped-def]
         if self.has_next:
             self.page += 1
-            return await self._reload()
-        return None
+            await self._load(user)
 
     @rx.event
-    async def previous_page(self):  # type: ignore[no-untyped-def]
+    @_orders_page
+    async def previous_page(self, user: UserPublic):  # type: ignore[no-untyped-def]
         if self.page > 0:
             self.page -= 1
-            return await self._reload()
-        return None
-
-    async def _reload(self):  # type: ignore[no-untyped-def]
-        """The current page again, for a seller; anyone else is refused and sees no orders."""
-        try:
-            await self._load(await self._seller())
-        except DomainError as exc:
-            self.orders, self.loaded = [], False
-            return rx.toast.error(str(exc))
-        return None
+            await self._load(user)
 
     @rx.event
     def start_refund(self, order_id: int) -> None:
@@ -113,15 +110,15 @@ class SellerOrdersState(rx.State):
         self.refund_reason = value
 
     @rx.event
-    async def confirm_refund(self):  # type: ignore[no-untyped-def]
+    @_orders_only
+    async def confirm_refund(self, user: UserPublic):  # type: ignore[no-untyped-def]
         if self.busy or not self.refund_order_id:
             return
         self.busy = True
         yield
         try:
-            user = await self._seller()
             amount = parse_price(self.refund_amount)
-            refund, announcements = await run_service(
+            refund, _announced = await run_service(
                 refunds.refund_order,
                 stripe_client=get_stripe_client(),
                 actor=user,
@@ -133,8 +130,6 @@ class SellerOrdersState(rx.State):
             self.busy = False
             yield rx.toast.error(str(exc))
             return
-        for announcement in announcements:
-            notifier.announce(announcement)
         order_id, self.refund_order_id, self.busy = self.refund_order_id, 0, False
         await self._load(user)
         yield rx.toast.success(
@@ -142,19 +137,16 @@ class SellerOrdersState(rx.State):
         )
 
     @rx.event
-    async def reset_limit(self, order_id: int):  # type: ignore[no-untyped-def]
-        try:
-            await run_service(
-                downloads.reset_download_limit, actor=await self._seller(), order_id=int(order_id)
-            )
-        except DomainError as exc:
-            return rx.toast.error(str(exc))
+    @_orders_only
+    @shows_errors()
+    async def reset_limit(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+        await run_service(downloads.reset_download_limit, actor=user, order_id=int(order_id))
         return rx.toast.success(f"Order #{order_id}: download count reset.")
 
     @rx.event
-    async def reissue(self, order_id: int):  # type: ignore[no-untyped-def]
+    @_orders_only
+    async def reissue(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
         try:
-            user = await self._seller()
             await run_service(downloads.reissue_access, actor=user, order_id=int(order_id))
         except DomainError as exc:
             return rx.toast.error(str(exc))

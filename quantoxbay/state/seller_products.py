@@ -12,10 +12,9 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.models import Role
-from quantoxbay.services import DomainError, catalog, notifier, receipts
+from quantoxbay.services import DomainError, catalog, receipts
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import SUPPORTED_CURRENCIES, format_money, parse_price
-from quantoxbay.services.notifier import Announcement
 from quantoxbay.settings import get_settings
 from quantoxbay.state.catalog import human_size
 from quantoxbay.state.session import SessionState, run_service
@@ -353,8 +352,6 @@ class ProductFormState(rx.State):
             self.error = str(exc)
             return
         if queued:
-            # run_service has committed: wake the mail worker now rather than at its next poll.
-            notifier.announce(Announcement(kind=receipts.MAIL_QUEUED, topics=()))
             self.notice = (
                 f"{queued} buyer{'s' if queued != 1 else ''} will get an e-mail about the new version."
             )

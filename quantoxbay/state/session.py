@@ -11,22 +11,18 @@ from typing import TypeVar
 import reflex as rx
 
 from quantoxbay import routes
-from quantoxbay.db import session_scope
 from quantoxbay.models import Role
-from quantoxbay.services import PermissionDenied, accounts
+from quantoxbay.services import PermissionDenied, accounts, wiring
 from quantoxbay.services.accounts import UserPublic
 
 T = TypeVar("T")
 
 
 async def run_service(fn: Callable[..., T], /, **kwargs: object) -> T:
-    """Run a service function in a fresh DB transaction on a worker thread (keeps the event loop free)."""
-
-    def call() -> T:
-        with session_scope() as session:
-            return fn(session=session, **kwargs)
-
-    return await asyncio.to_thread(call)
+    """Run a service function in a fresh DB transaction on a worker thread (keeps the event loop
+    free), handing it the session and the dependencies it names (services.wiring); what it
+    announced is published after the commit."""
+    return await asyncio.to_thread(wiring.call, fn, **kwargs)
 
 
 class SessionState(rx.State):

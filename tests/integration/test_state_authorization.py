@@ -1,9 +1,10 @@
 """Every seller, admin and library event handler re-checks the user on the server.
 
-How: each page's state has ONE guard that its handlers reach before any data:
-``state.dashboard._seller``, ``state.admin._admin``, ``state.seller_products._seller``
-(SellerProductsState, ProductFormState), ``state.promotions._seller``,
-``SellerOrdersState._seller`` (refunds, download resets, reissues) and, for the buyer's
+How: the dashboard, admin, seller orders and promotions pages guard every public handler with
+the one decorator (``state.guards.requires``: checked below on each handler, not by reading its
+source); a handler without it must be exempt by name, with the reason. The other pages have ONE
+guard that their handlers reach before any data: ``state.seller_products._seller``
+(SellerProductsState, ProductFormState) and, for the buyer's
 library (LibraryState: pages, download links, resend receipt), the session's own user.
 Rather than trusting that by reading code, this test enumerates the states' event handlers
 (a new handler is picked up automatically; one with an argument the test does not know
@@ -48,15 +49,24 @@ from quantoxbay.state import dashboard as dashboard_state
 from quantoxbay.state import promotions as promotions_state
 from quantoxbay.state import seller_orders as seller_orders_state
 from quantoxbay.state import seller_products as seller_products_state
+from quantoxbay.state.guards import guard_roles
 from quantoxbay.state.session import SessionState
 
 GUARDED: list[type[rx.State]] = [dashboard_state.DashboardState, admin_state.AdminState]
-#: The other seller-only pages, with the guard call each handler must reach (source check).
-SELLER_ONLY: dict[type[rx.State], str] = {
+#: The other seller-only pages, with the guard call each handler must reach (source check), or
+#: None when every handler carries the guard decorator.
+SELLER_ONLY: dict[type[rx.State], str | None] = {
     seller_products_state.SellerProductsState: "_seller(self)",
     seller_products_state.ProductFormState: "_seller(self)",
-    promotions_state.PromotionsState: "_seller(self)",
-    seller_orders_state.SellerOrdersState: "self._seller()",
+    promotions_state.PromotionsState: None,
+    seller_orders_state.SellerOrdersState: None,
+}
+#: The pages whose every public handler carries ``state.guards.requires`` with these roles.
+DECORATED: dict[type[rx.State], tuple[Role, ...]] = {
+    dashboard_state.DashboardState: (Role.SELLER,),
+    admin_state.AdminState: (Role.ADMIN,),
+    seller_orders_state.SellerOrdersState: (Role.SELLER, Role.ADMIN),
+    promotions_state.PromotionsState: (Role.SELLER,),
 }
 #: The signed-in buyer's own library; its guard is the session's user (any role may buy).
 LIBRARY: type[rx.State] = checkout_state.LibraryState
@@ -452,17 +462,32 @@ def _reach(cls: type[rx.State], fn: Callable) -> str:
     return "\n".join(sources)
 
 
-def test_guards_are_the_single_entry(tmp_path: Path) -> None:
-    """Belt and braces: each handler's code calls its page's guard (the dashboard and admin
-    handlers directly; the other pages' handlers directly or through their own helpers), and
-    the exempt ones reach no service or storage."""
-    for cls, guard in (
-        (dashboard_state.DashboardState, "_seller(self)"),
-        (admin_state.AdminState, "_admin(self)"),
-    ):
+def test_every_handler_of_the_decorated_pages_carries_the_guard() -> None:
+    """Each public handler of these pages carries the guard decorator with the page's roles, or is
+    exempt by name (UI_ONLY, with its reason); the exempt ones carry none and reach no service."""
+    for cls, roles in DECORATED.items():
+        assert [name for name in _handlers(cls) if guard_roles(cls.event_handlers[name].fn) is not None]
         for name in _handlers(cls):
-            assert guard in inspect.getsource(cls.event_handlers[name].fn), f"{cls.__name__}.{name}"
-    pages: list[tuple[type[rx.State], tuple[str, ...]]] = [(c, (g,)) for c, g in SELLER_ONLY.items()]
+            fn = cls.event_handlers[name].fn
+            if name in UI_ONLY.get(cls, {}):
+                assert guard_roles(fn) is None, f"{cls.__name__}.{name} is guarded: drop its exemption"
+                continue
+            assert guard_roles(fn) == roles, f"{cls.__name__}.{name} lacks @requires{roles}"
+
+
+def test_the_guard_hides_the_user_it_hands_in() -> None:
+    """Reflex reads a handler's parameters for the browser's arguments: ``user`` is not one."""
+    cls = seller_orders_state.SellerOrdersState
+    assert list(inspect.signature(cls.event_handlers["reissue"].fn).parameters) == ["self", "order_id"]
+    assert "user" not in cls.event_handlers["reissue"]._get_type_hints()
+    assert inspect.isasyncgenfunction(cls.event_handlers["confirm_refund"].fn)  # still yields updates
+
+
+def test_guards_are_the_single_entry(tmp_path: Path) -> None:
+    """Belt and braces for the pages without the decorator: each handler's code calls its page's
+    guard (directly or through the page's own helpers), and the exempt ones reach no service or
+    storage."""
+    pages: list[tuple[type[rx.State], tuple[str, ...]]] = [(c, (g,)) for c, g in SELLER_ONLY.items() if g]
     for page, guards in [*pages, (LIBRARY, LIBRARY_GUARDS)]:
         for name in _handlers(page):
             code = _reach(page, page.event_handlers[name].fn)
@@ -470,3 +495,22 @@ def test_guards_are_the_single_entry(tmp_path: Path) -> None:
                 assert "run_service" not in code and "get_storage" not in code, f"{page.__name__}.{name}"
             else:
                 assert any(g in code for g in guards), f"{page.__name__}.{name} does not reach {guards}"
+    for page in DECORATED:
+        for name in UI_ONLY.get(page, {}):
+            code = _reach(page, page.event_handlers[name].fn)
+            assert "run_service" not in code and "get_storage" not in code, f"{page.__name__}.{name}"
+
+
+async def test_a_domain_error_in_a_guarded_handler_becomes_the_page_message(
+    monkeypatch: pytest.MonkeyPatch, calls: list
+) -> None:
+    """``shows_errors`` under the guard: the admin gets the service's refusal as an error toast; a
+    seller gets the guard's message and the handler never runs."""
+    cls = admin_state.AdminState
+    _as(monkeypatch, _make_user(Role.ADMIN))
+    answer = await cls.event_handlers["open_order"].fn(_state(cls), order_id="not-a-number")
+    assert _is_error_toast(answer) and "This order does not exist." in repr(answer)
+    _as(monkeypatch, _user(Role.SELLER))
+    calls.clear()
+    answer = await cls.event_handlers["open_order"].fn(_state(cls), order_id=999999)
+    assert _denial(_user(Role.SELLER), Role.ADMIN) in repr(answer) and calls == []
