@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -215,6 +216,9 @@ def new_page(browser, live_app: LiveApp):  # type: ignore[no-untyped-def]
             base_url=live_app.url, viewport=viewport or {"width": 1280, "height": 860}
         )
         context.set_default_timeout(15_000)
+        # Assertions wait as long as actions: sign-up (bcrypt, cookie hand-off, a fresh page) took
+        # over expect's 5 s default on a loaded 2-core machine.
+        expect.set_options(timeout=15_000)
         contexts.append(context)
         page = context.new_page()
         page.on("console", note_violation)
