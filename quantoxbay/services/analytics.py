@@ -2,7 +2,7 @@
 
 Figures come from a rollup, ``sales_rollup``: one row per seller, product, currency and
 15-minute UTC slot, updated in the same transaction that pays an order (fulfillment's
-``_grant`` calls ``record_sale``) or changes its refunded total (refunds calls
+``_grant`` calls ``record_sales``) or changes its refunded total (refunds calls
 ``record_refund``). A dashboard reads one seller's slots from a covering index (contiguous,
 no lookups into the order tables) and groups them in the database by product, currency and
 local day or hour: the zone's offset is applied per DST segment (``_offset_segments``), exact
@@ -394,23 +394,6 @@ def _shares(total: int, items: list[OrderItem], amount: int) -> list[int]:
     return [*shares, amount - sum(shares)]
 
 
-def record_sale(*, session: Session, order: Order) -> None:
-    """An order became paid: add its items to the rollup (called once, by fulfillment's _grant)."""
-    assert order.id is not None
-    items = _items(session, order.id)
-    seen: set[int] = set()
-    for item, refunded in zip(items, _shares(order.total_cents, items, order.refunded_cents), strict=True):
-        first_of_seller = item.seller_id not in seen
-        seen.add(item.seller_id)
-        _bump(
-            session,
-            {"seller_id": item.seller_id, "slot": slot_of(item.created_at), "product_id": item.product_id,
-             "currency": order.currency},
-            orders=int(first_of_seller), items=1, units=item.quantity, gross_cents=item.total_cents,
-            discount_cents=item.discount_cents, refunded_cents=refunded,
-        )  # fmt: skip
-
-
 _SALE_DELTAS = ("orders", "items", "units", "gross_cents", "discount_cents", "refunded_cents")
 
 
@@ -425,33 +408,53 @@ def _sale_upsert(dialect: str):  # type: ignore[no-untyped-def]
 
 
 @dataclass(frozen=True)
-class NewSale:
-    """One just-created, unrefunded order of one item, as the rollup counts it."""
+class Sale:
+    """One item of an order that has just become paid, as the rollup counts it."""
 
     seller_id: int
     product_id: int
     currency: str
-    created_at: datetime
+    created_at: datetime  # the item's: the slot it counts in
     quantity: int
     total_cents: int
     discount_cents: int
+    refunded_cents: int = 0  # its share of what was refunded before the order was paid
+    counts_order: bool = True  # the order's first item of this seller (an order counts once per seller)
 
 
-def record_new_sales(conn: Connection, sales: list[NewSale]) -> None:
-    """What ``record_sale`` adds for orders created in this transaction, on a Connection (the
-    webhook's fast path: no ORM objects). Sales in the same slot are summed first, so each rollup
-    row gets one upsert, in key order (two writers never wait on each other in opposite order)."""
+def order_sales(order: Order, items: list[OrderItem]) -> list[Sale]:
+    """An existing order's items (in id order) as the rollup counts them, for ``record_sales``."""
+    seen: set[int] = set()
+    sales = []
+    for item, refunded in zip(items, _shares(order.total_cents, items, order.refunded_cents), strict=True):
+        sales.append(
+            Sale(seller_id=item.seller_id, product_id=item.product_id, currency=order.currency,
+                 created_at=item.created_at, quantity=item.quantity, total_cents=item.total_cents,
+                 discount_cents=item.discount_cents, refunded_cents=refunded,
+                 counts_order=item.seller_id not in seen)
+        )  # fmt: skip
+        seen.add(item.seller_id)
+    return sales
+
+
+def record_sales(conn: Connection, sales: list[Sale]) -> None:
+    """Add sales of orders that have just become paid to the rollup, however many (called by
+    fulfillment's ``_grant`` only), on a Connection: no ORM objects. Sales in the same slot are
+    summed first, so each rollup row gets one upsert, in key order (two writers never wait on
+    each other in opposite order)."""
     totals: dict[tuple[int, int, int, str], list[int]] = {}
     for sale in sales:
         key = (sale.seller_id, slot_of(sale.created_at), sale.product_id, sale.currency)
-        deltas = totals.setdefault(key, [0, 0, 0, 0, 0])
-        for i, value in enumerate((1, 1, sale.quantity, sale.total_cents, sale.discount_cents)):
+        deltas = totals.setdefault(key, [0, 0, 0, 0, 0, 0])
+        values = (int(sale.counts_order), 1, sale.quantity, sale.total_cents, sale.discount_cents,
+                  sale.refunded_cents)  # fmt: skip
+        for i, value in enumerate(values):
             deltas[i] += value
     if not totals:
         return
     conn.execute(
         _sale_upsert(conn.dialect.name),
-        [dict(zip(_ROLLUP_KEY, key, strict=True)) | dict(zip(_SALE_DELTAS, (*deltas, 0), strict=True))
+        [dict(zip(_ROLLUP_KEY, key, strict=True)) | dict(zip(_SALE_DELTAS, deltas, strict=True))
          for key, deltas in sorted(totals.items())],
     )  # fmt: skip
 

@@ -16,8 +16,8 @@ same session waits for the other transaction, then does nothing), the product ro
 then the items, grants, sales counts, receipt rows and rollup as one statement each, sent
 together (``db.insert_rows``, ``db.bulk_writes``). ORM objects cost ten times what the database
 did, and a statement per row a round trip each (bench/bench_webhook.py). An order that already
-exists takes the ORM path below (``_grant``), which writes the same rows
-(tests/integration/test_webhook_fast_path.py).
+exists (left pending, now paid) is moved by a conditional UPDATE below; its effects go through the
+same ``_grant`` as a batch's, with one row (tests/integration/test_webhook_fast_path.py).
 
 It trusts only what the shop sold: anyone holding the Stripe key can create a Checkout Session
 with shop-looking metadata, a lower price or a 100%-off code of their own. An order is granted
@@ -387,7 +387,7 @@ def _create_orders(
     with bulk_writes(conn):
         insert_rows(conn, _ITEM, items)
         if status == OrderStatus.PAID.value:
-            _grant_new(conn, created)
+            _grant(conn, [_PaidItem(o.order_id, o.values["buyer_id"], _new_sale(o)) for o in created])
     # Refund and dispute events that came before their order (services.charge_events).
     charge_events.apply_kept_events(conn, [o.values["stripe_payment_intent_id"] for o in created])
     if status == OrderStatus.PAID.value and logger.isEnabledFor(logging.INFO):  # the webhook's hot path
@@ -404,24 +404,39 @@ def _log_paid(order_id: int | None, order: Mapping[str, Any]) -> None:
     )  # fmt: skip
 
 
-def _grant_new(conn: Connection, orders: list[_NewOrder]) -> None:
-    """``_grant`` for orders of one item created in this transaction: grants, sales counts, receipt
-    rows and the rollup, one statement each (inside ``db.bulk_writes``: nothing is read back)."""
+@dataclass(frozen=True)
+class _PaidItem:
+    """One item of an order that has just become paid: what its effects are written from."""
+
+    order_id: int
+    buyer_id: int
+    sale: analytics.Sale  # product, seller and amounts, as the rollup counts them
+
+
+def _new_sale(new: _NewOrder) -> analytics.Sale:
+    """The one item of an order created in this transaction (``_create_orders``)."""
+    order = new.values
+    return analytics.Sale(seller_id=new.seller_id, product_id=new.product_id, currency=order["currency"],
+                          created_at=order["created_at"], quantity=1, total_cents=order["total_cents"],
+                          discount_cents=order["discount_cents"])  # fmt: skip
+
+
+def _grant(conn: Connection, paid: list[_PaidItem]) -> None:
+    """The effects of orders that have just become paid, however many, and the only place they
+    are written: a download grant per item, the products' sales counts, a receipt row per order
+    (post-purchase) and the dashboards' rollup (analytics), one statement each. Nothing is read
+    back, so callers run it inside ``db.bulk_writes``. New orders come from ``_create_orders`` (a
+    whole batch), an order left pending that turns paid from ``fulfill_checkout`` (one)."""
     insert_rows(
         conn,
         _GRANT,
-        [_grant_defaults() | {"order_id": o.order_id, "product_id": o.product_id, "buyer_id": o.values["buyer_id"]}
-         for o in orders],
+        [_grant_defaults() | {"order_id": p.order_id, "product_id": p.sale.product_id, "buyer_id": p.buyer_id}
+         for p in paid],
     )  # fmt: skip
-    sold = Counter(o.product_id for o in orders)
+    sold = Counter(p.sale.product_id for p in paid)
     conn.execute(_SALES_COUNT_UPDATE, [{"product_id": p, "sold": n} for p, n in sorted(sold.items())])
-    receipts.queue_new_receipts(conn, [(o.order_id, o.values["buyer_id"]) for o in orders])  # post-purchase
-    analytics.record_new_sales(  # analytics: the dashboards' rollup
-        conn,
-        [analytics.NewSale(seller_id=o.seller_id, product_id=o.product_id, currency=o.values["currency"],
-                           created_at=o.values["created_at"], quantity=1, total_cents=o.values["total_cents"],
-                           discount_cents=o.values["discount_cents"]) for o in orders],
-    )  # fmt: skip
+    receipts.queue_receipts(conn, list(dict.fromkeys((p.order_id, p.buyer_id) for p in paid)))
+    analytics.record_sales(conn, [p.sale for p in paid])
 
 
 def _result(new: _NewOrder, status: str) -> FulfillmentResult:
@@ -435,17 +450,16 @@ def _announced(session: Session, result: FulfillmentResult) -> FulfillmentResult
     return result
 
 
-def _grant(session: Session, order: Order) -> None:
+def _grant_existing(session: Session, order: Order) -> None:
+    """``_grant`` for one order created earlier (left pending, now paid), with its items."""
     assert order.id is not None
-    items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id)).all()
-    for item in items:
-        session.add(DownloadGrant(order_id=order.id, product_id=item.product_id, buyer_id=order.buyer_id))
-        session.execute(
-            update(Product).where(Product.id == item.product_id).values(sales_count=Product.sales_count + 1)
+    items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.id)).all()  # type: ignore[arg-type]
+    conn = session.connection()
+    with bulk_writes(conn):
+        _grant(
+            conn,
+            [_PaidItem(order.id, order.buyer_id, sale) for sale in analytics.order_sales(order, list(items))],
         )
-    session.flush()
-    receipts.queue_receipt(session=session, order_id=order.id)  # post-purchase: receipt outbox row, same txn
-    analytics.record_sale(session=session, order=order)  # analytics: the dashboards' rollup, same txn
 
 
 def _seller_ids(session: Session, order_id: int) -> list[int]:
@@ -512,7 +526,7 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
         session.refresh(existing)
         return FulfillmentResult(session_id, existing.id, existing.status, False, buyer_id)
     session.refresh(existing)
-    _grant(session, existing)
+    _grant_existing(session, existing)
     _log_paid(existing.id, existing.model_dump())
     return _announced(
         session,

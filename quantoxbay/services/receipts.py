@@ -65,16 +65,6 @@ def _enqueue(session: Session, *, order_id: int, kind: str, to_email: str) -> bo
     return True
 
 
-def queue_receipt(*, session: Session, order_id: int) -> bool:
-    """Queue the order's receipt in the caller's transaction (fulfilment calls this). Idempotent."""
-    email = session.exec(
-        select(User.email).join(Order, Order.buyer_id == User.id).where(Order.id == order_id)  # type: ignore[arg-type]
-    ).first()
-    if email is None:
-        raise NotFound(f"order {order_id} has no buyer")
-    return _enqueue(session, order_id=order_id, kind=RECEIPT, to_email=email)
-
-
 # A receipt row's column values from the model's defaults (NULLs left out: PostgreSQL cannot type
 # a bare NULL parameter), computed once: building a MailOutbox object costs ~0.1 ms.
 _RECEIPT_TEMPLATE = MailOutbox(order_id=0, kind=RECEIPT, to_email="").model_dump(exclude={"id", "to_email"})
@@ -86,16 +76,23 @@ _OUTBOX = MailOutbox.__table__  # type: ignore[attr-defined]
 _BUYER_EMAIL = Lookup("to_email", User.__table__, "email", "id")  # type: ignore[attr-defined]
 
 
-def queue_new_receipts(conn: Connection, orders: list[tuple[int, int]]) -> None:
-    """``queue_receipt`` for orders created in this very transaction, given as (order id, buyer
-    id), on a Connection (the webhook's fast path): one multi-row INSERT that reads the buyers'
-    e-mail addresses itself, no savepoint, since nothing can have queued them yet."""
+def queue_receipts(conn: Connection, orders: list[tuple[int, int]], *, skip_queued: bool = False) -> None:
+    """Queue the receipts of orders, given as (order id, buyer id), in the caller's transaction:
+    one multi-row INSERT that reads the buyers' e-mail addresses itself (fulfillment's ``_grant``,
+    for orders that have just become paid: nothing can have queued them yet). ``skip_queued``
+    leaves out an order whose receipt row exists already (a buyer asking twice at once)."""
     now = utcnow()
     times = {n: now for n in _NEW_RECEIPT_TIMES}
     rows = [
         _NEW_RECEIPT | times | {"order_id": order_id, "to_email": buyer_id} for order_id, buyer_id in orders
     ]
-    insert_rows(conn, _OUTBOX, rows, lookups=(_BUYER_EMAIL,))
+    insert_rows(
+        conn,
+        _OUTBOX,
+        rows,
+        lookups=(_BUYER_EMAIL,),
+        skip_conflicts_on=("order_id", "kind") if skip_queued else (),
+    )
 
 
 def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announcement:
@@ -109,7 +106,7 @@ def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announc
         select(MailOutbox).where(MailOutbox.order_id == order_id, MailOutbox.kind == RECEIPT)
     ).first()
     if row is None:
-        queue_receipt(session=session, order_id=order_id)
+        queue_receipts(session.connection(), [(order_id, buyer_id)], skip_queued=True)
     elif row.status == "pending" and row.send_count == 0:
         raise DomainError("Your receipt is on its way; it should arrive in a minute.")
     elif row.sent_at is not None and utcnow() - _aware(row.sent_at) < RESEND_COOLDOWN:

@@ -167,7 +167,7 @@ def test_failure_answers_500_then_redelivery_succeeds(
 
     # The receipt row is written after the order, item and grant: all of them must roll back.
     with monkeypatch.context() as patched:
-        patched.setattr(receipts, "queue_new_receipts", broken)
+        patched.setattr(receipts, "queue_receipts", broken)
         body, headers = signed(evt, _secret())
         assert client.post(URL, content=body, headers=headers).status_code == 500
     assert _count(app_engine, Order, Order.buyer_id == buyer_id) == 0

@@ -117,6 +117,49 @@ def test_fast_and_orm_paths_write_identical_rows(db: Session, storage) -> None: 
     assert before == after
 
 
+def test_every_way_an_order_becomes_paid_writes_its_effects_through_one_function(
+    db: Session, storage, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Grants, sales counts, receipt rows and the rollup are written by ``fulfillment._grant``
+    alone, whichever way the order became paid: the webhook's batch, the success page's single
+    session, an order left pending then paid. A path that writes them any other way fails here."""
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    product = create_published_product(db, storage, seller)
+    other = create_published_product(db, storage, seller)
+    passed: list[Any] = []
+    grant = fulfillment._grant
+
+    def spy(conn: Any, paid: list[Any]) -> None:
+        passed.extend(paid)
+        grant(conn, paid)
+
+    monkeypatch.setattr(fulfillment, "_grant", spy)
+    batch = [
+        event(checkout_session(db, buyer_id=buyer.id, product_id=p.id)) for p in (product, other, product)
+    ]
+    outcomes = process_events(session=db, deliveries=[(e, json.dumps(e)) for e in batch])
+    assert [len(o.announcements) for o in outcomes] == [1, 1, 1]
+    alone = checkout_session(db, buyer_id=buyer.id, product_id=other.id)
+    assert fulfillment.fulfill_checkout(session=db, checkout_session=alone).changed
+    pending = checkout_session(db, buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
+    assert fulfillment.fulfill_checkout(session=db, checkout_session=pending).status == "pending"
+    assert len(passed) == 4  # nothing is granted for a pending order
+    paid = fulfillment.fulfill_checkout(session=db, checkout_session=pending | {"payment_status": "paid"})
+    assert paid.changed and passed[-1].order_id == paid.order_id
+
+    orders = db.exec(select(Order.id).where(Order.buyer_id == buyer.id, Order.status == "paid")).all()
+    assert len(orders) == 5 and sorted(p.order_id for p in passed) == sorted(orders)
+    grants = db.exec(select(DownloadGrant.order_id, DownloadGrant.product_id).where(DownloadGrant.buyer_id == buyer.id)).all()  # fmt: skip
+    assert sorted(grants) == sorted((p.order_id, p.sale.product_id) for p in passed)
+    mail = db.exec(select(MailOutbox.order_id).where(MailOutbox.order_id.in_(orders))).all()  # type: ignore[union-attr]
+    assert sorted(mail) == sorted(orders)
+    sales = dict(db.exec(select(Product.id, Product.sales_count).where(Product.seller_id == seller.id)).all())
+    assert sales == {product.id: 3, other.id: 2}
+    rollup = db.exec(select(SalesRollup).where(SalesRollup.seller_id == seller.id)).all()
+    assert sum(r.items for r in rollup) == sum(r.orders for r in rollup) == len(passed)
+    assert sum(r.gross_cents for r in rollup) == sum(p.sale.total_cents for p in passed)
+
+
 def test_duplicate_event_on_the_fast_path_changes_nothing(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller)

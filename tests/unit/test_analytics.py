@@ -52,21 +52,21 @@ def sale(
     db.add(order)
     db.flush()
     assert order.id is not None
-    db.add(
-        OrderItem(
-            order_id=order.id,
-            product_id=product_id,
-            seller_id=seller_id,
-            title=title or f"product {product_id}",
-            unit_price_cents=total + discount,
-            discount_cents=discount,
-            total_cents=total,
-            created_at=when,
-        )
+    item = OrderItem(
+        order_id=order.id,
+        product_id=product_id,
+        seller_id=seller_id,
+        title=title or f"product {product_id}",
+        unit_price_cents=total + discount,
+        discount_cents=discount,
+        total_cents=total,
+        created_at=when,
     )
+    db.add(item)
     db.flush()
     if status in analytics.COUNTED_STATUSES:
-        analytics.record_sale(session=db, order=order)  # what fulfillment does when an order is paid
+        # what fulfillment does when an order is paid
+        analytics.record_sales(db.connection(), analytics.order_sales(order, [item]))
     return order
 
 

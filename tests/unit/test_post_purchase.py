@@ -137,6 +137,21 @@ def test_resend_is_refused_while_unsent_and_for_a_stranger(db: Session, sale) ->
         receipts.resend_receipt(session=db, buyer_id=sale.seller.id, order_id=sale.order.id)
 
 
+def test_resend_queues_a_missing_receipt_once(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+    """A paid order without a receipt row: a resend queues it (the same write as at payment), and a
+    second one at the same moment queues nothing more."""
+    row = db.exec(select(MailOutbox).where(MailOutbox.order_id == sale.order.id)).one()
+    db.delete(row)
+    db.flush()
+    announcement = receipts.resend_receipt(session=db, buyer_id=sale.buyer.id, order_id=sale.order.id)
+    assert announcement.kind == receipts.MAIL_QUEUED
+    receipts.queue_receipts(db.connection(), [(sale.order.id, sale.buyer.id)], skip_queued=True)
+    rows = db.exec(select(MailOutbox).where(MailOutbox.order_id == sale.order.id)).all()
+    assert [(r.kind, r.to_email, r.status, r.attempts) for r in rows] == [
+        ("receipt", sale.buyer.email, "pending", 0)
+    ]
+
+
 # --- downloads ----------------------------------------------------------------------
 
 
