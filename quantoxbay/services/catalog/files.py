@@ -8,6 +8,7 @@ import io
 import re
 import unicodedata
 import uuid
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from sqlalchemy import func
@@ -47,17 +48,66 @@ class _HashingReader:
 def _store_upload(
     storage: Storage, product_id: int, filename: str, stream: BinaryIO, content_type: str, max_bytes: int
 ) -> tuple[str, str, int, str]:
-    """Check and stream one upload into storage: (name, key, size, sha256). Stores nothing on refusal."""
+    """Check and stream one upload into storage under a fresh key: (name, key, size, sha256).
+
+    Keeps nothing on refusal: a file too large, empty, or cut off by an error while it
+    streamed leaves no object behind.
+    """
     name = check_upload_name(filename)
     sniffed = SniffedStream(stream, name)
     key = f"products/{product_id}/{uuid.uuid4().hex}/{name}"
     reader = _HashingReader(sniffed)  # type: ignore[arg-type]
-    # FileTooLarge propagates: the storage has kept nothing.
-    size = storage.put(key, reader, content_type=content_type, max_bytes=max_bytes)  # type: ignore[arg-type]
-    if size == 0:
-        storage.delete(key)
-        raise DomainError(f"{name} is empty. Upload a file with content.")
+    try:
+        size = storage.put(key, reader, content_type=content_type, max_bytes=max_bytes)  # type: ignore[arg-type]
+        if size == 0:
+            raise DomainError(f"{name} is empty. Upload a file with content.")
+    except BaseException:
+        # The backends keep nothing of a refused put; this also covers a stream that failed part way.
+        _delete_quietly(storage, [key])
+        raise
     return name, key, size, reader.sha256.hexdigest()
+
+
+def _delete_quietly(storage: Storage, keys: list[str]) -> None:
+    """Delete objects nobody points at; an orphan left behind is harmless, so never raise."""
+    for key in keys:
+        with contextlib.suppress(StorageError):
+            storage.delete(key)
+
+
+# Uploads are slow (a 2 GiB file over a home connection takes many minutes) and must not hold a
+# pooled connection idle in a transaction meanwhile. Given a session with no transaction open
+# (run_service's), the functions below check ownership in a short read, end it, stream the
+# bytes into storage with no connection held, then record the row in a short transaction they
+# commit themselves. Given a session already in a transaction (a caller's unit of work: the
+# CLI, the demo data, tests), they only flush, and its caller commits.
+
+
+def _owns_transaction(session: Session) -> bool:
+    return not session.in_transaction()
+
+
+def _end_read(session: Session, owned: bool) -> None:
+    if owned:
+        # Returns the connection to the pool. Rolling back (nothing was written) also expires
+        # what was read, so the recording step reads the product afresh.
+        session.rollback()
+
+
+@contextlib.contextmanager
+def _recorded_or_removed(session: Session, storage: Storage, keys: list[str], owned: bool) -> Iterator[None]:
+    """The short transaction that records stored objects; if it fails, the objects are deleted."""
+    try:
+        yield
+        if owned:
+            session.commit()
+        else:
+            session.flush()
+    except BaseException:
+        if owned:
+            session.rollback()
+        _delete_quietly(storage, keys)
+        raise
 
 
 def add_product_file(
@@ -71,27 +121,34 @@ def add_product_file(
     content_type: str = "application/octet-stream",
     max_bytes: int,
 ) -> ProductFile:
-    """Stream a file into storage and attach it to the seller's product.
+    """Stream a file into storage, then attach it to the seller's product.
+
+    With a session that has no transaction open, no connection is held while the bytes
+    stream and the row is committed here (see the note above).
 
     Raises:
         DomainError: Empty file, blocked type (by extension or by content), path tricks in the name.
-        FileTooLarge: More than ``max_bytes``. In every case nothing is stored.
+        FileTooLarge: More than ``max_bytes``. In every case nothing is stored or recorded.
     """
-    product = _owned_product(session, product_id, seller_id)
-    assert product.id is not None
-    name, key, size, digest = _store_upload(storage, product.id, filename, stream, content_type, max_bytes)
-    record = ProductFile(
-        product_id=product.id,
-        filename=name,
-        storage_key=key,
-        size_bytes=size,
-        content_type=(content_type or "application/octet-stream")[:120],
-        sha256=digest,
-    )
-    session.add(record)
-    product.updated_at = utcnow()
-    session.add(product)
-    session.flush()
+    owned = _owns_transaction(session)
+    _owned_product(session, product_id, seller_id)
+    _end_read(session, owned)
+    name, key, size, digest = _store_upload(storage, product_id, filename, stream, content_type, max_bytes)
+    with _recorded_or_removed(session, storage, [key], owned):
+        # Checked again: the product may have been deleted or changed hands while the bytes streamed.
+        product = _owned_product(session, product_id, seller_id)
+        record = ProductFile(
+            product_id=product_id,
+            filename=name,
+            storage_key=key,
+            size_bytes=size,
+            content_type=(content_type or "application/octet-stream")[:120],
+            sha256=digest,
+        )
+        session.add(record)
+        product.updated_at = utcnow()
+        session.add(product)
+        session.flush()
     return record
 
 
@@ -109,23 +166,32 @@ def replace_product_file(
 ) -> ProductFile:
     """Upload a new version of a file. The row stays (buyers keep access and get the new version).
 
-    The old object is deleted once the new one is stored and the row points at it.
+    The new version streams into storage first (with no connection held, as in
+    :func:`add_product_file`); the old object is deleted once the row points at the new one.
     """
+    owned = _owns_transaction(session)
+    _owned_file(session, product_id, seller_id, file_id)
+    _end_read(session, owned)
+    name, key, size, digest = _store_upload(storage, product_id, filename, stream, content_type, max_bytes)
+    with _recorded_or_removed(session, storage, [key], owned):
+        record = _owned_file(session, product_id, seller_id, file_id)
+        old_key = record.storage_key
+        record.filename, record.storage_key, record.size_bytes, record.sha256 = name, key, size, digest
+        record.content_type = (content_type or "application/octet-stream")[:120]
+        record.version += 1
+        record.updated_at = utcnow()
+        session.add(record)
+        session.flush()
+    # An orphaned old object would be harmless; a failed replace is not: never raise here.
+    _delete_quietly(storage, [old_key])
+    return record
+
+
+def _owned_file(session: Session, product_id: int, seller_id: int, file_id: int) -> ProductFile:
     product = _owned_product(session, product_id, seller_id)
     record = session.get(ProductFile, file_id)
     if record is None or record.product_id != product.id:
         raise NotFound("That file is not part of this product.")
-    name, key, size, digest = _store_upload(storage, product_id, filename, stream, content_type, max_bytes)
-    old_key = record.storage_key
-    record.filename, record.storage_key, record.size_bytes, record.sha256 = name, key, size, digest
-    record.content_type = (content_type or "application/octet-stream")[:120]
-    record.version += 1
-    record.updated_at = utcnow()
-    session.add(record)
-    session.flush()
-    # An orphaned old object would be harmless; a failed replace is not: never raise here.
-    with contextlib.suppress(StorageError):
-        storage.delete(old_key)
     return record
 
 
@@ -154,21 +220,30 @@ def remove_product_file(
 def set_cover_image(
     *, session: Session, storage: Storage, product_id: int, seller_id: int, stream: BinaryIO
 ) -> Product:
-    """Decode a cover image, store its thumbnails and point the product at them."""
-    product = _owned_product(session, product_id, seller_id)
+    """Decode a cover image, store its thumbnails, then point the product at them.
+
+    Decoding and storing happen with no connection held when the session has no
+    transaction open (as in :func:`add_product_file`).
+    """
+    owned = _owns_transaction(session)
+    _owned_product(session, product_id, seller_id)
+    _end_read(session, owned)
     images = make_cover_images(stream)
     prefix = f"covers/{product_id}/{uuid.uuid4().hex}"
-    for variant, data in images.variants.items():
-        storage.put(
-            f"{prefix}/{variant}.{images.extension}", io.BytesIO(data), content_type=images.content_type
-        )
-    old = product.cover_key
-    product.cover_key = prefix
-    product.updated_at = utcnow()
-    session.add(product)
-    session.flush()
+    keys = [f"{prefix}/{variant}.{images.extension}" for variant in images.variants]
+    try:
+        for key, data in zip(keys, images.variants.values(), strict=True):
+            storage.put(key, io.BytesIO(data), content_type=images.content_type)
+    except BaseException:
+        _delete_quietly(storage, keys)
+        raise
+    with _recorded_or_removed(session, storage, keys, owned):
+        product = _owned_product(session, product_id, seller_id)
+        old = product.cover_key
+        product.cover_key = prefix
+        product.updated_at = utcnow()
+        session.add(product)
+        session.flush()
     if old:
-        for variant in images.variants:
-            with contextlib.suppress(StorageError):
-                storage.delete(f"{old}/{variant}.{images.extension}")
+        _delete_quietly(storage, [f"{old}/{variant}.{images.extension}" for variant in images.variants])
     return product
