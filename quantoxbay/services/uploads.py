@@ -54,7 +54,7 @@ def check_upload_name(filename: str) -> str:
         DomainError: With a message naming the problem; nothing has been stored.
     """
     # Imported here: catalog imports this module.
-    from quantoxbay.services.catalog import safe_filename
+    from quantoxbay.services.catalog.files import safe_filename
 
     raw = filename or ""
     name = unicodedata.normalize("NFKC", raw)

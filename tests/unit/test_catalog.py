@@ -446,7 +446,9 @@ def test_sort_orders_and_keyset_pages_cover_every_product_once(db: Session, stor
 def test_bad_cursor_or_sort_is_a_clear_error(db: Session) -> None:
     with pytest.raises(DomainError, match="out of date"):
         catalog.search_products(session=db, cursor="garbage!!")
-    page_cursor = catalog._encode_cursor("price_asc", Product(id=1, title="x", seller_id=1, price_cents=5))
+    page_cursor = catalog.search._encode_cursor(
+        "price_asc", Product(id=1, title="x", seller_id=1, price_cents=5)
+    )
     with pytest.raises(DomainError, match="out of date"):
         catalog.search_products(session=db, sort="newest", cursor=page_cursor)
     with pytest.raises(DomainError, match="Unknown sort"):
@@ -538,13 +540,13 @@ def test_auto_strategy_picks_collect_for_few_candidates_and_walk_for_many(
     event.listen(db.connection(), "before_cursor_execute", record)
     expected = _walk_all(db, "walk", query="photo", sort="price_asc")
     # PostgreSQL decides on its planner's estimate: at least 1 row, so a limit of 0 always walks.
-    monkeypatch.setattr(catalog, "SMALL_SET", 0)
+    monkeypatch.setattr(catalog.search, "SMALL_SET", 0)
     statements.clear()
     assert _walk_all(db, "auto", query="photo", sort="price_asc") == expected
     assert not any("listing_rows" in s for s in statements), "expected a walk"
-    monkeypatch.setattr(catalog, "SMALL_SET", 1000)
+    monkeypatch.setattr(catalog.search, "SMALL_SET", 1000)
     # SQLite first checks one batch of the walk: a batch of one row cannot fill a page.
-    monkeypatch.setattr(catalog, "CHECK_BATCH", 1)
+    monkeypatch.setattr(catalog.search, "CHECK_BATCH", 1)
     statements.clear()
     assert _walk_all(db, "auto", query="photo", sort="price_asc") == expected
     assert any("listing_rows" in s for s in statements), "expected collect"
@@ -558,9 +560,9 @@ def _expected_ids(db: Session, sort: str, query: str = "", **filters) -> list[in
     products = db.exec(select(Product).where(Product.status == ProductStatus.PUBLISHED.value)).all()
     if query:
         dialect = db.get_bind().dialect.name
-        words = catalog._search_words(query)
+        words = catalog.search._search_words(query)
         if dialect == "sqlite":
-            fts = catalog._search_filter(dialect, words).fts_query
+            fts = catalog.search._search_filter(dialect, words).fts_query
             sql = "SELECT rowid FROM product_fts WHERE product_fts MATCH :q"
         else:
             fts = " & ".join([*words[:-1], f"{words[-1]}:*"])
@@ -592,8 +594,8 @@ def test_searches_checked_in_batches_of_any_size_give_the_right_pages(
     # Batches of 1..3 rows: many rounds, the walk going on from the first batch when it does not
     # fill the page (SMALL_SET 0: always walk after it; 2000: collect).
     for batch, small_set in [(1, 0), (2, 0), (3, 0), (1, 2000), (500, 2000)]:
-        monkeypatch.setattr(catalog, "CHECK_BATCH", batch)
-        monkeypatch.setattr(catalog, "SMALL_SET", small_set)
+        monkeypatch.setattr(catalog.search, "CHECK_BATCH", batch)
+        monkeypatch.setattr(catalog.search, "SMALL_SET", small_set)
         for case in cases:
             expected = _expected_ids(db, sort, **case)
             for strategy in ("auto", "walk", "collect"):
