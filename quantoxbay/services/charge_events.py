@@ -28,7 +28,7 @@ from sqlmodel import Session, select
 
 from quantoxbay.db import insert_rows
 from quantoxbay.models import ChargeEvent, Order, utcnow
-from quantoxbay.services import refunds
+from quantoxbay.services import notifier, refunds
 from quantoxbay.services.notifier import Announcement
 
 REFUNDED = "charge.refunded"
@@ -156,9 +156,11 @@ def _any_kept(conn: Connection, pis: list[str]) -> bool:
     return cursor.fetchone() is not None
 
 
-def apply_kept_events(conn: Connection, payment_intent_ids: list[str | None]) -> None:
+def apply_kept_events(outer: Session, payment_intent_ids: list[str | None]) -> None:
     """Apply the kept events of orders just created, in Stripe's order, in the caller's
-    transaction (fulfilment calls it once per batch: one indexed look-up, usually empty)."""
+    transaction (fulfilment calls it once per batch: one indexed look-up, usually empty); what
+    they announce is queued on ``outer``, for after its commit."""
+    conn = outer.connection()
     pis = sorted({pi for pi in payment_intent_ids if pi})
     if not pis or not _any_kept(conn, pis):
         return
@@ -173,6 +175,7 @@ def apply_kept_events(conn: Connection, payment_intent_ids: list[str | None]) ->
                 .where(ChargeEvent.id == row.id)  # type: ignore[arg-type]
                 .values(status=APPLIED, applied_at=utcnow())
             )
+        notifier.queue(outer, *notifier.queued(session))  # this session never commits for real
         session.commit()  # releases the savepoint; the caller's transaction commits it all
 
 

@@ -352,7 +352,7 @@ class _NewOrder:
 
 
 def _create_orders(
-    conn: Connection, sessions: list[Mapping[str, Any]], status: str, sold: Mapping[str, _Sold]
+    session: Session, sessions: list[Mapping[str, Any]], status: str, sold: Mapping[str, _Sold]
 ) -> list[_NewOrder]:
     """Insert one order of one item per Checkout Session (distinct ids, each checked: ``sold``),
     with one multi-row statement per table, in session id order (two writers never wait on each
@@ -366,6 +366,7 @@ def _create_orders(
         raise ValueError("checkout sessions must be distinct")
     if not wanted:
         return []
+    conn = session.connection()
     inserted = insert_rows(
         conn,
         _ORDER,
@@ -389,7 +390,7 @@ def _create_orders(
         if status == OrderStatus.PAID.value:
             _grant(conn, [_PaidItem(o.order_id, o.values["buyer_id"], _new_sale(o)) for o in created])
     # Refund and dispute events that came before their order (services.charge_events).
-    charge_events.apply_kept_events(conn, [o.values["stripe_payment_intent_id"] for o in created])
+    charge_events.apply_kept_events(session, [o.values["stripe_payment_intent_id"] for o in created])
     if status == OrderStatus.PAID.value and logger.isEnabledFor(logging.INFO):  # the webhook's hot path
         for o in created:
             _log_paid(o.order_id, o.values)
@@ -498,7 +499,7 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
         return FulfillmentResult(session_id, None, str(cs.get("status") or "open"), False, buyer_id)
     status = OrderStatus.PAID.value if paid else OrderStatus.PENDING.value
 
-    created = _create_orders(session.connection(), [cs], status, sold)
+    created = _create_orders(session, [cs], status, sold)
     if created:
         return _announced(session, _result(created[0], status))
     order = _new_order(cs, buyer_id, status)
@@ -555,7 +556,7 @@ def fulfill_new_paid_checkouts(
     conn = session.connection()
     sold, _refused_here = _check(conn, checkout_sessions)
     paid = OrderStatus.PAID.value
-    created = _create_orders(conn, [cs for cs in checkout_sessions if str(cs["id"]) in sold], paid, sold)
+    created = _create_orders(session, [cs for cs in checkout_sessions if str(cs["id"]) in sold], paid, sold)
     return {c.values["stripe_session_id"]: _announced(session, _result(c, paid)) for c in created}
 
 
@@ -567,7 +568,7 @@ def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResu
         return refused
     session_id = str(cs["id"])
     buyer_id = sold[session_id].buyer_id
-    created = _create_orders(session.connection(), [cs], OrderStatus.FAILED.value, sold)
+    created = _create_orders(session, [cs], OrderStatus.FAILED.value, sold)
     if created:
         return _announced(session, _result(created[0], OrderStatus.FAILED.value))
     moved = session.execute(
