@@ -29,6 +29,8 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column, table, text, tuple_
 from sqlmodel import Session, col, select
 
+from quantoxbay.constants import CATEGORIES as CATEGORIES
+from quantoxbay.constants import SORT_ORDERS as SORT_ORDERS
 from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, User, utcnow
 from quantoxbay.routes import API_COVERS
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
@@ -36,6 +38,7 @@ from quantoxbay.services.money import MAX_PRICE_CENTS, format_money, validate_cu
 from quantoxbay.services.pricing import aware, current_price_cents, sale_is_running
 from quantoxbay.services.text import multi_line, one_line
 from quantoxbay.services.uploads import SniffedStream, check_upload_name, make_cover_images
+from quantoxbay.storage import FileTooLarge as FileTooLarge  # raised by the upload functions, for states
 from quantoxbay.storage import Storage, StorageError
 
 MAX_TITLE = 200
@@ -46,28 +49,7 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ ()-]+")
 _TAG_RE = re.compile(r"[^\w -]+")
 _SEARCH_TOKEN = re.compile(r"\w+")
 
-#: Categories a product can be filed under ("" = uncategorised).
-CATEGORIES: dict[str, str] = {
-    "ebooks": "E-books",
-    "templates": "Templates",
-    "presets": "Presets",
-    "courses": "Courses",
-    "software": "Software & code",
-    "audio": "Audio & music",
-    "graphics": "Graphics & fonts",
-    "photos": "Photos",
-    "video": "Video",
-    "games": "Games",
-    "other": "Other",
-}
-
 SortOrder = Literal["newest", "price_asc", "price_desc", "best_selling"]
-SORT_ORDERS: dict[str, str] = {
-    "newest": "Newest",
-    "price_asc": "Price: low to high",
-    "price_desc": "Price: high to low",
-    "best_selling": "Best-selling",
-}
 
 
 class ProductFilePublic(BaseModel):

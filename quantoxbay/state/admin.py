@@ -214,8 +214,6 @@ class AdminState(rx.State):
     @rx.event
     async def refund(self, form_data: dict):  # type: ignore[no-untyped-def]
         """Refund the open order: all that is left, or the amount typed (major units, "5.00")."""
-        from quantoxbay.payments.client import get_stripe_client
-
         try:
             user = await _admin(self)
             order_id = _as_id(form_data.get("order_id", ""))
@@ -227,7 +225,6 @@ class AdminState(rx.State):
             announcements = await run_service(
                 admin.refund_order,
                 actor=user,
-                stripe_client=get_stripe_client(),
                 order_id=order_id,
                 amount_cents=amount,
                 reason=reason,

@@ -19,7 +19,6 @@ from quantoxbay.services.notifier import Announcement
 from quantoxbay.settings import get_settings
 from quantoxbay.state.catalog import human_size
 from quantoxbay.state.session import SessionState, run_service
-from quantoxbay.storage import FileTooLarge, StorageError, get_storage
 
 CURRENCIES = sorted(SUPPORTED_CURRENCIES)
 NO_CATEGORY = "none"  # a Select cannot hold "", so this stands for "no category"
@@ -113,9 +112,7 @@ class ProductFormState(rx.State):
         ]
 
     async def _refresh(self, seller_id: int) -> None:
-        view = await run_service(
-            catalog.get_seller_product, product_id=self.editing_id, seller_id=seller_id, storage=get_storage()
-        )
+        view = await run_service(catalog.get_seller_product, product_id=self.editing_id, seller_id=seller_id)
         self._show(view)
 
     # --- loading ---------------------------------------------------------------
@@ -227,7 +224,6 @@ class ProductFormState(rx.State):
             # The relative path as the browser sent it, so folder tricks are refused, not hidden.
             name = upload.path.as_posix() if upload.path else (upload.filename or "")
             kwargs = {
-                "storage": get_storage(),
                 "product_id": self.editing_id,
                 "seller_id": user.id,
                 "filename": name,
@@ -240,11 +236,11 @@ class ProductFormState(rx.State):
                     await run_service(catalog.replace_product_file, file_id=replace_id, **kwargs)
                 else:
                     await run_service(catalog.add_product_file, **kwargs)
-            except FileTooLarge:
+            except catalog.FileTooLarge:
                 problems.append(f"{name} is larger than the {human_size(limit)} limit.")
             except DomainError as exc:
                 problems.append(str(exc))
-            except StorageError:
+            except catalog.StorageError:
                 problems.append(f"{name} could not be stored. Try again in a moment.")
         await self._refresh(user.id)
         return problems
@@ -268,7 +264,6 @@ class ProductFormState(rx.State):
             user = await _seller(self)
             await run_service(
                 catalog.set_cover_image,
-                storage=get_storage(),
                 product_id=self.editing_id,
                 seller_id=user.id,
                 stream=files[0].file,
@@ -368,7 +363,6 @@ class ProductFormState(rx.State):
             user = await _seller(self)
             await run_service(
                 catalog.remove_product_file,
-                storage=get_storage(),
                 product_id=self.editing_id,
                 seller_id=user.id,
                 file_id=int(file_id),
@@ -388,9 +382,7 @@ class ProductFormState(rx.State):
     async def _publish(self):  # type: ignore[no-untyped-def]
         try:
             user = await _seller(self)
-            await run_service(
-                catalog.publish_product, storage=get_storage(), product_id=self.editing_id, seller_id=user.id
-            )
+            await run_service(catalog.publish_product, product_id=self.editing_id, seller_id=user.id)
             await self._refresh(user.id)
         except DomainError as exc:
             self.error = str(exc)
@@ -416,9 +408,7 @@ class ProductFormState(rx.State):
         self.error, self.notice = "", ""
         try:
             user = await _seller(self)
-            await run_service(
-                catalog.delete_product, storage=get_storage(), product_id=self.editing_id, seller_id=user.id
-            )
+            await run_service(catalog.delete_product, product_id=self.editing_id, seller_id=user.id)
         except DomainError as exc:
             self.error = str(exc)
             return None

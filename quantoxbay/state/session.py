@@ -13,18 +13,21 @@ import reflex as rx
 from quantoxbay import routes
 from quantoxbay.db import session_scope
 from quantoxbay.models import Role
-from quantoxbay.services import PermissionDenied, accounts
+from quantoxbay.services import PermissionDenied, accounts, dependencies
 from quantoxbay.services.accounts import UserPublic
 
 T = TypeVar("T")
 
 
 async def run_service(fn: Callable[..., T], /, **kwargs: object) -> T:
-    """Run a service function in a fresh DB transaction on a worker thread (keeps the event loop free)."""
+    """Run a service function in a fresh DB transaction on a worker thread (keeps the event loop free).
+
+    A service that takes ``gateway`` (Stripe) or ``storage`` gets the app's (services.dependencies).
+    """
 
     def call() -> T:
         with session_scope() as session:
-            return fn(session=session, **kwargs)
+            return fn(session=session, **dependencies.provide(fn, kwargs))
 
     return await asyncio.to_thread(call)
 

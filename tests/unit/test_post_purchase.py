@@ -24,7 +24,7 @@ from quantoxbay.models import (
     Role,
     SalesRollup,
 )
-from quantoxbay.payments import webhooks
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import (
     DomainError,
     NotFound,
@@ -36,6 +36,7 @@ from quantoxbay.services import (
     receipts,
     refunds,
 )
+from quantoxbay.services import webhook_events as webhooks
 from quantoxbay.services.downloads import LimitReached
 from quantoxbay.services.refunds import RefundRefused
 from tests.factories import create_published_product, create_user
@@ -192,7 +193,11 @@ def test_reissue_gives_a_revoked_grant_back_but_not_for_a_refunded_order(db: Ses
     downloads.reissue_access(session=db, actor=sale.seller, order_id=sale.order.id)
     _download(db, sale)
     refunds.refund_order(
-        session=db, stripe_client=fake_client(), actor=sale.seller, order_id=sale.order.id, amount_cents=None
+        session=db,
+        gateway=StripeGateway(fake_client()),
+        actor=sale.seller,
+        order_id=sale.order.id,
+        amount_cents=None,
     )
     with pytest.raises(DomainError, match="refunded"):
         downloads.reissue_access(session=db, actor=sale.seller, order_id=sale.order.id)
@@ -228,7 +233,7 @@ def test_replaced_file_keeps_access_and_notifies_buyers_once(db: Session, sale, 
 def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
     client = fake_client()
     _refund, announcements = refunds.refund_order(
-        session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=300
+        session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=300
     )
     params, options = client.v1.refunds.calls[0]
     assert params["payment_intent"] == sale.order.stripe_payment_intent_id and params["amount"] == 300
@@ -240,14 +245,22 @@ def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  
 
     with pytest.raises(RefundRefused, match=r"at most \$7.00"):
         refunds.refund_order(
-            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=701
+            session=db,
+            gateway=StripeGateway(client),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=701,
         )
     with pytest.raises(RefundRefused, match="greater than zero"):
         refunds.refund_order(
-            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=0
+            session=db,
+            gateway=StripeGateway(client),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=0,
         )
     refunds.refund_order(
-        session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=700
+        session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=700
     )
     db.refresh(sale.order)
     assert (sale.order.status, sale.order.refunded_cents) == ("refunded", 1000)
@@ -255,7 +268,11 @@ def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  
         _download(db, sale)
     with pytest.raises(RefundRefused, match="already been refunded"):
         refunds.refund_order(
-            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=None
+            session=db,
+            gateway=StripeGateway(client),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=None,
         )
     assert len(client.v1.refunds.calls) == 2  # the refusals never reached Stripe
 
@@ -264,14 +281,14 @@ def test_other_sellers_cannot_refund_but_admins_can(db: Session, sale) -> None: 
     with pytest.raises(NotFound):
         refunds.refund_order(
             session=db,
-            stripe_client=fake_client(),
+            gateway=StripeGateway(fake_client()),
             actor=create_user(db, Role.SELLER),
             order_id=sale.order.id,
             amount_cents=100,
         )
     refunds.refund_order(
         session=db,
-        stripe_client=fake_client(),
+        gateway=StripeGateway(fake_client()),
         actor=create_user(db, Role.ADMIN),
         order_id=sale.order.id,
         amount_cents=100,
@@ -285,7 +302,7 @@ def test_stripe_refusal_writes_nothing(db: Session, sale) -> None:  # type: igno
     with pytest.raises(RefundRefused, match="charged back"):
         refunds.refund_order(
             session=db,
-            stripe_client=fake_client(error=error),
+            gateway=StripeGateway(fake_client(error=error)),
             actor=sale.seller,
             order_id=sale.order.id,
             amount_cents=100,
@@ -323,7 +340,11 @@ def test_dispute_freezes_access_and_a_won_dispute_restores_it(db: Session, sale)
         _download(db, sale)
     with pytest.raises(RefundRefused, match="disputed"):
         refunds.refund_order(
-            session=db, stripe_client=fake_client(), actor=sale.seller, order_id=sale.order.id, amount_cents=1
+            session=db,
+            gateway=StripeGateway(fake_client()),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=1,
         )
     refunds.on_dispute_closed(session=db, dispute={**dispute, "status": "won"})
     db.refresh(sale.order)
