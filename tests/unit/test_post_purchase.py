@@ -48,12 +48,20 @@ SECRET = "test-secret"
 class FakeRefunds:
     """Stands in for ``client.v1.refunds``: records calls, answers like Stripe."""
 
-    def __init__(self, status: str = "succeeded", error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        status: str = "succeeded",
+        error: Exception | None = None,
+        first_errors: tuple[Exception, ...] = (),
+    ) -> None:
         self.calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.status, self.error = status, error
+        self.first_errors = list(first_errors)  # raised by the first calls, one each
 
     def create(self, params: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         self.calls.append((params, options))
+        if self.first_errors:
+            raise self.first_errors.pop(0)
         if self.error:
             raise self.error
         return {"id": f"re_test_{uuid.uuid4().hex[:12]}", "object": "refund", "status": self.status, **params}
@@ -310,6 +318,23 @@ def test_stripe_refusal_writes_nothing(db: Session, sale) -> None:  # type: igno
     db.refresh(sale.order)
     assert (sale.order.status, sale.order.refunded_cents) == ("paid", 0)
     assert refunds.refundable_cents(session=db, order_id=sale.order.id) == 1000
+
+
+def test_a_rate_limited_refund_is_retried_with_the_same_idempotency_key(
+    db: Session, sale, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Stripe answers 429 under load: the refund is asked again (after a backoff), not given up."""
+    monkeypatch.setattr("quantoxbay.payments.retry.time.sleep", lambda _seconds: None)
+    rate_limited = stripe.RateLimitError("Too many requests", http_status=429)
+    client = fake_client(first_errors=(rate_limited,))
+    refund, _announcements = refunds.refund_order(
+        session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=300
+    )
+    [(_, first), (params, again)] = client.v1.refunds.calls
+    assert params["amount"] == 300 and first["idempotency_key"] == again["idempotency_key"]
+    assert refund.stripe_refund_id and refund.status == "succeeded"
+    db.refresh(sale.order)
+    assert (sale.order.status, sale.order.refunded_cents) == ("partially_refunded", 300)
 
 
 def test_charge_refunded_event_sets_status_and_never_lowers_the_figure(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
