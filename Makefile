@@ -68,7 +68,8 @@ services:
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check quantoxbay tests bench
-	$(BIN)/mypy quantoxbay/settings.py quantoxbay/storage quantoxbay/stripe_local
+	$(BIN)/lint-imports
+	$(BIN)/mypy quantoxbay/settings.py quantoxbay/storage quantoxbay/stripe_local quantoxbay/payments quantoxbay/errors.py
 
 test: setup chromium services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -148,7 +148,7 @@ class Product(SQLModel, table=True):
     sale_ends_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
     download_limit: int | None = Field(default=None)
     sales_count: int = Field(default=0)
-    # Its Stripe Product, made on first need (payments.products): Checkout line items name it,
+    # Its Stripe Product, made on first need (services.stripe_products): Checkout line items name it,
     # and product-scoped coupons list it in ``applies_to``. ``stripe_product_name`` is the
     # title Stripe has, so a renamed product is renamed there at its next checkout.
     stripe_product_id: str | None = Field(default=None, max_length=255)

@@ -31,14 +31,8 @@ from starlette.responses import JSONResponse
 
 from quantoxbay import db
 from quantoxbay.db import session_scope
-from quantoxbay.payments.webhooks import (
-    InvalidWebhook,
-    ProcessOutcome,
-    process_event,
-    process_events,
-    record_failure,
-    verify_event,
-)
+from quantoxbay.payments.signature import InvalidWebhook, verify_event
+from quantoxbay.services.webhook_events import ProcessOutcome, process_event, process_events, record_failure
 from quantoxbay.settings import get_settings
 
 logger = logging.getLogger(__name__)

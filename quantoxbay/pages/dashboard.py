@@ -6,7 +6,7 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
-from quantoxbay.services import analytics
+from quantoxbay.constants import PERIODS
 from quantoxbay.state.dashboard import DashboardState
 
 D = DashboardState
@@ -218,7 +218,7 @@ def _toast() -> rx.Component:
 def seller_dashboard_page() -> rx.Component:
     controls = rx.hstack(
         rx.segmented_control.root(
-            *[rx.segmented_control.item(label, value=value) for value, label in analytics.PERIODS.items()],
+            *[rx.segmented_control.item(label, value=value) for value, label in PERIODS.items()],
             value=D.period,
             on_change=D.set_period,
             aria_label="Period",

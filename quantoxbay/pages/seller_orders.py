@@ -6,7 +6,7 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
-from quantoxbay.services.refunds import REFUND_REASONS
+from quantoxbay.constants import REFUND_REASONS
 from quantoxbay.state.seller_orders import SellerOrdersState
 
 S = SellerOrdersState

@@ -6,7 +6,7 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
-from quantoxbay.services.catalog import CATEGORIES
+from quantoxbay.constants import CATEGORIES
 from quantoxbay.settings import get_settings
 from quantoxbay.state.seller_products import CURRENCIES, NO_CATEGORY, ProductFormState, SellerProductsState
 

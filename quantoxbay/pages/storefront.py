@@ -9,7 +9,7 @@ from quantoxbay.components.buy_box import buy_box
 from quantoxbay.components.countdown import countdown
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
 from quantoxbay.components.product_card import cover_image, product_grid
-from quantoxbay.services.catalog import CATEGORIES, SORT_ORDERS
+from quantoxbay.constants import CATEGORIES, SORT_ORDERS
 from quantoxbay.state.catalog import ALL_CATEGORIES, ProductState, SellerPageState, StorefrontState
 
 

@@ -1,13 +1,19 @@
 """The domain: plain Python, no Reflex import. Functions take keyword-only ``session=``."""
 
+from quantoxbay.errors import (
+    DomainError,
+    NotFound,
+    PaymentError,
+    PaymentRefused,
+    PaymentsUnavailable,
+    PermissionDenied,
+)
 
-class DomainError(Exception):
-    """A rule was broken; ``str(error)`` is a message fit to show the user."""
-
-
-class NotFound(DomainError):
-    """The thing asked for does not exist (or is not visible to the asker)."""
-
-
-class PermissionDenied(DomainError):
-    """The current user may not do this."""
+__all__ = [
+    "DomainError",
+    "NotFound",
+    "PaymentError",
+    "PaymentRefused",
+    "PaymentsUnavailable",
+    "PermissionDenied",
+]

@@ -24,7 +24,8 @@ from quantoxbay.models import (
     WebhookEvent,
     utcnow,
 )
-from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts
+from quantoxbay.payments.gateway import StripeGateway
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts, webhook_events
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.analytics import COUNTED_STATUSES
 from quantoxbay.services.money import format_money
@@ -327,7 +328,7 @@ def refund_order(
     *,
     session: Session,
     actor: UserPublic,
-    stripe_client: Any,
+    gateway: StripeGateway,
     order_id: int,
     amount_cents: int | None,
     reason: str,
@@ -338,7 +339,7 @@ def refund_order(
 
     _refund, announcements = refunds.refund_order(
         session=session,
-        stripe_client=stripe_client,
+        gateway=gateway,
         actor=actor,
         order_id=order_id,
         amount_cents=amount_cents,
@@ -402,8 +403,6 @@ def resend_webhook_event(
     refunds take the charge's running total, disputes set a state.
     """
     require_admin(actor)
-    from quantoxbay.payments import webhooks
-
     row = session.get(WebhookEvent, event_row_id)
     if row is None:
         raise NotFound("This event does not exist.")
@@ -415,7 +414,7 @@ def resend_webhook_event(
     row.outcome = "resending"
     session.add(row)
     session.flush()
-    result = webhooks.process_event(session=session, event=event, raw=row.payload)
+    result = webhook_events.process_event(session=session, event=event, raw=row.payload)
     _log(
         session,
         actor,
@@ -432,12 +431,10 @@ def record_resend_failure(
 ) -> None:
     """Keep the traceback of a failed resend on the event row (a separate transaction)."""
     require_admin(actor)
-    from quantoxbay.payments import webhooks
-
     row = session.get(WebhookEvent, event_row_id)
     if row is None:
         return
-    webhooks.record_failure(
+    webhook_events.record_failure(
         session=session, event={"id": row.stripe_event_id, "type": row.type}, raw=row.payload, error=error
     )
     _log(session, actor, "webhook.resend", f"webhook_event:{row.id}", f"{row.stripe_event_id} -> failed")

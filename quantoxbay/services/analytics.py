@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
+from quantoxbay.constants import PERIODS as PERIODS
 from quantoxbay.models import Order, OrderItem, OrderStatus, Product, SalesRollup, User
 from quantoxbay.services import DomainError, PermissionDenied
 from quantoxbay.services.accounts import UserPublic
@@ -51,13 +52,6 @@ COUNTED_STATUSES = (
     OrderStatus.PARTIALLY_REFUNDED.value,
     OrderStatus.DISPUTED.value,
 )
-PERIODS: dict[str, str] = {
-    "today": "Today",
-    "7d": "Last 7 days",
-    "30d": "Last 30 days",
-    "90d": "Last 90 days",
-    "all": "All time",
-}
 _PERIOD_DAYS = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
 TOP_PRODUCTS = 5
 CSV_MAX_ROWS = 100_000

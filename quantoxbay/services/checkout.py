@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import stripe
 from sqlmodel import Session, select
 
 from quantoxbay import routes
@@ -22,11 +20,11 @@ from quantoxbay.models import (
     User,
     utcnow,
 )
-from quantoxbay.payments.products import stripe_product_id_for
-from quantoxbay.payments.retry import with_rate_limit_retry
+from quantoxbay.payments.gateway import StripeGateway, checkout_session_key
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, promotions
 from quantoxbay.services.fulfillment import FulfillmentResult, fulfill_checkout
 from quantoxbay.services.pricing import aware, current_price_cents, sale_is_running
+from quantoxbay.services.stripe_products import stripe_product_id_for
 
 # Sessions live one hour (Stripe allows 30 min to 24 h); the idempotency window is five
 # minutes, so a double click within it opens the same session instead of two.
@@ -65,7 +63,7 @@ def owns_product(*, session: Session, buyer_id: int, product_id: int) -> bool:
 def start_checkout(
     *,
     session: Session,
-    stripe_client: stripe.StripeClient,
+    gateway: StripeGateway,
     buyer_id: int,
     product_id: int,
     public_url: str,
@@ -105,9 +103,14 @@ def start_checkout(
     )
     window = int(now // IDEMPOTENCY_WINDOW_SECONDS)
     # Same buyer, product, price, code and window -> same key -> Stripe replays the first session.
-    promo_key = promo.stripe_promotion_code_id if promo else ""
-    key_material = f"checkout:{buyer_id}:{product_id}:{unit_amount}:{product.currency}:{promo_key}:{window}"
-    idempotency_key = hashlib.sha256(key_material.encode()).hexdigest()
+    idempotency_key = checkout_session_key(
+        buyer_id=buyer_id,
+        product_id=product_id,
+        unit_amount=unit_amount,
+        currency=product.currency,
+        promotion_code_id=promo.stripe_promotion_code_id if promo else "",
+        window=window,
+    )
     expires_at = (window + 1) * IDEMPOTENCY_WINDOW_SECONDS + SESSION_LIFETIME_SECONDS
     # Do not let a sale price or a code outlive its end by more than Stripe makes us.
     # Derived from the window, not from now, so a replayed request sends the same params.
@@ -120,7 +123,7 @@ def start_checkout(
     metadata = {"buyer_id": str(buyer_id), "product_id": str(product_id)}
     # A Stripe Product of its own rather than inline product_data: product-scoped codes, typed
     # on the hosted page too, match line items by Stripe Product id.
-    stripe_product = stripe_product_id_for(session=session, stripe_client=stripe_client, product=product)
+    stripe_product = stripe_product_id_for(session=session, gateway=gateway, product=product)
     params = {
         "mode": "payment",
         "line_items": [
@@ -145,12 +148,7 @@ def start_checkout(
         params["discounts"] = [{"promotion_code": promo.stripe_promotion_code_id}]
     else:
         params["allow_promotion_codes"] = True
-    created = with_rate_limit_retry(
-        lambda: stripe_client.v1.checkout.sessions.create(
-            params,  # type: ignore[arg-type]
-            {"idempotency_key": idempotency_key},
-        )
-    )
+    created = gateway.create_checkout_session(params, idempotency_key=idempotency_key)
     if not created.url:
         raise DomainError("The payment page could not be opened. Please try again.")
     record_checkout_session(
@@ -166,7 +164,7 @@ def start_checkout(
     if promo is not None:
         promotions.claim_for_checkout(
             session=session,
-            stripe_client=stripe_client,
+            gateway=gateway,
             promotion=promo,
             buyer_id=buyer_id,
             stripe_session_id=created.id,
@@ -209,13 +207,13 @@ def record_checkout_session(
 
 
 def confirm_checkout(
-    *, session: Session, stripe_client: stripe.StripeClient, stripe_session_id: str, buyer_id: int
+    *, session: Session, gateway: StripeGateway, stripe_session_id: str, buyer_id: int
 ) -> FulfillmentResult | None:
     """The success page's path: it has only the id, so retrieve the session and fulfil it.
 
     Returns None for a session that is not this buyer's (nothing is shown or changed).
     """
-    retrieved = with_rate_limit_retry(lambda: stripe_client.v1.checkout.sessions.retrieve(stripe_session_id))
+    retrieved = gateway.retrieve_checkout_session(stripe_session_id)
     # StripeObjects are not dicts in stripe-python 16 (no .get): read attributes.
     if str(getattr(retrieved, "client_reference_id", None)) != str(buyer_id):
         return None

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import stripe
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from quantoxbay.errors import PaymentRefused
 from quantoxbay.models import (
     Order,
     OrderStatus,
@@ -43,11 +43,11 @@ from quantoxbay.models import (
     PromotionClaim,
     utcnow,
 )
-from quantoxbay.payments.products import stripe_product_id_for
-from quantoxbay.payments.retry import with_rate_limit_retry
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.money import format_money
 from quantoxbay.services.pricing import aware, sale_is_running
+from quantoxbay.services.stripe_products import stripe_product_id_for
 from quantoxbay.services.text import one_line
 
 CODE_RE = re.compile(r"^[A-Za-z0-9-]{3,40}$")
@@ -181,7 +181,7 @@ def parse_local_datetime(text: str, tz_offset_minutes: int, *, field: str) -> da
 def create_promotion(
     *,
     session: Session,
-    stripe_client: stripe.StripeClient,
+    gateway: StripeGateway,
     seller_id: int,
     code: str,
     percent_off: int | None = None,
@@ -256,10 +256,10 @@ def create_promotion(
     try:
         # Stripe Product ids (real Stripe refuses others); only priced products can be bought.
         products_in_stripe = [
-            stripe_product_id_for(session=session, stripe_client=stripe_client, product=p) for p in priced
+            stripe_product_id_for(session=session, gateway=gateway, product=p) for p in priced
         ]
         coupon_params["applies_to"] = {"products": products_in_stripe}
-        coupon = with_rate_limit_retry(lambda: stripe_client.v1.coupons.create(coupon_params))  # type: ignore[arg-type]
+        coupon = gateway.create_coupon(coupon_params)
         promo_params: dict[str, Any] = {
             "promotion": {"type": "coupon", "coupon": coupon.id},
             "code": stripe_code,
@@ -269,13 +269,11 @@ def create_promotion(
             promo_params["max_redemptions"] = max_redemptions
         if expires_at is not None:
             promo_params["expires_at"] = int(expires_at.timestamp())
-        created = with_rate_limit_retry(
-            lambda: stripe_client.v1.promotion_codes.create(promo_params)  # type: ignore[arg-type]
-        )
-    except stripe.InvalidRequestError as exc:
-        if getattr(exc, "code", None) == "resource_already_exists":
+        created = gateway.create_promotion_code(promo_params)
+    except PaymentRefused as exc:
+        if exc.code == "resource_already_exists":
             raise DomainError(f"The code {code} is already in use; choose another.") from exc
-        raise DomainError(f"Stripe refused the code: {exc.user_message or exc}") from exc
+        raise DomainError(f"Stripe refused the code: {exc.detail}") from exc
 
     promo = Promotion(
         seller_id=seller_id,
@@ -335,16 +333,14 @@ def list_promotions(
 
 
 def deactivate_promotion(
-    *, session: Session, stripe_client: stripe.StripeClient, seller_id: int, promotion_id: int
+    *, session: Session, gateway: StripeGateway, seller_id: int, promotion_id: int
 ) -> PromotionPublic:
     """Turn a code off in Stripe and here; open checkouts that carry it can no longer pay with it."""
     promo = session.get(Promotion, promotion_id)
     if promo is None or promo.seller_id != seller_id:
         raise NotFound("That code does not exist.")
     if promo.active:
-        with_rate_limit_retry(
-            lambda: stripe_client.v1.promotion_codes.update(promo.stripe_promotion_code_id, {"active": False})
-        )
+        gateway.deactivate_promotion_code(promo.stripe_promotion_code_id)
         promo.active = False
         promo.deactivated_at = utcnow()
         session.add(promo)
@@ -391,7 +387,7 @@ def check_code(
 def claim_for_checkout(
     *,
     session: Session,
-    stripe_client: stripe.StripeClient,
+    gateway: StripeGateway,
     promotion: CheckoutPromotion,
     buyer_id: int,
     stripe_session_id: str,
@@ -416,10 +412,10 @@ def claim_for_checkout(
     for claim in claims:
         if claim.stripe_session_id == stripe_session_id or aware(claim.expires_at) <= now:  # type: ignore[operator]
             continue
-        if not _expire_open_session(stripe_client, claim.stripe_session_id):
+        if not _expire_open_session(gateway, claim.stripe_session_id):
             used_elsewhere = True
     if used_elsewhere:
-        _expire_open_session(stripe_client, stripe_session_id)
+        _expire_open_session(gateway, stripe_session_id)
         raise DomainError("You have already used this code.")
     if not any(c.stripe_session_id == stripe_session_id for c in claims):
         session.add(
@@ -433,18 +429,16 @@ def claim_for_checkout(
         session.flush()
 
 
-def _expire_open_session(stripe_client: stripe.StripeClient, stripe_session_id: str) -> bool:
+def _expire_open_session(gateway: StripeGateway, stripe_session_id: str) -> bool:
     """Expire a session if it is open. False when it completed (the code was used there)."""
-    retrieved = with_rate_limit_retry(lambda: stripe_client.v1.checkout.sessions.retrieve(stripe_session_id))
+    retrieved = gateway.retrieve_checkout_session(stripe_session_id)
     status = getattr(retrieved, "status", None)
     if status == "open":
         try:
-            with_rate_limit_retry(lambda: stripe_client.v1.checkout.sessions.expire(stripe_session_id))
+            gateway.expire_checkout_session(stripe_session_id)
             return True
-        except stripe.InvalidRequestError:
-            retrieved = with_rate_limit_retry(
-                lambda: stripe_client.v1.checkout.sessions.retrieve(stripe_session_id)
-            )
+        except PaymentRefused:  # completed (or expired) meanwhile: look again
+            retrieved = gateway.retrieve_checkout_session(stripe_session_id)
             status = getattr(retrieved, "status", None)
     return status != "complete"
 

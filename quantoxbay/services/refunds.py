@@ -19,11 +19,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import stripe
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from quantoxbay.constants import REFUND_REASONS as REFUND_REASONS
+from quantoxbay.errors import PaymentRefused, PaymentsUnavailable
 from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Refund, Role, User, utcnow
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, analytics, notifier
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import format_money
@@ -31,7 +33,6 @@ from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_top
 
 logger = logging.getLogger(__name__)
 
-REFUND_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
 #: Refund rows that hold money: asked for, in flight, or done.
 HOLDING_STATUSES = ("requested", "pending", "succeeded")
 REFUNDABLE_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
@@ -122,7 +123,7 @@ def refundable_cents(*, session: Session, order_id: int) -> int:
 def refund_order(
     *,
     session: Session,
-    stripe_client: stripe.StripeClient,
+    gateway: StripeGateway,
     actor: UserPublic,
     order_id: int,
     amount_cents: int | None,
@@ -166,22 +167,20 @@ def refund_order(
     with session.begin_nested():
         session.add(refund)
         session.flush()
+    assert refund.id is not None
     try:
-        result = stripe_client.v1.refunds.create(
-            {
-                "payment_intent": order.stripe_payment_intent_id,
-                "amount": amount,
-                "reason": reason,
-                "metadata": {"order_id": str(order.id), "refund_row": str(refund.id)},
-            },
-            {"idempotency_key": f"quantoxbay-refund-{order.id}-{refund.id}"},
+        result = gateway.create_refund(
+            payment_intent=order.stripe_payment_intent_id,
+            amount_cents=amount,
+            reason=reason,
+            order_id=order.id,
+            refund_row_id=refund.id,
         )
-    except stripe.InvalidRequestError as exc:
+    except PaymentRefused as exc:
         session.delete(refund)
         session.flush()
-        message = getattr(exc, "user_message", None) or str(exc)
-        raise RefundRefused(f"Stripe refused the refund: {message}") from exc
-    except stripe.StripeError as exc:
+        raise RefundRefused(f"Stripe refused the refund: {exc.detail}") from exc
+    except PaymentsUnavailable as exc:
         session.delete(refund)
         session.flush()
         raise DomainError("Stripe could not be reached; nothing was refunded. Please try again.") from exc

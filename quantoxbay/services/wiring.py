@@ -1,7 +1,7 @@
 """What a service function may ask for by name, and the one place that hands it over.
 
 A service names its dependencies as keyword parameters (``session``, ``settings``, ``storage``,
-``stripe_client``); ``call`` opens the transaction, passes the session and whatever else the
+``gateway``); ``call`` opens the transaction, passes the session and whatever else the
 function's signature names from ``PROVIDERS``, and commits (``db.session_scope``, which then
 publishes the announcements the service queued). An argument the caller passes wins (tests,
 a state that already holds one). A new dependency is one line in ``PROVIDERS``.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from quantoxbay.db import session_scope
-from quantoxbay.payments.client import get_stripe_client
+from quantoxbay.payments.gateway import get_gateway
 from quantoxbay.settings import get_settings
 from quantoxbay.storage import get_storage
 
@@ -25,7 +25,7 @@ T = TypeVar("T")
 PROVIDERS: dict[str, Callable[[], Any]] = {
     "settings": get_settings,
     "storage": get_storage,
-    "stripe_client": get_stripe_client,
+    "gateway": get_gateway,
 }
 
 

@@ -198,8 +198,6 @@ class AdminState(rx.State):
     @admin_only
     async def refund(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
         """Refund the open order: all that is left, or the amount typed (major units, "5.00")."""
-        from quantoxbay.payments.client import get_stripe_client
-
         try:
             order_id = _as_id(form_data.get("order_id", ""))
             if order_id is None:
@@ -210,7 +208,6 @@ class AdminState(rx.State):
             await run_service(  # its announcements go out after the commit
                 admin.refund_order,
                 actor=user,
-                stripe_client=get_stripe_client(),
                 order_id=order_id,
                 amount_cents=amount,
                 reason=reason,

@@ -8,7 +8,6 @@ from quantoxbay.components.countdown import COUNTDOWN_SCRIPT
 from quantoxbay.services import DomainError, NotFound, catalog, promotions
 from quantoxbay.services.money import parse_price
 from quantoxbay.state.session import run_service
-from quantoxbay.storage import get_storage
 
 PAGE_SIZE = 24
 ALL_CATEGORIES = "all"  # a Select cannot hold "", so this stands for "every category"
@@ -54,7 +53,6 @@ class StorefrontState(rx.State):
             high = parse_price(self.max_price) if self.max_price.strip() else None
             result = await run_service(
                 catalog.search_products,
-                storage=get_storage(),
                 query=self.query,
                 category="" if self.category == ALL_CATEGORIES else self.category,
                 min_price_cents=low,
@@ -147,9 +145,7 @@ class ProductState(rx.State):
         self.loading, self.sale_ends_at_ms = True, 0
         raw = self.router.page.params.get("product_id", "")
         try:
-            detail = await run_service(
-                catalog.get_published_product, product_id=int(raw), storage=get_storage()
-            )
+            detail = await run_service(catalog.get_published_product, product_id=int(raw))
         except (NotFound, ValueError, TypeError):
             self.product, self.files, self.not_found, self.loading = {}, [], True, False
             return None
@@ -190,7 +186,6 @@ class SellerPageState(rx.State):
     async def _fetch(self, cursor: str | None) -> None:
         page = await run_service(
             catalog.search_products,
-            storage=get_storage(),
             seller_id=self._seller_id,
             cursor=cursor,
             limit=PAGE_SIZE,

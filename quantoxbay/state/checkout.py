@@ -6,12 +6,20 @@ import json
 from typing import Any
 
 import reflex as rx
-import stripe
 
 from quantoxbay import routes
 from quantoxbay.models import OrderStatus
-from quantoxbay.payments.client import get_stripe_client
-from quantoxbay.services import DomainError, checkout, fulfillment, library, live, notifier, receipts
+from quantoxbay.services import (
+    DomainError,
+    PaymentError,
+    PaymentRefused,
+    checkout,
+    fulfillment,
+    library,
+    live,
+    notifier,
+    receipts,
+)
 from quantoxbay.services.downloads import download_url
 from quantoxbay.settings import get_settings
 from quantoxbay.state.session import SessionState, run_service
@@ -77,7 +85,6 @@ class BuyBoxState(rx.State):
         try:
             start = await run_service(
                 checkout.start_checkout,
-                stripe_client=get_stripe_client(),
                 buyer_id=user.id,
                 product_id=product_id,
                 public_url=get_settings().public_url,
@@ -87,15 +94,15 @@ class BuyBoxState(rx.State):
             self.busy, self.owned = False, True
             yield rx.toast.info(str(exc))
             return
+        except PaymentError:  # before DomainError: Stripe's trouble is not the promo code's fault
+            self.busy = False
+            yield rx.toast.error("Payments are unavailable right now. Please try again in a minute.")
+            return
         except DomainError as exc:
             self.busy = False
             if self.promo_code.strip():
                 self.promo_error = str(exc)
             yield rx.toast.error(str(exc))
-            return
-        except stripe.StripeError:
-            self.busy = False
-            yield rx.toast.error("Payments are unavailable right now. Please try again in a minute.")
             return
         yield _go(start.url)
 
@@ -157,14 +164,13 @@ class CheckoutSuccessState(rx.State):
             try:
                 result = await run_service(
                     checkout.confirm_checkout,
-                    stripe_client=get_stripe_client(),
                     stripe_session_id=session_id,
                     buyer_id=user.id,
                 )
-            except stripe.InvalidRequestError:
+            except PaymentRefused:
                 self.status = "unknown"
                 return None
-            except stripe.StripeError:
+            except PaymentError:
                 return None  # the webhook will still confirm; the push updates this page
             await self._refresh()
             if self.status == "waiting" and result is not None and result.order_id is None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import reflex as rx
-import stripe
 
 from quantoxbay.models import Role
-from quantoxbay.payments.client import get_stripe_client
-from quantoxbay.services import DomainError, catalog, promotions
+from quantoxbay.services import DomainError, PaymentError, catalog, promotions
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import format_money, parse_price
 from quantoxbay.state.guards import requires
@@ -211,7 +209,6 @@ class PromotionsState(rx.State):
             )
             made = await run_service(
                 promotions.create_promotion,
-                stripe_client=get_stripe_client(),
                 seller_id=user.id,
                 code=self.code,
                 percent_off=percent,
@@ -223,11 +220,11 @@ class PromotionsState(rx.State):
                 expires_at=promotions.parse_local_datetime(self.expires, self.tz_offset, field="Expires"),
                 once_per_buyer=self.once_per_buyer,
             )
+        except PaymentError:  # Stripe unreachable (what it refuses, the service explains)
+            self.error, self.busy = STRIPE_DOWN, False
+            return
         except DomainError as exc:
             self.error, self.busy = str(exc), False
-            return
-        except stripe.StripeError:
-            self.error, self.busy = STRIPE_DOWN, False
             return
         self.notice = f"Code {made.code} created: {made.discount_label}, {made.scope_label.lower()}."
         self.code = self.amount = self.max_redemptions = self.expires = ""
@@ -242,15 +239,14 @@ class PromotionsState(rx.State):
         try:
             done = await run_service(
                 promotions.deactivate_promotion,
-                stripe_client=get_stripe_client(),
                 seller_id=user.id,
                 promotion_id=int(promotion_id),
             )
+        except PaymentError:
+            self.error = STRIPE_DOWN
+            return
         except (DomainError, ValueError, TypeError) as exc:
             self.error = str(exc) or "That code does not exist."
-            return
-        except stripe.StripeError:
-            self.error = STRIPE_DOWN
             return
         self.notice = f"Code {done.code} deactivated."
         await self._refresh(user)

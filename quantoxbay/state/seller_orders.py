@@ -9,7 +9,6 @@ from __future__ import annotations
 import reflex as rx
 
 from quantoxbay.models import Role
-from quantoxbay.payments.client import get_stripe_client
 from quantoxbay.services import DomainError, downloads, live, notifier, refunds
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import parse_price
@@ -120,7 +119,6 @@ class SellerOrdersState(rx.State):
             amount = parse_price(self.refund_amount)
             refund, _announced = await run_service(
                 refunds.refund_order,
-                stripe_client=get_stripe_client(),
                 actor=user,
                 order_id=self.refund_order_id,
                 amount_cents=amount,

@@ -18,7 +18,6 @@ from quantoxbay.services.money import SUPPORTED_CURRENCIES, format_money, parse_
 from quantoxbay.settings import get_settings
 from quantoxbay.state.catalog import human_size
 from quantoxbay.state.session import SessionState, run_service
-from quantoxbay.storage import FileTooLarge, StorageError, get_storage
 
 CURRENCIES = sorted(SUPPORTED_CURRENCIES)
 NO_CATEGORY = "none"  # a Select cannot hold "", so this stands for "no category"
@@ -112,9 +111,7 @@ class ProductFormState(rx.State):
         ]
 
     async def _refresh(self, seller_id: int) -> None:
-        view = await run_service(
-            catalog.get_seller_product, product_id=self.editing_id, seller_id=seller_id, storage=get_storage()
-        )
+        view = await run_service(catalog.get_seller_product, product_id=self.editing_id, seller_id=seller_id)
         self._show(view)
 
     # --- loading ---------------------------------------------------------------
@@ -226,7 +223,6 @@ class ProductFormState(rx.State):
             # The relative path as the browser sent it, so folder tricks are refused, not hidden.
             name = upload.path.as_posix() if upload.path else (upload.filename or "")
             kwargs = {
-                "storage": get_storage(),
                 "product_id": self.editing_id,
                 "seller_id": user.id,
                 "filename": name,
@@ -239,11 +235,11 @@ class ProductFormState(rx.State):
                     await run_service(catalog.replace_product_file, file_id=replace_id, **kwargs)
                 else:
                     await run_service(catalog.add_product_file, **kwargs)
-            except FileTooLarge:
+            except catalog.FileTooLarge:
                 problems.append(f"{name} is larger than the {human_size(limit)} limit.")
             except DomainError as exc:
                 problems.append(str(exc))
-            except StorageError:
+            except catalog.StorageError:
                 problems.append(f"{name} could not be stored. Try again in a moment.")
         await self._refresh(user.id)
         return problems
@@ -267,7 +263,6 @@ class ProductFormState(rx.State):
             user = await _seller(self)
             await run_service(
                 catalog.set_cover_image,
-                storage=get_storage(),
                 product_id=self.editing_id,
                 seller_id=user.id,
                 stream=files[0].file,
@@ -365,7 +360,6 @@ class ProductFormState(rx.State):
             user = await _seller(self)
             await run_service(
                 catalog.remove_product_file,
-                storage=get_storage(),
                 product_id=self.editing_id,
                 seller_id=user.id,
                 file_id=int(file_id),
@@ -385,9 +379,7 @@ class ProductFormState(rx.State):
     async def _publish(self):  # type: ignore[no-untyped-def]
         try:
             user = await _seller(self)
-            await run_service(
-                catalog.publish_product, storage=get_storage(), product_id=self.editing_id, seller_id=user.id
-            )
+            await run_service(catalog.publish_product, product_id=self.editing_id, seller_id=user.id)
             await self._refresh(user.id)
         except DomainError as exc:
             self.error = str(exc)
@@ -413,9 +405,7 @@ class ProductFormState(rx.State):
         self.error, self.notice = "", ""
         try:
             user = await _seller(self)
-            await run_service(
-                catalog.delete_product, storage=get_storage(), product_id=self.editing_id, seller_id=user.id
-            )
+            await run_service(catalog.delete_product, product_id=self.editing_id, seller_id=user.id)
         except DomainError as exc:
             self.error = str(exc)
             return None

@@ -201,16 +201,16 @@ def test_the_route_does_not_announce_again(
 
 
 def test_run_service_hands_a_service_what_it_names(engine: Engine) -> None:
-    from quantoxbay.payments.client import get_stripe_client
+    from quantoxbay.payments.gateway import get_gateway
     from quantoxbay.settings import get_settings
     from quantoxbay.storage import get_storage
 
-    def service(*, session: Session, settings: Any, storage: Any, stripe_client: Any, n: int) -> tuple:
-        return session, settings, storage, stripe_client, n
+    def service(*, session: Session, settings: Any, storage: Any, gateway: Any, n: int) -> tuple:
+        return session, settings, storage, gateway, n
 
-    session, settings, storage, stripe_client, n = wiring.call(service, n=3)
+    session, settings, storage, gateway, n = wiring.call(service, n=3)
     assert isinstance(session, Session) and n == 3
-    assert (settings, storage, stripe_client) == (get_settings(), get_storage(), get_stripe_client())
+    assert (settings, storage, type(gateway)) == (get_settings(), get_storage(), type(get_gateway()))
     assert wiring.call(service, n=1, storage="mine")[2] == "mine"  # what the caller passes wins
 
     def plain(*, session: Session, n: int) -> int:

@@ -191,7 +191,7 @@ def test_unhandled_event_types_are_recorded_and_ignored(client: TestClient, app_
 
 def _race_once(engine: Engine, buyer_id: int, product_id: int) -> None:
     """Webhook path and success-page path for one session at the same instant."""
-    from quantoxbay.payments.webhooks import process_event
+    from quantoxbay.services.webhook_events import process_event
 
     cs = checkout_session(engine, buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)

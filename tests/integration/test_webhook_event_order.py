@@ -32,8 +32,8 @@ from quantoxbay.models import (
     SalesRollup,
     WebhookEvent,
 )
-from quantoxbay.payments.webhooks import process_event
 from quantoxbay.services import checkout, fulfillment
+from quantoxbay.services.webhook_events import process_event
 from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
 from tests.integration import test_stripe_local

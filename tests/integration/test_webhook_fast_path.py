@@ -24,9 +24,9 @@ from quantoxbay.models import (
     SalesRollup,
     WebhookEvent,
 )
-from quantoxbay.payments.webhooks import process_event, process_events, record_failure
 from quantoxbay.services import analytics, fulfillment
 from quantoxbay.services.analytics import slot_of
+from quantoxbay.services.webhook_events import process_event, process_events, record_failure
 from tests.factories import create_published_product, create_user
 from tests.stripe_payloads import checkout_session, event
 

@@ -11,8 +11,9 @@ import pytest
 from sqlmodel import Session, select
 
 from quantoxbay.models import AdminAction, Order, Product, Role, User, UserSession, WebhookEvent
-from quantoxbay.payments import webhooks
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts, admin
+from quantoxbay.services import webhook_events as webhooks
 from quantoxbay.services.accounts import UserPublic
 from tests import stripe_payloads
 from tests.factories import PASSWORD, create_published_product, create_user
@@ -46,7 +47,7 @@ ARGS: dict[str, Any] = {
     "reason": "spam",
     "order_id": 1,
     "amount_cents": None,
-    "stripe_client": None,
+    "gateway": None,
     "event_row_id": 1,
     "error": RuntimeError("x"),
 }
@@ -219,7 +220,7 @@ def test_refund_goes_through_the_refunds_service(db: Session, people: dict, stor
     announcements = admin.refund_order(
         session=db,
         actor=a,
-        stripe_client=client,
+        gateway=StripeGateway(client),
         order_id=order.id,
         amount_cents=400,
         reason="requested_by_customer",

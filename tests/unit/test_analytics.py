@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from quantoxbay.models import Order, OrderItem, Role
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import PermissionDenied, analytics, catalog
 from quantoxbay.services.accounts import UserPublic
 from tests.factories import create_user
@@ -330,7 +331,11 @@ def test_fulfilment_and_refunds_keep_the_dashboard_current(db: Session, storage)
     )
     assert result.order_id is not None
     refunds.refund_order(
-        session=db, stripe_client=_FakeStripe(), actor=seller, order_id=result.order_id, amount_cents=500
+        session=db,
+        gateway=StripeGateway(_FakeStripe()),
+        actor=seller,
+        order_id=result.order_id,
+        amount_cents=500,
     )
     d = analytics.seller_dashboard(session=db, seller_id=seller.id, period="today")
     assert (d.main.gross_cents, d.main.refunded_cents, d.main.net_cents) == (1200, 500, 700)

@@ -20,6 +20,7 @@ from quantoxbay.models import (
     Role,
     utcnow,
 )
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import checkout, fulfillment
 from quantoxbay.services.notifier import checkout_topic, seller_topic
 from quantoxbay.services.pricing import current_price_cents
@@ -282,7 +283,7 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # 
     client = FakeClient()
     start = checkout.start_checkout(
         session=db,
-        stripe_client=client,
+        gateway=StripeGateway(client),
         buyer_id=buyer.id,
         product_id=product.id,  # type: ignore[arg-type]
         public_url="http://shop.test",
@@ -300,7 +301,7 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # 
     # A double click inside the window reuses the key (Stripe replays the same session).
     checkout.start_checkout(
         session=db,
-        stripe_client=client,
+        gateway=StripeGateway(client),
         buyer_id=buyer.id,
         product_id=product.id,  # type: ignore[arg-type]
         public_url="http://shop.test",
@@ -324,7 +325,7 @@ def test_the_line_item_names_the_products_own_stripe_product(db: Session, sale) 
 
     def start(now: float) -> dict:
         checkout.start_checkout(
-            session=db, stripe_client=client, buyer_id=buyer.id, product_id=product.id,  # type: ignore[arg-type]
+            session=db, gateway=StripeGateway(client), buyer_id=buyer.id, product_id=product.id,  # type: ignore[arg-type]
             public_url="http://shop.test", now=now,
         )  # fmt: skip
         return client.sessions.calls[-1][0]["line_items"][0]["price_data"]
@@ -350,7 +351,7 @@ def test_the_line_item_names_the_products_own_stripe_product(db: Session, sale) 
 def test_start_checkout_refusals(db: Session, sale, storage) -> None:  # type: ignore[no-untyped-def]
     seller, buyer, product = sale
     client = FakeClient()
-    kwargs = {"session": db, "stripe_client": client, "public_url": "http://shop.test"}
+    kwargs = {"session": db, "gateway": StripeGateway(client), "public_url": "http://shop.test"}
     with pytest.raises(checkout.DomainError, match="your own product"):
         checkout.start_checkout(buyer_id=seller.id, product_id=product.id, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(checkout.NotFound):

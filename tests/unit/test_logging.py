@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from quantoxbay.logs import LINE_FORMAT, KeyValueFormatter, configure_logging
 from quantoxbay.models import Order, ProductFile, Role, utcnow
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import accounts, downloads, fulfillment, refunds
 from quantoxbay.services.accounts import AccountError
 from quantoxbay.settings import get_settings
@@ -133,7 +134,7 @@ class FakeRefunds:
 def test_a_refund_is_logged_when_requested_and_when_stripe_confirms_it(db: Session, sale, logs) -> None:  # type: ignore[no-untyped-def]
     client: Any = SimpleNamespace(v1=SimpleNamespace(refunds=FakeRefunds()))
     refund, _ = refunds.refund_order(
-        session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=300
+        session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=300
     )
     [requested] = _events(logs, "refund.requested")
     assert _facts(requested, "order_id", "refund_id", "amount_cents", "currency", "actor_id", "reason") == {
@@ -166,7 +167,11 @@ def test_a_refused_refund_is_not_logged_as_requested(db: Session, sale, logs) ->
     client: Any = SimpleNamespace(v1=SimpleNamespace(refunds=FakeRefunds()))
     with pytest.raises(refunds.RefundRefused):
         refunds.refund_order(
-            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=5000
+            session=db,
+            gateway=StripeGateway(client),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=5000,
         )
     assert _events(logs, "refund.requested") == []
 

@@ -24,7 +24,7 @@ from quantoxbay.models import (
     Role,
     SalesRollup,
 )
-from quantoxbay.payments import webhooks
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import (
     DomainError,
     NotFound,
@@ -36,6 +36,7 @@ from quantoxbay.services import (
     receipts,
     refunds,
 )
+from quantoxbay.services import webhook_events as webhooks
 from quantoxbay.services.downloads import LimitReached
 from quantoxbay.services.refunds import RefundRefused
 from tests.factories import create_published_product, create_user
@@ -47,12 +48,20 @@ SECRET = "test-secret"
 class FakeRefunds:
     """Stands in for ``client.v1.refunds``: records calls, answers like Stripe."""
 
-    def __init__(self, status: str = "succeeded", error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        status: str = "succeeded",
+        error: Exception | None = None,
+        first_errors: tuple[Exception, ...] = (),
+    ) -> None:
         self.calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.status, self.error = status, error
+        self.first_errors = list(first_errors)  # raised by the first calls, one each
 
     def create(self, params: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         self.calls.append((params, options))
+        if self.first_errors:
+            raise self.first_errors.pop(0)
         if self.error:
             raise self.error
         return {"id": f"re_test_{uuid.uuid4().hex[:12]}", "object": "refund", "status": self.status, **params}
@@ -207,7 +216,11 @@ def test_reissue_gives_a_revoked_grant_back_but_not_for_a_refunded_order(db: Ses
     downloads.reissue_access(session=db, actor=sale.seller, order_id=sale.order.id)
     _download(db, sale)
     refunds.refund_order(
-        session=db, stripe_client=fake_client(), actor=sale.seller, order_id=sale.order.id, amount_cents=None
+        session=db,
+        gateway=StripeGateway(fake_client()),
+        actor=sale.seller,
+        order_id=sale.order.id,
+        amount_cents=None,
     )
     with pytest.raises(DomainError, match="refunded"):
         downloads.reissue_access(session=db, actor=sale.seller, order_id=sale.order.id)
@@ -243,7 +256,7 @@ def test_replaced_file_keeps_access_and_notifies_buyers_once(db: Session, sale, 
 def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
     client = fake_client()
     _refund, announcements = refunds.refund_order(
-        session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=300
+        session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=300
     )
     params, options = client.v1.refunds.calls[0]
     assert params["payment_intent"] == sale.order.stripe_payment_intent_id and params["amount"] == 300
@@ -255,14 +268,22 @@ def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  
 
     with pytest.raises(RefundRefused, match=r"at most \$7.00"):
         refunds.refund_order(
-            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=701
+            session=db,
+            gateway=StripeGateway(client),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=701,
         )
     with pytest.raises(RefundRefused, match="greater than zero"):
         refunds.refund_order(
-            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=0
+            session=db,
+            gateway=StripeGateway(client),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=0,
         )
     refunds.refund_order(
-        session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=700
+        session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=700
     )
     db.refresh(sale.order)
     assert (sale.order.status, sale.order.refunded_cents) == ("refunded", 1000)
@@ -270,7 +291,11 @@ def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  
         _download(db, sale)
     with pytest.raises(RefundRefused, match="already been refunded"):
         refunds.refund_order(
-            session=db, stripe_client=client, actor=sale.seller, order_id=sale.order.id, amount_cents=None
+            session=db,
+            gateway=StripeGateway(client),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=None,
         )
     assert len(client.v1.refunds.calls) == 2  # the refusals never reached Stripe
 
@@ -279,14 +304,14 @@ def test_other_sellers_cannot_refund_but_admins_can(db: Session, sale) -> None: 
     with pytest.raises(NotFound):
         refunds.refund_order(
             session=db,
-            stripe_client=fake_client(),
+            gateway=StripeGateway(fake_client()),
             actor=create_user(db, Role.SELLER),
             order_id=sale.order.id,
             amount_cents=100,
         )
     refunds.refund_order(
         session=db,
-        stripe_client=fake_client(),
+        gateway=StripeGateway(fake_client()),
         actor=create_user(db, Role.ADMIN),
         order_id=sale.order.id,
         amount_cents=100,
@@ -300,7 +325,7 @@ def test_stripe_refusal_writes_nothing(db: Session, sale) -> None:  # type: igno
     with pytest.raises(RefundRefused, match="charged back"):
         refunds.refund_order(
             session=db,
-            stripe_client=fake_client(error=error),
+            gateway=StripeGateway(fake_client(error=error)),
             actor=sale.seller,
             order_id=sale.order.id,
             amount_cents=100,
@@ -308,6 +333,23 @@ def test_stripe_refusal_writes_nothing(db: Session, sale) -> None:  # type: igno
     db.refresh(sale.order)
     assert (sale.order.status, sale.order.refunded_cents) == ("paid", 0)
     assert refunds.refundable_cents(session=db, order_id=sale.order.id) == 1000
+
+
+def test_a_rate_limited_refund_is_retried_with_the_same_idempotency_key(
+    db: Session, sale, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Stripe answers 429 under load: the refund is asked again (after a backoff), not given up."""
+    monkeypatch.setattr("quantoxbay.payments.retry.time.sleep", lambda _seconds: None)
+    rate_limited = stripe.RateLimitError("Too many requests", http_status=429)
+    client = fake_client(first_errors=(rate_limited,))
+    refund, _announcements = refunds.refund_order(
+        session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=300
+    )
+    [(_, first), (params, again)] = client.v1.refunds.calls
+    assert params["amount"] == 300 and first["idempotency_key"] == again["idempotency_key"]
+    assert refund.stripe_refund_id and refund.status == "succeeded"
+    db.refresh(sale.order)
+    assert (sale.order.status, sale.order.refunded_cents) == ("partially_refunded", 300)
 
 
 def test_charge_refunded_event_sets_status_and_never_lowers_the_figure(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
@@ -338,7 +380,11 @@ def test_dispute_freezes_access_and_a_won_dispute_restores_it(db: Session, sale)
         _download(db, sale)
     with pytest.raises(RefundRefused, match="disputed"):
         refunds.refund_order(
-            session=db, stripe_client=fake_client(), actor=sale.seller, order_id=sale.order.id, amount_cents=1
+            session=db,
+            gateway=StripeGateway(fake_client()),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=1,
         )
     refunds.on_dispute_closed(session=db, dispute={**dispute, "status": "won"})
     db.refresh(sale.order)

@@ -17,6 +17,7 @@ import stripe
 from sqlmodel import Session, select
 
 from quantoxbay.models import Order, Product, Promotion, PromotionClaim, Role
+from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, checkout, promotions
 from quantoxbay.services.fulfillment import fulfill_checkout
 from quantoxbay.services.pricing import current_price_cents, sale_is_running
@@ -73,7 +74,7 @@ def shop(db: Session, storage):  # type: ignore[no-untyped-def]
 def _start(db: Session, ls: LocalStripe, buyer_id: int, product: Product, code: str = "", **kw):  # type: ignore[no-untyped-def]
     return checkout.start_checkout(
         session=db,
-        stripe_client=ls.client,
+        gateway=StripeGateway(ls.client),
         buyer_id=buyer_id,
         product_id=product.id,  # type: ignore[arg-type]
         public_url="http://shop.test",
@@ -92,7 +93,7 @@ def _buy(
     assert paid.status_code == 200, paid.text
     # The success page's path: retrieve the session from Stripe by id, then fulfil.
     result = checkout.confirm_checkout(
-        session=db, stripe_client=ls.client, stripe_session_id=start.session_id, buyer_id=buyer_id
+        session=db, gateway=StripeGateway(ls.client), stripe_session_id=start.session_id, buyer_id=buyer_id
     )
     assert result is not None
     order = db.get(Order, result.order_id)
@@ -108,7 +109,7 @@ def test_create_percent_code_for_one_product(db: Session, shop, local_stripe: Lo
     expires = datetime.now(UTC) + timedelta(days=3)
     made = promotions.create_promotion(
         session=db,
-        stripe_client=local_stripe.client,
+        gateway=StripeGateway(local_stripe.client),
         seller_id=seller.id,
         code="Launch20",
         percent_off=20,
@@ -161,7 +162,7 @@ def test_bad_input_is_refused_and_creates_nothing(db: Session, shop, local_strip
         DomainError, match=message.replace("(", r"\(").replace(")", r"\)").replace("$", r"\$")
     ):
         promotions.create_promotion(
-            session=db, stripe_client=local_stripe.client, seller_id=seller.id, **args
+            session=db, gateway=StripeGateway(local_stripe.client), seller_id=seller.id, **args
         )
     assert db.exec(select(Promotion)).all() == []
     assert local_stripe.client.v1.promotion_codes.list().data == []
@@ -170,7 +171,7 @@ def test_bad_input_is_refused_and_creates_nothing(db: Session, shop, local_strip
 def test_codes_are_unique_and_only_for_own_products(db: Session, shop, local_stripe, storage) -> None:  # type: ignore[no-untyped-def]
     seller, _, ebook, _ = shop
     other = create_user(db, Role.SELLER)
-    kw = {"session": db, "stripe_client": local_stripe.client, "percent_off": 10}
+    kw = {"session": db, "gateway": StripeGateway(local_stripe.client), "percent_off": 10}
     promotions.create_promotion(seller_id=seller.id, code="SPRING", **kw)
     with pytest.raises(DomainError, match="no products yet"):
         promotions.create_promotion(seller_id=other.id, code="MINE", **kw)
@@ -187,7 +188,11 @@ def test_codes_are_unique_and_only_for_own_products(db: Session, shop, local_str
 def test_code_on_the_product_page_discounts_and_the_order_records_it(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
     seller, buyer, ebook, _ = shop
     made = promotions.create_promotion(
-        session=db, stripe_client=local_stripe.client, seller_id=seller.id, code="TAKE5", amount_off_cents=500
+        session=db,
+        gateway=StripeGateway(local_stripe.client),
+        seller_id=seller.id,
+        code="TAKE5",
+        amount_off_cents=500,
     )
     order = _buy(db, local_stripe, buyer.id, ebook, code="take5")
     row = db.get(Promotion, made.id)
@@ -200,7 +205,11 @@ def test_code_on_the_product_page_discounts_and_the_order_records_it(db: Session
 def test_code_typed_on_the_hosted_page_is_recorded(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
-        session=db, stripe_client=local_stripe.client, seller_id=seller.id, code="HALF", percent_off=50
+        session=db,
+        gateway=StripeGateway(local_stripe.client),
+        seller_id=seller.id,
+        code="HALF",
+        percent_off=50,
     )
     start = _start(db, local_stripe, buyer.id, course)
     created = local_stripe.client.v1.checkout.sessions.retrieve(start.session_id)
@@ -213,14 +222,18 @@ def test_code_scope_other_products_and_other_sellers(db: Session, shop, local_st
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
         session=db,
-        stripe_client=local_stripe.client,
+        gateway=StripeGateway(local_stripe.client),
         seller_id=seller.id,
         code="EBOOK",
         percent_off=10,
         product_id=ebook.id,
     )
     promotions.create_promotion(
-        session=db, stripe_client=local_stripe.client, seller_id=seller.id, code="ALL", percent_off=10
+        session=db,
+        gateway=StripeGateway(local_stripe.client),
+        seller_id=seller.id,
+        code="ALL",
+        percent_off=10,
     )
     someone = create_user(db, Role.SELLER)
     theirs = create_published_product(db, storage, someone, title="Theirs", price_cents=3000)
@@ -242,7 +255,7 @@ def test_expired_code_is_never_honoured(db: Session, shop, local_stripe) -> None
     expires = datetime.now(UTC) + timedelta(minutes=45)
     promotions.create_promotion(
         session=db,
-        stripe_client=local_stripe.client,
+        gateway=StripeGateway(local_stripe.client),
         seller_id=seller.id,
         code="SOON",
         percent_off=30,
@@ -262,7 +275,7 @@ def test_redemption_limit(db: Session, shop, local_stripe) -> None:  # type: ign
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
         session=db,
-        stripe_client=local_stripe.client,
+        gateway=StripeGateway(local_stripe.client),
         seller_id=seller.id,
         code="ONLY1",
         percent_off=10,
@@ -281,7 +294,7 @@ def test_once_per_buyer(db: Session, shop, local_stripe) -> None:  # type: ignor
     seller, buyer, ebook, course = shop
     made = promotions.create_promotion(
         session=db,
-        stripe_client=local_stripe.client,
+        gateway=StripeGateway(local_stripe.client),
         seller_id=seller.id,
         code="WELCOME",
         percent_off=25,
@@ -312,7 +325,7 @@ def test_once_per_buyer_paid_in_another_tab_meanwhile(db: Session, shop, local_s
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
         session=db,
-        stripe_client=local_stripe.client,
+        gateway=StripeGateway(local_stripe.client),
         seller_id=seller.id,
         code="TABS",
         percent_off=25,
@@ -329,15 +342,19 @@ def test_once_per_buyer_paid_in_another_tab_meanwhile(db: Session, shop, local_s
 def test_deactivate(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
     seller, buyer, ebook, _ = shop
     made = promotions.create_promotion(
-        session=db, stripe_client=local_stripe.client, seller_id=seller.id, code="STOPME", percent_off=10
+        session=db,
+        gateway=StripeGateway(local_stripe.client),
+        seller_id=seller.id,
+        code="STOPME",
+        percent_off=10,
     )
     other = create_user(db, Role.SELLER)
     with pytest.raises(NotFound):
         promotions.deactivate_promotion(
-            session=db, stripe_client=local_stripe.client, seller_id=other.id, promotion_id=made.id
+            session=db, gateway=StripeGateway(local_stripe.client), seller_id=other.id, promotion_id=made.id
         )
     done = promotions.deactivate_promotion(
-        session=db, stripe_client=local_stripe.client, seller_id=seller.id, promotion_id=made.id
+        session=db, gateway=StripeGateway(local_stripe.client), seller_id=seller.id, promotion_id=made.id
     )
     assert done.status == "Deactivated"
     row = db.get(Promotion, made.id)
@@ -347,7 +364,11 @@ def test_deactivate(db: Session, shop, local_stripe) -> None:  # type: ignore[no
         _start(db, local_stripe, buyer.id, ebook, "STOPME")
     # The code may be reused once the old one is off.
     promotions.create_promotion(
-        session=db, stripe_client=local_stripe.client, seller_id=seller.id, code="STOPME", percent_off=15
+        session=db,
+        gateway=StripeGateway(local_stripe.client),
+        seller_id=seller.id,
+        code="STOPME",
+        percent_off=15,
     )
 
 
@@ -443,7 +464,7 @@ def test_once_per_buyer_holds_at_fulfilment(db: Session, shop, local_stripe) -> 
     same instant): the first order is made, the second is refused when fulfilled."""
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
-        session=db, stripe_client=local_stripe.client, seller_id=seller.id, code="ONCE", percent_off=25,
+        session=db, gateway=StripeGateway(local_stripe.client), seller_id=seller.id, code="ONCE", percent_off=25,
         once_per_buyer=True,
     )  # fmt: skip
     first = _start(db, local_stripe, buyer.id, course, "ONCE")
@@ -456,7 +477,10 @@ def test_once_per_buyer_holds_at_fulfilment(db: Session, shop, local_stripe) -> 
 
     def confirm(session_id: str):  # type: ignore[no-untyped-def]
         return checkout.confirm_checkout(
-            session=db, stripe_client=local_stripe.client, stripe_session_id=session_id, buyer_id=buyer.id
+            session=db,
+            gateway=StripeGateway(local_stripe.client),
+            stripe_session_id=session_id,
+            buyer_id=buyer.id,
         )
 
     made = confirm(first.session_id)
@@ -477,7 +501,10 @@ def test_a_code_minted_with_the_key_grants_nothing(db: Session, shop, local_stri
     start = _start(db, local_stripe, buyer.id, course)
     assert local_stripe.pay(start.session_id, promotion_code="FREEBIE").status_code == 200
     result = checkout.confirm_checkout(
-        session=db, stripe_client=local_stripe.client, stripe_session_id=start.session_id, buyer_id=buyer.id
+        session=db,
+        gateway=StripeGateway(local_stripe.client),
+        stripe_session_id=start.session_id,
+        buyer_id=buyer.id,
     )
     assert result is not None and result.status == "rejected" and "is not one of the shop's" in result.reason
     assert db.exec(select(Order).where(Order.stripe_session_id == start.session_id)).first() is None
@@ -495,7 +522,7 @@ def test_a_session_made_with_the_key_grants_nothing(db: Session, shop, local_str
     )  # fmt: skip
     assert local_stripe.pay(made.id).status_code == 200
     result = checkout.confirm_checkout(
-        session=db, stripe_client=local_stripe.client, stripe_session_id=made.id, buyer_id=buyer.id
+        session=db, gateway=StripeGateway(local_stripe.client), stripe_session_id=made.id, buyer_id=buyer.id
     )
     assert result is not None and (result.status, result.reason) == (
         "rejected", "checkout session not created by this shop",

@@ -52,6 +52,7 @@ from quantoxbay.services.catalog.views import (
     get_seller_profile,
     render_description,
 )
+from quantoxbay.storage import FileTooLarge, StorageError  # raised by the upload functions, for states
 
 __all__ = [
     "CATEGORIES",
@@ -61,6 +62,7 @@ __all__ = [
     "MAX_TITLE",
     "SORT_DESCENDING",
     "SORT_ORDERS",
+    "FileTooLarge",
     "ProductCard",
     "ProductDetail",
     "ProductFilePublic",
@@ -69,6 +71,7 @@ __all__ = [
     "SellerProduct",
     "SellerProfile",
     "SortOrder",
+    "StorageError",
     "Strategy",
     "add_product_file",
     "count_published",

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
+from quantoxbay.constants import CATEGORIES as CATEGORIES
 from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, User, utcnow
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.catalog.views import cover_url
@@ -21,21 +22,6 @@ MAX_TITLE = 200
 MAX_DESCRIPTION = 20_000
 MAX_TAGS = 10
 _TAG_RE = re.compile(r"[^\w -]+")
-
-#: Categories a product can be filed under ("" = uncategorised).
-CATEGORIES: dict[str, str] = {
-    "ebooks": "E-books",
-    "templates": "Templates",
-    "presets": "Presets",
-    "courses": "Courses",
-    "software": "Software & code",
-    "audio": "Audio & music",
-    "graphics": "Graphics & fonts",
-    "photos": "Photos",
-    "video": "Video",
-    "games": "Games",
-    "other": "Other",
-}
 
 
 class SellerFile(BaseModel):

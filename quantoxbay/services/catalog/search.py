@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, and_, func, literal_column, table, text, tuple_
 from sqlmodel import Session, col, select
 
+from quantoxbay.constants import SORT_ORDERS as SORT_ORDERS
 from quantoxbay.models import Product, ProductStatus, User
 from quantoxbay.services import DomainError
 from quantoxbay.services.catalog.views import ProductCard, _card
@@ -33,12 +34,6 @@ MAX_PAGE_SIZE = 100
 _SEARCH_TOKEN = re.compile(r"\w+")
 
 SortOrder = Literal["newest", "price_asc", "price_desc", "best_selling"]
-SORT_ORDERS: dict[str, str] = {
-    "newest": "Newest",
-    "price_asc": "Price: low to high",
-    "price_desc": "Price: high to low",
-    "best_selling": "Best-selling",
-}
 
 
 class ProductPage(BaseModel):

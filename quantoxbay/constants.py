@@ -1,0 +1,39 @@
+"""Plain values that services decide with and pages show (choices in a Select, labels).
+
+Here, below both, so pages need not import services (the layers: pages -> state -> services).
+"""
+
+#: Categories a product can be filed under ("" = uncategorised).
+CATEGORIES: dict[str, str] = {
+    "ebooks": "E-books",
+    "templates": "Templates",
+    "presets": "Presets",
+    "courses": "Courses",
+    "software": "Software & code",
+    "audio": "Audio & music",
+    "graphics": "Graphics & fonts",
+    "photos": "Photos",
+    "video": "Video",
+    "games": "Games",
+    "other": "Other",
+}
+
+#: Storefront sort orders (services.catalog.SortOrder) and their labels.
+SORT_ORDERS: dict[str, str] = {
+    "newest": "Newest",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+    "best_selling": "Best-selling",
+}
+
+#: The seller dashboard's periods and their labels.
+PERIODS: dict[str, str] = {
+    "today": "Today",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "90d": "Last 90 days",
+    "all": "All time",
+}
+
+#: The reasons Stripe accepts for a refund.
+REFUND_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
