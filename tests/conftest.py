@@ -1,7 +1,7 @@
 """Shared fixtures: an isolated DATA_DIR, and databases on SQLite and PostgreSQL.
 
 PostgreSQL is the one at TEST_POSTGRES_URL (127.0.0.1:5432 on our machines and
-CI's) or, on a fresh machine, a throwaway server started by tests/services.py.
+CI's) or, on a fresh machine, a throwaway server started by tests/support/servers.py.
 Each test module gets its own freshly migrated database; each test runs inside
 a transaction that is rolled back, so tests never see each other's rows.
 """
@@ -36,9 +36,10 @@ from sqlmodel import Session  # noqa: E402
 
 from quantoxbay.db import make_engine  # noqa: E402
 from quantoxbay.migrations import upgrade_to_head  # noqa: E402
-from tests import services  # noqa: E402
+from tests.support import servers  # noqa: E402
 
-BACKENDS = ["sqlite", "postgresql"]
+# Tests on PostgreSQL carry the `postgres` marker: `-m "not postgres"` keeps them out (make test-fast).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def _migrated_database(backend: str, tmp_dir: Path) -> tuple[str, object]:
@@ -46,7 +47,7 @@ def _migrated_database(backend: str, tmp_dir: Path) -> tuple[str, object]:
         url = f"sqlite:///{tmp_dir / 'test.db'}"
         drop = lambda: None  # noqa: E731  (the tmp dir goes away by itself)
     else:
-        url, drop = services.fresh_postgres_database(services.postgres_url())
+        url, drop = servers.fresh_postgres_database(servers.postgres_url())
     upgrade_to_head(url)
     return url, drop
 

@@ -12,7 +12,6 @@ import email.policy
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,7 +52,7 @@ class SmtpSink:
         from aiosmtpd.controller import Controller
 
         self.messages: list[email.message.EmailMessage] = []
-        self.port = _free_port()
+        self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
@@ -98,12 +99,6 @@ class LiveApp:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
@@ -134,7 +129,7 @@ def web_build_lock() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def live_app(web_build_lock: None) -> Iterator[LiveApp]:
-    port = _free_port()
+    port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="qb-e2e-"))
     smtp = SmtpSink()
     smtp.start()
