@@ -145,6 +145,7 @@ def _start_backend(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
     raise RuntimeError(log.read_text()[-2000:])
 
 
+@pytest.mark.slow  # a real backend in a subprocess, killed and restarted
 @pytest.mark.timeout(240)
 def test_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     from quantoxbay.migrations import upgrade_to_head

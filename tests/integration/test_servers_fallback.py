@@ -24,7 +24,8 @@ import redis
 from tests.support import servers
 from tests.support.servers import ServiceRegistry, free_port
 
-pytestmark = pytest.mark.timeout(120)
+# Servers started and stopped for real: slow, so left out of `make test-fast`.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +64,7 @@ def dead_redis_url() -> str:
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 def test_postgres_fallback_starts_throwaway_server(registry, dead_pg_url):
     assert not servers.postgres_answers(dead_pg_url)
 
@@ -98,6 +100,7 @@ def test_postgres_fallback_starts_throwaway_server(registry, dead_pg_url):
     assert not _port_open(port)
 
 
+@pytest.mark.postgres
 def test_fresh_database_on_throwaway_server(registry, dead_pg_url):
     base = registry.postgres_url(dead_pg_url)
     url, drop = servers.fresh_postgres_database(base)
@@ -117,6 +120,7 @@ def test_fresh_database_on_throwaway_server(registry, dead_pg_url):
     assert row is None
 
 
+@pytest.mark.postgres
 def test_fresh_database_accepts_plain_postgresql_scheme(registry, dead_pg_url):
     base = registry.postgres_url(dead_pg_url).replace("postgresql+psycopg://", "postgresql://")
     url, drop = servers.fresh_postgres_database(base)
@@ -128,6 +132,7 @@ def test_fresh_database_accepts_plain_postgresql_scheme(registry, dead_pg_url):
         drop()
 
 
+@pytest.mark.postgres
 def test_configured_postgres_is_used_when_it_answers(registry, dead_pg_url):
     # Make sure *some* server answers (a throwaway one if this machine has
     # none), then check a fresh registry hands that URL back unchanged.
@@ -140,6 +145,7 @@ def test_configured_postgres_is_used_when_it_answers(registry, dead_pg_url):
         answering.close()
 
 
+@pytest.mark.postgres
 def test_module_level_postgres_url_answers():
     # Whatever the environment: the default registry returns a usable URL,
     # and the configured one if it answers.
@@ -241,6 +247,7 @@ def test_redis_missing_binary_raises_clear_error(registry, dead_redis_url, monke
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 def test_servers_stopped_at_process_exit(tmp_path):
     """A child process that falls back gets its servers stopped by atexit."""
     code = textwrap.dedent(
