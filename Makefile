@@ -17,7 +17,7 @@ export REFLEX_USE_SYSTEM_BUN := 1
 export REFLEX_TELEMETRY_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run run-prod dev test lint bench migrate seed clean chromium services
+.PHONY: setup run run-prod dev test test-fast lint bench migrate seed clean chromium services
 
 # Reinstalls only when requirements.txt changes (a second `make run` takes seconds).
 $(VENV)/.installed: requirements.txt
@@ -73,6 +73,11 @@ lint: setup
 
 test: setup chromium services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: unit and integration tests on SQLite only. Leaves out the `postgres` and `slow`
+# markers (PostgreSQL; servers or the real app started in subprocesses), browser tests, apt and lint.
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit tests/integration -m "not postgres and not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,14 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.support.servers import free_port  # noqa: E402  (re-exported for the benchmarks)
+
 PYTHON = sys.executable
 WEBHOOK_SECRET = "whsec_bench_" + "0" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load_note() -> str:
@@ -57,7 +52,7 @@ def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
         upgrade_to_head(url)
         yield url
         return
-    from tests.services import fresh_postgres_database, postgres_url
+    from tests.support.servers import fresh_postgres_database, postgres_url
 
     url, drop = fresh_postgres_database(postgres_url())
     try:

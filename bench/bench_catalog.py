@@ -208,9 +208,9 @@ def main() -> int:
             print(f"built SQLite data in {time.perf_counter() - start:.1f}s")
             ok &= run(url, args.products, "SQLite", args.repeat, args.strategy)
     if args.backend in ("postgresql", "both"):
-        from tests import services
+        from tests.support import servers
 
-        url, drop = services.fresh_postgres_database(services.postgres_url())
+        url, drop = servers.fresh_postgres_database(servers.postgres_url())
         try:
             start = time.perf_counter()
             build(url, args.products)

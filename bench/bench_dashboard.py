@@ -366,9 +366,9 @@ def main() -> int:
             print(f"built SQLite data in {time.perf_counter() - start:.1f}s")
             ok &= run(url, args.orders, "SQLite", args.samples)
     if args.backend in ("postgresql", "both"):
-        from tests import services
+        from tests.support import servers
 
-        url, drop = services.fresh_postgres_database(services.postgres_url())
+        url, drop = servers.fresh_postgres_database(servers.postgres_url())
         try:
             start = time.perf_counter()
             ok &= build_postgres(url, args.orders)

@@ -3,7 +3,7 @@
 #
 # For each service: if something answers on the configured URL
 # (TEST_POSTGRES_URL / TEST_REDIS_URL), do nothing.  Otherwise, if the server
-# binaries are missing, install Debian's packages so that tests/services.py
+# binaries are missing, install Debian's packages so that tests/support/servers.py
 # can start a throwaway server itself.  Binaries only: no system service is
 # started (a temporary policy-rc.d blocks the packages' postinst from doing so).
 #

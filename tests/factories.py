@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import uuid
+from unittest import mock
 
 from sqlmodel import Session
 
 from quantoxbay.models import Product, Role
 from quantoxbay.services import accounts, catalog
 from quantoxbay.services.accounts import UserPublic
+from quantoxbay.settings import get_settings
 from quantoxbay.storage import Storage
 
 PASSWORD = "correct-horse-battery"
@@ -19,10 +22,28 @@ def random_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 
 
-def create_user(db: Session, role: Role = Role.BUYER, email: str | None = None) -> UserPublic:
-    return accounts.create_user(
-        session=db, email=email or random_email(role.value), password=PASSWORD, role=role
-    )
+_app_hash_password = accounts.hash_password
+
+
+@functools.cache
+def _password_hash(password: str, rounds: int) -> str:  # rounds: a changed cost gets its own hash
+    return _app_hash_password(password)
+
+
+def _reused_hash(password: str) -> str:
+    return _password_hash(password, get_settings().bcrypt_rounds)
+
+
+def create_user(
+    db: Session, role: Role = Role.BUYER, email: str | None = None, password: str = PASSWORD
+) -> UserPublic:
+    """A user made by the app's own ``accounts.create_user``. The bcrypt hash (the app's, cost 12)
+    is computed once per distinct password per test session and reused: hashing costs a third of a
+    second of CPU, and a test that checks the hashing itself calls ``accounts`` directly."""
+    with mock.patch.object(accounts, "hash_password", _reused_hash):
+        return accounts.create_user(
+            session=db, email=email or random_email(role.value), password=password, role=role
+        )
 
 
 def create_published_product(

@@ -12,7 +12,6 @@ import email.policy
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -52,7 +53,7 @@ class SmtpSink:
         from aiosmtpd.controller import Controller
 
         self.messages: list[email.message.EmailMessage] = []
-        self.port = _free_port()
+        self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
@@ -99,12 +100,6 @@ class LiveApp:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
@@ -135,7 +130,7 @@ def web_build_lock() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def live_app(web_build_lock: None) -> Iterator[LiveApp]:
-    port = _free_port()
+    port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="qb-e2e-"))
     smtp = SmtpSink()
     smtp.start()

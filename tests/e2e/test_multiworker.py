@@ -21,8 +21,9 @@ import pytest
 from playwright.sync_api import expect
 
 from quantoxbay.settings import new_stripe_local_key
-from tests import services
-from tests.e2e.conftest import ROOT, _free_port, _wait_for
+from tests.e2e.conftest import ROOT, _wait_for
+from tests.support import servers
+from tests.support.servers import free_port
 
 PASSWORD = "multiworker-pass-1"
 
@@ -71,12 +72,12 @@ def two_backends(web_build_lock: None) -> Iterator[dict]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    moto_port = _free_port()
+    moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
     moto.start()
-    pg_url, drop_db = services.fresh_postgres_database(services.postgres_url())
-    redis = services.redis_url().rsplit("/", 1)[0] + "/11"
-    port_a, port_b = _free_port(), _free_port()
+    pg_url, drop_db = servers.fresh_postgres_database(servers.postgres_url())
+    redis = servers.redis_url().rsplit("/", 1)[0] + "/11"
+    port_a, port_b = free_port(), free_port()
     base = {
         **os.environ,
         "DATABASE_URL": pg_url,
@@ -169,6 +170,7 @@ def two_backends(web_build_lock: None) -> Iterator[dict]:
         drop_db()
 
 
+@pytest.mark.postgres  # both backends share one PostgreSQL database
 def test_payment_confirmed_arrives_across_workers(browser, two_backends) -> None:  # type: ignore[no-untyped-def]
     a = two_backends["a"]
     context = browser.new_context(base_url=a)

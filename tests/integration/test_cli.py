@@ -18,6 +18,9 @@ from quantoxbay.services.demo import DEMO_PASSWORD, DEMO_USERS
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK_HOST = "0.0.0.0"  # noqa: S104  (what HOST=0.0.0.0 make run passes)
 
+# Every test starts the real app in subprocesses: slow, so left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def cli(tmp_path: Path):  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
 from tests.stripe_keys import bearer, stripe_local_key
 from tests.stripe_payloads import checkout_session, event, signed
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "/api/stripe/webhook"
@@ -113,12 +113,6 @@ def test_database_unavailable_answers_5xx_then_redelivery_succeeds(
 # --- SIGKILL in the middle of a burst --------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_backend(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     with log.open("a") as out:
         proc = subprocess.Popen(
@@ -151,12 +145,13 @@ def _start_backend(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
     raise RuntimeError(log.read_text()[-2000:])
 
 
+@pytest.mark.slow  # a real backend in a subprocess, killed and restarted
 @pytest.mark.timeout(240)
 def test_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     from quantoxbay.migrations import upgrade_to_head
     from quantoxbay.storage.local import LocalStorage
 
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     env = {
         **os.environ,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import os
-import socket
 import stat
 import threading
 import time
@@ -25,12 +24,7 @@ from quantoxbay.services.mail import FileMailer, SmtpMailer, make_mailer
 from quantoxbay.storage import get_storage
 from tests.factories import create_published_product, create_user
 from tests.stripe_payloads import checkout_session
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.servers import free_port
 
 
 class Sink:
@@ -45,7 +39,7 @@ class Sink:
 
 @pytest.fixture
 def smtp() -> Iterator[Sink]:
-    sink = Sink(_free_port())
+    sink = Sink(free_port())
     sink.controller.start()
     yield sink
     sink.controller.stop()
@@ -113,7 +107,7 @@ def test_concurrent_drains_send_each_receipt_once(engine: Engine, smtp: Sink) ->
 
 def test_smtp_failure_is_retried_later(engine: Engine) -> None:
     order_id, buyer_email = _paid_order(engine)
-    port = _free_port()  # nothing listens here yet
+    port = free_port()  # nothing listens here yet
     mailer = SmtpMailer(f"smtp://127.0.0.1:{port}")
     result = _drain(engine, mailer)
     assert result.failed >= 1

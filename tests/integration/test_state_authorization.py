@@ -51,6 +51,7 @@ from quantoxbay.state import seller_orders as seller_orders_state
 from quantoxbay.state import seller_products as seller_products_state
 from quantoxbay.state.guards import guard_roles
 from quantoxbay.state.session import SessionState
+from tests.factories import create_user
 
 GUARDED: list[type[rx.State]] = [dashboard_state.DashboardState, admin_state.AdminState]
 #: The other seller-only pages, with the guard call each handler must reach (source check), or
@@ -363,12 +364,7 @@ async def test_a_pushed_announcement_is_refused_after_the_session_ends(
 
 def _make_user(role: Role) -> UserPublic:
     with session_scope() as session:
-        return accounts.create_user(
-            session=session,
-            email=f"{role.value}-{id(object())}@example.com",
-            password="long-enough-1",
-            role=role,
-        )
+        return create_user(session, role, email=f"{role.value}-{id(object())}@example.com")
 
 
 async def test_the_seller_runs_every_dashboard_handler_on_their_own_data(

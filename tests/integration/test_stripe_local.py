@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route
 from quantoxbay.settings import new_stripe_local_key
 from quantoxbay.stripe_local import StripeLocal, StripeLocalConfig, create_stripe_local_app
 from tests.stripe_keys import bearer, stripe_local_key
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -67,12 +68,6 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

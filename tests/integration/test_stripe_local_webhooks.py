@@ -16,11 +16,11 @@ from tests.integration.test_stripe_local import (
     Receiver,
     ServerThread,
     build_app,
-    free_port,
     session_params,
     wait_for,
 )
 from tests.stripe_keys import bearer, stripe_local_key
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""tests/services.py really falls back to throwaway servers.
+"""tests/support/servers.py really falls back to throwaway servers.
 
 Every test uses its own ``ServiceRegistry`` (closed afterwards), so the
 servers the rest of the session got from ``postgres_url()``/``redis_url()``
@@ -21,18 +21,13 @@ import psycopg
 import pytest
 import redis
 
-from tests import services
-from tests.services import ServiceRegistry
+from tests.support import servers
+from tests.support.servers import ServiceRegistry, free_port
 
-pytestmark = pytest.mark.timeout(120)
+# Servers started and stopped for real: slow, so left out of `make test-fast`.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _port_open(port: int) -> bool:
@@ -56,12 +51,12 @@ def registry():
 
 @pytest.fixture
 def dead_pg_url() -> str:
-    return f"postgresql+psycopg://postgres@127.0.0.1:{_unused_port()}/test"
+    return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
 
 
 @pytest.fixture
 def dead_redis_url() -> str:
-    return f"redis://127.0.0.1:{_unused_port()}/0"
+    return f"redis://127.0.0.1:{free_port()}/0"
 
 
 # --------------------------------------------------------------------------
@@ -69,8 +64,9 @@ def dead_redis_url() -> str:
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 def test_postgres_fallback_starts_throwaway_server(registry, dead_pg_url):
-    assert not services.postgres_answers(dead_pg_url)
+    assert not servers.postgres_answers(dead_pg_url)
 
     t0 = time.monotonic()
     url = registry.postgres_url(dead_pg_url)
@@ -92,7 +88,7 @@ def test_postgres_fallback_starts_throwaway_server(registry, dead_pg_url):
 
     # once per process: asking again (even with another dead URL) reuses it
     assert registry.postgres_url(dead_pg_url) == url
-    other_dead = f"postgresql+psycopg://postgres@127.0.0.1:{_unused_port()}/test"
+    other_dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
     assert registry.postgres_url(other_dead) == url
     assert registry.servers["postgres"] is server
 
@@ -104,9 +100,10 @@ def test_postgres_fallback_starts_throwaway_server(registry, dead_pg_url):
     assert not _port_open(port)
 
 
+@pytest.mark.postgres
 def test_fresh_database_on_throwaway_server(registry, dead_pg_url):
     base = registry.postgres_url(dead_pg_url)
-    url, drop = services.fresh_postgres_database(base)
+    url, drop = servers.fresh_postgres_database(base)
     name = urlsplit(url).path.lstrip("/")
     assert url.startswith("postgresql+psycopg://")
     assert name.startswith("qb_test_") and len(name) > len("qb_test_")
@@ -123,9 +120,10 @@ def test_fresh_database_on_throwaway_server(registry, dead_pg_url):
     assert row is None
 
 
+@pytest.mark.postgres
 def test_fresh_database_accepts_plain_postgresql_scheme(registry, dead_pg_url):
     base = registry.postgres_url(dead_pg_url).replace("postgresql+psycopg://", "postgresql://")
-    url, drop = services.fresh_postgres_database(base)
+    url, drop = servers.fresh_postgres_database(base)
     try:
         assert url.startswith("postgresql+psycopg://")
         with psycopg.connect(_libpq(url)) as conn:
@@ -134,6 +132,7 @@ def test_fresh_database_accepts_plain_postgresql_scheme(registry, dead_pg_url):
         drop()
 
 
+@pytest.mark.postgres
 def test_configured_postgres_is_used_when_it_answers(registry, dead_pg_url):
     # Make sure *some* server answers (a throwaway one if this machine has
     # none), then check a fresh registry hands that URL back unchanged.
@@ -146,19 +145,20 @@ def test_configured_postgres_is_used_when_it_answers(registry, dead_pg_url):
         answering.close()
 
 
+@pytest.mark.postgres
 def test_module_level_postgres_url_answers():
     # Whatever the environment: the default registry returns a usable URL,
     # and the configured one if it answers.
-    configured = os.environ.get("TEST_POSTGRES_URL") or services.DEFAULT_POSTGRES_URL
-    url = services.postgres_url()
-    if services.postgres_answers(configured):
+    configured = os.environ.get("TEST_POSTGRES_URL") or servers.DEFAULT_POSTGRES_URL
+    url = servers.postgres_url()
+    if servers.postgres_answers(configured):
         assert url == configured
     with psycopg.connect(_libpq(url), connect_timeout=5) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_postgres_missing_binary_raises_clear_error(registry, dead_pg_url, monkeypatch, tmp_path):
-    monkeypatch.setattr(services, "PG_BIN_GLOB", str(tmp_path / "nothing" / "*" / "bin"))
+    monkeypatch.setattr(servers, "PG_BIN_GLOB", str(tmp_path / "nothing" / "*" / "bin"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match="initdb"):
         registry.postgres_url(dead_pg_url)
@@ -170,7 +170,7 @@ def test_postgres_missing_binary_raises_clear_error(registry, dead_pg_url, monke
 
 
 def test_redis_fallback_starts_throwaway_server(registry, dead_redis_url):
-    assert not services.redis_answers(dead_redis_url)
+    assert not servers.redis_answers(dead_redis_url)
 
     t0 = time.monotonic()
     url = registry.redis_url(dead_redis_url)
@@ -202,7 +202,7 @@ def test_redis_fallback_starts_throwaway_server(registry, dead_redis_url):
 
 
 def test_redis_fallback_keeps_db_index(registry):
-    url = registry.redis_url(f"redis://127.0.0.1:{_unused_port()}/3")
+    url = registry.redis_url(f"redis://127.0.0.1:{free_port()}/3")
     assert urlsplit(url).path == "/3"
     client = redis.Redis.from_url(url)
     try:
@@ -224,9 +224,9 @@ def test_configured_redis_is_used_when_it_answers(registry, dead_redis_url):
 
 
 def test_module_level_redis_url_answers():
-    configured = os.environ.get("TEST_REDIS_URL") or services.DEFAULT_REDIS_URL
-    url = services.redis_url()
-    if services.redis_answers(configured):
+    configured = os.environ.get("TEST_REDIS_URL") or servers.DEFAULT_REDIS_URL
+    url = servers.redis_url()
+    if servers.redis_answers(configured):
         assert url == configured
     client = redis.Redis.from_url(url, socket_connect_timeout=5)
     try:
@@ -237,7 +237,7 @@ def test_module_level_redis_url_answers():
 
 def test_redis_missing_binary_raises_clear_error(registry, dead_redis_url, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(services, "REDIS_SERVER_CANDIDATES", ())
+    monkeypatch.setattr(servers, "REDIS_SERVER_CANDIDATES", ())
     with pytest.raises(RuntimeError, match="redis-server"):
         registry.redis_url(dead_redis_url)
 
@@ -247,13 +247,14 @@ def test_redis_missing_binary_raises_clear_error(registry, dead_redis_url, monke
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 def test_servers_stopped_at_process_exit(tmp_path):
     """A child process that falls back gets its servers stopped by atexit."""
     code = textwrap.dedent(
         f"""
-        from tests.services import postgres_url, redis_url
-        print(postgres_url("postgresql+psycopg://postgres@127.0.0.1:{_unused_port()}/test"))
-        print(redis_url("redis://127.0.0.1:{_unused_port()}/0"))
+        from tests.support.servers import postgres_url, redis_url
+        print(postgres_url("postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"))
+        print(redis_url("redis://127.0.0.1:{free_port()}/0"))
         """
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -9,6 +9,7 @@ Plain functions, no pytest fixtures (conftest.py builds on these):
   naming the missing binary (run ``scripts/ensure_services.sh`` first).
 * ``fresh_postgres_database(base_url)`` creates ``qb_test_<hex>`` on that
   server and returns its SQLAlchemy URL plus a drop function.
+* ``free_port()`` is the one way tests and benchmarks pick a local port.
 
 State lives in a ``ServiceRegistry``; the module-level functions use a
 process-wide default one.  Tests that need isolation create their own
@@ -56,6 +57,7 @@ __all__ = [
     "DEFAULT_REDIS_URL",
     "ServiceRegistry",
     "ThrowawayServer",
+    "free_port",
     "fresh_postgres_database",
     "postgres_answers",
     "postgres_url",
@@ -153,7 +155,11 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it).
+
+    Someone else may take it before the caller binds it: servers started on it retry
+    with another port, and a URL built on it is a "nothing answers here" address."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -367,7 +373,7 @@ def start_postgres() -> ThrowawayServer:
 
         last_error = ""
         for _attempt in range(5):  # retry if someone grabs the port first
-            port = _free_port()
+            port = free_port()
             logpath = workdir / f"postgres-{port}.log"
             with open(logpath, "wb") as log:
                 proc = subprocess.Popen(
@@ -465,7 +471,7 @@ def start_redis(db: int = 0) -> ThrowawayServer:
     try:
         last_error = ""
         for _attempt in range(5):
-            port = _free_port()
+            port = free_port()
             logpath = workdir / f"redis-{port}.log"
             with open(logpath, "wb") as log:
                 proc = subprocess.Popen(
