@@ -33,6 +33,7 @@ from quantoxbay.services import (
     downloads,
     fulfillment,
     library,
+    notifier,
     receipts,
     refunds,
 )
@@ -558,3 +559,16 @@ def test_an_event_for_a_payment_not_ours_stays_kept(db: Session, sale) -> None: 
     _deliver(db, _refunded("pi_not_ours", 1000))
     assert _kept(db, "pi_not_ours") == ["kept"]
     assert _end_state(db, sale.order.id) == ("paid", 0, (False,))
+
+
+@pytest.mark.parametrize("path", ["one", "batch"])
+def test_a_kept_refund_applied_at_fulfilment_is_announced_after_the_commit(
+    db: Session, unsold, path: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The kept event's handler runs on a savepoint session; its announcement must reach the
+    caller's session, which publishes after its commit (live pages see the refund)."""
+    _deliver(db, _refunded(unsold.pi, 1000))
+    before = len(notifier.queued(db))
+    _fulfil(db, unsold.cs, path)
+    kinds = [a.kind for a in notifier.queued(db)[before:]]
+    assert "order.paid" in kinds and "order.refunded" in kinds
