@@ -1,8 +1,8 @@
 """Seller product management: the list, the new-product form and the edit page.
 
-Every handler that touches data carries ``@seller_only``-style guards (state.guards): the user
-is re-checked on the server, before the body (and before any upload is read), and the service
-checks that the product is theirs; nothing the browser says about who it is is trusted.
+Every handler that touches data carries ``@requires(Role.SELLER, refuse=...)`` (state.guards): the
+user is re-checked on the server before the body runs (so before any upload is read), and the
+service checks that the product is theirs; nothing the browser says about who it is is trusted.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ CURRENCIES = sorted(SUPPORTED_CURRENCIES)
 NO_CATEGORY = "none"  # a Select cannot hold "", so this stands for "no category"
 
 
-# What each handler answers a refused user (or, for shows_errors, a DomainError) with: the same
-# fields cleared and the same message, in the same place, as before the guard was a decorator.
+# What a handler answers a refused user (or, under shows_errors, a DomainError) with: the page's
+# fields cleared and the message shown where that page shows its own errors.
 
 
 def _refuse_list(state: SellerProductsState, exc: DomainError) -> Any:
