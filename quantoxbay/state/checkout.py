@@ -20,8 +20,10 @@ from quantoxbay.services import (
     notifier,
     receipts,
 )
+from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.downloads import download_url
 from quantoxbay.settings import get_settings
+from quantoxbay.state.guards import logged_in, requires, shows_errors
 from quantoxbay.state.session import SessionState, run_service
 
 
@@ -185,6 +187,15 @@ class CheckoutSuccessState(rx.State):
         await self._refresh()
 
 
+def _empty_library(state: LibraryState, _exc: DomainError) -> None:
+    """A logged-out tab (the page guard already sent the visitor to log in): nothing to show."""
+    state.entries, state.loaded = [], False
+
+
+#: The library's own guard: any logged-in user (any role may buy); a refusal empties the page.
+_buyer_page = requires(refuse=_empty_library)
+
+
 class LibraryState(rx.State):
     """`/library`: every purchase, newest first, a page at a time; fresh signed links on each load."""
 
@@ -194,11 +205,7 @@ class LibraryState(rx.State):
     has_next: bool = False
     notice: str = ""
 
-    async def _load(self) -> None:
-        user = await (await self.get_state(SessionState)).current_user()
-        if user is None:
-            self.entries, self.loaded = [], False
-            return
+    async def _load(self, user: UserPublic) -> None:
         result = await run_service(library.library_page, buyer_id=user.id, page=self.page)
         self.has_next = result.has_next
         self.entries = [
@@ -220,7 +227,8 @@ class LibraryState(rx.State):
         self.loaded = True
 
     @rx.event
-    async def load(self) -> None:
+    @_buyer_page
+    async def load(self, user: UserPublic) -> None:
         raw = str(self.router.page.params.get("page", "1"))
         self.page = int(raw) - 1 if raw.isdigit() and int(raw) > 0 else 0
         self.notice = (
@@ -228,36 +236,37 @@ class LibraryState(rx.State):
             if self.router.page.params.get("expired")
             else ""
         )
-        await self._load()
-        user = await (await self.get_state(SessionState)).current_user()
-        if user is not None:
-            await run_service(
-                live.subscribe,
-                topic=notifier.buyer_topic(user.id),
-                client_token=self.router.session.client_token,
-                state_name=self.get_full_name(),
-            )
+        await self._load(user)
+        await run_service(
+            live.subscribe,
+            topic=notifier.buyer_topic(user.id),
+            client_token=self.router.session.client_token,
+            state_name=self.get_full_name(),
+        )
 
     @rx.event
-    async def next_page(self) -> None:
+    @_buyer_page
+    async def next_page(self, user: UserPublic) -> None:
         if self.has_next:
             self.page += 1
-            await self._load()
+            await self._load(user)
 
     @rx.event
-    async def previous_page(self) -> None:
+    @_buyer_page
+    async def previous_page(self, user: UserPublic) -> None:
         if self.page > 0:
             self.page -= 1
-            await self._load()
+            await self._load(user)
 
     @rx.event
-    async def resend_receipt(self, order_id: int):  # type: ignore[no-untyped-def]
-        try:
-            user = await (await self.get_state(SessionState)).require_user()
-            await run_service(receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id))
-        except DomainError as exc:
-            return rx.toast.error(str(exc))
+    @logged_in
+    @shows_errors()
+    async def resend_receipt(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+        await run_service(receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id))
         return rx.toast.success("Your receipt is on its way.")
 
-    async def on_announcement(self, kind: str, data: dict) -> None:
-        await self._load()
+    @_buyer_page
+    async def on_announcement(self, kind: str, data: dict, user: UserPublic) -> None:
+        """Called by the live pusher when one of this buyer's orders changes (guarded like the rest:
+        Reflex makes it an event handler the browser could call too)."""
+        await self._load(user)

@@ -1,12 +1,14 @@
 """Seller product management: the list, the new-product form and the edit page.
 
-Every handler re-checks on the server that the user is a seller (and the service checks
-that the product is theirs); nothing the browser says about who it is is trusted.
+Every handler that touches data carries ``@requires(Role.SELLER, refuse=...)`` (state.guards): the
+user is re-checked on the server before the body runs (so before any upload is read), and the
+service checks that the product is theirs; nothing the browser says about who it is is trusted.
 """
 
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import reflex as rx
 
@@ -17,16 +19,46 @@ from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import SUPPORTED_CURRENCIES, format_money, parse_price
 from quantoxbay.settings import get_settings
 from quantoxbay.state.catalog import human_size
-from quantoxbay.state.session import SessionState, run_service
+from quantoxbay.state.guards import requires, shows_errors
+from quantoxbay.state.session import run_service
 
 CURRENCIES = sorted(SUPPORTED_CURRENCIES)
 NO_CATEGORY = "none"  # a Select cannot hold "", so this stands for "no category"
 
 
-async def _seller(state: rx.State) -> UserPublic:
-    """The logged-in seller; DomainError (PermissionDenied) otherwise."""
-    session_state = await state.get_state(SessionState)
-    return await session_state.require_user(Role.SELLER)
+# What a handler answers a refused user (or, under shows_errors, a DomainError) with: the page's
+# fields cleared and the message shown where that page shows its own errors.
+
+
+def _refuse_list(state: SellerProductsState, exc: DomainError) -> Any:
+    state.products, state.loaded = [], False
+    return rx.toast.error(str(exc))
+
+
+def _refuse_new(state: ProductFormState, exc: DomainError) -> Any:
+    state._reset_form()
+    return rx.toast.error(str(exc))
+
+
+def _refuse_edit(state: ProductFormState, _exc: DomainError) -> Any:
+    state._reset_form()
+    state.loaded = False
+    return [rx.redirect(routes.SELLER_PRODUCTS), rx.toast.error("That product is not one of yours.")]
+
+
+def _form_error(state: ProductFormState, exc: DomainError) -> None:
+    """The form's own error line (the notice cleared, as each handler does first)."""
+    state.error, state.notice = str(exc), ""
+
+
+def _form_error_clearing(upload_id: str, prefix: str = "") -> Any:
+    """For an upload handler: the error line, and the browser's chosen files cleared."""
+
+    def answer(state: ProductFormState, exc: DomainError) -> Any:
+        state.error, state.notice, state.busy = f"{prefix}{exc}", "", False
+        return [rx.clear_selected_files(upload_id)]
+
+    return answer
 
 
 class SellerProductsState(rx.State):
@@ -36,12 +68,8 @@ class SellerProductsState(rx.State):
     loaded: bool = False
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
-        try:
-            user = await _seller(self)
-        except DomainError as exc:
-            self.products, self.loaded = [], False
-            return rx.toast.error(str(exc))
+    @requires(Role.SELLER, refuse=_refuse_list)
+    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
         rows = await run_service(catalog.list_seller_products, seller_id=user.id)
         self.products = [
             {
@@ -117,21 +145,18 @@ class ProductFormState(rx.State):
     # --- loading ---------------------------------------------------------------
 
     @rx.event
+    @requires(Role.SELLER, refuse=_refuse_new)
     async def load_new(self):  # type: ignore[no-untyped-def]
         self._reset_form()
-        try:
-            await _seller(self)
-        except DomainError as exc:
-            return rx.toast.error(str(exc))
         self.loaded = True
         return None
 
     @rx.event
-    async def load_edit(self):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_refuse_edit)
+    async def load_edit(self, user: UserPublic):  # type: ignore[no-untyped-def]
         self._reset_form()
         self.loaded = False
         try:
-            user = await _seller(self)
             self.editing_id = int(self.router.page.params.get("product_id", ""))
             await self._refresh(user.id)
         except (DomainError, ValueError):
@@ -194,14 +219,14 @@ class ProductFormState(rx.State):
         }
 
     @rx.event
-    async def save_details(self) -> None:
+    @requires(Role.SELLER, refuse=_form_error)
+    async def save_details(self, user: UserPublic) -> None:
         """Create the draft (new form) or save the changes (edit page)."""
         self.error, self.notice = "", ""
-        await self._save_details()
+        await self._save_details(user)
 
-    async def _save_details(self) -> None:
+    async def _save_details(self, user: UserPublic) -> None:
         try:
-            user = await _seller(self)
             if self.editing_id:
                 await run_service(
                     catalog.update_product, product_id=self.editing_id, seller_id=user.id, **self._fields()
@@ -214,9 +239,10 @@ class ProductFormState(rx.State):
         except DomainError as exc:
             self.error = str(exc)
 
-    async def _store_files(self, files: list[rx.UploadFile], replace_id: int | None = None) -> list[str]:
+    async def _store_files(
+        self, user: UserPublic, files: list[rx.UploadFile], replace_id: int | None = None
+    ) -> list[str]:
         """Stream each upload into storage; returns a message per refused file."""
-        user = await _seller(self)
         problems: list[str] = []
         limit = get_settings().max_upload_bytes
         for upload in files:
@@ -244,10 +270,10 @@ class ProductFormState(rx.State):
         await self._refresh(user.id)
         return problems
 
-    async def _add_files(self, files: list[rx.UploadFile]) -> None:
+    async def _add_files(self, user: UserPublic, files: list[rx.UploadFile]) -> None:
         self.busy = True
         try:
-            problems = await self._store_files(files)
+            problems = await self._store_files(user, files)
         except DomainError as exc:
             problems = [str(exc)]
         self.busy = False
@@ -256,11 +282,10 @@ class ProductFormState(rx.State):
         if problems:
             self.error = " ".join([self.error, *problems]).strip()
 
-    async def _set_cover(self, files: list[rx.UploadFile]) -> None:
+    async def _set_cover(self, user: UserPublic, files: list[rx.UploadFile]) -> None:
         if not files:
             return
         try:
-            user = await _seller(self)
             await run_service(
                 catalog.set_cover_image,
                 product_id=self.editing_id,
@@ -276,58 +301,63 @@ class ProductFormState(rx.State):
     # arrives first saves the details, whichever arrives last publishes.
     _publish_parts: list[str] = []
 
-    async def _publish_part(self, part: str, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    async def _publish_part(self, user: UserPublic, part: str, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
         if not self._publish_parts or part in self._publish_parts:
             self._publish_parts = []
             self.error, self.notice = "", ""
-            await self._save_details()
+            await self._save_details(user)
         self._publish_parts = [*self._publish_parts, part]
         if self.editing_id and not self.error:
-            await (self._add_files(files) if part == "files" else self._set_cover(files))
+            await (self._add_files(user, files) if part == "files" else self._set_cover(user, files))
         if len(self._publish_parts) < 2:
             return None
         self._publish_parts = []
         if self.error or not self.editing_id:
             return None
-        return await self._publish()
+        return await self._publish(user)
 
     @rx.event
-    async def publish_files(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error_clearing("files"))
+    async def publish_files(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
         """Upload handler of the new form's "Files" (one half of "Publish")."""
-        events = await self._publish_part("files", files)
+        events = await self._publish_part(user, "files", files)
         return [rx.clear_selected_files("files"), *(events or [])]
 
     @rx.event
-    async def publish_cover(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error_clearing("cover"))
+    async def publish_cover(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
         """Upload handler of the new form's "Cover image" (the other half of "Publish")."""
-        events = await self._publish_part("cover", files)
+        events = await self._publish_part(user, "cover", files)
         return [rx.clear_selected_files("cover"), *(events or [])]
 
     @rx.event
-    async def receive_files(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error_clearing("files"))
+    async def receive_files(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
         """Edit page: add files to the product."""
         self.error, self.notice = "", ""
         if self.editing_id:
-            await self._add_files(files)
+            await self._add_files(user, files)
         return rx.clear_selected_files("files")
 
     @rx.event
-    async def receive_cover(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error_clearing("cover", prefix="Cover image: "))
+    async def receive_cover(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
         """Edit page: replace the cover image (the first image counts)."""
         self.error, self.notice = "", ""
         if self.editing_id:
-            await self._set_cover(files)
+            await self._set_cover(user, files)
         return rx.clear_selected_files("cover")
 
     @rx.event
-    async def replace_file(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error_clearing("replace"))
+    async def replace_file(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
         """Upload a new version of the chosen file (buyers keep access and get the new version)."""
         self.error, self.notice = "", ""
         if not files or not self.replace_file_id:
             self.error = "Choose the file to replace and the new version."
             return None
         try:
-            problems = await self._store_files(files[:1], replace_id=int(self.replace_file_id))
+            problems = await self._store_files(user, files[:1], replace_id=int(self.replace_file_id))
         except (DomainError, ValueError) as exc:
             problems = [str(exc)]
         if problems:
@@ -337,11 +367,11 @@ class ProductFormState(rx.State):
         return rx.clear_selected_files("replace")
 
     @rx.event
-    async def notify_buyers(self, file_id: int):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error)
+    async def notify_buyers(self, file_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
         """E-mail every buyer with access that this file has a new version (once per version)."""
         self.error, self.notice = "", ""
         try:
-            user = await _seller(self)
             queued = await run_service(receipts.notify_file_update, seller_id=user.id, file_id=int(file_id))
         except (DomainError, ValueError) as exc:
             self.error = str(exc)
@@ -354,10 +384,10 @@ class ProductFormState(rx.State):
             self.notice = "Every buyer has already been told about this version."
 
     @rx.event
-    async def remove_file(self, file_id: int):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error)
+    async def remove_file(self, file_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
         self.error, self.notice = "", ""
         try:
-            user = await _seller(self)
             await run_service(
                 catalog.remove_product_file,
                 product_id=self.editing_id,
@@ -371,14 +401,14 @@ class ProductFormState(rx.State):
     # --- lifecycle ---------------------------------------------------------------
 
     @rx.event
-    async def publish(self):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error)
+    async def publish(self, user: UserPublic):  # type: ignore[no-untyped-def]
         """ "Publish" on the edit page."""
         self.error, self.notice = "", ""
-        return await self._publish()
+        return await self._publish(user)
 
-    async def _publish(self):  # type: ignore[no-untyped-def]
+    async def _publish(self, user: UserPublic):  # type: ignore[no-untyped-def]
         try:
-            user = await _seller(self)
             await run_service(catalog.publish_product, product_id=self.editing_id, seller_id=user.id)
             await self._refresh(user.id)
         except DomainError as exc:
@@ -388,27 +418,21 @@ class ProductFormState(rx.State):
         return [rx.toast.success("Your product is live.")]
 
     @rx.event
-    async def unpublish(self):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error)
+    @shows_errors(_form_error)
+    async def unpublish(self, user: UserPublic):  # type: ignore[no-untyped-def]
         self.error, self.notice = "", ""
-        try:
-            user = await _seller(self)
-            await run_service(catalog.unpublish_product, product_id=self.editing_id, seller_id=user.id)
-            await self._refresh(user.id)
-        except DomainError as exc:
-            self.error = str(exc)
-            return None
+        await run_service(catalog.unpublish_product, product_id=self.editing_id, seller_id=user.id)
+        await self._refresh(user.id)
         self.notice = "Unpublished. Earlier buyers keep their downloads."
         return None
 
     @rx.event
-    async def delete(self):  # type: ignore[no-untyped-def]
+    @requires(Role.SELLER, refuse=_form_error)
+    @shows_errors(_form_error)
+    async def delete(self, user: UserPublic):  # type: ignore[no-untyped-def]
         self.error, self.notice = "", ""
-        try:
-            user = await _seller(self)
-            await run_service(catalog.delete_product, product_id=self.editing_id, seller_id=user.id)
-        except DomainError as exc:
-            self.error = str(exc)
-            return None
+        await run_service(catalog.delete_product, product_id=self.editing_id, seller_id=user.id)
         self._reset_form()
         return [rx.redirect(routes.SELLER_PRODUCTS), rx.toast.success("Product deleted.")]
 

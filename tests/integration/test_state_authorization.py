@@ -1,12 +1,9 @@
 """Every seller, admin and library event handler re-checks the user on the server.
 
-How: the dashboard, admin, seller orders and promotions pages guard every public handler with
-the one decorator (``state.guards.requires``: checked below on each handler, not by reading its
-source); a handler without it must be exempt by name, with the reason. The other pages have ONE
-guard that their handlers reach before any data: ``state.seller_products._seller``
-(SellerProductsState, ProductFormState) and, for the buyer's
-library (LibraryState: pages, download links, resend receipt), the session's own user.
-Rather than trusting that by reading code, this test enumerates the states' event handlers
+How: every seller, admin and library page guards every public handler with the one decorator
+(``state.guards.requires``: checked below on each handler, not by reading its source; the
+library's is "logged in", any role); a handler without it must be exempt by name, with the
+reason. Rather than trusting the decorator alone, this test also enumerates the states' event handlers
 (a new handler is picked up automatically; one with an argument the test does not know
 fails loudly) and calls each, on a real Reflex state tree, as a user who must not get in:
 nobody / a buyer on the seller pages, plus a seller on the admin page, and nobody on the
@@ -35,6 +32,7 @@ from typing import Any
 
 import pytest
 import reflex as rx
+from reflex.event import resolve_upload_handler_param
 from sqlalchemy.engine import Engine
 
 import quantoxbay.db
@@ -54,24 +52,26 @@ from quantoxbay.state.session import SessionState
 from tests.factories import create_user
 
 GUARDED: list[type[rx.State]] = [dashboard_state.DashboardState, admin_state.AdminState]
-#: The other seller-only pages, with the guard call each handler must reach (source check), or
-#: None when every handler carries the guard decorator.
-SELLER_ONLY: dict[type[rx.State], str | None] = {
-    seller_products_state.SellerProductsState: "_seller(self)",
-    seller_products_state.ProductFormState: "_seller(self)",
-    promotions_state.PromotionsState: None,
-    seller_orders_state.SellerOrdersState: None,
-}
-#: The pages whose every public handler carries ``state.guards.requires`` with these roles.
+#: The other seller-only pages.
+SELLER_ONLY: list[type[rx.State]] = [
+    seller_products_state.SellerProductsState,
+    seller_products_state.ProductFormState,
+    promotions_state.PromotionsState,
+    seller_orders_state.SellerOrdersState,
+]
+#: The signed-in buyer's own library; its guard is the session's user (any role may buy).
+LIBRARY: type[rx.State] = checkout_state.LibraryState
+#: The pages whose every public handler carries ``state.guards.requires`` with these roles
+#: (``()``: any logged-in user).
 DECORATED: dict[type[rx.State], tuple[Role, ...]] = {
     dashboard_state.DashboardState: (Role.SELLER,),
     admin_state.AdminState: (Role.ADMIN,),
     seller_orders_state.SellerOrdersState: (Role.SELLER, Role.ADMIN),
     promotions_state.PromotionsState: (Role.SELLER,),
+    seller_products_state.SellerProductsState: (Role.SELLER,),
+    seller_products_state.ProductFormState: (Role.SELLER,),
+    LIBRARY: (),
 }
-#: The signed-in buyer's own library; its guard is the session's user (any role may buy).
-LIBRARY: type[rx.State] = checkout_state.LibraryState
-LIBRARY_GUARDS = (".current_user()", ".require_user(")
 #: Every module whose ``run_service`` the ``calls`` fixture records.
 STATE_MODULES = (
     dashboard_state,
@@ -89,8 +89,8 @@ _ORDERS = seller_orders_state.SellerOrdersState
 
 #: Handlers that touch no data: they only change what the page shows, from what the browser
 #: already has. Exempt from answering with a refusal, NOT from the sweep: they are still
-#: called as the wrong user and must run no service and read no upload, and the source check
-#: makes sure they do not reach ``run_service`` or storage. Each entry was read and decided
+#: called as the wrong user and must run no service and read no upload, and a look at their code
+#: (and the state's private helpers they call) makes sure they do not reach ``run_service`` or storage. Each entry was read and decided
 #: on; a new handler is not exempt until someone adds it here with the reason.
 UI_ONLY: dict[type[rx.State], dict[str, str]] = {
     _P: {
@@ -479,18 +479,34 @@ def test_the_guard_hides_the_user_it_hands_in() -> None:
     assert inspect.isasyncgenfunction(cls.event_handlers["confirm_refund"].fn)  # still yields updates
 
 
-def test_guards_are_the_single_entry(tmp_path: Path) -> None:
-    """Belt and braces for the pages without the decorator: each handler's code calls its page's
-    guard (directly or through the page's own helpers), and the exempt ones reach no service or
-    storage."""
-    pages: list[tuple[type[rx.State], tuple[str, ...]]] = [(c, (g,)) for c, g in SELLER_ONLY.items() if g]
-    for page, guards in [*pages, (LIBRARY, LIBRARY_GUARDS)]:
-        for name in _handlers(page):
-            code = _reach(page, page.event_handlers[name].fn)
-            if name in UI_ONLY.get(page, {}):
-                assert "run_service" not in code and "get_storage" not in code, f"{page.__name__}.{name}"
-            else:
-                assert any(g in code for g in guards), f"{page.__name__}.{name} does not reach {guards}"
+@pytest.mark.parametrize(
+    "name", ["publish_files", "publish_cover", "receive_files", "receive_cover", "replace_file"]
+)
+def test_a_guarded_upload_handler_still_takes_the_upload(name: str) -> None:
+    """Reflex finds an upload handler's ``list[rx.UploadFile]`` parameter in its type hints and
+    passes the files by that name: the guard keeps it and hides only ``user``."""
+    handler = _P.event_handlers[name]
+    assert guard_roles(handler.fn) == (Role.SELLER,)
+    assert list(inspect.signature(handler.fn).parameters) == ["self", "files"]
+    assert resolve_upload_handler_param(handler) == ("files", list[rx.UploadFile])
+    assert "user" not in handler._get_type_hints()
+
+
+async def test_a_refused_edit_page_goes_back_to_the_list_with_a_cleared_form(
+    monkeypatch: pytest.MonkeyPatch, calls: list
+) -> None:
+    _as(monkeypatch, _user(Role.BUYER))
+    state = _state(_P)
+    state.loaded = True  # type: ignore[attr-defined]
+    answer = await _P.event_handlers["load_edit"].fn(state)
+    assert "That product is not one of yours." in repr(answer) and "/seller/products" in repr(answer)
+    assert (state.editing_id, state.title, state.loaded) == (0, "", False)  # type: ignore[attr-defined]
+    assert calls == []
+
+
+def test_the_exempt_handlers_reach_no_service() -> None:
+    """Belt and braces for the unguarded (UI_ONLY) handlers: not even a branch the sweep does not
+    take reaches a service or storage."""
     for page in DECORATED:
         for name in UI_ONLY.get(page, {}):
             code = _reach(page, page.event_handlers[name].fn)
