@@ -35,7 +35,7 @@ def _section(title: str, *children: rx.Component) -> rx.Component:
     )
 
 
-def _table(headers: list[str], rows: rx.Var, render) -> rx.Component:  # type: ignore[no-untyped-def]
+def _table(headers: list[str], rows: rx.Var, render) -> rx.Component:
     return rx.box(
         rx.table.root(
             rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),

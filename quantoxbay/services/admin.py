@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from sqlalchemy import distinct, func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.models import (
     AdminAction,
@@ -64,9 +64,7 @@ def platform_totals(*, session: Session, actor: UserPublic) -> dict[str, Any]:
     """Revenue per currency (gross, refunds, net), paid orders, active sellers (a published product)."""
     require_admin(actor)
     rows = session.exec(
-        select(  # type: ignore[call-overload]
-            Order.currency, func.count(), func.sum(Order.total_cents), func.sum(Order.refunded_cents)
-        )
+        select(Order.currency, func.count(), func.sum(Order.total_cents), func.sum(Order.refunded_cents))
         .where(Order.status.in_(COUNTED_STATUSES))  # type: ignore[attr-defined]
         .group_by(Order.currency)
     ).all()
@@ -81,7 +79,7 @@ def platform_totals(*, session: Session, actor: UserPublic) -> dict[str, Any]:
         for currency, n, gross, refunded in sorted(rows, key=lambda r: -int(r[2] or 0))
     ]
     active_sellers = session.exec(
-        select(func.count(distinct(Product.seller_id)))
+        select(func.count(distinct(col(Product.seller_id))))
         .join(User, User.id == Product.seller_id)  # type: ignore[arg-type]
         .where(Product.status == ProductStatus.PUBLISHED.value, User.disabled == False)  # noqa: E712
     ).one()

@@ -172,7 +172,7 @@ def apply_kept_events(outer: Session, payment_intent_ids: list[str | None]) -> N
             _apply(session, row.type, json.loads(row.payload), row.stripe_payment_intent_id, key)
             session.execute(
                 update(ChargeEvent)
-                .where(ChargeEvent.id == row.id)  # type: ignore[arg-type]
+                .where(ChargeEvent.id == row.id)
                 .values(status=APPLIED, applied_at=utcnow())
             )
         notifier.queue(outer, *notifier.queued(session))  # this session never commits for real

@@ -160,7 +160,7 @@ def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], s
         if outcome.outcome != rows_outcome[event["id"]]:  # a refused session: rare, one UPDATE each
             session.execute(
                 update(WebhookEvent)
-                .where(WebhookEvent.stripe_event_id == event["id"])  # type: ignore[arg-type]
+                .where(WebhookEvent.stripe_event_id == event["id"])
                 .values(outcome=outcome.outcome, reason=outcome.reason)
             )
     for index in repeats:

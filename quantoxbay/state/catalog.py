@@ -141,7 +141,7 @@ class ProductState(rx.State):
     sale_ends_at_ms: int = 0  # the running sale's end (epoch ms) for the countdown; 0: none
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
+    async def load(self):
         self.loading, self.sale_ends_at_ms = True, 0
         raw = self.router.page.params.get("product_id", "")
         try:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from quantoxbay import routes
 from quantoxbay.models import OrderStatus
@@ -25,7 +26,7 @@ from quantoxbay.settings import get_settings
 from quantoxbay.state.session import SessionState, run_service
 
 
-def _go(url: str) -> rx.event.EventSpec:
+def _go(url: str) -> EventSpec:
     """Full navigation (the hosted checkout and API routes are not Reflex pages)."""
     return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
@@ -70,7 +71,7 @@ class BuyBoxState(rx.State):
         )
 
     @rx.event
-    async def buy_now(self):  # type: ignore[no-untyped-def]
+    async def buy_now(self):
         product_id = self._product_id()
         if product_id is None:
             yield rx.toast.error("This product does not exist.")
@@ -141,7 +142,7 @@ class CheckoutSuccessState(rx.State):
             self.status = "waiting"
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
+    async def load(self):
         self.status, self.files, self.title = "waiting", [], ""
         session_state = await self.get_state(SessionState)
         user = await session_state.current_user()
@@ -251,7 +252,7 @@ class LibraryState(rx.State):
             await self._load()
 
     @rx.event
-    async def resend_receipt(self, order_id: int):  # type: ignore[no-untyped-def]
+    async def resend_receipt(self, order_id: int):
         try:
             user = await (await self.get_state(SessionState)).require_user()
             await run_service(receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, PaymentError, catalog, promotions
@@ -22,7 +23,7 @@ PERCENT, AMOUNT = "percent", "amount"
 STRIPE_DOWN = "Payments are unavailable right now. Please try again in a minute."
 
 
-def _refuse_page(state: PromotionsState, exc: DomainError) -> rx.event.EventSpec:
+def _refuse_page(state: PromotionsState, exc: DomainError) -> EventSpec:
     state.error = state.notice = state.sale_error = state.sale_notice = ""
     state.loaded = False
     return rx.toast.error(str(exc))
@@ -88,7 +89,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_page)
-    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def load(self, user: UserPublic):
         self.error = self.notice = self.sale_error = self.sale_notice = ""
         await self._refresh(user)
         return rx.call_script("new Date().getTimezoneOffset()", callback=PromotionsState.set_tz_offset)
@@ -190,7 +191,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_code)
-    async def create_code(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def create_code(self, user: UserPublic):
         self.error = self.notice = ""
         self.busy = True
         yield
@@ -234,7 +235,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_code)
-    async def deactivate(self, promotion_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def deactivate(self, promotion_id: int, user: UserPublic):
         self.error = self.notice = ""
         try:
             done = await run_service(
@@ -255,7 +256,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_sale)
-    async def schedule_sale(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def schedule_sale(self, user: UserPublic):
         self.sale_error = self.sale_notice = ""
         try:
             product_id = _whole_number(self.sale_product, "Choose a product.")
@@ -282,7 +283,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_sale)
-    async def end_sale(self, product_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def end_sale(self, product_id: int, user: UserPublic):
         self.sale_error = self.sale_notice = ""
         try:
             await run_service(promotions.end_sale, seller_id=user.id, product_id=int(product_id))

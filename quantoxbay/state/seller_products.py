@@ -36,7 +36,7 @@ class SellerProductsState(rx.State):
     loaded: bool = False
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
+    async def load(self):
         try:
             user = await _seller(self)
         except DomainError as exc:
@@ -117,7 +117,7 @@ class ProductFormState(rx.State):
     # --- loading ---------------------------------------------------------------
 
     @rx.event
-    async def load_new(self):  # type: ignore[no-untyped-def]
+    async def load_new(self):
         self._reset_form()
         try:
             await _seller(self)
@@ -127,7 +127,7 @@ class ProductFormState(rx.State):
         return None
 
     @rx.event
-    async def load_edit(self):  # type: ignore[no-untyped-def]
+    async def load_edit(self):
         self._reset_form()
         self.loaded = False
         try:
@@ -276,7 +276,7 @@ class ProductFormState(rx.State):
     # arrives first saves the details, whichever arrives last publishes.
     _publish_parts: list[str] = []
 
-    async def _publish_part(self, part: str, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    async def _publish_part(self, part: str, files: list[rx.UploadFile]):
         if not self._publish_parts or part in self._publish_parts:
             self._publish_parts = []
             self.error, self.notice = "", ""
@@ -292,19 +292,19 @@ class ProductFormState(rx.State):
         return await self._publish()
 
     @rx.event
-    async def publish_files(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    async def publish_files(self, files: list[rx.UploadFile]):
         """Upload handler of the new form's "Files" (one half of "Publish")."""
         events = await self._publish_part("files", files)
         return [rx.clear_selected_files("files"), *(events or [])]
 
     @rx.event
-    async def publish_cover(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    async def publish_cover(self, files: list[rx.UploadFile]):
         """Upload handler of the new form's "Cover image" (the other half of "Publish")."""
         events = await self._publish_part("cover", files)
         return [rx.clear_selected_files("cover"), *(events or [])]
 
     @rx.event
-    async def receive_files(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    async def receive_files(self, files: list[rx.UploadFile]):
         """Edit page: add files to the product."""
         self.error, self.notice = "", ""
         if self.editing_id:
@@ -312,7 +312,7 @@ class ProductFormState(rx.State):
         return rx.clear_selected_files("files")
 
     @rx.event
-    async def receive_cover(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    async def receive_cover(self, files: list[rx.UploadFile]):
         """Edit page: replace the cover image (the first image counts)."""
         self.error, self.notice = "", ""
         if self.editing_id:
@@ -320,7 +320,7 @@ class ProductFormState(rx.State):
         return rx.clear_selected_files("cover")
 
     @rx.event
-    async def replace_file(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    async def replace_file(self, files: list[rx.UploadFile]):
         """Upload a new version of the chosen file (buyers keep access and get the new version)."""
         self.error, self.notice = "", ""
         if not files or not self.replace_file_id:
@@ -337,7 +337,7 @@ class ProductFormState(rx.State):
         return rx.clear_selected_files("replace")
 
     @rx.event
-    async def notify_buyers(self, file_id: int):  # type: ignore[no-untyped-def]
+    async def notify_buyers(self, file_id: int):
         """E-mail every buyer with access that this file has a new version (once per version)."""
         self.error, self.notice = "", ""
         try:
@@ -354,7 +354,7 @@ class ProductFormState(rx.State):
             self.notice = "Every buyer has already been told about this version."
 
     @rx.event
-    async def remove_file(self, file_id: int):  # type: ignore[no-untyped-def]
+    async def remove_file(self, file_id: int):
         self.error, self.notice = "", ""
         try:
             user = await _seller(self)
@@ -371,12 +371,12 @@ class ProductFormState(rx.State):
     # --- lifecycle ---------------------------------------------------------------
 
     @rx.event
-    async def publish(self):  # type: ignore[no-untyped-def]
+    async def publish(self):
         """ "Publish" on the edit page."""
         self.error, self.notice = "", ""
         return await self._publish()
 
-    async def _publish(self):  # type: ignore[no-untyped-def]
+    async def _publish(self):
         try:
             user = await _seller(self)
             await run_service(catalog.publish_product, product_id=self.editing_id, seller_id=user.id)
@@ -388,7 +388,7 @@ class ProductFormState(rx.State):
         return [rx.toast.success("Your product is live.")]
 
     @rx.event
-    async def unpublish(self):  # type: ignore[no-untyped-def]
+    async def unpublish(self):
         self.error, self.notice = "", ""
         try:
             user = await _seller(self)
@@ -401,7 +401,7 @@ class ProductFormState(rx.State):
         return None
 
     @rx.event
-    async def delete(self):  # type: ignore[no-untyped-def]
+    async def delete(self):
         self.error, self.notice = "", ""
         try:
             user = await _seller(self)

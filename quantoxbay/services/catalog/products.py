@@ -167,7 +167,7 @@ def _owned_product(session: Session, product_id: int, seller_id: int) -> Product
 
 
 def _has_orders(session: Session, product_id: int) -> bool:
-    return bool(session.exec(select(exists().where(OrderItem.product_id == product_id))).one())
+    return bool(session.exec(select(exists().where(col(OrderItem.product_id) == product_id))).one())
 
 
 def publish_product(*, session: Session, storage: Storage, product_id: int, seller_id: int) -> Product:
