@@ -33,27 +33,27 @@ def _as_id(value: Any) -> int | None:
 
 
 class AdminState(rx.State):
-    loaded: bool = False
-    error: str = ""
+    loaded: rx.Field[bool] = rx.field(False)
+    error: rx.Field[str] = rx.field("")
 
-    revenue: list[dict] = []
-    total_orders: int = 0
-    active_sellers: int = 0
-    total_users: int = 0
+    revenue: rx.Field[list[dict]] = rx.field(default_factory=list)
+    total_orders: rx.Field[int] = rx.field(0)
+    active_sellers: rx.Field[int] = rx.field(0)
+    total_users: rx.Field[int] = rx.field(0)
 
-    user_query: str = ""
-    users: list[dict] = []
-    product_query: str = ""
-    products: list[dict] = []
-    order_query: str = ""
-    orders: list[dict] = []
-    order: dict = {}
-    order_items: list[dict] = []
-    order_events: list[dict] = []
-    order_refunds: list[dict] = []
-    event_query: str = ""
-    events: list[dict] = []
-    actions: list[dict] = []
+    user_query: rx.Field[str] = rx.field("")
+    users: rx.Field[list[dict]] = rx.field(default_factory=list)
+    product_query: rx.Field[str] = rx.field("")
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    order_query: rx.Field[str] = rx.field("")
+    orders: rx.Field[list[dict]] = rx.field(default_factory=list)
+    order: rx.Field[dict] = rx.field(default_factory=dict)
+    order_items: rx.Field[list[dict]] = rx.field(default_factory=list)
+    order_events: rx.Field[list[dict]] = rx.field(default_factory=list)
+    order_refunds: rx.Field[list[dict]] = rx.field(default_factory=list)
+    event_query: rx.Field[str] = rx.field("")
+    events: rx.Field[list[dict]] = rx.field(default_factory=list)
+    actions: rx.Field[list[dict]] = rx.field(default_factory=list)
 
     def _deny(self, exc: DomainError):
         self.loaded, self.error = False, str(exc)

@@ -46,10 +46,11 @@ def _file_rows(entry: library.LibraryEntry, user_id: int) -> list[dict[str, Any]
 class BuyBoxState(rx.State):
     """The product page's "Buy now" / "Download" box."""
 
-    owned: bool = False
-    busy: bool = False
-    promo_code: str = ""  # optional; checked by the server (services.promotions.check_code)
-    promo_error: str = ""
+    owned: rx.Field[bool] = rx.field(False)
+    busy: rx.Field[bool] = rx.field(False)
+    # optional; checked by the server (services.promotions.check_code)
+    promo_code: rx.Field[str] = rx.field("")
+    promo_error: rx.Field[str] = rx.field("")
 
     @rx.event
     def set_promo_code(self, value: str) -> None:
@@ -111,10 +112,11 @@ class BuyBoxState(rx.State):
 class CheckoutSuccessState(rx.State):
     """`/checkout/success?session_id=...`: waits, then flips to "Payment confirmed" by push."""
 
-    status: str = "waiting"  # waiting | paid | failed | refused (not what the shop sold) | unknown
-    title: str = ""
-    total_label: str = ""
-    files: list[dict] = []
+    # waiting | paid | failed | refused (not what the shop sold) | unknown
+    status: rx.Field[str] = rx.field("waiting")
+    title: rx.Field[str] = rx.field("")
+    total_label: rx.Field[str] = rx.field("")
+    files: rx.Field[list[dict]] = rx.field(default_factory=list)
     # Checked against the session cookie at load; a push then needs one query, not three.
     _buyer_id: int = 0
 
@@ -189,11 +191,11 @@ class CheckoutSuccessState(rx.State):
 class LibraryState(rx.State):
     """`/library`: every purchase, newest first, a page at a time; fresh signed links on each load."""
 
-    entries: list[dict] = []
-    loaded: bool = False
-    page: int = 0
-    has_next: bool = False
-    notice: str = ""
+    entries: rx.Field[list[dict]] = rx.field(default_factory=list)
+    loaded: rx.Field[bool] = rx.field(False)
+    page: rx.Field[int] = rx.field(0)
+    has_next: rx.Field[bool] = rx.field(False)
+    notice: rx.Field[str] = rx.field("")
 
     async def _load(self) -> None:
         user = await (await self.get_state(SessionState)).current_user()

@@ -43,29 +43,30 @@ def _major(cents: int) -> float:
 class DashboardState(rx.State):
     """What the dashboard shows; plain data only."""
 
-    period: str = "30d"
-    tz: str = "UTC"
-    loaded: bool = False
-    error: str = ""
+    period: rx.Field[str] = rx.field("30d")
+    tz: rx.Field[str] = rx.field("UTC")
+    loaded: rx.Field[bool] = rx.field(False)
+    error: rx.Field[str] = rx.field("")
 
-    currency: str = "usd"
-    gross: str = ""
-    refunds: str = ""
-    discounts: str = ""
-    net: str = ""
-    orders: int = 0
-    units: int = 0
-    other_currencies: list[dict] = []
-    products: list[dict] = []
-    top_products: list[dict] = []
-    series: list[dict] = []
-    product_chart: list[dict] = []
-    bucket: str = "day"
+    currency: rx.Field[str] = rx.field("usd")
+    gross: rx.Field[str] = rx.field("")
+    refunds: rx.Field[str] = rx.field("")
+    discounts: rx.Field[str] = rx.field("")
+    net: rx.Field[str] = rx.field("")
+    orders: rx.Field[int] = rx.field(0)
+    units: rx.Field[int] = rx.field(0)
+    other_currencies: rx.Field[list[dict]] = rx.field(default_factory=list)
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    top_products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    series: rx.Field[list[dict]] = rx.field(default_factory=list)
+    product_chart: rx.Field[list[dict]] = rx.field(default_factory=list)
+    bucket: rx.Field[str] = rx.field("day")
 
     # The live "toast": the last sale or refund pushed to this page.
-    toast: str = ""
-    toast_kind: str = ""  # "sale" | "refund"
-    live_updates: int = 0
+    toast: rx.Field[str] = rx.field("")
+    # "sale" | "refund"
+    toast_kind: rx.Field[str] = rx.field("")
+    live_updates: rx.Field[int] = rx.field(0)
 
     @rx.var
     def period_label(self) -> str:

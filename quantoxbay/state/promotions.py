@@ -61,31 +61,33 @@ def _whole_number(text: str, message: str) -> int | None:
 class PromotionsState(rx.State):
     """Promo codes (create, deactivate) and sales (schedule, end) of the logged-in seller."""
 
-    loaded: bool = False
-    codes: list[dict] = []
-    sales: list[dict] = []
-    products: list[dict] = []  # {"id": "12", "title": ...} for the selects
-    tz_offset: int = 0  # the browser's Date.getTimezoneOffset()
+    loaded: rx.Field[bool] = rx.field(False)
+    codes: rx.Field[list[dict]] = rx.field(default_factory=list)
+    sales: rx.Field[list[dict]] = rx.field(default_factory=list)
+    # {"id": "12", "title": ...} for the selects
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    # the browser's Date.getTimezoneOffset()
+    tz_offset: rx.Field[int] = rx.field(0)
 
     # the new-code form
-    code: str = ""
-    kind: str = PERCENT
-    amount: str = ""
-    scope: str = ALL_PRODUCTS
-    max_redemptions: str = ""
-    expires: str = ""
-    once_per_buyer: bool = False
-    error: str = ""
-    notice: str = ""
-    busy: bool = False
+    code: rx.Field[str] = rx.field("")
+    kind: rx.Field[str] = rx.field(PERCENT)
+    amount: rx.Field[str] = rx.field("")
+    scope: rx.Field[str] = rx.field(ALL_PRODUCTS)
+    max_redemptions: rx.Field[str] = rx.field("")
+    expires: rx.Field[str] = rx.field("")
+    once_per_buyer: rx.Field[bool] = rx.field(False)
+    error: rx.Field[str] = rx.field("")
+    notice: rx.Field[str] = rx.field("")
+    busy: rx.Field[bool] = rx.field(False)
 
     # the sale form
-    sale_product: str = ""
-    sale_price: str = ""
-    sale_starts: str = ""
-    sale_ends: str = ""
-    sale_error: str = ""
-    sale_notice: str = ""
+    sale_product: rx.Field[str] = rx.field("")
+    sale_price: rx.Field[str] = rx.field("")
+    sale_starts: rx.Field[str] = rx.field("")
+    sale_ends: rx.Field[str] = rx.field("")
+    sale_error: rx.Field[str] = rx.field("")
+    sale_notice: rx.Field[str] = rx.field("")
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_page)

@@ -31,16 +31,16 @@ _orders_only = requires(Role.SELLER, Role.ADMIN)
 
 
 class SellerOrdersState(rx.State):
-    orders: list[dict] = []
-    loaded: bool = False
-    page: int = 0
-    has_next: bool = False
+    orders: rx.Field[list[dict]] = rx.field(default_factory=list)
+    loaded: rx.Field[bool] = rx.field(False)
+    page: rx.Field[int] = rx.field(0)
+    has_next: rx.Field[bool] = rx.field(False)
     # The refund form of the selected order.
-    refund_order_id: int = 0
-    refund_title: str = ""
-    refund_amount: str = ""
-    refund_reason: str = "requested_by_customer"
-    busy: bool = False
+    refund_order_id: rx.Field[int] = rx.field(0)
+    refund_title: rx.Field[str] = rx.field("")
+    refund_amount: rx.Field[str] = rx.field("")
+    refund_reason: rx.Field[str] = rx.field("requested_by_customer")
+    busy: rx.Field[bool] = rx.field(False)
 
     async def _load(self, user: UserPublic) -> None:
         rows = await run_service(

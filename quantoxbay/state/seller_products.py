@@ -32,8 +32,8 @@ async def _seller(state: rx.State) -> UserPublic:
 class SellerProductsState(rx.State):
     """`/seller/products`: the seller's products with their status."""
 
-    products: list[dict] = []
-    loaded: bool = False
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    loaded: rx.Field[bool] = rx.field(False)
 
     @rx.event
     async def load(self):
@@ -61,25 +61,25 @@ class SellerProductsState(rx.State):
 class ProductFormState(rx.State):
     """The new-product form and the edit page (product_id 0 = not created yet)."""
 
-    editing_id: int = 0
-    title: str = ""
-    description: str = ""
-    price: str = "0"
-    currency: str = "usd"
-    category: str = NO_CATEGORY
-    tags: str = ""
-    pay_what_you_want: bool = False
-    status: str = ""
-    files: list[dict] = []
-    cover_url: str = ""
-    replace_file_id: str = ""
+    editing_id: rx.Field[int] = rx.field(0)
+    title: rx.Field[str] = rx.field("")
+    description: rx.Field[str] = rx.field("")
+    price: rx.Field[str] = rx.field("0")
+    currency: rx.Field[str] = rx.field("usd")
+    category: rx.Field[str] = rx.field(NO_CATEGORY)
+    tags: rx.Field[str] = rx.field("")
+    pay_what_you_want: rx.Field[bool] = rx.field(False)
+    status: rx.Field[str] = rx.field("")
+    files: rx.Field[list[dict]] = rx.field(default_factory=list)
+    cover_url: rx.Field[str] = rx.field("")
+    replace_file_id: rx.Field[str] = rx.field("")
 
-    error: str = ""
-    notice: str = ""
-    busy: bool = False
-    upload_percent: int = 0
-    upload_started: bool = False
-    loaded: bool = False
+    error: rx.Field[str] = rx.field("")
+    notice: rx.Field[str] = rx.field("")
+    busy: rx.Field[bool] = rx.field(False)
+    upload_percent: rx.Field[int] = rx.field(0)
+    upload_started: rx.Field[bool] = rx.field(False)
+    loaded: rx.Field[bool] = rx.field(False)
 
     @rx.var
     def is_published(self) -> bool:
