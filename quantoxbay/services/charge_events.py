@@ -27,7 +27,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from quantoxbay.db import insert_rows
-from quantoxbay.models import ChargeEvent, Order, utcnow
+from quantoxbay.models import ChargeEvent, ChargeEventStatus, Order, utcnow
 from quantoxbay.services import notifier, refunds
 from quantoxbay.services.notifier import Announcement
 
@@ -36,8 +36,8 @@ DISPUTE_CREATED = "charge.dispute.created"
 DISPUTE_CLOSED = "charge.dispute.closed"
 KEPT_TYPES = (REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED)
 
-KEPT = "kept"
-APPLIED = "applied"
+KEPT = ChargeEventStatus.KEPT.value
+APPLIED = ChargeEventStatus.APPLIED.value
 
 _EVENT = ChargeEvent.__table__  # type: ignore[attr-defined]
 _KEPT_FOR = sa_select(

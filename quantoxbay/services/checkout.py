@@ -32,7 +32,7 @@ SESSION_LIFETIME_SECONDS = 3600
 IDEMPOTENCY_WINDOW_SECONDS = 300
 # Stripe refuses a session that expires sooner than 30 minutes after it is created.
 MIN_SESSION_LIFETIME_SECONDS = 1800
-ACTIVE_ORDER_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
+ACTIVE_ORDER_STATUSES = OrderStatus.active()
 
 
 class AlreadyOwned(DomainError):

@@ -24,7 +24,17 @@ from sqlmodel import Session, select
 
 from quantoxbay.constants import REFUND_REASONS as REFUND_REASONS
 from quantoxbay.errors import PaymentRefused, PaymentsUnavailable
-from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Refund, Role, User, utcnow
+from quantoxbay.models import (
+    DownloadGrant,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Refund,
+    RefundStatus,
+    Role,
+    User,
+    utcnow,
+)
 from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, analytics, notifier
 from quantoxbay.services.accounts import UserPublic
@@ -34,8 +44,8 @@ from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_top
 logger = logging.getLogger(__name__)
 
 #: Refund rows that hold money: asked for, in flight, or done.
-HOLDING_STATUSES = ("requested", "pending", "succeeded")
-REFUNDABLE_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
+HOLDING_STATUSES = (RefundStatus.REQUESTED.value, RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value)
+REFUNDABLE_STATUSES = OrderStatus.active()
 
 
 class RefundRefused(DomainError):
