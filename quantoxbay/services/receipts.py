@@ -30,7 +30,17 @@ from sqlmodel import Session, select
 
 from quantoxbay import routes
 from quantoxbay.db import Lookup, insert_rows
-from quantoxbay.models import DownloadGrant, MailOutbox, Order, OrderItem, Product, ProductFile, User, utcnow
+from quantoxbay.models import (
+    DownloadGrant,
+    MailOutbox,
+    MailStatus,
+    Order,
+    OrderItem,
+    Product,
+    ProductFile,
+    User,
+    utcnow,
+)
 from quantoxbay.services import DomainError, NotFound, notifier
 from quantoxbay.services.mail import Mailer, MailError
 from quantoxbay.services.money import format_money
@@ -107,12 +117,17 @@ def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announc
     ).first()
     if row is None:
         queue_receipts(session.connection(), [(order_id, buyer_id)], skip_queued=True)
-    elif row.status == "pending" and row.send_count == 0:
+    elif row.status == MailStatus.PENDING.value and row.send_count == 0:
         raise DomainError("Your receipt is on its way; it should arrive in a minute.")
     elif row.sent_at is not None and utcnow() - _aware(row.sent_at) < RESEND_COOLDOWN:
         raise DomainError("We sent your receipt a moment ago. Please check your inbox (and spam folder).")
     else:
-        row.status, row.attempts, row.next_attempt_at, row.locked_until = "pending", 0, utcnow(), None
+        row.status, row.attempts, row.next_attempt_at, row.locked_until = (
+            MailStatus.PENDING.value,
+            0,
+            utcnow(),
+            None,
+        )
         session.add(row)
         session.flush()
     announcement = Announcement(
@@ -277,7 +292,7 @@ def _claim(session: Session, row_id: int, now: datetime) -> bool:
             update(MailOutbox)
             .where(
                 MailOutbox.id == row_id,  # type: ignore[arg-type]
-                MailOutbox.status == "pending",  # type: ignore[arg-type]
+                MailOutbox.status == MailStatus.PENDING.value,  # type: ignore[arg-type]
                 MailOutbox.next_attempt_at <= now,  # type: ignore[arg-type]
                 or_(MailOutbox.locked_until.is_(None), MailOutbox.locked_until < now),  # type: ignore[union-attr,operator,arg-type]
             )
@@ -312,7 +327,7 @@ def _send_one(
             row = session.get(MailOutbox, row_id)
             assert row is not None
             give_up = row.attempts >= MAX_ATTEMPTS or isinstance(exc, DomainError)
-            row.status = "failed" if give_up else "pending"
+            row.status = MailStatus.FAILED.value if give_up else MailStatus.PENDING.value
             row.next_attempt_at = utcnow() + backoff(row.attempts)
             error = str(exc) if isinstance(exc, (MailError, DomainError)) else f"{type(exc).__name__}: {exc}"
             row.locked_until, row.last_error = None, error[:1000]
@@ -333,7 +348,7 @@ def _send_one(
         row = session.get(MailOutbox, row_id)
         assert row is not None
         sent_at = utcnow()
-        row.status, row.sent_at, row.locked_until, row.last_error = "sent", sent_at, None, ""
+        row.status, row.sent_at, row.locked_until, row.last_error = MailStatus.SENT.value, sent_at, None, ""
         row.send_count += 1
         session.add(row)
         if row.kind == RECEIPT and row.order_id is not None:
@@ -352,7 +367,7 @@ def drain_outbox(
     with session_scope(engine) as session:
         due = session.exec(
             select(MailOutbox.id)
-            .where(MailOutbox.status == "pending", MailOutbox.next_attempt_at <= now)
+            .where(MailOutbox.status == MailStatus.PENDING.value, MailOutbox.next_attempt_at <= now)
             .order_by(MailOutbox.next_attempt_at)  # type: ignore[arg-type]
             .limit(limit)
         ).all()
@@ -372,7 +387,7 @@ def drain_outbox(
     with session_scope(engine) as session:
         result.next_due = session.exec(
             select(MailOutbox.next_attempt_at)
-            .where(MailOutbox.status == "pending")
+            .where(MailOutbox.status == MailStatus.PENDING.value)
             .order_by(MailOutbox.next_attempt_at)  # type: ignore[arg-type]
             .limit(1)
         ).first()

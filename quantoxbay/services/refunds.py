@@ -195,7 +195,7 @@ def refund_order(
         session.flush()
         raise DomainError("Stripe could not be reached; nothing was refunded. Please try again.") from exc
     refund.stripe_refund_id = str(result["id"])
-    refund.status = str(result["status"] or "pending")
+    refund.status = str(result["status"] or RefundStatus.PENDING.value)
     refund.updated_at = utcnow()
     session.add(refund)
     session.flush()
@@ -205,7 +205,7 @@ def refund_order(
                "reason": reason, "actor_id": actor.id, "stripe_status": refund.status},
     )  # fmt: skip
     changed = False
-    if refund.status in ("pending", "succeeded"):
+    if refund.status in (RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value):
         done = _held_cents(session, order.id) - _requested_cents(session, order.id)
         changed = _apply_refunded_total(session, order, done)
     return refund, (_announce(session, order, f"order.{order.status}") if changed else [])
@@ -215,7 +215,7 @@ def _requested_cents(session: Session, order_id: int) -> int:
     return int(
         session.exec(
             select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-                Refund.order_id == order_id, Refund.status == "requested"
+                Refund.order_id == order_id, Refund.status == RefundStatus.REQUESTED.value
             )
         ).one()
     )
@@ -256,12 +256,12 @@ def on_refund_failed(*, session: Session, refund: Mapping[str, Any]) -> list[Ann
     if order is None or order.id is None:
         return []
     row = session.exec(select(Refund).where(Refund.stripe_refund_id == str(refund.get("id")))).first()
-    if row is not None and row.status == "failed":
+    if row is not None and row.status == RefundStatus.FAILED.value:
         return []  # already handled
     amount = int(refund.get("amount") or 0)
     if row is None:
         row = Refund(order_id=order.id, stripe_refund_id=str(refund.get("id")), amount_cents=amount)
-    row.status, row.updated_at = "failed", utcnow()
+    row.status, row.updated_at = RefundStatus.FAILED.value, utcnow()
     session.add(row)
     session.flush()
     _apply_refunded_total(session, order, order.refunded_cents - amount, allow_lower=True)
