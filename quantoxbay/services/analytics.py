@@ -206,7 +206,7 @@ def _filters(seller_id: int, start: datetime | None, end: datetime) -> list:
     clauses = [
         OrderItem.seller_id == seller_id,
         OrderItem.created_at < end,
-        Order.status.in_(COUNTED_STATUSES),  # type: ignore[attr-defined]
+        col(Order.status).in_(COUNTED_STATUSES),
     ]
     if start is not None:
         clauses.append(OrderItem.created_at >= start)
@@ -501,7 +501,7 @@ def rebuild_rollup(*, session: Session, seller_id: int | None = None) -> None:
     migration ran to fill it for orders paid before it existed."""
     stmt = delete(SalesRollup)
     if seller_id is not None:
-        stmt = stmt.where(SalesRollup.seller_id == seller_id)  # type: ignore[arg-type]
+        stmt = stmt.where(col(SalesRollup.seller_id) == seller_id)
     session.execute(stmt)
     dialect = session.get_bind().dialect.name
     sql = _REBUILD_SQL.format(
@@ -558,7 +558,7 @@ def orders_csv(
         .join(Order, Order.id == OrderItem.order_id)
         .join(User, User.id == Order.buyer_id)
         .where(*_filters(seller_id, start, end))
-        .order_by(OrderItem.created_at.desc(), OrderItem.id.desc())  # type: ignore[attr-defined, union-attr]
+        .order_by(col(OrderItem.created_at).desc(), col(OrderItem.id).desc())
         .limit(CSV_MAX_ROWS)
     ).all()
     out = io.StringIO()
