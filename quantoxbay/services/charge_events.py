@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.db import insert_rows
 from quantoxbay.models import ChargeEvent, ChargeEventStatus, Order, utcnow
@@ -128,7 +128,7 @@ def _superseded(session: Session, pi: str, dispute_id: str, key: SortKey) -> boo
         select(ChargeEvent.type, ChargeEvent.stripe_created, ChargeEvent.stripe_event_id).where(
             ChargeEvent.stripe_payment_intent_id == pi,
             ChargeEvent.stripe_object_id == dispute_id,
-            ChargeEvent.type.in_((DISPUTE_CREATED, DISPUTE_CLOSED)),  # type: ignore[attr-defined]
+            col(ChargeEvent.type).in_((DISPUTE_CREATED, DISPUTE_CLOSED)),
         )
     ).all()
     return any(_sort_key(t, created, event_id) > key for t, created, event_id in rows)
@@ -182,7 +182,7 @@ def apply_kept_events(outer: Session, payment_intent_ids: list[str | None]) -> N
 def kept_events(*, session: Session, limit: int = 100) -> list[dict[str, Any]]:
     """Events still waiting for their order, oldest first (for the admin)."""
     rows = session.exec(
-        select(ChargeEvent).where(ChargeEvent.status == KEPT).order_by(ChargeEvent.id).limit(limit)  # type: ignore[arg-type]
+        select(ChargeEvent).where(col(ChargeEvent.status) == KEPT).order_by(col(ChargeEvent.id)).limit(limit)
     ).all()
     return [
         {"stripe_event_id": r.stripe_event_id, "type": r.type, "payment_intent": r.stripe_payment_intent_id,

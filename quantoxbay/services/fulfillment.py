@@ -40,7 +40,7 @@ from typing import Any, cast
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Connection, bindparam, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from quantoxbay.db import bulk_writes, insert_rows
 from quantoxbay.models import (
@@ -459,7 +459,9 @@ def _announced(session: Session, result: FulfillmentResult) -> FulfillmentResult
 def _grant_existing(session: Session, order: Order) -> None:
     """``_grant`` for one order created earlier (left pending, now paid), with its items."""
     assert order.id is not None
-    items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.id)).all()  # type: ignore[arg-type]
+    items = session.exec(
+        select(OrderItem).where(col(OrderItem.order_id) == order.id).order_by(col(OrderItem.id))
+    ).all()
     conn = session.connection()
     with bulk_writes(conn):
         _grant(
@@ -515,11 +517,11 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
         return FulfillmentResult(session_id, existing.id, existing.status, False, buyer_id)
     # An order left pending (async payment) or failed turns paid: the conditional UPDATE lets
     # exactly one concurrent caller make the change and write the grants.
-    moved = session.execute(
+    moved = session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         update(Order)
         .where(
-            Order.id == existing.id,  # type: ignore[arg-type]
-            Order.status.in_((OrderStatus.PENDING.value, OrderStatus.FAILED.value)),  # type: ignore[attr-defined]
+            col(Order.id) == existing.id,
+            col(Order.status).in_((OrderStatus.PENDING.value, OrderStatus.FAILED.value)),
         )
         .values(
             status=OrderStatus.PAID.value,
@@ -578,7 +580,7 @@ def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResu
         return _announced(session, _result(created[0], OrderStatus.FAILED.value))
     moved = session.execute(
         update(Order)
-        .where(Order.stripe_session_id == session_id, Order.status == OrderStatus.PENDING.value)  # type: ignore[arg-type]
+        .where(col(Order.stripe_session_id) == session_id, col(Order.status) == OrderStatus.PENDING.value)
         .values(status=OrderStatus.FAILED.value)
     ).rowcount  # type: ignore[attr-defined]
     existing = session.exec(select(Order).where(Order.stripe_session_id == session_id)).one()

@@ -26,7 +26,7 @@ from email.utils import formatdate, make_msgid
 from sqlalchemy import Connection, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay import routes
 from quantoxbay.db import Lookup, insert_rows
@@ -142,7 +142,7 @@ def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int
     opt-in). One notice per buyer and version: clicking twice queues nothing more."""
     found = session.exec(
         select(ProductFile, Product)
-        .join(Product, Product.id == ProductFile.product_id)  # type: ignore[arg-type]
+        .join(Product, col(Product.id) == ProductFile.product_id)
         .where(ProductFile.id == file_id)
     ).first()
     if found is None or found[1].seller_id != seller_id:
@@ -152,12 +152,12 @@ def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int
 
     rows = session.exec(
         select(Order.id, User.email)
-        .join(DownloadGrant, DownloadGrant.order_id == Order.id)  # type: ignore[arg-type]
-        .join(User, User.id == Order.buyer_id)  # type: ignore[arg-type]
+        .join(DownloadGrant, col(DownloadGrant.order_id) == Order.id)
+        .join(User, col(User.id) == Order.buyer_id)
         .where(
             DownloadGrant.product_id == product.id,
             DownloadGrant.revoked == False,  # noqa: E712
-            Order.status.in_(ACTIVE_ORDER_STATUSES),  # type: ignore[attr-defined]
+            col(Order.status).in_(ACTIVE_ORDER_STATUSES),
         )
     ).all()
     kind = f"update:{product.id}:{product_file.id}:{product_file.version}"
@@ -291,10 +291,10 @@ def _claim(session: Session, row_id: int, now: datetime) -> bool:
         session.execute(  # type: ignore[attr-defined]
             update(MailOutbox)
             .where(
-                MailOutbox.id == row_id,  # type: ignore[arg-type]
-                MailOutbox.status == MailStatus.PENDING.value,  # type: ignore[arg-type]
-                MailOutbox.next_attempt_at <= now,  # type: ignore[arg-type]
-                or_(MailOutbox.locked_until.is_(None), MailOutbox.locked_until < now),  # type: ignore[union-attr,operator,arg-type]
+                col(MailOutbox.id) == row_id,
+                col(MailOutbox.status) == MailStatus.PENDING.value,
+                col(MailOutbox.next_attempt_at) <= now,
+                or_(col(MailOutbox.locked_until).is_(None), col(MailOutbox.locked_until) < now),
             )
             .values(locked_until=now + LEASE, attempts=MailOutbox.attempts + 1)
         ).rowcount
@@ -352,7 +352,9 @@ def _send_one(
         row.send_count += 1
         session.add(row)
         if row.kind == RECEIPT and row.order_id is not None:
-            session.execute(update(Order).where(Order.id == row.order_id).values(receipt_sent_at=sent_at))  # type: ignore[arg-type]
+            session.execute(
+                update(Order).where(col(Order.id) == row.order_id).values(receipt_sent_at=sent_at)
+            )
     return "sent"
 
 
@@ -368,7 +370,7 @@ def drain_outbox(
         due = session.exec(
             select(MailOutbox.id)
             .where(MailOutbox.status == MailStatus.PENDING.value, MailOutbox.next_attempt_at <= now)
-            .order_by(MailOutbox.next_attempt_at)  # type: ignore[arg-type]
+            .order_by(col(MailOutbox.next_attempt_at))
             .limit(limit)
         ).all()
     for row_id in due:
@@ -388,7 +390,7 @@ def drain_outbox(
         result.next_due = session.exec(
             select(MailOutbox.next_attempt_at)
             .where(MailOutbox.status == MailStatus.PENDING.value)
-            .order_by(MailOutbox.next_attempt_at)  # type: ignore[arg-type]
+            .order_by(col(MailOutbox.next_attempt_at))
             .limit(1)
         ).first()
     return result

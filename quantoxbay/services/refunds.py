@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.constants import REFUND_REASONS as REFUND_REASONS
 from quantoxbay.errors import PaymentRefused, PaymentsUnavailable
@@ -74,7 +74,9 @@ def _announce(session: Session, order: Order, kind: str) -> list[Announcement]:
 
 
 def _set_grants(session: Session, order_id: int, *, revoked: bool) -> None:
-    session.execute(update(DownloadGrant).where(DownloadGrant.order_id == order_id).values(revoked=revoked))  # type: ignore[arg-type]
+    session.execute(
+        update(DownloadGrant).where(col(DownloadGrant.order_id) == order_id).values(revoked=revoked)
+    )
 
 
 def _apply_refunded_total(
@@ -105,7 +107,9 @@ def _apply_refunded_total(
 
 def _lock_order(session: Session, order_id: int) -> Order | None:
     """Write first (a no-op UPDATE) so concurrent refunds of one order queue on its row."""
-    session.execute(update(Order).where(Order.id == order_id).values(refunded_cents=Order.refunded_cents))  # type: ignore[arg-type]
+    session.execute(
+        update(Order).where(col(Order.id) == order_id).values(refunded_cents=Order.refunded_cents)
+    )
     order = session.get(Order, order_id)
     if order is not None:
         session.refresh(order)
@@ -117,7 +121,7 @@ def _held_cents(session: Session, order_id: int) -> int:
         session.exec(
             select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
                 Refund.order_id == order_id,
-                Refund.status.in_(HOLDING_STATUSES),  # type: ignore[attr-defined]
+                col(Refund.status).in_(HOLDING_STATUSES),
             )
         ).one()
     )
@@ -328,10 +332,10 @@ def list_seller_orders(
     """The seller's paid (and later) orders, newest first, as plain dicts for the page."""
     rows = session.exec(
         select(Order, OrderItem, User.email)
-        .join(OrderItem, OrderItem.order_id == Order.id)  # type: ignore[arg-type]
-        .join(User, User.id == Order.buyer_id)  # type: ignore[arg-type]
-        .where(OrderItem.seller_id == seller_id, Order.paid_at.is_not(None))  # type: ignore[union-attr]
-        .order_by(Order.created_at.desc(), Order.id.desc())  # type: ignore[attr-defined,union-attr]
+        .join(OrderItem, col(OrderItem.order_id) == Order.id)
+        .join(User, col(User.id) == Order.buyer_id)
+        .where(col(OrderItem.seller_id) == seller_id, col(Order.paid_at).is_not(None))
+        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
         .limit(limit)
         .offset(offset)
     ).all()
