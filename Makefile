@@ -69,7 +69,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check quantoxbay tests bench
 	$(BIN)/lint-imports
-	$(BIN)/mypy quantoxbay/settings.py quantoxbay/storage quantoxbay/stripe_local quantoxbay/payments quantoxbay/errors.py
+	$(BIN)/mypy quantoxbay
 
 test: setup chromium services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

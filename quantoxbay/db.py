@@ -46,7 +46,7 @@ def make_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             # WAL lets readers run beside the one writer; foreign keys are off by default.
             cur.execute("PRAGMA journal_mode=WAL")
@@ -110,7 +110,7 @@ def after_commit(session: Session, key: str, factory: Callable[[], H]) -> H:
     hooks: dict[str, Any] = session.info.setdefault(_AFTER_COMMIT, {})
     if key not in hooks:
         hooks[key] = factory()
-    return hooks[key]  # type: ignore[no-any-return]
+    return hooks[key]
 
 
 def pending_after_commit(session: Session, key: str) -> Any:
@@ -156,7 +156,7 @@ def bulk_writes(conn: Connection) -> Iterator[None]:
     Elsewhere (SQLite) this does nothing.
     """
     driver = conn.connection.driver_connection
-    if conn.dialect.name != "postgresql" or not hasattr(driver, "pipeline"):
+    if conn.dialect.name != "postgresql" or driver is None or not hasattr(driver, "pipeline"):
         yield
         return
     conn.info[_IN_BULK_WRITES] = True

@@ -38,12 +38,44 @@ class OrderStatus(enum.StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     DISPUTED = "disputed"
 
+    @classmethod
+    def active(cls) -> tuple[str, ...]:
+        """The stored values of the statuses that grant the buyer their files (and can be refunded)."""
+        return (cls.PAID.value, cls.PARTIALLY_REFUNDED.value)
+
 
 class ProductStatus(enum.StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"
     UNPUBLISHED = "unpublished"
     DELETED = "deleted"
+
+
+class WebhookOutcome(enum.StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    REJECTED = "rejected"  # a session fulfilment refused: see ``WebhookEvent.reason``
+    FAILED = "failed"
+
+
+class ChargeEventStatus(enum.StrEnum):
+    KEPT = "kept"
+    APPLIED = "applied"
+
+
+class MailStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class RefundStatus(enum.StrEnum):
+    REQUESTED = "requested"  # reserved, Stripe not answered yet
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
 
 
 # --- accounts -------------------------------------------------------------------
@@ -292,8 +324,7 @@ class WebhookEvent(SQLModel, table=True):
     type: str = Field(max_length=100, index=True)
     received_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
     processed_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
-    # received | processed | ignored | rejected (a session fulfilment refused: see ``reason``) | failed
-    outcome: str = Field(default="received", max_length=40)
+    outcome: str = Field(default=WebhookOutcome.RECEIVED.value, max_length=40)
     reason: str = Field(default="", max_length=500)
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     payload: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -317,7 +348,7 @@ class ChargeEvent(SQLModel, table=True):
     stripe_payment_intent_id: str = Field(max_length=255, index=True)
     stripe_object_id: str = Field(default="", max_length=255)  # the charge or the dispute
     stripe_created: int = Field(default=0, sa_type=BigInteger)  # the event's ``created`` (Unix seconds)
-    status: str = Field(default="kept", max_length=16)  # kept | applied
+    status: str = Field(default=ChargeEventStatus.KEPT.value, max_length=16)
     payload: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # data.object
     received_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
     applied_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
@@ -358,7 +389,7 @@ class MailOutbox(SQLModel, table=True):
     # "receipt", or "update:<product id>:<file id>:<version>" for a file-update notice
     kind: str = Field(max_length=80)
     to_email: str = Field(max_length=254)
-    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    status: str = Field(default=MailStatus.PENDING.value, max_length=16)
     attempts: int = Field(default=0)
     next_attempt_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
     locked_until: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
@@ -398,8 +429,7 @@ class Refund(SQLModel, table=True):
     amount_cents: int = Field(default=0, sa_type=BigInteger)
     currency: str = Field(default="usd", max_length=3)
     reason: str = Field(default="", max_length=40)
-    # requested (reserved, Stripe not answered yet) | pending | succeeded | failed | canceled
-    status: str = Field(default="requested", max_length=16)
+    status: str = Field(default=RefundStatus.REQUESTED.value, max_length=16)
     actor_id: int | None = Field(default=None, foreign_key="user.id")
     created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
     updated_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]

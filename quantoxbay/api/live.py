@@ -65,7 +65,7 @@ class LivePusher:
             try:
                 async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=cls)) as root:
                     state = await root.get_state(cls)
-                    await state.on_announcement(announcement.kind, announcement.data)  # type: ignore[attr-defined]
+                    await state.on_announcement(announcement.kind, announcement.data)
                 pushed += 1
             except Exception as exc:
                 logger.warning(

@@ -25,7 +25,7 @@ LOG_OUT = rx.call_script(
 )
 
 
-def button_link(text: str, href: str, **props: object) -> rx.Component:
+def button_link(text: str, href: str | rx.Var[str], **props: object) -> rx.Component:
     """A link that looks like a button (an <a>, so assistive tech calls it a link)."""
     return rx.button(rx.link(text, href=href, underline="none"), as_child=True, **props)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 
 def cover_image(url: rx.Var, height: str, icon_size: int = 40) -> rx.Component:
@@ -28,7 +29,7 @@ def cover_image(url: rx.Var, height: str, icon_size: int = 40) -> rx.Component:
     )
 
 
-def price_tag(product: rx.Var, size: str = "2") -> rx.Component:
+def price_tag(product: ObjectVar, size: str = "2") -> rx.Component:
     """The price to pay now; the list price struck through while a sale runs."""
     return rx.hstack(
         rx.cond(
@@ -51,7 +52,7 @@ def price_tag(product: rx.Var, size: str = "2") -> rx.Component:
     )
 
 
-def product_card(product: rx.Var) -> rx.Component:
+def product_card(product: ObjectVar) -> rx.Component:
     return rx.link(
         rx.card(
             rx.vstack(

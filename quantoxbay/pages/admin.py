@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from quantoxbay.components.layout import loading_block, page
 from quantoxbay.state.admin import REFUND_REASONS, ROLES, AdminState
@@ -35,7 +36,7 @@ def _section(title: str, *children: rx.Component) -> rx.Component:
     )
 
 
-def _table(headers: list[str], rows: rx.Var, render) -> rx.Component:  # type: ignore[no-untyped-def]
+def _table(headers: list[str], rows: rx.Var, render) -> rx.Component:
     return rx.box(
         rx.table.root(
             rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
@@ -87,7 +88,7 @@ def _totals() -> rx.Component:
 
 
 def _users() -> rx.Component:
-    def row(u: rx.Var) -> rx.Component:
+    def row(u: ObjectVar) -> rx.Component:
         return rx.table.row(
             rx.table.cell(u["id"]),
             rx.table.row_header_cell(u["email"]),
@@ -127,7 +128,7 @@ def _users() -> rx.Component:
 
 
 def _products() -> rx.Component:
-    def row(p: rx.Var) -> rx.Component:
+    def row(p: ObjectVar) -> rx.Component:
         return rx.table.row(
             rx.table.cell(p["id"]),
             rx.table.row_header_cell(p["title"]),
@@ -165,7 +166,7 @@ def _products() -> rx.Component:
 
 
 def _order_detail() -> rx.Component:
-    o = A.order
+    o = A.order.to(dict)
     return rx.card(
         rx.vstack(
             rx.hstack(
@@ -245,7 +246,7 @@ def _order_detail() -> rx.Component:
 
 
 def _orders() -> rx.Component:
-    def row(o: rx.Var) -> rx.Component:
+    def row(o: ObjectVar) -> rx.Component:
         return rx.table.row(
             rx.table.row_header_cell(
                 rx.link("#", o["id"].to(str), href="#", on_click=A.open_order(o["id"]).prevent_default)
@@ -266,7 +267,7 @@ def _orders() -> rx.Component:
 
 
 def _events() -> rx.Component:
-    def row(e: rx.Var) -> rx.Component:
+    def row(e: ObjectVar) -> rx.Component:
         return rx.table.row(
             rx.table.row_header_cell(e["type"]),
             rx.table.cell(rx.text(e["event_id"], size="1")),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
 from quantoxbay.state.checkout import CheckoutSuccessState, LibraryState
 
 
-def _download_link(f: rx.Var) -> rx.Component:
+def _download_link(f: ObjectVar) -> rx.Component:
     return rx.hstack(
         rx.icon("file-down", size=16),
         rx.text(f["filename"], size="2"),
@@ -102,7 +103,7 @@ def success_page() -> rx.Component:
     )
 
 
-def _library_row(entry: rx.Var) -> rx.Component:
+def _library_row(entry: ObjectVar) -> rx.Component:
     return rx.card(
         rx.hstack(
             rx.vstack(
@@ -126,6 +127,7 @@ def _library_row(entry: rx.Var) -> rx.Component:
                     "Resend receipt",
                     variant="ghost",
                     size="1",
+                    # mypy reads reflex's rx.event as returning its namespace, not the handler
                     on_click=LibraryState.resend_receipt(entry["order_id"]),
                 ),
                 spacing="1",

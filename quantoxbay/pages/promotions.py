@@ -82,7 +82,8 @@ def _code_form() -> rx.Component:
             direction=rx.breakpoints(initial="column", sm="row"),
         ),
         rx.flex(
-            _field("Applies to", _product_select(S.scope, S.set_scope, "Applies to", True)),
+            # mypy reads reflex's rx.event as returning its namespace, not the handler
+            _field("Applies to", _product_select(S.scope, S.set_scope, "Applies to", True)),  # type: ignore[arg-type]
             _field(
                 "Max redemptions",
                 rx.input(
@@ -172,7 +173,7 @@ def _sale_form() -> rx.Component:
     return rx.vstack(
         rx.heading("Schedule a sale", size="4", as_="h2"),
         rx.flex(
-            _field("Product", _product_select(S.sale_product, S.set_sale_product, "Product", False)),
+            _field("Product", _product_select(S.sale_product, S.set_sale_product, "Product", False)),  # type: ignore[arg-type]
             _field(
                 "Sale price",
                 rx.input(value=S.sale_price, on_change=S.set_sale_price, input_mode="decimal", size="3"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
@@ -56,7 +57,7 @@ def _refund_form() -> rx.Component:
     )
 
 
-def _row(o: rx.Var) -> rx.Component:
+def _row(o: ObjectVar) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text("#", o["order_id"])),
         rx.table.cell(o["title"]),
@@ -71,7 +72,8 @@ def _row(o: rx.Var) -> rx.Component:
             rx.hstack(
                 rx.cond(
                     o["can_refund"],
-                    rx.button("Refund", size="1", color_scheme="red", on_click=S.start_refund(o["order_id"])),
+                    # mypy reads reflex's rx.event as returning its namespace, not the handler
+                    rx.button("Refund", size="1", color_scheme="red", on_click=S.start_refund(o["order_id"])),  # type: ignore[operator]
                 ),
                 rx.button("Reset downloads", size="1", variant="soft", on_click=S.reset_limit(o["order_id"])),
                 rx.button("Reissue access", size="1", variant="soft", on_click=S.reissue(o["order_id"])),

@@ -178,7 +178,8 @@ def _progress() -> rx.Component:
 def new_product_page() -> rx.Component:
     publish_chain = [
         F.start_upload,
-        F.publish_files(rx.upload_files(upload_id="files", on_upload_progress=F.on_upload_progress)),
+        # mypy reads reflex's rx.event as returning its namespace, not the handler
+        F.publish_files(rx.upload_files(upload_id="files", on_upload_progress=F.on_upload_progress)),  # type: ignore[arg-type]
         F.publish_cover(rx.upload_files(upload_id="cover")),
     ]
     form = rx.vstack(
@@ -254,7 +255,7 @@ def edit_product_page() -> rx.Component:
             variant="soft",
             on_click=[
                 F.start_upload,
-                F.receive_files(rx.upload_files(upload_id="files", on_upload_progress=F.on_upload_progress)),
+                F.receive_files(rx.upload_files(upload_id="files", on_upload_progress=F.on_upload_progress)),  # type: ignore[arg-type]
             ],
         ),
         rx.heading("Replace a file", size="3", padding_top="0.5em"),
@@ -275,7 +276,9 @@ def edit_product_page() -> rx.Component:
             "New version", "replace", "Drop the new version here, or click to choose.", multiple=False
         ),
         rx.button(
-            "Replace file", variant="soft", on_click=F.replace_file(rx.upload_files(upload_id="replace"))
+            "Replace file",
+            variant="soft",
+            on_click=F.replace_file(rx.upload_files(upload_id="replace")),
         ),
         _progress(),
         spacing="3",

@@ -138,7 +138,7 @@ def storefront() -> rx.Component:
 
 
 def product_page() -> rx.Component:
-    p = ProductState.product
+    p = ProductState.product.to(dict)
     body = rx.grid(
         cover_image(p["cover_page_url"], "22em", icon_size=72),
         rx.vstack(
@@ -172,7 +172,8 @@ def product_page() -> rx.Component:
                 ProductState.sale_ends_at_ms > 0,
                 countdown(
                     ProductState.sale_ends_at_ms,
-                    ProductState.load,
+                    # mypy reads reflex's rx.event as returning its namespace, not the handler
+                    ProductState.load,  # type: ignore[arg-type]
                     label="Sale ends in",
                     element_id="qb-sale-countdown",
                 ),

@@ -13,7 +13,7 @@ import bcrypt
 from pydantic import BaseModel
 from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.models import LoginTicket, Role, User, UserSession, utcnow
 from quantoxbay.services import DomainError, PermissionDenied, login_throttle
@@ -230,7 +230,7 @@ def user_for_session(*, session: Session, token: str | None) -> UserPublic | Non
         return None
     row = session.exec(
         select(User, UserSession.expires_at)
-        .join(UserSession, UserSession.user_id == User.id)
+        .join(UserSession, col(UserSession.user_id) == User.id)
         .where(UserSession.token_hash == _digest(token))
     ).first()
     if row is None:
@@ -243,11 +243,11 @@ def user_for_session(*, session: Session, token: str | None) -> UserPublic | Non
 
 def end_session(*, session: Session, token: str | None) -> None:
     if token:
-        session.execute(delete(UserSession).where(UserSession.token_hash == _digest(token)))
+        session.execute(delete(UserSession).where(col(UserSession.token_hash) == _digest(token)))
 
 
 def end_all_sessions(*, session: Session, user_id: int) -> None:
-    session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+    session.execute(delete(UserSession).where(col(UserSession.user_id) == user_id))
 
 
 def issue_login_ticket(*, session: Session, user_id: int, browser_nonce: str, next_path: str = "/") -> str:
@@ -284,7 +284,7 @@ def redeem_login_ticket(
     if not hmac.compare_digest(row.nonce_hash, _digest(browser_nonce)):
         return None
     # DELETE ... RETURNING-free and race-safe: whoever deletes the row owns the ticket.
-    deleted = session.execute(delete(LoginTicket).where(LoginTicket.id == row.id)).rowcount  # type: ignore[attr-defined]
+    deleted = session.execute(delete(LoginTicket).where(col(LoginTicket.id) == row.id)).rowcount  # type: ignore[attr-defined]
     if deleted != 1 or (_aware(row.expires_at) or utcnow()) <= utcnow():
         return None
     return start_session(session=session, user_id=row.user_id), row.next_path

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from sqlalchemy import distinct, func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.models import (
     AdminAction,
@@ -64,10 +64,8 @@ def platform_totals(*, session: Session, actor: UserPublic) -> dict[str, Any]:
     """Revenue per currency (gross, refunds, net), paid orders, active sellers (a published product)."""
     require_admin(actor)
     rows = session.exec(
-        select(  # type: ignore[call-overload]
-            Order.currency, func.count(), func.sum(Order.total_cents), func.sum(Order.refunded_cents)
-        )
-        .where(Order.status.in_(COUNTED_STATUSES))  # type: ignore[attr-defined]
+        select(Order.currency, func.count(), func.sum(Order.total_cents), func.sum(Order.refunded_cents))
+        .where(col(Order.status).in_(COUNTED_STATUSES))
         .group_by(Order.currency)
     ).all()
     revenue = [
@@ -81,8 +79,8 @@ def platform_totals(*, session: Session, actor: UserPublic) -> dict[str, Any]:
         for currency, n, gross, refunded in sorted(rows, key=lambda r: -int(r[2] or 0))
     ]
     active_sellers = session.exec(
-        select(func.count(distinct(Product.seller_id)))
-        .join(User, User.id == Product.seller_id)  # type: ignore[arg-type]
+        select(func.count(distinct(col(Product.seller_id))))
+        .join(User, col(User.id) == Product.seller_id)
         .where(Product.status == ProductStatus.PUBLISHED.value, User.disabled == False)  # noqa: E712
     ).one()
     return {
@@ -120,11 +118,11 @@ def search_users(
         pattern = _like(q.lower())
         stmt = stmt.where(
             or_(
-                User.email.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                col(User.email).like(pattern, escape="\\"),
                 func.lower(User.display_name).like(pattern, escape="\\"),
             )
         )
-    users = session.exec(stmt.order_by(User.id.desc()).limit(min(limit, 200))).all()  # type: ignore[union-attr]
+    users = session.exec(stmt.order_by(col(User.id).desc()).limit(min(limit, 200))).all()
     return [_user_row(u) for u in users]
 
 
@@ -179,7 +177,7 @@ def search_products(
     require_admin(actor)
     stmt = (
         select(Product, User.email)
-        .join(User, User.id == Product.seller_id)  # type: ignore[arg-type]
+        .join(User, col(User.id) == Product.seller_id)
         .where(Product.status != ProductStatus.DELETED.value)
     )
     q = query.strip()
@@ -190,10 +188,10 @@ def search_products(
         stmt = stmt.where(
             or_(
                 func.lower(Product.title).like(pattern, escape="\\"),
-                User.email.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                col(User.email).like(pattern, escape="\\"),
             )
         )
-    rows = session.exec(stmt.order_by(Product.id.desc()).limit(min(limit, 200))).all()  # type: ignore[union-attr]
+    rows = session.exec(stmt.order_by(col(Product.id).desc()).limit(min(limit, 200))).all()
     return [
         {
             "id": p.id,
@@ -236,7 +234,7 @@ def search_orders(
 ) -> list[dict]:
     """Orders by buyer e-mail (part of it), order id ("12" or "#12"), Stripe session or payment intent id."""
     require_admin(actor)
-    stmt = select(Order, User.email).join(User, User.id == Order.buyer_id)  # type: ignore[arg-type]
+    stmt = select(Order, User.email).join(User, col(User.id) == Order.buyer_id)
     q = query.strip()
     if q.lstrip("#").isdigit():
         stmt = stmt.where(Order.id == int(q.lstrip("#")))
@@ -245,8 +243,8 @@ def search_orders(
     elif q.startswith("pi_"):
         stmt = stmt.where(Order.stripe_payment_intent_id == q)
     elif q:
-        stmt = stmt.where(User.email.like(_like(q.lower()), escape="\\"))  # type: ignore[attr-defined]
-    rows = session.exec(stmt.order_by(Order.id.desc()).limit(min(limit, 200))).all()  # type: ignore[union-attr]
+        stmt = stmt.where(col(User.email).like(_like(q.lower()), escape="\\"))
+    rows = session.exec(stmt.order_by(col(Order.id).desc()).limit(min(limit, 200))).all()
     return [_order_row(order, email) for order, email in rows]
 
 
@@ -266,7 +264,7 @@ def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> dict[
     """An order with its items, amounts, refunds and the webhook events that mention it."""
     require_admin(actor)
     row = session.exec(
-        select(Order, User.email).join(User, User.id == Order.buyer_id).where(Order.id == order_id)  # type: ignore[arg-type]
+        select(Order, User.email).join(User, col(User.id) == Order.buyer_id).where(col(Order.id) == order_id)
     ).first()
     if row is None:
         raise NotFound("This order does not exist.")
@@ -298,8 +296,8 @@ def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> dict[
     )
     events = session.exec(
         select(WebhookEvent)
-        .where(or_(*[WebhookEvent.payload.contains(n) for n in needles]))  # type: ignore[attr-defined]
-        .order_by(WebhookEvent.id)  # type: ignore[arg-type]
+        .where(or_(*[col(WebhookEvent.payload).contains(n) for n in needles]))
+        .order_by(col(WebhookEvent.id))
         .limit(50)
     ).all()
     detail["events"] = [_event_row(e) for e in events]
@@ -312,7 +310,7 @@ def _refunds(session: Session, order_id: int) -> list[dict[str, Any]]:
         from quantoxbay.models import Refund  # the post-purchase helper's table
     except ImportError:  # pragma: no cover - until it lands
         return []
-    rows = session.exec(select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)).all()  # type: ignore[arg-type]
+    rows = session.exec(select(Refund).where(col(Refund.order_id) == order_id).order_by(col(Refund.id))).all()
     return [
         {
             "amount": format_money(r.amount_cents, r.currency),
@@ -379,14 +377,14 @@ def list_webhook_events(
         pattern = _like(q)
         stmt = stmt.where(
             or_(
-                WebhookEvent.stripe_event_id.like(pattern, escape="\\"),  # type: ignore[attr-defined]
-                WebhookEvent.type.like(pattern, escape="\\"),  # type: ignore[attr-defined]
-                WebhookEvent.outcome == q.lower(),  # type: ignore[arg-type]  # "rejected": the refused sessions
+                col(WebhookEvent.stripe_event_id).like(pattern, escape="\\"),
+                col(WebhookEvent.type).like(pattern, escape="\\"),
+                col(WebhookEvent.outcome) == q.lower(),  # "rejected": the refused sessions
             )
         )
     if outcome:
         stmt = stmt.where(WebhookEvent.outcome == outcome)
-    rows = session.exec(stmt.order_by(WebhookEvent.id.desc()).limit(min(limit, 200))).all()  # type: ignore[union-attr]
+    rows = session.exec(stmt.order_by(col(WebhookEvent.id).desc()).limit(min(limit, 200))).all()
     return [_event_row(e) for e in rows]
 
 
@@ -444,8 +442,8 @@ def recent_actions(*, session: Session, actor: UserPublic, limit: int = 20) -> l
     require_admin(actor)
     rows = session.exec(
         select(AdminAction, User.email)
-        .join(User, User.id == AdminAction.actor_id)  # type: ignore[arg-type]
-        .order_by(AdminAction.id.desc())  # type: ignore[union-attr]
+        .join(User, col(User.id) == AdminAction.actor_id)
+        .order_by(col(AdminAction.id).desc())
         .limit(limit)
     ).all()
     return [

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, case, delete, func, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.constants import PERIODS as PERIODS
 from quantoxbay.models import Order, OrderItem, OrderStatus, Product, SalesRollup, User
@@ -186,13 +186,13 @@ def _offset_segments(zi: ZoneInfo, start: datetime, end: datetime) -> list[tuple
     return segments
 
 
-def _local_bucket(segments: list[tuple[datetime, int]], unit: int):  # type: ignore[no-untyped-def]
+def _local_bucket(segments: list[tuple[datetime, int]], unit: int):
     """The slot's local hour or day number ((UTC seconds + the zone's offset) // unit), in SQL.
 
     The offset is applied per DST segment, so grouping happens in the database and hands back
     one row per local day (or hour) and product, however many sales the seller has.
     """
-    slot = SalesRollup.slot
+    slot = col(SalesRollup.slot)
     if len(segments) == 1:
         return (slot + segments[0][1]) // unit
     whens = [
@@ -202,21 +202,21 @@ def _local_bucket(segments: list[tuple[datetime, int]], unit: int):  # type: ign
     return case(*whens, else_=(slot + segments[-1][1]) // unit)
 
 
-def _filters(seller_id: int, start: datetime | None, end: datetime) -> list:  # type: ignore[type-arg]
+def _filters(seller_id: int, start: datetime | None, end: datetime) -> list:
     clauses = [
         OrderItem.seller_id == seller_id,
         OrderItem.created_at < end,
-        Order.status.in_(COUNTED_STATUSES),  # type: ignore[attr-defined]
+        col(Order.status).in_(COUNTED_STATUSES),
     ]
     if start is not None:
         clauses.append(OrderItem.created_at >= start)
     return clauses
 
 
-def _refund_share():  # type: ignore[no-untyped-def]
+def _refund_share():
     """The item's share of the order's refunds (integer cents, in proportion to totals)."""
     return case(
-        (Order.total_cents > 0, Order.refunded_cents * OrderItem.total_cents // Order.total_cents),  # type: ignore[operator]
+        (col(Order.total_cents) > 0, Order.refunded_cents * OrderItem.total_cents // Order.total_cents),
         else_=0,
     )
 
@@ -306,7 +306,8 @@ def _first_sale(session: Session, seller_id: int, end: datetime) -> datetime:
 def _titles(session: Session, product_ids: set[int]) -> dict[int, str]:
     if not product_ids:
         return {}
-    return dict(session.exec(select(Product.id, Product.title).where(Product.id.in_(product_ids))).all())  # type: ignore[union-attr]
+    rows = session.exec(select(col(Product.id), Product.title).where(col(Product.id).in_(product_ids)))
+    return {product_id: title for product_id, title in rows if product_id is not None}
 
 
 def _default_currency(session: Session, seller_id: int) -> str:
@@ -326,7 +327,7 @@ def _key(local: datetime, kind: str) -> tuple[str, str]:
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _series(kind: str, unit: int, start: datetime, end: datetime, zi: ZoneInfo, rows: list) -> list[Point]:  # type: ignore[type-arg]
+def _series(kind: str, unit: int, start: datetime, end: datetime, zi: ZoneInfo, rows: list) -> list[Point]:
     """Every hour/day/month of the period (empty ones too), filled from the local buckets."""
     points: dict[str, Point] = {}
     first_local = start.astimezone(zi).replace(tzinfo=None)
@@ -376,8 +377,10 @@ def _bump(session: Session, key: dict, **deltas: int) -> None:
 
 def _items(session: Session, order_id: int) -> list[OrderItem]:
     return list(
-        session.exec(select(OrderItem).where(OrderItem.order_id == order_id).order_by(OrderItem.id)).all()
-    )  # type: ignore[arg-type]
+        session.exec(
+            select(OrderItem).where(OrderItem.order_id == order_id).order_by(col(OrderItem.id))
+        ).all()
+    )
 
 
 def _shares(total: int, items: list[OrderItem], amount: int) -> list[int]:
@@ -392,7 +395,7 @@ _SALE_DELTAS = ("orders", "items", "units", "gross_cents", "discount_cents", "re
 
 
 @functools.cache
-def _sale_upsert(dialect: str):  # type: ignore[no-untyped-def]
+def _sale_upsert(dialect: str):
     """``_bump`` with every delta, built once per dialect and executed with parameters."""
     table = SalesRollup.__table__  # type: ignore[attr-defined]
     ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
@@ -498,7 +501,7 @@ def rebuild_rollup(*, session: Session, seller_id: int | None = None) -> None:
     migration ran to fill it for orders paid before it existed."""
     stmt = delete(SalesRollup)
     if seller_id is not None:
-        stmt = stmt.where(SalesRollup.seller_id == seller_id)  # type: ignore[arg-type]
+        stmt = stmt.where(col(SalesRollup.seller_id) == seller_id)
     session.execute(stmt)
     dialect = session.get_bind().dialect.name
     sql = _REBUILD_SQL.format(
@@ -555,7 +558,7 @@ def orders_csv(
         .join(Order, Order.id == OrderItem.order_id)
         .join(User, User.id == Order.buyer_id)
         .where(*_filters(seller_id, start, end))
-        .order_by(OrderItem.created_at.desc(), OrderItem.id.desc())  # type: ignore[attr-defined, union-attr]
+        .order_by(col(OrderItem.created_at).desc(), col(OrderItem.id).desc())
         .limit(CSV_MAX_ROWS)
     ).all()
     out = io.StringIO()
@@ -591,8 +594,8 @@ def csv_filename(period: str, now: datetime | None = None) -> str:
 def sale_summary(*, session: Session, seller_id: int, order_id: int) -> str:
     """A one-line description of the seller's part of an order, for the live toast ("" if none)."""
     rows = session.exec(
-        select(OrderItem.title, OrderItem.total_cents, Order.currency)  # type: ignore[call-overload]
-        .join(Order, Order.id == OrderItem.order_id)
+        select(OrderItem.title, OrderItem.total_cents, Order.currency)
+        .join(Order, col(Order.id) == OrderItem.order_id)
         .where(OrderItem.order_id == order_id, OrderItem.seller_id == seller_id)
     ).all()
     if not rows:

@@ -24,10 +24,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.db import insert_rows
-from quantoxbay.models import ChargeEvent, Order, utcnow
+from quantoxbay.models import ChargeEvent, ChargeEventStatus, Order, utcnow
 from quantoxbay.services import notifier, refunds
 from quantoxbay.services.notifier import Announcement
 
@@ -36,8 +36,8 @@ DISPUTE_CREATED = "charge.dispute.created"
 DISPUTE_CLOSED = "charge.dispute.closed"
 KEPT_TYPES = (REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED)
 
-KEPT = "kept"
-APPLIED = "applied"
+KEPT = ChargeEventStatus.KEPT.value
+APPLIED = ChargeEventStatus.APPLIED.value
 
 _EVENT = ChargeEvent.__table__  # type: ignore[attr-defined]
 _KEPT_FOR = sa_select(
@@ -128,7 +128,7 @@ def _superseded(session: Session, pi: str, dispute_id: str, key: SortKey) -> boo
         select(ChargeEvent.type, ChargeEvent.stripe_created, ChargeEvent.stripe_event_id).where(
             ChargeEvent.stripe_payment_intent_id == pi,
             ChargeEvent.stripe_object_id == dispute_id,
-            ChargeEvent.type.in_((DISPUTE_CREATED, DISPUTE_CLOSED)),  # type: ignore[attr-defined]
+            col(ChargeEvent.type).in_((DISPUTE_CREATED, DISPUTE_CLOSED)),
         )
     ).all()
     return any(_sort_key(t, created, event_id) > key for t, created, event_id in rows)
@@ -172,7 +172,7 @@ def apply_kept_events(outer: Session, payment_intent_ids: list[str | None]) -> N
             _apply(session, row.type, json.loads(row.payload), row.stripe_payment_intent_id, key)
             session.execute(
                 update(ChargeEvent)
-                .where(ChargeEvent.id == row.id)  # type: ignore[arg-type]
+                .where(ChargeEvent.id == row.id)
                 .values(status=APPLIED, applied_at=utcnow())
             )
         notifier.queue(outer, *notifier.queued(session))  # this session never commits for real
@@ -182,7 +182,7 @@ def apply_kept_events(outer: Session, payment_intent_ids: list[str | None]) -> N
 def kept_events(*, session: Session, limit: int = 100) -> list[dict[str, Any]]:
     """Events still waiting for their order, oldest first (for the admin)."""
     rows = session.exec(
-        select(ChargeEvent).where(ChargeEvent.status == KEPT).order_by(ChargeEvent.id).limit(limit)  # type: ignore[arg-type]
+        select(ChargeEvent).where(col(ChargeEvent.status) == KEPT).order_by(col(ChargeEvent.id)).limit(limit)
     ).all()
     return [
         {"stripe_event_id": r.stripe_event_id, "type": r.type, "payment_intent": r.stripe_payment_intent_id,

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay import routes
 from quantoxbay.db import insert_rows
@@ -32,7 +32,7 @@ SESSION_LIFETIME_SECONDS = 3600
 IDEMPOTENCY_WINDOW_SECONDS = 300
 # Stripe refuses a session that expires sooner than 30 minutes after it is created.
 MIN_SESSION_LIFETIME_SECONDS = 1800
-ACTIVE_ORDER_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
+ACTIVE_ORDER_STATUSES = OrderStatus.active()
 
 
 class AlreadyOwned(DomainError):
@@ -49,12 +49,12 @@ def owns_product(*, session: Session, buyer_id: int, product_id: int) -> bool:
     """True while the buyer holds a live (not revoked) grant for the product."""
     row = session.exec(
         select(DownloadGrant.id)
-        .join(Order, Order.id == DownloadGrant.order_id)  # type: ignore[arg-type]
+        .join(Order, col(Order.id) == DownloadGrant.order_id)
         .where(
             DownloadGrant.buyer_id == buyer_id,
             DownloadGrant.product_id == product_id,
             DownloadGrant.revoked == False,  # noqa: E712
-            Order.status.in_(ACTIVE_ORDER_STATUSES),  # type: ignore[attr-defined]
+            col(Order.status).in_(ACTIVE_ORDER_STATUSES),
         )
     ).first()
     return row is not None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypedDict
 
 from sqlmodel import Session, col, delete, select
 
@@ -70,7 +71,22 @@ def _cover(top: tuple[int, int, int], bottom: tuple[int, int, int], glyph: str) 
     return out.getvalue()
 
 
-DEMO_PRODUCTS = [
+RGB = tuple[int, int, int]
+
+
+class DemoProduct(TypedDict):
+    title: str
+    description: str
+    price_cents: int
+    category: str
+    tags: list[str]
+    #: (file name, content maker, content type)
+    file: tuple[str, Callable[[], bytes], str]
+    #: (top colour, bottom colour, glyph) of the generated cover
+    cover: tuple[RGB, RGB, str]
+
+
+DEMO_PRODUCTS: list[DemoProduct] = [
     {
         "title": "The Indie Maker's Field Guide",
         "description": "A short, practical e-book on shipping your first digital product.\n\n"
@@ -136,13 +152,13 @@ def seed_demo(
         product = catalog.create_product(
             session=session,
             seller_id=seller_id,
-            title=spec["title"],  # type: ignore[arg-type]
-            description=spec["description"],  # type: ignore[arg-type]
-            price_cents=spec["price_cents"],  # type: ignore[arg-type]
-            category=spec["category"],  # type: ignore[arg-type]
-            tags=spec["tags"],  # type: ignore[arg-type]
+            title=spec["title"],
+            description=spec["description"],
+            price_cents=spec["price_cents"],
+            category=spec["category"],
+            tags=spec["tags"],
         )
-        filename, make, content_type = spec["file"]  # type: ignore[misc]
+        filename, make, content_type = spec["file"]
         assert product.id is not None
         catalog.add_product_file(
             session=session,
@@ -154,7 +170,7 @@ def seed_demo(
             content_type=content_type,
             max_bytes=max_upload_bytes,
         )
-        top, bottom, glyph = spec["cover"]  # type: ignore[misc]
+        top, bottom, glyph = spec["cover"]
         catalog.set_cover_image(
             session=session,
             storage=storage,

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay import routes
 from quantoxbay.models import DownloadGrant, DownloadLog, Order, OrderItem, Product, ProductFile, Role, utcnow
@@ -104,8 +104,8 @@ def resolve_download(
         )
     row = session.exec(
         select(ProductFile, Order, DownloadGrant)
-        .join(DownloadGrant, DownloadGrant.product_id == ProductFile.product_id)  # type: ignore[arg-type]
-        .join(Order, Order.id == DownloadGrant.order_id)  # type: ignore[arg-type]
+        .join(DownloadGrant, col(DownloadGrant.product_id) == ProductFile.product_id)
+        .join(Order, col(Order.id) == DownloadGrant.order_id)
         .where(ProductFile.id == claims.get("f"), Order.id == claims.get("o"), Order.buyer_id == user_id)
     ).first()
     if row is None:
@@ -159,7 +159,7 @@ def record_download(
     """
     session.execute(
         update(DownloadGrant)
-        .where(DownloadGrant.id == target.grant_id)  # type: ignore[arg-type]
+        .where(col(DownloadGrant.id) == target.grant_id)
         .values(downloads_used=DownloadGrant.downloads_used)
     )
     grant = session.get(DownloadGrant, target.grant_id)
@@ -273,7 +273,7 @@ def download_log(*, session: Session, order_id: int, limit: int = 100) -> list[D
         session.exec(
             select(DownloadLog)
             .where(DownloadLog.order_id == order_id)
-            .order_by(DownloadLog.created_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(DownloadLog.created_at).desc())
             .limit(limit)
         ).all()
     )

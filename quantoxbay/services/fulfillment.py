@@ -35,12 +35,12 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Connection, bindparam, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from quantoxbay.db import bulk_writes, insert_rows
 from quantoxbay.models import (
@@ -103,7 +103,7 @@ class FulfillmentResult:
 def as_dict(obj: Any) -> dict[str, Any]:
     """A StripeObject or a parsed event payload, as plain dicts."""
     if hasattr(obj, "to_dict"):
-        return obj.to_dict()  # type: ignore[no-any-return]
+        return obj.to_dict()
     if isinstance(obj, Mapping):
         return json.loads(json.dumps(obj))  # deep copy into plain types
     raise TypeError(f"not a checkout session: {type(obj).__name__}")
@@ -131,8 +131,13 @@ def _defaults(model: type[SQLModel]) -> Callable[[], dict[str, Any]]:
     building the model: constructing a SQLModel table object costs ~0.1 ms."""
     fixed = {n: f.default for n, f in model.model_fields.items() if not f.is_required() and n != "id"}
     fixed = {n: v for n, v in fixed.items() if v is not PydanticUndefined}
-    factories = {n: f.default_factory for n, f in model.model_fields.items() if f.default_factory is not None}
-    return lambda: fixed | {n: factory() for n, factory in factories.items()}  # type: ignore[call-arg,misc]
+    # The shop's models take no default factory that reads the other fields' values.
+    factories = {
+        n: cast(Callable[[], Any], f.default_factory)
+        for n, f in model.model_fields.items()
+        if f.default_factory is not None
+    }
+    return lambda: fixed | {n: factory() for n, factory in factories.items()}
 
 
 _order_defaults = _defaults(Order)
@@ -454,7 +459,9 @@ def _announced(session: Session, result: FulfillmentResult) -> FulfillmentResult
 def _grant_existing(session: Session, order: Order) -> None:
     """``_grant`` for one order created earlier (left pending, now paid), with its items."""
     assert order.id is not None
-    items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.id)).all()  # type: ignore[arg-type]
+    items = session.exec(
+        select(OrderItem).where(col(OrderItem.order_id) == order.id).order_by(col(OrderItem.id))
+    ).all()
     conn = session.connection()
     with bulk_writes(conn):
         _grant(
@@ -510,11 +517,11 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
         return FulfillmentResult(session_id, existing.id, existing.status, False, buyer_id)
     # An order left pending (async payment) or failed turns paid: the conditional UPDATE lets
     # exactly one concurrent caller make the change and write the grants.
-    moved = session.execute(
+    moved = session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         update(Order)
         .where(
-            Order.id == existing.id,  # type: ignore[arg-type]
-            Order.status.in_((OrderStatus.PENDING.value, OrderStatus.FAILED.value)),  # type: ignore[attr-defined]
+            col(Order.id) == existing.id,
+            col(Order.status).in_((OrderStatus.PENDING.value, OrderStatus.FAILED.value)),
         )
         .values(
             status=OrderStatus.PAID.value,
@@ -522,7 +529,7 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
             total_cents=order["total_cents"],
             stripe_payment_intent_id=order["stripe_payment_intent_id"],
         )
-    ).rowcount  # type: ignore[attr-defined]
+    ).rowcount
     if moved != 1:
         session.refresh(existing)
         return FulfillmentResult(session_id, existing.id, existing.status, False, buyer_id)
@@ -573,7 +580,7 @@ def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResu
         return _announced(session, _result(created[0], OrderStatus.FAILED.value))
     moved = session.execute(
         update(Order)
-        .where(Order.stripe_session_id == session_id, Order.status == OrderStatus.PENDING.value)  # type: ignore[arg-type]
+        .where(col(Order.stripe_session_id) == session_id, col(Order.status) == OrderStatus.PENDING.value)
         .values(status=OrderStatus.FAILED.value)
     ).rowcount  # type: ignore[attr-defined]
     existing = session.exec(select(Order).where(Order.stripe_session_id == session_id)).one()

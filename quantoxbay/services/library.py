@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, ProductFile
 from quantoxbay.services.checkout import ACTIVE_ORDER_STATUSES
@@ -55,9 +55,9 @@ def library_page(
 def list_library(*, session: Session, buyer_id: int, limit: int = 20, offset: int = 0) -> list[LibraryEntry]:
     rows = session.exec(
         select(Order, OrderItem)
-        .join(OrderItem, OrderItem.order_id == Order.id)  # type: ignore[arg-type]
+        .join(OrderItem, col(OrderItem.order_id) == Order.id)
         .where(Order.buyer_id == buyer_id, Order.status != OrderStatus.EXPIRED.value)
-        .order_by(Order.created_at.desc(), Order.id.desc())  # type: ignore[attr-defined,union-attr]
+        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
         .limit(limit)
         .offset(offset)
     ).all()
@@ -79,7 +79,9 @@ def _entries(session: Session, rows: Sequence[tuple[Order, OrderItem]]) -> list[
             select(Product.download_limit).where(Product.id == item.product_id)
         ).first()
         files = session.exec(
-            select(ProductFile).where(ProductFile.product_id == item.product_id).order_by(ProductFile.id)  # type: ignore[arg-type]
+            select(ProductFile)
+            .where(col(ProductFile.product_id) == item.product_id)
+            .order_by(col(ProductFile.id))
         ).all()
         entries.append(
             LibraryEntry(
@@ -111,7 +113,7 @@ def order_for_session(*, session: Session, buyer_id: int, stripe_session_id: str
     """The library entry of one Checkout Session (the confirmation page shows it)."""
     rows = session.exec(
         select(Order, OrderItem)
-        .join(OrderItem, OrderItem.order_id == Order.id)  # type: ignore[arg-type]
+        .join(OrderItem, col(OrderItem.order_id) == Order.id)
         .where(Order.stripe_session_id == stripe_session_id, Order.buyer_id == buyer_id)
     ).all()
     entries = _entries(session, rows)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.models import LiveSubscription, utcnow
 
@@ -27,7 +27,7 @@ def subscribers(*, session: Session, topics: list[str]) -> list[tuple[str, str]]
     """(client_token, state_name) pairs registered for any of the topics."""
     rows = session.exec(
         select(LiveSubscription.client_token, LiveSubscription.state_name).where(
-            LiveSubscription.topic.in_(topics),  # type: ignore[attr-defined]
+            col(LiveSubscription.topic).in_(topics),
             LiveSubscription.created_at > utcnow() - SUBSCRIPTION_TTL,
         )
     ).all()
@@ -36,5 +36,5 @@ def subscribers(*, session: Session, topics: list[str]) -> list[tuple[str, str]]
 
 def prune(*, session: Session) -> int:
     return session.execute(  # type: ignore[attr-defined]
-        delete(LiveSubscription).where(LiveSubscription.created_at < utcnow() - SUBSCRIPTION_TTL)  # type: ignore[arg-type]
+        delete(LiveSubscription).where(col(LiveSubscription.created_at) < utcnow() - SUBSCRIPTION_TTL)
     ).rowcount

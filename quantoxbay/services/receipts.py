@@ -26,11 +26,21 @@ from email.utils import formatdate, make_msgid
 from sqlalchemy import Connection, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay import routes
 from quantoxbay.db import Lookup, insert_rows
-from quantoxbay.models import DownloadGrant, MailOutbox, Order, OrderItem, Product, ProductFile, User, utcnow
+from quantoxbay.models import (
+    DownloadGrant,
+    MailOutbox,
+    MailStatus,
+    Order,
+    OrderItem,
+    Product,
+    ProductFile,
+    User,
+    utcnow,
+)
 from quantoxbay.services import DomainError, NotFound, notifier
 from quantoxbay.services.mail import Mailer, MailError
 from quantoxbay.services.money import format_money
@@ -107,12 +117,17 @@ def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announc
     ).first()
     if row is None:
         queue_receipts(session.connection(), [(order_id, buyer_id)], skip_queued=True)
-    elif row.status == "pending" and row.send_count == 0:
+    elif row.status == MailStatus.PENDING.value and row.send_count == 0:
         raise DomainError("Your receipt is on its way; it should arrive in a minute.")
     elif row.sent_at is not None and utcnow() - _aware(row.sent_at) < RESEND_COOLDOWN:
         raise DomainError("We sent your receipt a moment ago. Please check your inbox (and spam folder).")
     else:
-        row.status, row.attempts, row.next_attempt_at, row.locked_until = "pending", 0, utcnow(), None
+        row.status, row.attempts, row.next_attempt_at, row.locked_until = (
+            MailStatus.PENDING.value,
+            0,
+            utcnow(),
+            None,
+        )
         session.add(row)
         session.flush()
     announcement = Announcement(
@@ -127,7 +142,7 @@ def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int
     opt-in). One notice per buyer and version: clicking twice queues nothing more."""
     found = session.exec(
         select(ProductFile, Product)
-        .join(Product, Product.id == ProductFile.product_id)  # type: ignore[arg-type]
+        .join(Product, col(Product.id) == ProductFile.product_id)
         .where(ProductFile.id == file_id)
     ).first()
     if found is None or found[1].seller_id != seller_id:
@@ -137,12 +152,12 @@ def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int
 
     rows = session.exec(
         select(Order.id, User.email)
-        .join(DownloadGrant, DownloadGrant.order_id == Order.id)  # type: ignore[arg-type]
-        .join(User, User.id == Order.buyer_id)  # type: ignore[arg-type]
+        .join(DownloadGrant, col(DownloadGrant.order_id) == Order.id)
+        .join(User, col(User.id) == Order.buyer_id)
         .where(
             DownloadGrant.product_id == product.id,
             DownloadGrant.revoked == False,  # noqa: E712
-            Order.status.in_(ACTIVE_ORDER_STATUSES),  # type: ignore[attr-defined]
+            col(Order.status).in_(ACTIVE_ORDER_STATUSES),
         )
     ).all()
     kind = f"update:{product.id}:{product_file.id}:{product_file.version}"
@@ -276,10 +291,10 @@ def _claim(session: Session, row_id: int, now: datetime) -> bool:
         session.execute(  # type: ignore[attr-defined]
             update(MailOutbox)
             .where(
-                MailOutbox.id == row_id,  # type: ignore[arg-type]
-                MailOutbox.status == "pending",  # type: ignore[arg-type]
-                MailOutbox.next_attempt_at <= now,  # type: ignore[arg-type]
-                or_(MailOutbox.locked_until.is_(None), MailOutbox.locked_until < now),  # type: ignore[union-attr,operator,arg-type]
+                col(MailOutbox.id) == row_id,
+                col(MailOutbox.status) == MailStatus.PENDING.value,
+                col(MailOutbox.next_attempt_at) <= now,
+                or_(col(MailOutbox.locked_until).is_(None), col(MailOutbox.locked_until) < now),
             )
             .values(locked_until=now + LEASE, attempts=MailOutbox.attempts + 1)
         ).rowcount
@@ -312,7 +327,7 @@ def _send_one(
             row = session.get(MailOutbox, row_id)
             assert row is not None
             give_up = row.attempts >= MAX_ATTEMPTS or isinstance(exc, DomainError)
-            row.status = "failed" if give_up else "pending"
+            row.status = MailStatus.FAILED.value if give_up else MailStatus.PENDING.value
             row.next_attempt_at = utcnow() + backoff(row.attempts)
             error = str(exc) if isinstance(exc, (MailError, DomainError)) else f"{type(exc).__name__}: {exc}"
             row.locked_until, row.last_error = None, error[:1000]
@@ -333,11 +348,13 @@ def _send_one(
         row = session.get(MailOutbox, row_id)
         assert row is not None
         sent_at = utcnow()
-        row.status, row.sent_at, row.locked_until, row.last_error = "sent", sent_at, None, ""
+        row.status, row.sent_at, row.locked_until, row.last_error = MailStatus.SENT.value, sent_at, None, ""
         row.send_count += 1
         session.add(row)
         if row.kind == RECEIPT and row.order_id is not None:
-            session.execute(update(Order).where(Order.id == row.order_id).values(receipt_sent_at=sent_at))  # type: ignore[arg-type]
+            session.execute(
+                update(Order).where(col(Order.id) == row.order_id).values(receipt_sent_at=sent_at)
+            )
     return "sent"
 
 
@@ -352,8 +369,8 @@ def drain_outbox(
     with session_scope(engine) as session:
         due = session.exec(
             select(MailOutbox.id)
-            .where(MailOutbox.status == "pending", MailOutbox.next_attempt_at <= now)
-            .order_by(MailOutbox.next_attempt_at)  # type: ignore[arg-type]
+            .where(MailOutbox.status == MailStatus.PENDING.value, MailOutbox.next_attempt_at <= now)
+            .order_by(col(MailOutbox.next_attempt_at))
             .limit(limit)
         ).all()
     for row_id in due:
@@ -372,8 +389,8 @@ def drain_outbox(
     with session_scope(engine) as session:
         result.next_due = session.exec(
             select(MailOutbox.next_attempt_at)
-            .where(MailOutbox.status == "pending")
-            .order_by(MailOutbox.next_attempt_at)  # type: ignore[arg-type]
+            .where(MailOutbox.status == MailStatus.PENDING.value)
+            .order_by(col(MailOutbox.next_attempt_at))
             .limit(1)
         ).first()
     return result

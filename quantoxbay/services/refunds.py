@@ -20,11 +20,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quantoxbay.constants import REFUND_REASONS as REFUND_REASONS
 from quantoxbay.errors import PaymentRefused, PaymentsUnavailable
-from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Refund, Role, User, utcnow
+from quantoxbay.models import (
+    DownloadGrant,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Refund,
+    RefundStatus,
+    Role,
+    User,
+    utcnow,
+)
 from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, analytics, notifier
 from quantoxbay.services.accounts import UserPublic
@@ -34,8 +44,8 @@ from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_top
 logger = logging.getLogger(__name__)
 
 #: Refund rows that hold money: asked for, in flight, or done.
-HOLDING_STATUSES = ("requested", "pending", "succeeded")
-REFUNDABLE_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
+HOLDING_STATUSES = (RefundStatus.REQUESTED.value, RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value)
+REFUNDABLE_STATUSES = OrderStatus.active()
 
 
 class RefundRefused(DomainError):
@@ -64,7 +74,9 @@ def _announce(session: Session, order: Order, kind: str) -> list[Announcement]:
 
 
 def _set_grants(session: Session, order_id: int, *, revoked: bool) -> None:
-    session.execute(update(DownloadGrant).where(DownloadGrant.order_id == order_id).values(revoked=revoked))  # type: ignore[arg-type]
+    session.execute(
+        update(DownloadGrant).where(col(DownloadGrant.order_id) == order_id).values(revoked=revoked)
+    )
 
 
 def _apply_refunded_total(
@@ -95,7 +107,9 @@ def _apply_refunded_total(
 
 def _lock_order(session: Session, order_id: int) -> Order | None:
     """Write first (a no-op UPDATE) so concurrent refunds of one order queue on its row."""
-    session.execute(update(Order).where(Order.id == order_id).values(refunded_cents=Order.refunded_cents))  # type: ignore[arg-type]
+    session.execute(
+        update(Order).where(col(Order.id) == order_id).values(refunded_cents=Order.refunded_cents)
+    )
     order = session.get(Order, order_id)
     if order is not None:
         session.refresh(order)
@@ -107,7 +121,7 @@ def _held_cents(session: Session, order_id: int) -> int:
         session.exec(
             select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
                 Refund.order_id == order_id,
-                Refund.status.in_(HOLDING_STATUSES),  # type: ignore[attr-defined]
+                col(Refund.status).in_(HOLDING_STATUSES),
             )
         ).one()
     )
@@ -185,7 +199,7 @@ def refund_order(
         session.flush()
         raise DomainError("Stripe could not be reached; nothing was refunded. Please try again.") from exc
     refund.stripe_refund_id = str(result["id"])
-    refund.status = str(result["status"] or "pending")
+    refund.status = str(result["status"] or RefundStatus.PENDING.value)
     refund.updated_at = utcnow()
     session.add(refund)
     session.flush()
@@ -195,7 +209,7 @@ def refund_order(
                "reason": reason, "actor_id": actor.id, "stripe_status": refund.status},
     )  # fmt: skip
     changed = False
-    if refund.status in ("pending", "succeeded"):
+    if refund.status in (RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value):
         done = _held_cents(session, order.id) - _requested_cents(session, order.id)
         changed = _apply_refunded_total(session, order, done)
     return refund, (_announce(session, order, f"order.{order.status}") if changed else [])
@@ -205,7 +219,7 @@ def _requested_cents(session: Session, order_id: int) -> int:
     return int(
         session.exec(
             select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-                Refund.order_id == order_id, Refund.status == "requested"
+                Refund.order_id == order_id, Refund.status == RefundStatus.REQUESTED.value
             )
         ).one()
     )
@@ -246,12 +260,12 @@ def on_refund_failed(*, session: Session, refund: Mapping[str, Any]) -> list[Ann
     if order is None or order.id is None:
         return []
     row = session.exec(select(Refund).where(Refund.stripe_refund_id == str(refund.get("id")))).first()
-    if row is not None and row.status == "failed":
+    if row is not None and row.status == RefundStatus.FAILED.value:
         return []  # already handled
     amount = int(refund.get("amount") or 0)
     if row is None:
         row = Refund(order_id=order.id, stripe_refund_id=str(refund.get("id")), amount_cents=amount)
-    row.status, row.updated_at = "failed", utcnow()
+    row.status, row.updated_at = RefundStatus.FAILED.value, utcnow()
     session.add(row)
     session.flush()
     _apply_refunded_total(session, order, order.refunded_cents - amount, allow_lower=True)
@@ -318,10 +332,10 @@ def list_seller_orders(
     """The seller's paid (and later) orders, newest first, as plain dicts for the page."""
     rows = session.exec(
         select(Order, OrderItem, User.email)
-        .join(OrderItem, OrderItem.order_id == Order.id)  # type: ignore[arg-type]
-        .join(User, User.id == Order.buyer_id)  # type: ignore[arg-type]
-        .where(OrderItem.seller_id == seller_id, Order.paid_at.is_not(None))  # type: ignore[union-attr]
-        .order_by(Order.created_at.desc(), Order.id.desc())  # type: ignore[attr-defined,union-attr]
+        .join(OrderItem, col(OrderItem.order_id) == Order.id)
+        .join(User, col(User.id) == Order.buyer_id)
+        .where(col(OrderItem.seller_id) == seller_id, col(Order.paid_at).is_not(None))
+        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
         .limit(limit)
         .offset(offset)
     ).all()

@@ -135,9 +135,9 @@ def make_cover_images(stream: BinaryIO) -> CoverImages:
                 if probe.width * probe.height > MAX_COVER_PIXELS:
                     raise DomainError("That image is too large in pixels; use one under 40 megapixels.")
                 probe.verify()
-            with Image.open(io.BytesIO(data)) as image:
-                image.seek(0)
-                image = ImageOps.exif_transpose(image)
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.seek(0)
+                image = ImageOps.exif_transpose(opened)
                 image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
                 variants: dict[str, bytes] = {}
                 for name, (width, height, crop) in COVER_VARIANTS.items():

@@ -28,7 +28,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from quantoxbay.db import insert_rows
-from quantoxbay.models import WebhookEvent, utcnow
+from quantoxbay.models import WebhookEvent, WebhookOutcome, utcnow
 from quantoxbay.services import charge_events, fulfillment, refunds
 from quantoxbay.services.notifier import Announcement
 
@@ -42,7 +42,11 @@ class ProcessOutcome:
 
 
 #: Outcomes after which a later delivery of the same event is a duplicate (``failed`` runs again).
-SETTLED_OUTCOMES = ("processed", "ignored", "rejected")
+SETTLED_OUTCOMES = (
+    WebhookOutcome.PROCESSED.value,
+    WebhookOutcome.IGNORED.value,
+    WebhookOutcome.REJECTED.value,
+)
 
 #: A handler gets the whole verified event (its ``data.object``, and its id and ``created``).
 Handler = Callable[[Session, dict[str, Any]], "list[Announcement] | fulfillment.FulfillmentResult"]
@@ -61,13 +65,13 @@ def _run(session: Session, event: dict[str, Any]) -> ProcessOutcome:
     not the shop's), or "rejected" (a session the shop did not sell as paid for: no order)."""
     handler = HANDLERS.get(event["type"])
     if handler is None:
-        return ProcessOutcome(False, "ignored")
+        return ProcessOutcome(False, WebhookOutcome.IGNORED.value)
     done = handler(session, event)
     if not isinstance(done, fulfillment.FulfillmentResult):
-        return ProcessOutcome(False, "processed", done)
+        return ProcessOutcome(False, WebhookOutcome.PROCESSED.value, done)
     if done.status in (fulfillment.REJECTED, fulfillment.IGNORED):
         return ProcessOutcome(False, done.status, [], done.reason[:500])
-    return ProcessOutcome(False, "processed", done.announcements())
+    return ProcessOutcome(False, WebhookOutcome.PROCESSED.value, done.announcements())
 
 
 def _nothing(_session: Session, _event: dict[str, Any]) -> list[Announcement]:
@@ -124,7 +128,7 @@ def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], s
     now = utcnow()
     rows = [
         {"stripe_event_id": event["id"], "type": event["type"], "payload": raw, "error": "", "reason": "",
-         "outcome": "processed" if event["type"] in HANDLERS else "ignored", "received_at": now, "processed_at": now}
+         "outcome": WebhookOutcome.PROCESSED.value if event["type"] in HANDLERS else WebhookOutcome.IGNORED.value, "received_at": now, "processed_at": now}
         for event, raw in sorted((deliveries[i] for i in first.values()), key=lambda d: d[0]["id"])
     ]  # fmt: skip
     rows_outcome = {row["stripe_event_id"]: row["outcome"] for row in rows}
@@ -151,7 +155,9 @@ def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], s
         )
         for session_id, index in together.items():
             if session_id in results:
-                outcomes[index] = ProcessOutcome(False, "processed", results[session_id].announcements())
+                outcomes[index] = ProcessOutcome(
+                    False, WebhookOutcome.PROCESSED.value, results[session_id].announcements()
+                )
             else:  # its order existed already (the success page was first): the one-by-one path decides
                 handle.append(index)
     for index in handle:
@@ -160,7 +166,7 @@ def process_events(*, session: Session, deliveries: list[tuple[dict[str, Any], s
         if outcome.outcome != rows_outcome[event["id"]]:  # a refused session: rare, one UPDATE each
             session.execute(
                 update(WebhookEvent)
-                .where(WebhookEvent.stripe_event_id == event["id"])  # type: ignore[arg-type]
+                .where(WebhookEvent.stripe_event_id == event["id"])
                 .values(outcome=outcome.outcome, reason=outcome.reason)
             )
     for index in repeats:
@@ -190,5 +196,5 @@ def record_failure(*, session: Session, event: dict[str, Any], raw: str, error: 
     row = session.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])).first()
     if row is None:
         row = WebhookEvent(stripe_event_id=event["id"], type=event["type"], payload=raw)
-    row.outcome, row.error = "failed", text
+    row.outcome, row.error = WebhookOutcome.FAILED.value, text
     session.add(row)

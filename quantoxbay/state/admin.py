@@ -33,29 +33,29 @@ def _as_id(value: Any) -> int | None:
 
 
 class AdminState(rx.State):
-    loaded: bool = False
-    error: str = ""
+    loaded: rx.Field[bool] = rx.field(False)
+    error: rx.Field[str] = rx.field("")
 
-    revenue: list[dict] = []
-    total_orders: int = 0
-    active_sellers: int = 0
-    total_users: int = 0
+    revenue: rx.Field[list[dict]] = rx.field(default_factory=list)
+    total_orders: rx.Field[int] = rx.field(0)
+    active_sellers: rx.Field[int] = rx.field(0)
+    total_users: rx.Field[int] = rx.field(0)
 
-    user_query: str = ""
-    users: list[dict] = []
-    product_query: str = ""
-    products: list[dict] = []
-    order_query: str = ""
-    orders: list[dict] = []
-    order: dict = {}
-    order_items: list[dict] = []
-    order_events: list[dict] = []
-    order_refunds: list[dict] = []
-    event_query: str = ""
-    events: list[dict] = []
-    actions: list[dict] = []
+    user_query: rx.Field[str] = rx.field("")
+    users: rx.Field[list[dict]] = rx.field(default_factory=list)
+    product_query: rx.Field[str] = rx.field("")
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    order_query: rx.Field[str] = rx.field("")
+    orders: rx.Field[list[dict]] = rx.field(default_factory=list)
+    order: rx.Field[dict] = rx.field(default_factory=dict)
+    order_items: rx.Field[list[dict]] = rx.field(default_factory=list)
+    order_events: rx.Field[list[dict]] = rx.field(default_factory=list)
+    order_refunds: rx.Field[list[dict]] = rx.field(default_factory=list)
+    event_query: rx.Field[str] = rx.field("")
+    events: rx.Field[list[dict]] = rx.field(default_factory=list)
+    actions: rx.Field[list[dict]] = rx.field(default_factory=list)
 
-    def _deny(self, exc: DomainError):  # type: ignore[no-untyped-def]
+    def _deny(self, exc: DomainError):
         self.loaded, self.error = False, str(exc)
         self.users, self.products, self.orders, self.events, self.revenue = [], [], [], [], []
         self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
@@ -92,7 +92,7 @@ class AdminState(rx.State):
 
     @rx.event
     @_admin_page
-    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def load(self, user: UserPublic):
         await self._totals(user)
         await self._users(user)
         await self._products(user)
@@ -105,14 +105,14 @@ class AdminState(rx.State):
 
     @rx.event
     @_admin_page
-    async def search_users(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def search_users(self, form_data: dict, user: UserPublic):
         self.user_query = str(form_data.get("q", ""))[:200]
         await self._users(user)
         return None
 
     @rx.event
     @admin_only
-    async def change_role(self, user_id: int, role: str, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def change_role(self, user_id: int, role: str, user: UserPublic):
         try:
             target = _as_id(user_id)
             if target is None:
@@ -125,7 +125,7 @@ class AdminState(rx.State):
 
     @rx.event
     @admin_only
-    async def set_disabled(self, user_id: int, disabled: bool, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def set_disabled(self, user_id: int, disabled: bool, user: UserPublic):
         try:
             target = _as_id(user_id)
             if target is None:
@@ -142,14 +142,14 @@ class AdminState(rx.State):
 
     @rx.event
     @_admin_page
-    async def search_products(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def search_products(self, form_data: dict, user: UserPublic):
         self.product_query = str(form_data.get("q", ""))[:200]
         await self._products(user)
         return None
 
     @rx.event
     @admin_only
-    async def unpublish(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def unpublish(self, form_data: dict, user: UserPublic):
         try:
             product_id = _as_id(form_data.get("product_id", ""))
             if product_id is None:
@@ -170,7 +170,7 @@ class AdminState(rx.State):
 
     @rx.event
     @_admin_page
-    async def search_orders(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def search_orders(self, form_data: dict, user: UserPublic):
         self.order_query = str(form_data.get("q", ""))[:255]
         await self._orders(user)
         self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
@@ -181,7 +181,7 @@ class AdminState(rx.State):
     @rx.event
     @admin_only
     @shows_errors()
-    async def open_order(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def open_order(self, order_id: int, user: UserPublic):
         target = _as_id(order_id)
         if target is None:
             raise DomainError("This order does not exist.")
@@ -190,13 +190,13 @@ class AdminState(rx.State):
 
     @rx.event
     @_admin_page
-    async def close_order(self):  # type: ignore[no-untyped-def]
+    async def close_order(self):
         self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
         return None
 
     @rx.event
     @admin_only
-    async def refund(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def refund(self, form_data: dict, user: UserPublic):
         """Refund the open order: all that is left, or the amount typed (major units, "5.00")."""
         try:
             order_id = _as_id(form_data.get("order_id", ""))
@@ -223,14 +223,14 @@ class AdminState(rx.State):
 
     @rx.event
     @_admin_page
-    async def search_events(self, form_data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def search_events(self, form_data: dict, user: UserPublic):
         self.event_query = str(form_data.get("q", ""))[:200]
         await self._events(user)
         return None
 
     @rx.event
     @admin_only
-    async def resend_event(self, event_row_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def resend_event(self, event_row_id: int, user: UserPublic):
         try:
             target = _as_id(event_row_id)
             if target is None:

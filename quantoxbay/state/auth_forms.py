@@ -15,12 +15,12 @@ from quantoxbay.state.session import SessionState, run_service
 TICKET_REFUSED = "That log-in link has expired or was opened in another browser. Please log in again."
 
 
-def _go_to_ticket(ticket: str):  # type: ignore[no-untyped-def]
+def _go_to_ticket(ticket: str):
     url = f"{routes.API_AUTH_COMPLETE}?ticket={ticket}"
     return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
 
-def _login_and_ticket(  # type: ignore[no-untyped-def]
+def _login_and_ticket(
     *, session, email: str, password: str, client_ip: str, browser_nonce: str, next_path: str
 ) -> str:
     user = accounts.authenticate(session=session, email=email, password=password, client_ip=client_ip)
@@ -29,7 +29,7 @@ def _login_and_ticket(  # type: ignore[no-untyped-def]
     )
 
 
-def _signup_and_ticket(  # type: ignore[no-untyped-def]
+def _signup_and_ticket(
     *, session, email: str, password: str, wants_to_sell: bool, browser_nonce: str, next_path: str
 ) -> str:
     user = accounts.sign_up(session=session, email=email, password=password, wants_to_sell=wants_to_sell)
@@ -69,7 +69,7 @@ class AuthFormState(rx.State):
         self.busy = False
 
     @rx.event
-    async def log_in(self, form: dict):  # type: ignore[no-untyped-def]
+    async def log_in(self, form: dict):
         self.busy, self.error = True, ""
         browser_nonce = self._browser_nonce()
         yield  # the browser stores the nonce cookie before it is sent to trade the ticket
@@ -89,7 +89,7 @@ class AuthFormState(rx.State):
         yield _go_to_ticket(ticket)
 
     @rx.event
-    async def sign_up(self, form: dict):  # type: ignore[no-untyped-def]
+    async def sign_up(self, form: dict):
         self.busy, self.error = True, ""
         browser_nonce = self._browser_nonce()
         yield

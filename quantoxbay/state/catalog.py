@@ -25,18 +25,18 @@ def human_size(n: int) -> str:
 class StorefrontState(rx.State):
     """`/`: search, filters, sort and keyset pages over the published products."""
 
-    products: list[dict] = []
-    query: str = ""
-    category: str = ALL_CATEGORIES
-    sort: str = "newest"
-    min_price: str = ""
-    max_price: str = ""
-    error: str = ""
-    loading: bool = True
-    next_cursor: str = ""
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    query: rx.Field[str] = rx.field("")
+    category: rx.Field[str] = rx.field(ALL_CATEGORIES)
+    sort: rx.Field[str] = rx.field("newest")
+    min_price: rx.Field[str] = rx.field("")
+    max_price: rx.Field[str] = rx.field("")
+    error: rx.Field[str] = rx.field("")
+    loading: rx.Field[bool] = rx.field(True)
+    next_cursor: rx.Field[str] = rx.field("")
     # Cursors of the pages before this one, so "Previous" needs no OFFSET either.
-    previous_cursors: list[str] = []
-    cursor: str = ""
+    previous_cursors: rx.Field[list[str]] = rx.field(default_factory=list)
+    cursor: rx.Field[str] = rx.field("")
 
     @rx.var
     def page_number(self) -> int:
@@ -134,14 +134,15 @@ class StorefrontState(rx.State):
 class ProductState(rx.State):
     """`/products/[product_id]`: a published product, or "not found" for anything else."""
 
-    product: dict = {}
-    files: list[dict] = []
-    not_found: bool = False
-    loading: bool = True
-    sale_ends_at_ms: int = 0  # the running sale's end (epoch ms) for the countdown; 0: none
+    product: rx.Field[dict] = rx.field(default_factory=dict)
+    files: rx.Field[list[dict]] = rx.field(default_factory=list)
+    not_found: rx.Field[bool] = rx.field(False)
+    loading: rx.Field[bool] = rx.field(True)
+    # the running sale's end (epoch ms) for the countdown; 0: none
+    sale_ends_at_ms: rx.Field[int] = rx.field(0)
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
+    async def load(self):
         self.loading, self.sale_ends_at_ms = True, 0
         raw = self.router.page.params.get("product_id", "")
         try:
@@ -164,11 +165,11 @@ class ProductState(rx.State):
 class SellerPageState(rx.State):
     """`/sellers/[handle]`: a seller's published products."""
 
-    seller_name: str = ""
-    products: list[dict] = []
-    next_cursor: str = ""
-    not_found: bool = False
-    loading: bool = True
+    seller_name: rx.Field[str] = rx.field("")
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    next_cursor: rx.Field[str] = rx.field("")
+    not_found: rx.Field[bool] = rx.field(False)
+    loading: rx.Field[bool] = rx.field(True)
     _seller_id: int = 0
 
     @rx.event

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from quantoxbay import routes
 from quantoxbay.models import OrderStatus
@@ -27,7 +28,7 @@ from quantoxbay.state.guards import logged_in, requires, shows_errors
 from quantoxbay.state.session import SessionState, run_service
 
 
-def _go(url: str) -> rx.event.EventSpec:
+def _go(url: str) -> EventSpec:
     """Full navigation (the hosted checkout and API routes are not Reflex pages)."""
     return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
@@ -47,10 +48,11 @@ def _file_rows(entry: library.LibraryEntry, user_id: int) -> list[dict[str, Any]
 class BuyBoxState(rx.State):
     """The product page's "Buy now" / "Download" box."""
 
-    owned: bool = False
-    busy: bool = False
-    promo_code: str = ""  # optional; checked by the server (services.promotions.check_code)
-    promo_error: str = ""
+    owned: rx.Field[bool] = rx.field(False)
+    busy: rx.Field[bool] = rx.field(False)
+    # optional; checked by the server (services.promotions.check_code)
+    promo_code: rx.Field[str] = rx.field("")
+    promo_error: rx.Field[str] = rx.field("")
 
     @rx.event
     def set_promo_code(self, value: str) -> None:
@@ -72,7 +74,7 @@ class BuyBoxState(rx.State):
         )
 
     @rx.event
-    async def buy_now(self):  # type: ignore[no-untyped-def]
+    async def buy_now(self):
         product_id = self._product_id()
         if product_id is None:
             yield rx.toast.error("This product does not exist.")
@@ -112,10 +114,11 @@ class BuyBoxState(rx.State):
 class CheckoutSuccessState(rx.State):
     """`/checkout/success?session_id=...`: waits, then flips to "Payment confirmed" by push."""
 
-    status: str = "waiting"  # waiting | paid | failed | refused (not what the shop sold) | unknown
-    title: str = ""
-    total_label: str = ""
-    files: list[dict] = []
+    # waiting | paid | failed | refused (not what the shop sold) | unknown
+    status: rx.Field[str] = rx.field("waiting")
+    title: rx.Field[str] = rx.field("")
+    total_label: rx.Field[str] = rx.field("")
+    files: rx.Field[list[dict]] = rx.field(default_factory=list)
     # Checked against the session cookie at load; a push then needs one query, not three.
     _buyer_id: int = 0
 
@@ -143,7 +146,7 @@ class CheckoutSuccessState(rx.State):
             self.status = "waiting"
 
     @rx.event
-    async def load(self):  # type: ignore[no-untyped-def]
+    async def load(self):
         self.status, self.files, self.title = "waiting", [], ""
         session_state = await self.get_state(SessionState)
         user = await session_state.current_user()
@@ -199,11 +202,11 @@ _buyer_page = requires(refuse=_empty_library)
 class LibraryState(rx.State):
     """`/library`: every purchase, newest first, a page at a time; fresh signed links on each load."""
 
-    entries: list[dict] = []
-    loaded: bool = False
-    page: int = 0
-    has_next: bool = False
-    notice: str = ""
+    entries: rx.Field[list[dict]] = rx.field(default_factory=list)
+    loaded: rx.Field[bool] = rx.field(False)
+    page: rx.Field[int] = rx.field(0)
+    has_next: rx.Field[bool] = rx.field(False)
+    notice: rx.Field[str] = rx.field("")
 
     async def _load(self, user: UserPublic) -> None:
         result = await run_service(library.library_page, buyer_id=user.id, page=self.page)
@@ -261,7 +264,7 @@ class LibraryState(rx.State):
     @rx.event
     @logged_in
     @shows_errors()
-    async def resend_receipt(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def resend_receipt(self, order_id: int, user: UserPublic):
         await run_service(receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id))
         return rx.toast.success("Your receipt is on its way.")
 

@@ -13,6 +13,7 @@ this seller is paid or refunded, the pusher (api/live.py) calls ``on_announcemen
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, analytics, live, notifier
@@ -25,7 +26,7 @@ BROWSER_ZONE_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'"
 PERIOD_OPTIONS = [{"value": k, "label": v} for k, v in analytics.PERIODS.items()]
 
 
-def _refuse(state: DashboardState, exc: DomainError) -> rx.event.EventSpec:
+def _refuse(state: DashboardState, exc: DomainError) -> EventSpec:
     """A refused caller sees the figures cleared and why."""
     state._clear(str(exc))
     return rx.toast.error(str(exc))
@@ -42,29 +43,30 @@ def _major(cents: int) -> float:
 class DashboardState(rx.State):
     """What the dashboard shows; plain data only."""
 
-    period: str = "30d"
-    tz: str = "UTC"
-    loaded: bool = False
-    error: str = ""
+    period: rx.Field[str] = rx.field("30d")
+    tz: rx.Field[str] = rx.field("UTC")
+    loaded: rx.Field[bool] = rx.field(False)
+    error: rx.Field[str] = rx.field("")
 
-    currency: str = "usd"
-    gross: str = ""
-    refunds: str = ""
-    discounts: str = ""
-    net: str = ""
-    orders: int = 0
-    units: int = 0
-    other_currencies: list[dict] = []
-    products: list[dict] = []
-    top_products: list[dict] = []
-    series: list[dict] = []
-    product_chart: list[dict] = []
-    bucket: str = "day"
+    currency: rx.Field[str] = rx.field("usd")
+    gross: rx.Field[str] = rx.field("")
+    refunds: rx.Field[str] = rx.field("")
+    discounts: rx.Field[str] = rx.field("")
+    net: rx.Field[str] = rx.field("")
+    orders: rx.Field[int] = rx.field(0)
+    units: rx.Field[int] = rx.field(0)
+    other_currencies: rx.Field[list[dict]] = rx.field(default_factory=list)
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    top_products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    series: rx.Field[list[dict]] = rx.field(default_factory=list)
+    product_chart: rx.Field[list[dict]] = rx.field(default_factory=list)
+    bucket: rx.Field[str] = rx.field("day")
 
     # The live "toast": the last sale or refund pushed to this page.
-    toast: str = ""
-    toast_kind: str = ""  # "sale" | "refund"
-    live_updates: int = 0
+    toast: rx.Field[str] = rx.field("")
+    # "sale" | "refund"
+    toast_kind: rx.Field[str] = rx.field("")
+    live_updates: rx.Field[int] = rx.field(0)
 
     @rx.var
     def period_label(self) -> str:
@@ -130,7 +132,7 @@ class DashboardState(rx.State):
 
     @rx.event
     @_seller_page
-    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def load(self, user: UserPublic):
         """on_load: check, register for pushes, show the figures, then ask the browser for its zone."""
         self.toast = ""
         # Register first, then read: a sale made in between is not missed.
@@ -145,7 +147,7 @@ class DashboardState(rx.State):
 
     @rx.event
     @_seller_page
-    async def set_timezone(self, tz: str, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def set_timezone(self, tz: str, user: UserPublic):
         zone = analytics.zone(str(tz)[:64]).key
         if zone != self.tz or not self.loaded:
             self.tz = zone
@@ -154,7 +156,7 @@ class DashboardState(rx.State):
 
     @rx.event
     @_seller_page
-    async def set_period(self, period: str | list[str], user: UserPublic):  # type: ignore[no-untyped-def]
+    async def set_period(self, period: str | list[str], user: UserPublic):
         period = period[0] if isinstance(period, list) and period else str(period)
         if period not in analytics.PERIODS:
             return rx.toast.error(f"Choose one of: {', '.join(analytics.PERIODS.values())}.")
@@ -164,18 +166,18 @@ class DashboardState(rx.State):
 
     @rx.event
     @seller_only
-    async def export_csv(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def export_csv(self, user: UserPublic):
         data = await run_service(analytics.orders_csv, seller_id=user.id, period=self.period, tz=self.tz)
         return rx.download(data=data, filename=analytics.csv_filename(self.period), mime_type="text/csv")
 
     @rx.event
     @_seller_page
-    async def dismiss_toast(self):  # type: ignore[no-untyped-def]
+    async def dismiss_toast(self):
         self.toast = ""
         return None
 
     @_seller_page
-    async def on_announcement(self, kind: str, data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def on_announcement(self, kind: str, data: dict, user: UserPublic):
         """Called by the live pusher (inside app.modify_state) when one of this seller's orders changes.
 
         Reflex makes every public method an event handler the browser could call too: it is guarded

@@ -111,7 +111,7 @@ def guard_roles(fn: Any) -> tuple[Role, ...] | None:
     """The roles a handler's guard requires (``()``: logged in), or None when it has no guard."""
     while fn is not None:
         if hasattr(fn, GUARD_ROLES):
-            return getattr(fn, GUARD_ROLES)  # type: ignore[no-any-return]
+            return getattr(fn, GUARD_ROLES)
         fn = getattr(fn, "__wrapped__", None)
     return None
 

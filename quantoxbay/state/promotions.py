@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, PaymentError, catalog, promotions
@@ -22,7 +23,7 @@ PERCENT, AMOUNT = "percent", "amount"
 STRIPE_DOWN = "Payments are unavailable right now. Please try again in a minute."
 
 
-def _refuse_page(state: PromotionsState, exc: DomainError) -> rx.event.EventSpec:
+def _refuse_page(state: PromotionsState, exc: DomainError) -> EventSpec:
     state.error = state.notice = state.sale_error = state.sale_notice = ""
     state.loaded = False
     return rx.toast.error(str(exc))
@@ -60,35 +61,37 @@ def _whole_number(text: str, message: str) -> int | None:
 class PromotionsState(rx.State):
     """Promo codes (create, deactivate) and sales (schedule, end) of the logged-in seller."""
 
-    loaded: bool = False
-    codes: list[dict] = []
-    sales: list[dict] = []
-    products: list[dict] = []  # {"id": "12", "title": ...} for the selects
-    tz_offset: int = 0  # the browser's Date.getTimezoneOffset()
+    loaded: rx.Field[bool] = rx.field(False)
+    codes: rx.Field[list[dict]] = rx.field(default_factory=list)
+    sales: rx.Field[list[dict]] = rx.field(default_factory=list)
+    # {"id": "12", "title": ...} for the selects
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    # the browser's Date.getTimezoneOffset()
+    tz_offset: rx.Field[int] = rx.field(0)
 
     # the new-code form
-    code: str = ""
-    kind: str = PERCENT
-    amount: str = ""
-    scope: str = ALL_PRODUCTS
-    max_redemptions: str = ""
-    expires: str = ""
-    once_per_buyer: bool = False
-    error: str = ""
-    notice: str = ""
-    busy: bool = False
+    code: rx.Field[str] = rx.field("")
+    kind: rx.Field[str] = rx.field(PERCENT)
+    amount: rx.Field[str] = rx.field("")
+    scope: rx.Field[str] = rx.field(ALL_PRODUCTS)
+    max_redemptions: rx.Field[str] = rx.field("")
+    expires: rx.Field[str] = rx.field("")
+    once_per_buyer: rx.Field[bool] = rx.field(False)
+    error: rx.Field[str] = rx.field("")
+    notice: rx.Field[str] = rx.field("")
+    busy: rx.Field[bool] = rx.field(False)
 
     # the sale form
-    sale_product: str = ""
-    sale_price: str = ""
-    sale_starts: str = ""
-    sale_ends: str = ""
-    sale_error: str = ""
-    sale_notice: str = ""
+    sale_product: rx.Field[str] = rx.field("")
+    sale_price: rx.Field[str] = rx.field("")
+    sale_starts: rx.Field[str] = rx.field("")
+    sale_ends: rx.Field[str] = rx.field("")
+    sale_error: rx.Field[str] = rx.field("")
+    sale_notice: rx.Field[str] = rx.field("")
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_page)
-    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def load(self, user: UserPublic):
         self.error = self.notice = self.sale_error = self.sale_notice = ""
         await self._refresh(user)
         return rx.call_script("new Date().getTimezoneOffset()", callback=PromotionsState.set_tz_offset)
@@ -190,7 +193,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_code)
-    async def create_code(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def create_code(self, user: UserPublic):
         self.error = self.notice = ""
         self.busy = True
         yield
@@ -234,7 +237,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_code)
-    async def deactivate(self, promotion_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def deactivate(self, promotion_id: int, user: UserPublic):
         self.error = self.notice = ""
         try:
             done = await run_service(
@@ -255,7 +258,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_sale)
-    async def schedule_sale(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def schedule_sale(self, user: UserPublic):
         self.sale_error = self.sale_notice = ""
         try:
             product_id = _whole_number(self.sale_product, "Choose a product.")
@@ -282,7 +285,7 @@ class PromotionsState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_sale)
-    async def end_sale(self, product_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def end_sale(self, product_id: int, user: UserPublic):
         self.sale_error = self.sale_notice = ""
         try:
             await run_service(promotions.end_sale, seller_id=user.id, product_id=int(product_id))

@@ -7,6 +7,7 @@ the order is theirs (admins may act on any order).
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, downloads, live, notifier, refunds
@@ -18,7 +19,7 @@ from quantoxbay.state.session import run_service
 PAGE_SIZE = 25
 
 
-def _refuse(state: SellerOrdersState, exc: DomainError) -> rx.event.EventSpec:
+def _refuse(state: SellerOrdersState, exc: DomainError) -> EventSpec:
     """A refused caller sees no orders, and why."""
     state.orders, state.loaded = [], False
     return rx.toast.error(str(exc))
@@ -30,16 +31,16 @@ _orders_only = requires(Role.SELLER, Role.ADMIN)
 
 
 class SellerOrdersState(rx.State):
-    orders: list[dict] = []
-    loaded: bool = False
-    page: int = 0
-    has_next: bool = False
+    orders: rx.Field[list[dict]] = rx.field(default_factory=list)
+    loaded: rx.Field[bool] = rx.field(False)
+    page: rx.Field[int] = rx.field(0)
+    has_next: rx.Field[bool] = rx.field(False)
     # The refund form of the selected order.
-    refund_order_id: int = 0
-    refund_title: str = ""
-    refund_amount: str = ""
-    refund_reason: str = "requested_by_customer"
-    busy: bool = False
+    refund_order_id: rx.Field[int] = rx.field(0)
+    refund_title: rx.Field[str] = rx.field("")
+    refund_amount: rx.Field[str] = rx.field("")
+    refund_reason: rx.Field[str] = rx.field("requested_by_customer")
+    busy: rx.Field[bool] = rx.field(False)
 
     async def _load(self, user: UserPublic) -> None:
         rows = await run_service(
@@ -54,7 +55,7 @@ class SellerOrdersState(rx.State):
 
     @rx.event
     @_orders_page
-    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def load(self, user: UserPublic):
         self.refund_order_id, self.busy = 0, False
         await self._load(user)
         await run_service(
@@ -66,7 +67,7 @@ class SellerOrdersState(rx.State):
         return None
 
     @_orders_page
-    async def on_announcement(self, kind: str, data: dict, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def on_announcement(self, kind: str, data: dict, user: UserPublic):
         """Called by the live pusher (inside app.modify_state) when one of this seller's orders
         changes. Reflex makes every public method an event handler the browser could call too:
         it is guarded like the others (a seller demoted to buyer keeps a valid session)."""
@@ -74,14 +75,14 @@ class SellerOrdersState(rx.State):
 
     @rx.event
     @_orders_page
-    async def next_page(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def next_page(self, user: UserPublic):
         if self.has_next:
             self.page += 1
             await self._load(user)
 
     @rx.event
     @_orders_page
-    async def previous_page(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def previous_page(self, user: UserPublic):
         if self.page > 0:
             self.page -= 1
             await self._load(user)
@@ -110,7 +111,7 @@ class SellerOrdersState(rx.State):
 
     @rx.event
     @_orders_only
-    async def confirm_refund(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def confirm_refund(self, user: UserPublic):
         if self.busy or not self.refund_order_id:
             return
         self.busy = True
@@ -137,13 +138,13 @@ class SellerOrdersState(rx.State):
     @rx.event
     @_orders_only
     @shows_errors()
-    async def reset_limit(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def reset_limit(self, order_id: int, user: UserPublic):
         await run_service(downloads.reset_download_limit, actor=user, order_id=int(order_id))
         return rx.toast.success(f"Order #{order_id}: download count reset.")
 
     @rx.event
     @_orders_only
-    async def reissue(self, order_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def reissue(self, order_id: int, user: UserPublic):
         try:
             await run_service(downloads.reissue_access, actor=user, order_id=int(order_id))
         except DomainError as exc:

@@ -64,12 +64,12 @@ def _form_error_clearing(upload_id: str, prefix: str = "") -> Any:
 class SellerProductsState(rx.State):
     """`/seller/products`: the seller's products with their status."""
 
-    products: list[dict] = []
-    loaded: bool = False
+    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    loaded: rx.Field[bool] = rx.field(False)
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_list)
-    async def load(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def load(self, user: UserPublic):
         rows = await run_service(catalog.list_seller_products, seller_id=user.id)
         self.products = [
             {
@@ -89,25 +89,25 @@ class SellerProductsState(rx.State):
 class ProductFormState(rx.State):
     """The new-product form and the edit page (product_id 0 = not created yet)."""
 
-    editing_id: int = 0
-    title: str = ""
-    description: str = ""
-    price: str = "0"
-    currency: str = "usd"
-    category: str = NO_CATEGORY
-    tags: str = ""
-    pay_what_you_want: bool = False
-    status: str = ""
-    files: list[dict] = []
-    cover_url: str = ""
-    replace_file_id: str = ""
+    editing_id: rx.Field[int] = rx.field(0)
+    title: rx.Field[str] = rx.field("")
+    description: rx.Field[str] = rx.field("")
+    price: rx.Field[str] = rx.field("0")
+    currency: rx.Field[str] = rx.field("usd")
+    category: rx.Field[str] = rx.field(NO_CATEGORY)
+    tags: rx.Field[str] = rx.field("")
+    pay_what_you_want: rx.Field[bool] = rx.field(False)
+    status: rx.Field[str] = rx.field("")
+    files: rx.Field[list[dict]] = rx.field(default_factory=list)
+    cover_url: rx.Field[str] = rx.field("")
+    replace_file_id: rx.Field[str] = rx.field("")
 
-    error: str = ""
-    notice: str = ""
-    busy: bool = False
-    upload_percent: int = 0
-    upload_started: bool = False
-    loaded: bool = False
+    error: rx.Field[str] = rx.field("")
+    notice: rx.Field[str] = rx.field("")
+    busy: rx.Field[bool] = rx.field(False)
+    upload_percent: rx.Field[int] = rx.field(0)
+    upload_started: rx.Field[bool] = rx.field(False)
+    loaded: rx.Field[bool] = rx.field(False)
 
     @rx.var
     def is_published(self) -> bool:
@@ -146,14 +146,14 @@ class ProductFormState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_new)
-    async def load_new(self):  # type: ignore[no-untyped-def]
+    async def load_new(self):
         self._reset_form()
         self.loaded = True
         return None
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_edit)
-    async def load_edit(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def load_edit(self, user: UserPublic):
         self._reset_form()
         self.loaded = False
         try:
@@ -301,7 +301,7 @@ class ProductFormState(rx.State):
     # arrives first saves the details, whichever arrives last publishes.
     _publish_parts: list[str] = []
 
-    async def _publish_part(self, user: UserPublic, part: str, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
+    async def _publish_part(self, user: UserPublic, part: str, files: list[rx.UploadFile]):
         if not self._publish_parts or part in self._publish_parts:
             self._publish_parts = []
             self.error, self.notice = "", ""
@@ -318,21 +318,21 @@ class ProductFormState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_form_error_clearing("files"))
-    async def publish_files(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
+    async def publish_files(self, files: list[rx.UploadFile], user: UserPublic):
         """Upload handler of the new form's "Files" (one half of "Publish")."""
         events = await self._publish_part(user, "files", files)
         return [rx.clear_selected_files("files"), *(events or [])]
 
     @rx.event
     @requires(Role.SELLER, refuse=_form_error_clearing("cover"))
-    async def publish_cover(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
+    async def publish_cover(self, files: list[rx.UploadFile], user: UserPublic):
         """Upload handler of the new form's "Cover image" (the other half of "Publish")."""
         events = await self._publish_part(user, "cover", files)
         return [rx.clear_selected_files("cover"), *(events or [])]
 
     @rx.event
     @requires(Role.SELLER, refuse=_form_error_clearing("files"))
-    async def receive_files(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
+    async def receive_files(self, files: list[rx.UploadFile], user: UserPublic):
         """Edit page: add files to the product."""
         self.error, self.notice = "", ""
         if self.editing_id:
@@ -341,7 +341,7 @@ class ProductFormState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_form_error_clearing("cover", prefix="Cover image: "))
-    async def receive_cover(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
+    async def receive_cover(self, files: list[rx.UploadFile], user: UserPublic):
         """Edit page: replace the cover image (the first image counts)."""
         self.error, self.notice = "", ""
         if self.editing_id:
@@ -350,7 +350,7 @@ class ProductFormState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_form_error_clearing("replace"))
-    async def replace_file(self, files: list[rx.UploadFile], user: UserPublic):  # type: ignore[no-untyped-def]
+    async def replace_file(self, files: list[rx.UploadFile], user: UserPublic):
         """Upload a new version of the chosen file (buyers keep access and get the new version)."""
         self.error, self.notice = "", ""
         if not files or not self.replace_file_id:
@@ -368,7 +368,7 @@ class ProductFormState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_form_error)
-    async def notify_buyers(self, file_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def notify_buyers(self, file_id: int, user: UserPublic):
         """E-mail every buyer with access that this file has a new version (once per version)."""
         self.error, self.notice = "", ""
         try:
@@ -385,7 +385,7 @@ class ProductFormState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_form_error)
-    async def remove_file(self, file_id: int, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def remove_file(self, file_id: int, user: UserPublic):
         self.error, self.notice = "", ""
         try:
             await run_service(
@@ -402,12 +402,12 @@ class ProductFormState(rx.State):
 
     @rx.event
     @requires(Role.SELLER, refuse=_form_error)
-    async def publish(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def publish(self, user: UserPublic):
         """ "Publish" on the edit page."""
         self.error, self.notice = "", ""
         return await self._publish(user)
 
-    async def _publish(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def _publish(self, user: UserPublic):
         try:
             await run_service(catalog.publish_product, product_id=self.editing_id, seller_id=user.id)
             await self._refresh(user.id)
@@ -420,7 +420,7 @@ class ProductFormState(rx.State):
     @rx.event
     @requires(Role.SELLER, refuse=_form_error)
     @shows_errors(_form_error)
-    async def unpublish(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def unpublish(self, user: UserPublic):
         self.error, self.notice = "", ""
         await run_service(catalog.unpublish_product, product_id=self.editing_id, seller_id=user.id)
         await self._refresh(user.id)
@@ -430,7 +430,7 @@ class ProductFormState(rx.State):
     @rx.event
     @requires(Role.SELLER, refuse=_form_error)
     @shows_errors(_form_error)
-    async def delete(self, user: UserPublic):  # type: ignore[no-untyped-def]
+    async def delete(self, user: UserPublic):
         self.error, self.notice = "", ""
         await run_service(catalog.delete_product, product_id=self.editing_id, seller_id=user.id)
         self._reset_form()

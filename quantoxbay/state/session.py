@@ -87,7 +87,7 @@ class SessionState(rx.State):
         """on_load of every page: refresh who is logged in."""
         await self.current_user()
 
-    def _guard_redirect(self, user: UserPublic | None, *roles: Role):  # type: ignore[no-untyped-def]
+    def _guard_redirect(self, user: UserPublic | None, *roles: Role):
         """The redirect for a page guard, or None when the user may stay."""
         if user is None:
             path = self.router.url.path or "/"
@@ -99,13 +99,13 @@ class SessionState(rx.State):
         return None
 
     @rx.event
-    async def guard_logged_in(self):  # type: ignore[no-untyped-def]
+    async def guard_logged_in(self):
         return self._guard_redirect(await self.current_user(), Role.BUYER, Role.SELLER)
 
     @rx.event
-    async def guard_seller(self):  # type: ignore[no-untyped-def]
+    async def guard_seller(self):
         return self._guard_redirect(await self.current_user(), Role.SELLER)
 
     @rx.event
-    async def guard_admin(self):  # type: ignore[no-untyped-def]
+    async def guard_admin(self):
         return self._guard_redirect(await self.current_user(), Role.ADMIN)

@@ -130,6 +130,9 @@ def resolve_range(start: int, end: int | None, size: int) -> tuple[int, int]:
 class Storage(Protocol):
     """Where product files live: local disk by default, S3 in production."""
 
+    # A storage is a cache key (cover previews are cached per storage and key).
+    def __hash__(self) -> int: ...
+
     def put(
         self,
         key: str,

@@ -11,7 +11,7 @@ from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 from quantoxbay.constants import CATEGORIES as CATEGORIES
-from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, User, utcnow
+from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, Role, User, utcnow
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.catalog.views import cover_url
 from quantoxbay.services.money import MAX_PRICE_CENTS, format_money, validate_currency
@@ -110,7 +110,7 @@ def create_product(
 ) -> Product:
     """Create a draft product for a seller."""
     seller = session.get(User, seller_id)
-    if seller is None or seller.role not in ("seller", "admin") or seller.disabled:
+    if seller is None or seller.role not in (Role.SELLER.value, Role.ADMIN.value) or seller.disabled:
         raise PermissionDenied("Only sellers can create products.")
     title, description, currency = _validate_fields(title, description, price_cents, currency)
     product = Product(
@@ -161,13 +161,13 @@ def _owned_product(session: Session, product_id: int, seller_id: int) -> Product
     seller = session.get(User, seller_id)
     if seller is None or seller.disabled:
         raise PermissionDenied("You can only change your own products.")
-    if product.seller_id != seller_id and seller.role != "admin":
+    if product.seller_id != seller_id and seller.role != Role.ADMIN.value:
         raise PermissionDenied("You can only change your own products.")
     return product
 
 
 def _has_orders(session: Session, product_id: int) -> bool:
-    return bool(session.exec(select(exists().where(OrderItem.product_id == product_id))).one())
+    return bool(session.exec(select(exists().where(col(OrderItem.product_id) == product_id))).one())
 
 
 def publish_product(*, session: Session, storage: Storage, product_id: int, seller_id: int) -> Product:

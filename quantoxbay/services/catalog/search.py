@@ -16,10 +16,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, table, text, tuple_
+from sqlalchemy import ColumnElement, Select, TextClause, and_, func, literal_column, table, text, tuple_
+from sqlalchemy.orm import QueryableAttribute
 from sqlmodel import Session, col, select
 
 from quantoxbay.constants import SORT_ORDERS as SORT_ORDERS
@@ -49,15 +50,20 @@ class ProductPage(BaseModel):
 SORT_DESCENDING = {"newest": True, "price_asc": False, "price_desc": True, "best_selling": True}
 
 
+def _column(attribute: Any) -> ColumnElement[Any]:
+    """The SQL column behind a model attribute (SQLModel types attributes as their Python values)."""
+    return cast(QueryableAttribute[Any], col(attribute)).expression
+
+
 def _sort_columns(sort: str, entity: type[Product] = Product) -> tuple[ColumnElement, ColumnElement, bool]:
     """(sort key column, tie-breaker, descending) for a sort order."""
     if sort in ("price_asc", "price_desc"):
-        key = col(entity.price_cents)
+        key = _column(entity.price_cents)
     elif sort == "best_selling":
-        key = col(entity.sales_count)
+        key = _column(entity.sales_count)
     else:
-        key = col(entity.created_at)
-    return key, col(entity.id), SORT_DESCENDING[sort]
+        key = _column(entity.created_at)
+    return key, _column(entity.id), SORT_DESCENDING[sort]
 
 
 def _encode_cursor(sort: str, product: Product) -> str:
@@ -105,8 +111,8 @@ class _Filter:
     stays on the sort order's index), ``candidates`` selects the ids it lets through."""
 
     name: str
-    clause: ColumnElement
-    plain: ColumnElement
+    clause: ColumnElement[bool] | TextClause
+    plain: ColumnElement[bool] | TextClause
     candidates: Select
     #: SQLite search only: the FTS5 query, for checking a batch of rows (see :func:`_checked_ids`).
     fts_query: str = ""
@@ -151,8 +157,8 @@ def _search_filter(dialect: str, words: list[str]) -> _Filter:
         return _Filter("search", clause, clause, select(col(Product.id)).where(published, clause))
     # Any other database: a plain (slow) substring match, so the app still works.
     haystack = func.lower(Product.title + " " + Product.tags + " " + Product.description)
-    clause = and_(*[haystack.contains(w) for w in words])
-    return _Filter("search", clause, clause, select(col(Product.id)).where(published, clause))
+    substrings = and_(*[haystack.contains(w) for w in words])
+    return _Filter("search", substrings, substrings, select(col(Product.id)).where(published, substrings))
 
 
 def _filters(
@@ -176,14 +182,14 @@ def _filters(
     if words:
         out.append(_search_filter(dialect, words))
     if seller_id is not None:
-        add("seller", col(Product.seller_id), lambda c: c == seller_id)
+        add("seller", _column(Product.seller_id), lambda c: c == seller_id)
     if min_price_cents is not None or max_price_cents is not None:
         low = min_price_cents if min_price_cents is not None else -1
         high = max_price_cents if max_price_cents is not None else MAX_PRICE_CENTS + 1
-        add("price", col(Product.price_cents), lambda c: and_(c >= low, c <= high))
+        add("price", _column(Product.price_cents), lambda c: and_(c >= low, c <= high))
     if category:
         value = category.strip().lower()
-        add("category", col(Product.category), lambda c: c == value)
+        add("category", _column(Product.category), lambda c: c == value)
     return out
 
 

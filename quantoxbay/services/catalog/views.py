@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from quantoxbay.models import Product, ProductFile, ProductStatus, User
+from quantoxbay.models import Product, ProductFile, ProductStatus, Role, User
 from quantoxbay.routes import API_COVERS
 from quantoxbay.services import NotFound
 from quantoxbay.services.money import format_money
@@ -187,7 +187,12 @@ def get_published_product(
 def get_seller_profile(*, session: Session, handle: str) -> SellerProfile:
     """A seller's public profile by handle; NotFound for buyers, disabled or unknown accounts."""
     user = session.exec(select(User).where(User.handle == handle.strip().lower())).first()
-    if user is None or user.disabled or user.role not in ("seller", "admin") or user.id is None:
+    if (
+        user is None
+        or user.disabled
+        or user.role not in (Role.SELLER.value, Role.ADMIN.value)
+        or user.id is None
+    ):
         raise NotFound("No seller goes by that name.")
     return SellerProfile(
         id=user.id, name=user.display_name or user.email.split("@")[0], handle=user.handle or ""
