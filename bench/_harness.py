@@ -4,6 +4,7 @@ fresh databases, process memory and percentiles. No benchmark logic lives here."
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import statistics
@@ -129,6 +130,42 @@ class Server:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+
+@functools.cache
+def _engine(url: str):  # type: ignore[no-untyped-def]
+    from quantoxbay.db import make_engine
+
+    return make_engine(url)
+
+
+def record_checkout(
+    url: str,
+    session_id: str,
+    *,
+    buyer_id: int,
+    product_id: int,
+    subtotal_cents: int = 999,
+    allow_promotion_codes: bool = False,
+) -> None:
+    """Record a Checkout Session the benchmark created through the API as the shop's checkout does
+    (``services.checkout.record_checkout_session``): fulfilment grants orders for recorded ones only."""
+    from sqlmodel import Session
+
+    from quantoxbay.services import checkout
+
+    with Session(_engine(url)) as session:
+        checkout.record_checkout_session(
+            session=session,
+            stripe_session_id=session_id,
+            buyer_id=buyer_id,
+            product_id=product_id,
+            currency="usd",
+            subtotal_cents=subtotal_cents,
+            allow_promotion_codes=allow_promotion_codes,
+            promotion_id=None,
+        )
+        session.commit()
 
 
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float, want_html: bool = False) -> None:

@@ -41,6 +41,7 @@ from bench._harness import (
     insert_buyers_and_product,
     load_note,
     percentile,
+    record_checkout,
     reflex_app,
     run_main,
     tempdir,
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
                 for purchase in range(args.purchases):
                     session_id = _create_session(client, buyer_id, product_id, app.url)
+                    record_checkout(db_url, session_id, buyer_id=buyer_id, product_id=product_id)
                     for attempt in range(1, 4):
                         page.goto(f"/checkout/success?session_id={session_id}")
                         expect(page.get_by_text("Waiting for payment confirmation")).to_be_visible()

@@ -34,6 +34,7 @@ from bench._harness import (
     insert_buyers_and_product,
     load_note,
     percentile,
+    record_checkout,
     reflex_app,
     run_main,
     tempdir,
@@ -120,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     local = {"rate_limited": 0}
                     session_id = create_session(client, buyer_id, product_id, app.url, local)
+                    record_checkout(
+                        db_url,
+                        session_id,
+                        buyer_id=buyer_id,
+                        product_id=product_id,
+                        allow_promotion_codes=True,
+                    )
                     resp = http.post(f"{api}/_local/checkout/{session_id}/pay", headers=auth)
                     ok = resp.status_code == 200 and resp.json().get("outcome") == "succeeded"
                     with lock:
