@@ -34,6 +34,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from quantoxbay import routes
+from quantoxbay.models import Role
 from quantoxbay.settings import Settings, get_settings, origin_of
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ UPLOAD_FRAMING_BYTES = 64 * 1024
 REFLEX_EVENT = "/_event"
 REFLEX_UPLOAD = "/_upload"
 STRIPE_LOCAL_API = routes.STRIPE_LOCAL_MOUNT + "/v1/"
-UPLOAD_ROLES = frozenset({"seller", "admin"})
+UPLOAD_ROLES = frozenset({Role.SELLER, Role.ADMIN})
 
 
 def content_security_policy(public_url: str, image_origins: tuple[str, ...] = ()) -> str:

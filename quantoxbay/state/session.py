@@ -40,11 +40,11 @@ class SessionState(rx.State):
 
     @rx.var
     def is_seller(self) -> bool:
-        return self.role in ("seller", "admin")
+        return self.role in (Role.SELLER, Role.ADMIN)
 
     @rx.var
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
     @rx.var
     def initial(self) -> str:
