@@ -31,4 +31,5 @@ def product_path(product_id: int) -> str:
 
 SELLER_ORDERS = "/seller/orders"
 SELLER_PROMOTIONS = "/seller/promotions"
+SELLER_PAYOUTS = "/seller/payouts"
 API_COVERS = "/api/covers"
