@@ -7,9 +7,9 @@ import io
 import uuid
 from unittest import mock
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from quantoxbay.models import Product, Role
+from quantoxbay.models import Product, Role, SellerAccount
 from quantoxbay.services import accounts, catalog
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.settings import get_settings
@@ -46,6 +46,25 @@ def create_user(
         )
 
 
+def give_payouts_account(db: Session, seller_id: int, stripe_account_id: str | None = None) -> SellerAccount:
+    """Record an onboarded connected account for a seller (charges and payouts enabled), as
+    ``account.updated`` would after onboarding. Tests that talk to a real or embedded Stripe pass
+    the id of an account that exists there (``tests.support.connect.onboard_seller``)."""
+    existing = db.exec(select(SellerAccount).where(SellerAccount.user_id == seller_id)).first()
+    if existing is not None:
+        return existing
+    account = SellerAccount(
+        user_id=seller_id,
+        stripe_account_id=stripe_account_id or f"acct_test{uuid.uuid4().hex[:16]}",
+        details_submitted=True,
+        charges_enabled=True,
+        payouts_enabled=True,
+    )
+    db.add(account)
+    db.flush()
+    return account
+
+
 def create_published_product(
     db: Session,
     storage: Storage,
@@ -55,6 +74,10 @@ def create_published_product(
     price_cents: int = 999,
     content: bytes = b"file content",
 ) -> Product:
+    """A published product of ``seller``'s; a priced one needs payouts set up, so a seller without
+    an account gets one (``give_payouts_account``)."""
+    if price_cents > 0:
+        give_payouts_account(db, seller.id)
     product = catalog.create_product(session=db, seller_id=seller.id, title=title, price_cents=price_cents)
     assert product.id is not None
     catalog.add_product_file(

@@ -248,13 +248,9 @@ class StripeGateway:
         self, transfer: str, *, amount_cents: int, idempotency_key: str, metadata: dict[str, str]
     ) -> stripe.TransferReversal:
         """Take back part of a transfer from the seller's account."""
-        params = {"amount": amount_cents, "metadata": metadata}
+        params: Any = {"amount": amount_cents, "metadata": metadata}
         return _call(
-            lambda: self.client.v1.transfers.reversals.create(
-                transfer,
-                params,
-                {"idempotency_key": idempotency_key},  # type: ignore[arg-type]
-            )
+            lambda: self.client.v1.transfers.reversals.create(transfer, params, {"idempotency_key": idempotency_key})
         )
 
 

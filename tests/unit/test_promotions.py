@@ -21,6 +21,7 @@ from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, checkout, promotions
 from quantoxbay.services.fulfillment import fulfill_checkout
 from quantoxbay.services.pricing import current_price_cents, sale_is_running
+from quantoxbay.settings import get_settings
 from quantoxbay.stripe_local import StripeLocalConfig, create_stripe_local_app
 from tests.factories import create_published_product, create_user
 from tests.integration.test_stripe_local import ServerThread
@@ -75,6 +76,7 @@ def _start(db: Session, ls: LocalStripe, buyer_id: int, product: Product, code: 
     return checkout.start_checkout(
         session=db,
         gateway=StripeGateway(ls.client),
+        settings=get_settings(),
         buyer_id=buyer_id,
         product_id=product.id,  # type: ignore[arg-type]
         public_url="http://shop.test",
