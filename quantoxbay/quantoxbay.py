@@ -159,6 +159,15 @@ async def _embedded_stripe() -> None:
 
 
 @app.register_lifespan_task
+async def _ledger() -> None:
+    """Read sales' charges back and make the transfers disputes owe, off the webhook."""
+    from quantoxbay.payments.gateway import get_gateway
+    from quantoxbay.services.ledger import start_worker
+
+    start_worker(get_gateway)
+
+
+@app.register_lifespan_task
 async def _mail_outbox() -> None:
     """Send queued receipts off the webhook's critical path (woken by paid orders and resends)."""
     from quantoxbay.services.receipts import start_outbox_worker

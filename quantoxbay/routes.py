@@ -17,6 +17,8 @@ API_HEALTH = "/api/health"
 API_AUTH_COMPLETE = "/api/auth/complete"
 API_AUTH_LOGOUT = "/api/auth/logout"
 API_STRIPE_WEBHOOK = "/api/stripe/webhook"
+# Events of sellers' connected accounts (Stripe's Connect endpoint, its own signing secret).
+API_STRIPE_CONNECT_WEBHOOK = "/api/stripe/connect-webhook"
 API_DOWNLOADS = "/api/downloads"
 STRIPE_LOCAL_MOUNT = "/stripe-local"
 

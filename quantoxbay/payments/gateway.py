@@ -250,7 +250,9 @@ class StripeGateway:
         """Take back part of a transfer from the seller's account."""
         params: Any = {"amount": amount_cents, "metadata": metadata}
         return _call(
-            lambda: self.client.v1.transfers.reversals.create(transfer, params, {"idempotency_key": idempotency_key})
+            lambda: self.client.v1.transfers.reversals.create(
+                transfer, params, {"idempotency_key": idempotency_key}
+            )
         )
 
 

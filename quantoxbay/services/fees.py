@@ -47,6 +47,10 @@ class FeeSchedule:
         return paid_cents - self.fee_cents(paid_cents)
 
 
+#: The schedule of a sale that is not a destination charge (the platform keeps it all).
+NO_FEES = FeeSchedule(0, 0)
+
+
 def proportional_cents(part_cents: int, of_cents: int, whole_cents: int) -> int:
     """``part * of / whole`` rounded half up: the share of ``of`` that a refund of ``part`` out of
     ``whole`` takes back (the refunded share of a fee or of a transfer)."""

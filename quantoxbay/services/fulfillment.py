@@ -55,7 +55,7 @@ from quantoxbay.models import (
     utcnow,
 )
 from quantoxbay.services import DomainError, analytics, charge_events, notifier, receipts
-from quantoxbay.services.fees import FeeSchedule
+from quantoxbay.services.fees import NO_FEES, FeeSchedule
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
 from quantoxbay.services.promotions import REDEEMED_STATUSES, coupon_discount_cents
 
@@ -232,7 +232,7 @@ class _Sold:
     title: str
     # The destination charge the shop asked for (CheckoutRecord); no account: the platform's own.
     seller_account_id: str | None = None
-    fees: FeeSchedule = FeeSchedule(0, 0)
+    fees: FeeSchedule = NO_FEES
     application_fee_cents: int = 0
     transfer_group: str | None = None
 
