@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,10 @@ TASK_BACKOFF_SECONDS = 5.0
 TASK_BACKOFF_MAX_SECONDS = 3600.0
 #: How long a worker holds a task it claimed (another worker takes it over after that).
 TASK_LEASE_SECONDS = 120.0
+
+#: Opens a transaction (``db.session_scope``: commits, then publishes what it announced). The
+#: functions that call Stripe between short transactions take one; tests hand in their own session.
+Transaction = Callable[[], AbstractContextManager[Session]]
 
 _SYNCED_STATUSES = (*OrderStatus.active(), OrderStatus.REFUNDED.value, OrderStatus.DISPUTED.value)
 
@@ -121,10 +126,10 @@ def _unsynced(session: Session, limit: int) -> list[int]:
     return [i for i in ids if i is not None]
 
 
-def sync_order(*, gateway: StripeGateway, order_id: int) -> bool:
+def sync_order(*, gateway: StripeGateway, order_id: int, transaction: Transaction = session_scope) -> bool:
     """Read one sale's charge back and make the fee adjustment it needs. Returns True once the
     order is synced. Opens its own short transactions around the Stripe calls."""
-    with session_scope() as session:
+    with transaction() as session:
         order = session.get(Order, order_id)
         if order is None or order.ledger_synced_at is not None or not order.stripe_payment_intent_id:
             return order is not None and order.ledger_synced_at is not None
@@ -146,7 +151,7 @@ def sync_order(*, gateway: StripeGateway, order_id: int) -> bool:
             idempotency_key=fee_adjustment_key(order_id=order_id),
             metadata={"order_id": str(order_id), "reason": "fee_adjustment"},
         )
-    with session_scope() as session:
+    with transaction() as session:
         values: dict[str, Any] = {
             "stripe_charge_id": facts.charge_id,
             "stripe_transfer_id": facts.transfer_id,
@@ -165,14 +170,16 @@ def sync_order(*, gateway: StripeGateway, order_id: int) -> bool:
     return facts.stripe_fee_cents is not None
 
 
-def sync_pending_orders(*, gateway: StripeGateway, limit: int = SYNC_BATCH) -> int:
+def sync_pending_orders(
+    *, gateway: StripeGateway, limit: int = SYNC_BATCH, transaction: Transaction = session_scope
+) -> int:
     """``sync_order`` for the oldest sales not read back yet. Returns how many got synced."""
-    with session_scope() as session:
+    with transaction() as session:
         pending = _unsynced(session, limit)
     synced = 0
     for order_id in pending:
         try:
-            synced += sync_order(gateway=gateway, order_id=order_id)
+            synced += sync_order(gateway=gateway, order_id=order_id, transaction=transaction)
         except PaymentError as exc:
             logger.warning("ledger.sync_failed", extra={"order_id": order_id, "error": str(exc)[:200]})
     return synced
@@ -400,14 +407,20 @@ def _retry_later(session: Session, work: _TaskWork, error: str, now: datetime) -
     )
 
 
-def run_due_tasks(*, gateway: StripeGateway, now: datetime | None = None, limit: int = 20) -> int:
+def run_due_tasks(
+    *,
+    gateway: StripeGateway,
+    now: datetime | None = None,
+    limit: int = 20,
+    transaction: Transaction = session_scope,
+) -> int:
     """Make the Stripe calls that are due. Returns how many tasks finished."""
     now = now or utcnow()
-    with session_scope() as session:
+    with transaction() as session:
         claimed = _claim(session, now, limit)
     done = 0
     for task_id in claimed:
-        with session_scope() as session:
+        with transaction() as session:
             work = _work(session, task_id)
         if work is None:
             continue
@@ -417,10 +430,10 @@ def run_due_tasks(*, gateway: StripeGateway, now: datetime | None = None, limit:
             else:
                 moved = _return_sale(gateway, work)
         except (PaymentError, _NotYet) as exc:
-            with session_scope() as session:
+            with transaction() as session:
                 _retry_later(session, work, str(exc) or type(exc).__name__, now)
             continue
-        with session_scope() as session:
+        with transaction() as session:
             _finish(session, work, moved)
         done += 1
     return done
@@ -450,9 +463,12 @@ def _wake_worker() -> None:
     _wake.set()
 
 
-def run_once(*, gateway: StripeGateway) -> tuple[int, int]:
+def run_once(*, gateway: StripeGateway, transaction: Transaction = session_scope) -> tuple[int, int]:
     """One pass: sync sales, then run due tasks. Returns (synced, tasks done)."""
-    return sync_pending_orders(gateway=gateway), run_due_tasks(gateway=gateway)
+    return (
+        sync_pending_orders(gateway=gateway, transaction=transaction),
+        run_due_tasks(gateway=gateway, transaction=transaction),
+    )
 
 
 def start_worker(gateway_factory: Any) -> None:
