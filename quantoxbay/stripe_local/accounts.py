@@ -817,6 +817,20 @@ class Accounts:
                 self.store.emit("account.updated", data, NO_REQUEST, account=record.id)
             return OnboardingResult(True, account=data, outcome=outcome)
 
+    def bank_account_failed(self, record: Record) -> None:
+        """After a failed payout, as on Stripe: the bank account is ``errored``, payouts
+        are disabled and ``external_account`` is due again (``account.updated``)."""
+        data = record.data
+        for bank in data["external_accounts"]["data"]:
+            bank["status"] = "errored"
+        data["payouts_enabled"] = False
+        data["requirements"] = requirements(
+            sorted({*data["requirements"]["currently_due"], "external_account"}),
+            data["requirements"]["disabled_reason"],
+        )
+        self.store.update(record)
+        self.store.emit("account.updated", data, NO_REQUEST, account=record.id)
+
     def payout_failure(self, record: Record) -> tuple[str, str] | None:
         """Return ``(failure_code, message)`` when the account's test bank account fails payouts."""
         return PAYOUT_FAILURES.get(record.internal.get("bank_account_number") or "")

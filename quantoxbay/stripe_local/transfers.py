@@ -1081,6 +1081,8 @@ class Transfers:
                     self.store.update(payout)
                     self.store.emit("payout.updated", data, NO_REQUEST, account=owner)
                     self.store.emit("payout.failed", data, NO_REQUEST, account=owner)
+                    if account is not None:
+                        self.accounts.bank_account_failed(account)
                 else:
                     data.update(
                         status="paid",
