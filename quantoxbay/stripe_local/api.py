@@ -261,6 +261,8 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
             bounds["gte"] = bounds["lte"] = value
 
     def accept(record: Any) -> bool:
+        if record.data.get("account") != call.account:
+            return False  # a connected account sees its own events; the platform, its own
         c = record.created
         return not (
             ("gt" in bounds and c <= bounds["gt"])
@@ -276,7 +278,7 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
         ending_before=get_str(params, "ending_before"),
         lookups=lookups,
         lookup_prefix=prefix,
-        accept=accept if bounds else None,
+        accept=accept,
     )
     return list_body([r.data for r in records], has_more, "/v1/events")
 
@@ -303,7 +305,10 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
 
     def event_get(call: ApiCall) -> dict[str, Any]:
         check_allowed(call.params, {"expand"})
-        return runtime.store.require("event", call.path["id"]).data
+        event = runtime.store.require("event", call.path["id"])
+        if event.data.get("account") != call.account:
+            runtime.store.require("event", None)  # another account's event: 404, as on Stripe
+        return event.data
 
     def coupon_get(call: ApiCall) -> dict[str, Any]:
         check_allowed(call.params, {"expand"})
@@ -353,10 +358,10 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
             "/v1/promotion_codes/{id}",
             lambda c: discounts.update_promotion_code(c.path["id"], c.params, c.request),
         ),
-        ("GET", "/v1/events", lambda c: _events_list(runtime, c)),
-        ("GET", "/v1/events/{id}", event_get),
     ]
     routes = [endpoint(runtime, method, path, handler) for method, path, handler in table]
+    routes.append(endpoint(runtime, "GET", "/v1/events", lambda c: _events_list(runtime, c), connected=True))
+    routes.append(endpoint(runtime, "GET", "/v1/events/{id}", event_get, connected=True))
     routes.extend(connect_routes(runtime))
 
     async def unknown_route(request: Request) -> Response:

@@ -691,6 +691,11 @@ def test_stripe_account_header_scoping(env: Env) -> None:
         env.client.v1.balance_transactions.retrieve(first_txn.id)  # not the platform's
     with pytest.raises(stripe.InvalidRequestError):
         env.client.v1.products.create(params={"name": "x"}, options=as_account(first.id))  # type: ignore[arg-type]
+    # Events: each account lists its own; the platform's list leaves them out.
+    own = env.client.v1.events.list(params={"type": "account.updated"}, options=as_account(first.id))  # type: ignore[arg-type]
+    assert own.data and {e.account for e in own.data} == {first.id}
+    platform = env.client.v1.events.list(params={"type": "account.updated", "limit": 100})
+    assert platform.data == []
 
 
 def test_connect_events_are_signed_with_the_connect_secret(env: Env) -> None:
