@@ -965,14 +965,22 @@ class Transfers:
     def _create_payouts(self) -> int:
         now = self.store.now()
         created = 0
-        for account_row in (
+        # Only accounts due on their schedule that hold available funds not yet paid out: the
+        # sweeper runs every second, so it must not take the write lock for nothing.
+        due_accounts = (
             self.store.db.connection()
             .execute(
-                "SELECT id FROM objects WHERE type = ? AND json_extract(data, '$.payouts_enabled') = 1",
-                (ACCOUNT,),
+                "SELECT a.id FROM objects a WHERE a.type = ? AND json_extract(a.data, '$.payouts_enabled') = 1"
+                " AND json_extract(a.data, '$.settings.payouts.schedule.interval') != 'manual'"
+                " AND COALESCE(json_extract(a.internal, '$.next_payout_at'), 0) <= ?"
+                " AND EXISTS (SELECT 1 FROM objects t WHERE t.type = ? AND t.lookup = a.id"
+                " AND json_extract(t.data, '$.status') = 'available'"
+                " AND json_extract(t.internal, '$.payout') IS NULL)",
+                (ACCOUNT, now, BALANCE_TRANSACTION),
             )
             .fetchall()
-        ):
+        )
+        for account_row in due_accounts:
             with self.store.db.transaction():
                 account = self.accounts.get(account_row["id"])
                 if account is None or not account.data["payouts_enabled"]:

@@ -706,3 +706,24 @@ def test_connect_events_are_signed_with_the_connect_secret(env: Env) -> None:
     assert verified.account == account.id
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(body, header, SECRET)
+
+
+def test_clock_advance_needs_the_key_and_expires_sessions(env: Env) -> None:
+    refused = env.http.post(f"{env.api_base}/_local/clock/advance", data={"seconds": 10})
+    assert refused.status_code == 401
+    bad = env.http.post(f"{env.api_base}/_local/clock/advance", headers=bearer(), data={"seconds": "-5"})
+    assert bad.status_code == 400
+    product = env.client.v1.products.create(params={"name": "Later"})
+    session = env.client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "line_items": [product_line_item(product.id)],  # type: ignore[list-item]
+            "success_url": "http://shop.test/ok",
+        }
+    )
+    before = advance(env, 60)
+    assert env.client.v1.checkout.sessions.retrieve(session.id).status == "open"
+    after = advance(env, DAY)
+    assert after["now"] - before["now"] >= DAY and after["expired"] >= 1
+    assert env.client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+    assert wait_for(lambda: env.platform.of(session.id, "checkout.session.expired"))
