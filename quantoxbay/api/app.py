@@ -40,6 +40,8 @@ def build_stripe_local(settings: Settings, *, deliver_webhooks: bool = True) -> 
             public_base_url=f"{settings.public_url}{routes.STRIPE_LOCAL_MOUNT}",
             webhook_url=settings.stripe_local_webhook_url,
             webhook_secret=settings.stripe_webhook_secret,
+            connect_webhook_url=settings.stripe_local_connect_webhook_url,
+            connect_webhook_secret=settings.stripe_connect_webhook_secret,
             rate_limit_per_second=settings.stripe_local_rate_limit,
             start_background_worker=deliver_webhooks,
         )

@@ -806,9 +806,10 @@ class Checkout:
                 )
             record.internal["pending_auth"] = None
             fee = (record.internal["payment_intent_data"].get("connect") or {}).get("application_fee_amount")
-            if fee is not None and fee > record.data["amount_total"]:
+            if fee is not None and 0 < record.data["amount_total"] < fee:
                 # Stripe refuses an application fee above the amount; a discount applied on the
                 # page can bring the total below the fee the merchant set, so the payment is refused.
+                # A total of 0 makes no payment at all, so there is no fee to take.
                 return PaymentResult(
                     "invalid",
                     record,

@@ -15,6 +15,7 @@ from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import PermissionDenied, analytics, catalog
 from quantoxbay.services.accounts import UserPublic
 from tests.factories import create_user
+from tests.support.fake_stripe import UnchargedPaymentIntents
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -305,7 +306,7 @@ class _FakeRefunds:
 
 class _FakeStripe:
     def __init__(self) -> None:
-        self.v1 = type("V1", (), {"refunds": _FakeRefunds()})()
+        self.v1 = type("V1", (), {"refunds": _FakeRefunds(), "payment_intents": UnchargedPaymentIntents()})()
 
 
 def test_fulfilment_and_refunds_keep_the_dashboard_current(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
