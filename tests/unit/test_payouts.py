@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from quantoxbay.models import Order, OrderItem, OrderStatus, Role, SellerAccount
+from quantoxbay.models import OrderStatus, Role, SellerAccount
 from quantoxbay.payments.gateway import StripeGateway
-from quantoxbay.services import PaymentRefused, PaymentsUnavailable, catalog, connect, payouts
+from quantoxbay.services import PaymentRefused, PaymentsUnavailable, connect, payouts
 from quantoxbay.services.accounts import UserPublic
-from tests.factories import create_user
+from tests.factories import create_connect_order, create_user
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -52,50 +52,6 @@ def _account(db: Session, seller: UserPublic, **flags: Any) -> SellerAccount:
     db.add(account)
     db.flush()
     return account
-
-
-def _order(
-    db: Session,
-    seller: UserPublic,
-    buyer: UserPublic,
-    *,
-    total: int = 1000,
-    fee: int = 100,
-    paid_at: datetime = T0,
-    status: OrderStatus = OrderStatus.PAID,
-    account: str | None = "acct_x",
-    **money: int,
-) -> Order:
-    product = catalog.create_product(session=db, seller_id=seller.id, title="Guide", price_cents=total)
-    order = Order(
-        buyer_id=buyer.id,
-        status=status.value,
-        currency="usd",
-        subtotal_cents=total + money.get("discount_cents", 0),
-        total_cents=total,
-        stripe_session_id=f"cs_{uuid.uuid4().hex}",
-        seller_account_id=account,
-        platform_fee_cents=fee if account else 0,
-        seller_share_cents=total - fee if account else 0,
-        paid_at=paid_at,
-        **money,
-    )
-    db.add(order)
-    db.flush()
-    assert order.id is not None and product.id is not None
-    db.add(
-        OrderItem(
-            order_id=order.id,
-            product_id=product.id,
-            seller_id=seller.id,
-            title=product.title,
-            unit_price_cents=total,
-            total_cents=total,
-            discount_cents=money.get("discount_cents", 0),
-        )
-    )
-    db.flush()
-    return order
 
 
 @pytest.fixture
@@ -176,7 +132,7 @@ def test_the_payouts_shown_are_capped(db: Session, people: dict) -> None:
 def test_stripe_unreachable_keeps_the_status_and_orders_and_says_why(db: Session, people: dict) -> None:
     seller, buyer = people["seller"], people["buyer"]
     _account(db, seller, details_submitted=True, requirements_due="individual.verification.document")
-    _order(db, seller, buyer)
+    create_connect_order(db, seller, buyer)
     fake = FakeGateway(error=PaymentsUnavailable("Payments are unavailable right now."))
     page = payouts.seller_payouts(session=db, gateway=_gateway(fake), seller_id=seller.id)
     assert page.balances == [] and page.payouts == []
@@ -196,7 +152,7 @@ def test_a_refusal_from_stripe_is_shown_as_stripe_said_it(db: Session, people: d
 def test_each_order_shows_fee_refund_reversal_and_the_sellers_net(db: Session, people: dict) -> None:
     seller, buyer = people["seller"], people["buyer"]
     # $10 paid after a $2 discount, 10% fee; $4 refunded: 40 cents of fee back, $3.60 reversed.
-    refunded = _order(
+    refunded = create_connect_order(
         db,
         seller,
         buyer,
@@ -210,7 +166,7 @@ def test_each_order_shows_fee_refund_reversal_and_the_sellers_net(db: Session, p
         paid_at=T0,
     )
     # A dispute took the whole share back, then the won dispute returned it.
-    won = _order(
+    won = create_connect_order(
         db,
         seller,
         buyer,
@@ -220,9 +176,13 @@ def test_each_order_shows_fee_refund_reversal_and_the_sellers_net(db: Session, p
         transfer_returned_cents=1800,
         paid_at=T0 + timedelta(hours=1),
     )
-    before_payouts = _order(db, seller, buyer, total=500, account=None, paid_at=T0 - timedelta(days=1))
-    _order(db, people["other"], buyer, paid_at=T0 + timedelta(hours=2))  # another seller's sale
-    _order(db, seller, buyer, status=OrderStatus.PENDING, paid_at=T0 + timedelta(hours=3))  # not paid
+    before_payouts = create_connect_order(
+        db, seller, buyer, total=500, account=None, paid_at=T0 - timedelta(days=1)
+    )
+    create_connect_order(db, people["other"], buyer, paid_at=T0 + timedelta(hours=2))  # another seller's sale
+    create_connect_order(
+        db, seller, buyer, status=OrderStatus.PENDING, paid_at=T0 + timedelta(hours=3)
+    )  # not paid
 
     rows = payouts.recent_orders(session=db, seller_id=seller.id)
     assert [r["order_id"] for r in rows] == [won.id, refunded.id, before_payouts.id]
@@ -247,6 +207,6 @@ def test_each_order_shows_fee_refund_reversal_and_the_sellers_net(db: Session, p
 
 def test_the_orders_shown_are_capped_newest_first(db: Session, people: dict) -> None:
     seller, buyer = people["seller"], people["buyer"]
-    made = [_order(db, seller, buyer, paid_at=T0 + timedelta(minutes=i)) for i in range(4)]
+    made = [create_connect_order(db, seller, buyer, paid_at=T0 + timedelta(minutes=i)) for i in range(4)]
     rows = payouts.recent_orders(session=db, seller_id=seller.id, limit=2)
     assert [r["order_id"] for r in rows] == [made[3].id, made[2].id]
