@@ -51,6 +51,8 @@ ARGS: dict[str, Any] = {
     "gateway": None,
     "event_row_id": 1,
     "error": RuntimeError("x"),
+    "settings": None,
+    "now": None,
 }
 
 
