@@ -71,7 +71,8 @@ class PayoutStatus:
             return []
         needs = [describe_requirement(r) for r in self.requirements_due]
         if self.disabled_reason:
-            needs.insert(0, f"Stripe has paused this account ({self.disabled_reason.replace('_', ' ')}).")
+            reason = self.disabled_reason.replace(".", " ").replace("_", " ")
+            needs.insert(0, f"Stripe has paused this account ({reason}).")
         if not self.details_submitted and not needs:
             needs.append("Finish Stripe's onboarding form.")
         return needs

@@ -256,6 +256,8 @@ def _claim(session: Session, now: datetime, limit: int) -> list[int]:
                 col(LedgerTask.next_attempt_at) <= now,
             )
             .values(next_attempt_at=now + timedelta(seconds=TASK_LEASE_SECONDS))
+            # Compared in SQL only: SQLite hands back naive datetimes that Python cannot compare.
+            .execution_options(synchronize_session=False)
         ).rowcount
         if moved == 1:
             claimed.append(task_id)

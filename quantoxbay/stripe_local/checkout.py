@@ -540,7 +540,9 @@ class Checkout:
         if data["payment_intent"] and any(p.startswith("payment_intent") for p in expand):
             pi = self.store.get("payment_intent", data["payment_intent"])
             if pi is not None:
-                pi_expand = {p.removeprefix("payment_intent.") for p in expand}
+                pi_expand = {
+                    p.removeprefix("payment_intent.") for p in expand if p.startswith("payment_intent.")
+                }
                 data["payment_intent"] = self.payments.payment_intent_view(pi, pi_expand)
         return data
 

@@ -90,11 +90,21 @@ class Payments:
         return self.store.insert("payment_intent", data)
 
     def payment_intent_view(self, record: Record, expand: set[str]) -> dict[str, Any]:
-        """Return a PaymentIntent as the API shows it (``latest_charge`` expandable)."""
+        """Return a PaymentIntent as the API shows it (``latest_charge`` expandable, and the
+        charge's own expandable fields through it: ``latest_charge.balance_transaction``)."""
         data = dict(record.data)
-        if "latest_charge" in expand and data["latest_charge"]:
+        nested = {path.split(".", 1)[1] for path in expand if path.startswith("latest_charge.")}
+        unknown = sorted(p for p in expand if p != "latest_charge" and not p.startswith("latest_charge."))
+        if unknown:
+            raise invalid_request(f"This property cannot be expanded ({unknown[0]}).", param="expand")
+        if (expand or nested) and data["latest_charge"]:
             charge = self.store.get("charge", data["latest_charge"])
-            data["latest_charge"] = charge.data if charge else None
+            if charge is None:
+                data["latest_charge"] = None
+            elif self.transfers is not None:
+                data["latest_charge"] = self.transfers.expand_charge(charge.data, nested)
+            else:
+                data["latest_charge"] = charge.data
         return data
 
     def retrieve_payment_intent(self, pi_id: str, params: dict[str, Any]) -> dict[str, Any]:

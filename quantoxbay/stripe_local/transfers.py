@@ -34,7 +34,7 @@ from .db import Record
 from .errors import invalid_request, missing_param
 from .ids import new_id
 from .money import format_amount
-from .params import check_allowed, get_int, get_metadata, get_str, update_metadata
+from .params import check_allowed, get_expand, get_int, get_metadata, get_str, update_metadata
 from .store import NO_REQUEST, RequestInfo, Store
 
 BALANCE_TRANSACTION = "balance_transaction"
@@ -595,8 +595,9 @@ class Transfers:
                         param="currency",
                     )
                 txn = self.store.require(BALANCE_TRANSACTION, charge.data["balance_transaction"])
+                # What reversals took back may be transferred again (a won dispute's return).
                 moved = sum(
-                    t.data["amount"]
+                    t.data["amount"] - t.data["amount_reversed"]
                     for t in self.store.db.find(TRANSFER, destination)
                     if t.data["source_transaction"] == source
                 )
@@ -885,7 +886,29 @@ class Transfers:
     def retrieve_charge(self, charge_id: str, owner: str | None, params: dict[str, Any]) -> dict[str, Any]:
         """``GET /v1/charges/{id}`` of the caller (platform charge, or the account's ``py_...``)."""
         check_allowed(params, {"expand"})
-        return self._owned("charge", charge_id, owner, param="charge").data
+        return self.expand_charge(
+            self._owned("charge", charge_id, owner, param="charge").data, get_expand(params)
+        )
+
+    #: What a charge's ``expand[]`` may name, and the object kind each id points to.
+    CHARGE_EXPANDABLE = {
+        "balance_transaction": BALANCE_TRANSACTION,
+        "transfer": TRANSFER,
+        "application_fee": APPLICATION_FEE,
+    }
+
+    def expand_charge(self, charge: dict[str, Any], expand: set[str]) -> dict[str, Any]:
+        """A charge with the ids ``expand`` names replaced by their objects; anything else named is
+        refused as Stripe does ("This property cannot be expanded")."""
+        unknown = sorted(expand - set(self.CHARGE_EXPANDABLE))
+        if unknown:
+            raise invalid_request(f"This property cannot be expanded ({unknown[0]}).", param="expand")
+        data = dict(charge)
+        for field in expand:
+            if data.get(field):
+                record = self.store.get(self.CHARGE_EXPANDABLE[field], data[field])
+                data[field] = record.data if record else None
+        return data
 
     # -- payouts -----------------------------------------------------------------
 
