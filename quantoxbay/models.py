@@ -261,6 +261,7 @@ class Order(SQLModel, table=True):
     transfer_reversed_cents: int = Field(default=0, sa_type=BigInteger)  # taken back from the seller
     transfer_returned_cents: int = Field(default=0, sa_type=BigInteger)  # given back (won disputes)
     fee_adjusted_cents: int = Field(default=0, sa_type=BigInteger)  # see ledger.sync_order
+    adjustment_reversed_cents: int = Field(default=0, sa_type=BigInteger)  # refunds took it back
     stripe_charge_id: str | None = Field(default=None, max_length=255)
     stripe_transfer_id: str | None = Field(default=None, max_length=255)
     stripe_application_fee_id: str | None = Field(default=None, max_length=255)
