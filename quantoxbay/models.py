@@ -600,7 +600,7 @@ class LedgerTaskKind(enum.StrEnum):
 class LedgerTaskStatus(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"
-    FAILED = "failed"  # gave up after the last attempt; shown to admins, retried by `reconcile --fix`
+    FAILED = "failed"  # gave up after the last attempt (logged); `reconcile --retry-failed` queues it again
 
 
 class LedgerTask(SQLModel, table=True):
