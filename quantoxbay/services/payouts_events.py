@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from quantoxbay.services import connect
+from quantoxbay.services import connect, notifier
 from quantoxbay.services.notifier import Announcement, seller_topic
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,10 @@ def on_payout_event(*, session: Session, event: dict[str, Any]) -> list[Announce
             extra={"seller_id": seller_id, "account": account, "payout": obj.get("id"),
                    "amount_cents": obj.get("amount"), "currency": obj.get("currency"), "status": obj.get("status")},
         )  # fmt: skip
-    return [
-        Announcement(kind="payouts.payout", topics=(seller_topic(seller_id),), data={"type": event["type"]})
-    ]
+    announcement = Announcement(
+        kind="payouts.payout", topics=(seller_topic(seller_id),), data={"type": event["type"]}
+    )
+    # Queued on the session like every service's announcement: published after the commit (the
+    # returned list is the webhook outcome's record, which nobody publishes).
+    notifier.queue(session, announcement)
+    return [announcement]
