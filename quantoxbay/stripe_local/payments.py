@@ -90,11 +90,18 @@ class Payments:
         return self.store.insert("payment_intent", data)
 
     def payment_intent_view(self, record: Record, expand: set[str]) -> dict[str, Any]:
-        """Return a PaymentIntent as the API shows it (``latest_charge`` expandable)."""
+        """Return a PaymentIntent as the API shows it (``latest_charge`` expandable, and its
+        ``balance_transaction`` too: as on Stripe, expanding ``latest_charge.balance_transaction``
+        expands the charge on the way)."""
         data = dict(record.data)
-        if "latest_charge" in expand and data["latest_charge"]:
+        nested = "latest_charge.balance_transaction" in expand
+        if ("latest_charge" in expand or nested) and data["latest_charge"]:
             charge = self.store.get("charge", data["latest_charge"])
-            data["latest_charge"] = charge.data if charge else None
+            view = dict(charge.data) if charge else None
+            if view is not None and nested and view.get("balance_transaction"):
+                txn = self.store.get("balance_transaction", view["balance_transaction"])
+                view["balance_transaction"] = txn.data if txn else None
+            data["latest_charge"] = view
         return data
 
     def retrieve_payment_intent(self, pi_id: str, params: dict[str, Any]) -> dict[str, Any]:
