@@ -217,3 +217,29 @@ def test_run_service_hands_a_service_what_it_names(engine: Engine) -> None:
         return n
 
     assert wiring.call(plain, n=2) == 2  # asks for nothing, gets nothing more
+
+
+@pytest.mark.parametrize("type_", ["balance.available", "payout.created", "payout.paid", "payout.failed"])
+def test_a_connect_balance_or_payout_event_tells_the_sellers_pages_after_its_commit(
+    engine: Engine, batches: _BatchRecorder, type_: str
+) -> None:
+    """The payouts page reads balances and payouts from Stripe; the event (on the Connect endpoint)
+    must reach the seller's open pages so they read again."""
+    from starlette.testclient import TestClient
+
+    from quantoxbay.api import build_api
+    from quantoxbay.settings import get_settings
+    from tests.factories import give_payouts_account
+    from tests.stripe_payloads import signed
+
+    with Session(engine) as s:
+        seller = create_user(s, Role.SELLER)
+        account_id = give_payouts_account(s, seller.id).stripe_account_id
+        s.commit()
+    obj = {"object": "balance"} if type_ == "balance.available" else {"id": "po_1", "object": "payout"}
+    body, headers = signed(
+        {**event(obj, type_), "account": account_id}, get_settings().stripe_connect_webhook_secret
+    )
+    answer = TestClient(build_api()).post("/api/stripe/connect-webhook", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert batches.calls == [["payouts.payout"]]

@@ -578,6 +578,25 @@ def test_partial_refund_reverses_transfer_and_fee_proportionally(env: Env) -> No
     assert wait_for(lambda: env.platform.of(charge.transfer, "transfer.reversed"))
 
 
+def test_the_payment_intent_expands_its_charge_and_the_charges_balance_transaction(env: Env) -> None:
+    """What the shop's ledger reads back after a sale (``expand=latest_charge.balance_transaction``):
+    the charge, its transfer and application fee, and Stripe's fee."""
+    account = onboarded(env)
+    session = destination_session(env, account.id, fee=1_000)
+    pay(env, session.id)
+    charge = paid_charge(env, session.id)
+    intent = env.client.v1.payment_intents.retrieve(
+        charge.payment_intent, {"expand": ["latest_charge.balance_transaction"]}
+    )
+    latest = intent.latest_charge
+    assert latest.id == charge.id
+    assert latest.transfer == charge.transfer and latest.application_fee == charge.application_fee
+    assert latest.balance_transaction.object == "balance_transaction"
+    assert latest.balance_transaction.fee == (10_000 * 29 + 500) // 1000 + 30
+    plain = env.client.v1.payment_intents.retrieve(charge.payment_intent)
+    assert plain.latest_charge == charge.id
+
+
 def test_refund_without_transfer_is_refused_for_reverse_transfer(env: Env) -> None:
     product = env.client.v1.products.create(params={"name": "Plain"})
     session = env.client.v1.checkout.sessions.create(
