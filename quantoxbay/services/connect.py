@@ -249,6 +249,23 @@ def apply_account_update(*, session: Session, account: Mapping[str, Any], stripe
     return True
 
 
+def apply_deauthorization(*, session: Session, stripe_account_id: str, stripe_updated: int) -> bool:
+    """``account.application.deauthorized``: the seller disconnected their account from the
+    platform, which can no longer charge on its behalf. Their priced products stop selling until
+    they set up payouts again (checkout refuses, the payouts page says so)."""
+    return apply_account_update(
+        session=session,
+        account={
+            "id": stripe_account_id,
+            "details_submitted": True,
+            "charges_enabled": False,
+            "payouts_enabled": False,
+            "requirements": {"disabled_reason": "platform_disconnected"},
+        },
+        stripe_updated=stripe_updated,
+    )
+
+
 def seller_for_account(*, session: Session, stripe_account_id: str) -> int | None:
     return session.exec(
         select(SellerAccount.user_id).where(SellerAccount.stripe_account_id == stripe_account_id)

@@ -97,6 +97,15 @@ def _account_updated(session: Session, event: dict[str, Any]) -> list[Announceme
     return []  # queued on the session by the service
 
 
+def _deauthorized(session: Session, event: dict[str, Any]) -> list[Announcement]:
+    connect.apply_deauthorization(
+        session=session,
+        stripe_account_id=str(event.get("account") or ""),
+        stripe_updated=int(event.get("created") or 0),
+    )
+    return []
+
+
 def _payout(session: Session, event: dict[str, Any]) -> list[Announcement]:
     return payouts_events.on_payout_event(session=session, event=event)
 
@@ -116,6 +125,7 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.closed": _charge_event,
     # Connect endpoint
     "account.updated": _account_updated,
+    "account.application.deauthorized": _deauthorized,
     "payout.created": _payout,
     "payout.updated": _payout,
     "payout.paid": _payout,

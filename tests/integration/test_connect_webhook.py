@@ -140,3 +140,22 @@ def test_payout_events_push_the_sellers_pages(
         get_settings().stripe_connect_webhook_secret,
     )
     assert client.post(URL, content=body, headers=headers).status_code == 200 and len(heard) == 2
+
+
+def test_a_seller_who_disconnects_the_platform_stops_selling(
+    client: TestClient, app_engine: Engine, seller_account: tuple[int, str]
+) -> None:
+    _, account_id = seller_account
+    secret = get_settings().stripe_connect_webhook_secret
+    enabled = _connect_event(_account(account_id, enabled=True), "account.updated", account_id, 200)
+    application = {"id": "ca_platform", "object": "application", "name": "QuantoxBay"}
+    gone = _connect_event(application, "account.application.deauthorized", account_id, 300)
+    for evt in (enabled, gone):
+        body, headers = signed(evt, secret)
+        assert client.post(URL, content=body, headers=headers).json()["outcome"] == "processed"
+    row = _row(app_engine, account_id)
+    assert (row.charges_enabled, row.payouts_enabled, row.disabled_reason) == (
+        False,
+        False,
+        "platform_disconnected",
+    )
