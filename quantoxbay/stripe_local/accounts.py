@@ -602,12 +602,10 @@ class Accounts:
     def list_accounts(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """``GET /v1/accounts`` (newest first; ``limit``, ``starting_after``, ``ending_before``, ``created``)."""
         check_allowed(params, {"limit", "starting_after", "ending_before", "created", "expand"})
-        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
-        records, has_more = self.store.db.page(
+        get_int(params, "limit", minimum=1, maximum=100) or 10
+        records, has_more = self.store.page_of(
             ACCOUNT,
-            limit=limit,
-            starting_after=get_str(params, "starting_after"),
-            ending_before=get_str(params, "ending_before"),
+            params,
             accept=created_filter(params),
         )
         return [r.data for r in records], has_more

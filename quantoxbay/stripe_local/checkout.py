@@ -570,14 +570,12 @@ class Checkout:
                 "customer_details",
             },
         )
-        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+        get_int(params, "limit", minimum=1, maximum=100) or 10
         status = get_str(params, "status")
         pi_id = get_str(params, "payment_intent")
-        records, has_more = self.store.db.page(
+        records, has_more = self.store.page_of(
             SESSION,
-            limit=limit,
-            starting_after=get_str(params, "starting_after"),
-            ending_before=get_str(params, "ending_before"),
+            params,
             lookups=[status] if status else None,
             accept=(lambda r: r.data["payment_intent"] == pi_id) if pi_id else None,
         )

@@ -360,7 +360,7 @@ class Discounts:
             params,
             {"active", "code", "coupon", "limit", "starting_after", "ending_before", "expand"},
         )
-        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+        get_int(params, "limit", minimum=1, maximum=100) or 10
         active = get_bool(params, "active")
         code = get_str(params, "code")
         coupon = get_str(params, "coupon")
@@ -370,11 +370,9 @@ class Discounts:
                 return False
             return coupon is None or record.data["promotion"]["coupon"] == coupon
 
-        records, has_more = self.store.db.page(
+        records, has_more = self.store.page_of(
             "promotion_code",
-            limit=limit,
-            starting_after=get_str(params, "starting_after"),
-            ending_before=get_str(params, "ending_before"),
+            params,
             lookups=[code.lower()] if code else None,
             accept=accept,
         )

@@ -13,6 +13,7 @@ from .config import API_VERSION, StripeLocalConfig
 from .db import Database, Record
 from .errors import resource_missing
 from .ids import new_id
+from .params import get_int, get_str
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,27 @@ class Store:
     def now(self) -> int:
         """Return the instance's current Unix time in whole seconds (test clock included)."""
         return self.clock.now()
+
+    def page_of(
+        self,
+        type: str,
+        params: dict[str, Any],
+        *,
+        lookups: list[str] | None = None,
+        lookup_prefix: str | None = None,
+        accept: Callable[[Record], bool] | None = None,
+    ) -> tuple[list[Record], bool]:
+        """One page of a list endpoint, from its ``limit`` (1-100, default 10), ``starting_after``
+        and ``ending_before`` parameters (``Database.page`` for the filters)."""
+        return self.db.page(
+            type,
+            limit=get_int(params, "limit", minimum=1, maximum=100) or 10,
+            starting_after=get_str(params, "starting_after"),
+            ending_before=get_str(params, "ending_before"),
+            lookups=lookups,
+            lookup_prefix=lookup_prefix,
+            accept=accept,
+        )
 
     def get(self, type: str, object_id: str) -> Record | None:
         """Return the object, or None."""

@@ -222,7 +222,7 @@ class Transfers:
                 "expand",
             },
         )
-        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+        get_int(params, "limit", minimum=1, maximum=100) or 10
         payout = get_str(params, "payout")
         txn_type = get_str(params, "type")
         source = get_str(params, "source")
@@ -238,11 +238,9 @@ class Transfers:
                 and (not currency or record.data["currency"] == currency)
             )
 
-        records, has_more = self.store.db.page(
+        records, has_more = self.store.page_of(
             BALANCE_TRANSACTION,
-            limit=limit,
-            starting_after=get_str(params, "starting_after"),
-            ending_before=get_str(params, "ending_before"),
+            params,
             lookups=[owner or PLATFORM],
             accept=accept,
         )
@@ -673,14 +671,12 @@ class Transfers:
                 "expand",
             },
         )
-        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+        get_int(params, "limit", minimum=1, maximum=100) or 10
         destination = get_str(params, "destination")
         group = get_str(params, "transfer_group")
-        records, has_more = self.store.db.page(
+        records, has_more = self.store.page_of(
             TRANSFER,
-            limit=limit,
-            starting_after=get_str(params, "starting_after"),
-            ending_before=get_str(params, "ending_before"),
+            params,
             lookups=[destination] if destination else None,
             accept=(lambda r: r.data["transfer_group"] == group) if group else None,
         )
@@ -783,13 +779,11 @@ class Transfers:
     def list_fees(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """``GET /v1/application_fees`` (filter ``charge``)."""
         check_allowed(params, {"limit", "starting_after", "ending_before", "charge", "created", "expand"})
-        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+        get_int(params, "limit", minimum=1, maximum=100) or 10
         charge = get_str(params, "charge")
-        records, has_more = self.store.db.page(
+        records, has_more = self.store.page_of(
             APPLICATION_FEE,
-            limit=limit,
-            starting_after=get_str(params, "starting_after"),
-            ending_before=get_str(params, "ending_before"),
+            params,
             lookups=[charge] if charge else None,
         )
         return [self.fee_view(r) for r in records], has_more
@@ -866,7 +860,7 @@ class Transfers:
                 "transfer_group",
             },
         )
-        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+        get_int(params, "limit", minimum=1, maximum=100) or 10
         pi_id = get_str(params, "payment_intent")
 
         def accept(record: Record) -> bool:
@@ -874,11 +868,9 @@ class Transfers:
                 not pi_id or record.data["payment_intent"] == pi_id
             )
 
-        records, has_more = self.store.db.page(
+        records, has_more = self.store.page_of(
             "charge",
-            limit=limit,
-            starting_after=get_str(params, "starting_after"),
-            ending_before=get_str(params, "ending_before"),
+            params,
             accept=accept,
         )
         return [r.data for r in records], has_more
@@ -932,13 +924,11 @@ class Transfers:
                 "expand",
             },
         )
-        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+        get_int(params, "limit", minimum=1, maximum=100) or 10
         status = get_str(params, "status")
-        records, has_more = self.store.db.page(
+        records, has_more = self.store.page_of(
             PAYOUT,
-            limit=limit,
-            starting_after=get_str(params, "starting_after"),
-            ending_before=get_str(params, "ending_before"),
+            params,
             lookups=[owner or PLATFORM],
             accept=(lambda r: r.data["status"] == status) if status else None,
         )
