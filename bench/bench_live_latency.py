@@ -30,7 +30,7 @@ import shutil
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -74,8 +74,7 @@ OBSERVER = """() => {
 
 
 def _ms(value: datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+    """Milliseconds since the epoch of a timestamp column's value (timezone-aware)."""
     return value.timestamp() * 1000
 
 
