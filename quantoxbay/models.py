@@ -258,6 +258,14 @@ def include_in_autogenerate(name: str | None, type_: str, parent_names: object) 
     return name not in SEARCH_SCHEMA_NAMES
 
 
+def render_autogenerate_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Alembic ``render_item`` hook: a UTCDateTime column is written into a migration as the
+    plain ``sa.DateTime(timezone=True)`` it stores, so migrations never import the models."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False  # Alembic's own rendering
+
+
 # --- orders ---------------------------------------------------------------------
 
 

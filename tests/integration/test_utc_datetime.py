@@ -8,12 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Connection, func, select, text
+from alembic.autogenerate import render_python_code
+from alembic.operations import ops
+from sqlalchemy import Column, Connection, func, select, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session
 
 from quantoxbay.db import insert_rows
-from quantoxbay.models import WebhookEvent
+from quantoxbay.models import UTCDateTime, WebhookEvent, render_autogenerate_item
 
 EVENTS = WebhookEvent.__table__  # type: ignore[attr-defined]
 AT = datetime(2026, 11, 28, 7, 30, 5, 123456, tzinfo=UTC)
@@ -87,3 +89,11 @@ def test_a_naive_datetime_is_refused_on_every_way_in(connection: Connection, db:
         db.flush()
     db.rollback()
     assert connection.execute(select(func.count()).select_from(EVENTS)).scalar_one() == 0
+
+
+def test_autogenerate_writes_the_stored_type_into_migrations() -> None:
+    upgrade = ops.UpgradeOps(
+        ops=[ops.AddColumnOp("order", Column("shipped_at", UTCDateTime(), nullable=True))]
+    )
+    code = render_python_code(upgrade, render_item=render_autogenerate_item)
+    assert "sa.DateTime(timezone=True)" in code and "UTCDateTime" not in code
