@@ -149,7 +149,7 @@ def test_orders_search_detail_and_totals(db: Session, people: dict, storage) -> 
     assert admin.search_orders(session=db, actor=a, query="cs_test_nope") == []
     assert order.id is not None
     detail = admin.order_detail(session=db, actor=a, order_id=order.id)
-    assert detail["total"] == "$15.00" and detail["status"] == "paid"
+    assert detail["order"]["total"] == "$15.00" and detail["order"]["status"] == "paid"
     assert [i["title"] for i in detail["items"]] == ["Guide"]
     assert [e["event_id"] for e in detail["events"]] == [evt["id"]]
     totals = admin.platform_totals(session=db, actor=a)
