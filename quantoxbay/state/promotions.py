@@ -15,7 +15,7 @@ from reflex.event import EventSpec
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, PaymentError, catalog, promotions
 from quantoxbay.services.accounts import UserPublic
-from quantoxbay.services.money import format_money, parse_price
+from quantoxbay.services.money import parse_price
 from quantoxbay.state.guards import requires
 from quantoxbay.state.session import run_service
 
@@ -166,9 +166,7 @@ class PromotionsState(rx.State):
             for s in sales
         ]
         self.products = [
-            ProductChoice(id=str(p.id), title=f"{p.title} ({format_money(p.price_cents, p.currency)})")
-            for p in products
-            if p.status != "deleted"
+            ProductChoice(id=str(p["id"]), title=f"{p['title']} ({p['price']})") for p in products
         ]
         if self.products and self.sale_product not in {p["id"] for p in self.products}:
             self.sale_product = self.products[0]["id"]

@@ -320,7 +320,7 @@ def test_unpublished_and_deleted_products_are_not_found_by_buyers(db: Session, s
         with pytest.raises(NotFound):
             catalog.get_published_product(session=db, product_id=product.id)  # type: ignore[arg-type]
     assert _search(db, query="gem") == []
-    assert [p.title for p in catalog.list_seller_products(session=db, seller_id=seller.id)] == [
+    assert [p["title"] for p in catalog.list_seller_products(session=db, seller_id=seller.id)] == [
         "Draft gem",
         "Hidden gem",
     ]
