@@ -32,8 +32,8 @@ class Sink:
         self.messages: list[email.message.EmailMessage] = []
         self.controller = Controller(self, hostname="127.0.0.1", port=port)
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
 
 
@@ -55,7 +55,7 @@ def _paid_order(engine: Engine) -> tuple[int, str]:
     return order_id, buyer.email  # type: ignore[return-value]
 
 
-def _drain(engine: Engine, mailer) -> receipts.DrainResult:  # type: ignore[no-untyped-def]
+def _drain(engine: Engine, mailer) -> receipts.DrainResult:
     return receipts.drain_outbox(
         engine=engine, mailer=mailer, public_url="http://shop.test", sender="shop@test"
     )

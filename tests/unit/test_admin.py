@@ -122,7 +122,7 @@ def test_disable_ends_sessions_and_blocks_login(db: Session, people: dict) -> No
         admin.set_disabled(session=db, actor=a, user_id=a.id, disabled=True)
 
 
-def test_unpublish_with_a_reason(db: Session, people: dict, storage) -> None:  # type: ignore[no-untyped-def]
+def test_unpublish_with_a_reason(db: Session, people: dict, storage) -> None:
     a = people["admin"]
     product = create_published_product(db, storage, people["seller"], title="Dubious Pack")
     assert product.id is not None
@@ -140,7 +140,7 @@ def test_unpublish_with_a_reason(db: Session, people: dict, storage) -> None:  #
         admin.unpublish_product(session=db, actor=a, product_id=10**9, reason="x")
 
 
-def test_orders_search_detail_and_totals(db: Session, people: dict, storage) -> None:  # type: ignore[no-untyped-def]
+def test_orders_search_detail_and_totals(db: Session, people: dict, storage) -> None:
     a, buyer = people["admin"], people["buyer"]
     product = create_published_product(db, storage, people["seller"], title="Guide")
     order, evt = _paid(db, buyer, product, amount=1500)
@@ -158,7 +158,7 @@ def test_orders_search_detail_and_totals(db: Session, people: dict, storage) -> 
         admin.order_detail(session=db, actor=a, order_id=10**9)
 
 
-def test_resend_runs_the_handler_again_without_duplicating(db: Session, people: dict, storage) -> None:  # type: ignore[no-untyped-def]
+def test_resend_runs_the_handler_again_without_duplicating(db: Session, people: dict, storage) -> None:
     a = people["admin"]
     product = create_published_product(db, storage, people["seller"])
     order, evt = _paid(db, people["buyer"], product)
@@ -171,7 +171,7 @@ def test_resend_runs_the_handler_again_without_duplicating(db: Session, people: 
     assert len(db.exec(select(Order).where(Order.stripe_session_id == order.stripe_session_id)).all()) == 1
 
 
-def test_resend_of_a_failed_event_fulfils_it(db: Session, people: dict, storage) -> None:  # type: ignore[no-untyped-def]
+def test_resend_of_a_failed_event_fulfils_it(db: Session, people: dict, storage) -> None:
     a = people["admin"]
     product = create_published_product(db, storage, people["seller"])
     assert product.id is not None
@@ -211,7 +211,7 @@ class _FakeStripe:
         self.v1.refunds = _FakeRefunds()
 
 
-def test_refund_goes_through_the_refunds_service(db: Session, people: dict, storage) -> None:  # type: ignore[no-untyped-def]
+def test_refund_goes_through_the_refunds_service(db: Session, people: dict, storage) -> None:
     a = people["admin"]
     product = create_published_product(db, storage, people["seller"])
     order, _evt = _paid(db, people["buyer"], product, amount=1000)
@@ -232,7 +232,7 @@ def test_refund_goes_through_the_refunds_service(db: Session, people: dict, stor
     assert "order.refund" in [x.action for x in db.exec(select(AdminAction)).all()]
 
 
-def test_rejected_checkout_sessions_are_listed_with_their_reason(db: Session, people: dict, storage) -> None:  # type: ignore[no-untyped-def]
+def test_rejected_checkout_sessions_are_listed_with_their_reason(db: Session, people: dict, storage) -> None:
     """A session the shop never sold: its event is kept as "rejected" with why, and an admin finds
     it by that outcome; sending it again re-checks it (still rejected, still no order)."""
     a = people["admin"]
