@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+if TYPE_CHECKING:
+    from alembic.autogenerate.api import AutogenContext
 
 
 def utcnow() -> datetime:
@@ -258,7 +261,7 @@ def include_in_autogenerate(name: str | None, type_: str, parent_names: object) 
     return name not in SEARCH_SCHEMA_NAMES
 
 
-def render_autogenerate_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_autogenerate_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Alembic ``render_item`` hook: a UTCDateTime column is written into a migration as the
     plain ``sa.DateTime(timezone=True)`` it stores, so migrations never import the models."""
     if type_ == "type" and isinstance(obj, UTCDateTime):

@@ -13,6 +13,7 @@ from alembic.operations import ops
 from sqlalchemy import Column, Connection, func, select, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session
+from sqlmodel import select as sqlmodel_select
 
 from quantoxbay.db import insert_rows
 from quantoxbay.models import UTCDateTime, WebhookEvent, render_autogenerate_item
@@ -42,7 +43,7 @@ def test_the_orm_stores_utc_and_reads_back_aware_utc(db: Session) -> None:
     db.add(WebhookEvent(stripe_event_id="evt_orm", type="t", received_at=AT_KOLKATA))
     db.flush()
     db.expire_all()
-    row = db.exec(select(WebhookEvent).where(WebhookEvent.stripe_event_id == "evt_orm")).scalar_one()
+    row = db.exec(sqlmodel_select(WebhookEvent).where(WebhookEvent.stripe_event_id == "evt_orm")).one()
     assert row.received_at == AT and row.received_at.tzinfo is UTC
     assert row.processed_at is None
     # Byte for byte what the columns held before the type: no data migration.
