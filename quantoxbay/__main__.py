@@ -1,4 +1,5 @@
-"""Command line: ``python -m quantoxbay seed-demo | secure-demo | create-user | create-product | migrate``."""
+"""Command line: ``python -m quantoxbay seed-demo | secure-demo | create-user | create-product |
+onboard-seller | reconcile | migrate``."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from quantoxbay.db import session_scope
 from quantoxbay.migrations import upgrade_to_head
 from quantoxbay.models import Role
-from quantoxbay.services import DomainError, accounts, catalog, demo
+from quantoxbay.services import DomainError, accounts, catalog, connect, demo, ledger
 from quantoxbay.services.money import parse_price
 from quantoxbay.settings import Settings, describe_invalid_settings, get_settings
 
@@ -44,6 +46,23 @@ def _parser() -> argparse.ArgumentParser:
     product.add_argument("--currency", default="usd")
     product.add_argument("--description", default="")
     product.add_argument("--file", required=True, type=Path, action="append", dest="files")
+
+    onboard = sub.add_parser(
+        "onboard-seller",
+        help="embedded Stripe only: open the seller's connected account and complete its test onboarding",
+    )
+    onboard.add_argument("email")
+
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="compare the shop's ledger with Stripe's charges, transfers, fees and refunds; exit 1 on drift",
+    )
+    reconcile.add_argument(
+        "--sync", action="store_true", help="read back unsynced sales and run due tasks first"
+    )
+    reconcile.add_argument(
+        "--retry-failed", action="store_true", help="queue ledger tasks that gave up again"
+    )
     return parser
 
 
@@ -77,15 +96,77 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "create-product":
             return _create_product(args, settings.max_upload_bytes)
+        if args.command == "onboard-seller":
+            return _onboard_seller(settings, args.email)
+        if args.command == "reconcile":
+            return _reconcile(args)
     except DomainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1  # pragma: no cover - argparse requires a command
 
 
+def _onboard(settings: Settings, session: Session, seller_id: int) -> None:
+    """Open the seller's account on the embedded Stripe (served here for the moment) and fill in its
+    onboarding form with test data; the shop records what Stripe then says of it."""
+    from quantoxbay.api.embedded import complete_test_onboarding, running_embedded_stripe
+    from quantoxbay.payments.client import make_stripe_client
+    from quantoxbay.payments.gateway import StripeGateway
+
+    with running_embedded_stripe(settings) as local:
+        gateway = StripeGateway(make_stripe_client(local))
+        account = connect.ensure_account(session=session, gateway=gateway, seller_id=seller_id)
+        complete_test_onboarding(local, account.stripe_account_id)
+        connect.refresh_account(session=session, gateway=gateway, seller_id=seller_id)
+
+
+def _onboard_seller(settings: Settings, email: str) -> int:
+    from sqlmodel import select
+
+    from quantoxbay.models import User
+
+    if not settings.uses_embedded_stripe:
+        print(
+            "error: with STRIPE_SECRET_KEY the seller completes Stripe's own onboarding: "
+            "Seller > Payouts > Set up payouts.",
+            file=sys.stderr,
+        )
+        return 2
+    with session_scope() as session:
+        seller = session.exec(select(User).where(User.email == accounts.normalize_email(email))).first()
+        if seller is None or seller.id is None:
+            print(f"error: no user with email {email}", file=sys.stderr)
+            return 2
+        _onboard(settings, session, seller.id)
+        status = connect.payout_status(session=session, seller_id=seller.id)
+    print(f"{email}: {status.label} ({status.stripe_account_id}).")
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from quantoxbay.payments.gateway import get_gateway
+
+    gateway = get_gateway()
+    if args.retry_failed:
+        with session_scope() as session:
+            print(f"Queued {ledger.retry_failed_tasks(session=session)} failed ledger task(s) again.")
+    if args.sync or args.retry_failed:
+        synced, done = ledger.run_once(gateway=gateway)
+        print(f"Read back {synced} sale(s); {done} ledger task(s) done.")
+    with session_scope() as session:
+        report = ledger.reconcile(session=session, gateway=gateway)
+    for drift in report.drifts:
+        print(f"  {drift}")
+    for problem in report.unavailable:
+        print(f"  {problem} (Stripe could not be asked)")
+    print(f"Reconciled {report.orders} order(s) with Stripe: drift {report.drift_cents} cents.")
+    return 0 if report.ok else 1
+
+
 def _seed_demo(settings: Settings) -> int:
     """Seed the demo once. The published password opens the demo accounts only on a loopback
-    HOST; otherwise they get random passwords, printed here once."""
+    HOST; otherwise they get random passwords, printed here once. On the embedded Stripe the demo
+    seller is onboarded, so the demo products are for sale."""
     from quantoxbay.storage import get_storage
 
     exposed = not settings.listens_on_loopback
@@ -96,6 +177,9 @@ def _seed_demo(settings: Settings) -> int:
             storage=get_storage(),
             max_upload_bytes=settings.max_upload_bytes,
             passwords=passwords,
+            onboard_seller=(lambda seller_id: _onboard(settings, session, seller_id))
+            if settings.uses_embedded_stripe
+            else None,
         )
         replaced = demo.replace_published_passwords(session=session) if exposed and not created else {}
         published = (

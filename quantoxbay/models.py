@@ -289,6 +289,24 @@ class Order(SQLModel, table=True):
     promo_code: str = Field(default="", max_length=60)
     stripe_session_id: str = Field(max_length=255, unique=True)
     stripe_payment_intent_id: str | None = Field(default=None, max_length=255, index=True)
+    # The money, as Stripe Connect moves it (services/fees.py, services/ledger.py). A destination
+    # charge on the platform: Stripe takes its fee from the platform, transfers the charge less the
+    # application fee to the seller's connected account, and the platform keeps the rest.
+    seller_account_id: str | None = Field(default=None, max_length=255)  # acct_... paid to
+    transfer_group: str | None = Field(default=None, max_length=255)  # every transfer of this sale
+    application_fee_cents: int = Field(default=0, sa_type=BigInteger)  # fee set on the charge
+    platform_fee_cents: int = Field(default=0, sa_type=BigInteger)  # the fee on what was paid
+    seller_share_cents: int = Field(default=0, sa_type=BigInteger)  # total less the platform fee
+    stripe_fee_cents: int | None = Field(default=None, sa_type=BigInteger)  # from the balance txn
+    fee_refunded_cents: int = Field(default=0, sa_type=BigInteger)  # application fee refunded
+    transfer_reversed_cents: int = Field(default=0, sa_type=BigInteger)  # taken back from the seller
+    transfer_returned_cents: int = Field(default=0, sa_type=BigInteger)  # given back (won disputes)
+    fee_adjusted_cents: int = Field(default=0, sa_type=BigInteger)  # see ledger.sync_order
+    stripe_charge_id: str | None = Field(default=None, max_length=255)
+    stripe_transfer_id: str | None = Field(default=None, max_length=255)
+    stripe_application_fee_id: str | None = Field(default=None, max_length=255)
+    # Set once the charge's ids and Stripe's fee are read back (services.ledger.sync_orders).
+    ledger_synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     receipt_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -313,6 +331,13 @@ class CheckoutRecord(SQLModel, table=True):
     allow_promotion_codes: bool = Field(default=False)
     # ... or which promotion the server attached itself (services.promotions.check_code).
     promotion_id: int | None = Field(default=None, foreign_key="promotion.id")
+    # The destination charge as the shop asked for it: the seller's account, the fee schedule in
+    # force and the application fee it set (services.checkout, services.fees).
+    seller_account_id: str | None = Field(default=None, max_length=255)
+    fee_basis_points: int = Field(default=0)
+    fee_fixed_cents: int = Field(default=0, sa_type=BigInteger)
+    application_fee_cents: int = Field(default=0, sa_type=BigInteger)
+    transfer_group: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -578,3 +603,61 @@ class SalesRollup(SQLModel, table=True):
     gross_cents: int = Field(default=0, sa_type=BigInteger)
     discount_cents: int = Field(default=0, sa_type=BigInteger)
     refunded_cents: int = Field(default=0, sa_type=BigInteger)
+
+
+# --- sellers get paid: Stripe Connect ----------------------------------------------
+
+
+class SellerAccount(SQLModel, table=True):
+    """A seller's Stripe connected account (Express) and what Stripe last said of it.
+
+    Written when the shop creates the account, then only from ``account.updated`` (or a fresh
+    retrieve): ``stripe_updated`` keeps the newest fact, so an old event arriving late changes
+    nothing (services/connect.py).
+    """
+
+    __tablename__ = "seller_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", unique=True, ondelete="CASCADE")
+    stripe_account_id: str = Field(max_length=255, unique=True)
+    details_submitted: bool = Field(default=False)
+    charges_enabled: bool = Field(default=False)
+    payouts_enabled: bool = Field(default=False)
+    # What Stripe still needs (requirements.currently_due + past_due), comma separated.
+    requirements_due: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    disabled_reason: str = Field(default="", max_length=255)
+    stripe_updated: int = Field(default=0, sa_type=BigInteger)  # the newest fact's time (Unix s)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LedgerTaskKind(enum.StrEnum):
+    DISPUTE_REVERSAL = "dispute_reversal"  # a dispute opened: take the seller's share back
+    DISPUTE_RETURN = "dispute_return"  # the dispute was won: give it back
+
+
+class LedgerTaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"  # gave up after the last attempt; shown to admins, retried by `reconcile --fix`
+
+
+class LedgerTask(SQLModel, table=True):
+    """A Stripe call the shop owes because of a verified event (a transfer reversal when a dispute
+    opens, a transfer back when it is won), kept until it succeeded: the event's transaction writes
+    the row, ``services.ledger`` makes the call with an idempotency key of the row, off the webhook."""
+
+    __tablename__ = "ledger_task"
+    __table_args__ = (UniqueConstraint("kind", "stripe_object_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="order.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=32)
+    stripe_object_id: str = Field(max_length=255)  # the dispute
+    status: str = Field(default=LedgerTaskStatus.PENDING.value, max_length=16, index=True)
+    attempts: int = Field(default=0)
+    amount_cents: int = Field(default=0, sa_type=BigInteger)  # what the call moved, once done
+    last_error: str = Field(default="", max_length=1000)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

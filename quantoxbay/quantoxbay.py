@@ -14,6 +14,7 @@ from quantoxbay.pages.areas import not_found_page
 from quantoxbay.pages.auth import login_page, signup_page
 from quantoxbay.pages.checkout import library_page, success_page
 from quantoxbay.pages.dashboard import seller_dashboard_page
+from quantoxbay.pages.payouts import payouts_page
 from quantoxbay.pages.promotions import promotions_page
 from quantoxbay.pages.seller_orders import seller_orders_page
 from quantoxbay.pages.seller_products import edit_product_page, new_product_page, seller_products_page
@@ -23,13 +24,20 @@ from quantoxbay.state.auth_forms import AuthFormState
 from quantoxbay.state.catalog import ProductState, SellerPageState, StorefrontState
 from quantoxbay.state.checkout import BuyBoxState, CheckoutSuccessState, LibraryState
 from quantoxbay.state.dashboard import DashboardState
+from quantoxbay.state.payouts import PayoutsState
 from quantoxbay.state.promotions import PromotionsState
 from quantoxbay.state.seller_orders import SellerOrdersState
 from quantoxbay.state.seller_products import ProductFormState, SellerProductsState
 from quantoxbay.state.session import SessionState
 
 # States that refresh themselves when a service announces a change (see api/live.py).
-LIVE_STATES: list[type[rx.State]] = [CheckoutSuccessState, LibraryState, SellerOrdersState, DashboardState]
+LIVE_STATES: list[type[rx.State]] = [
+    CheckoutSuccessState,
+    LibraryState,
+    SellerOrdersState,
+    DashboardState,
+    PayoutsState,
+]
 
 
 async def _page_user(client_token: str) -> int:
@@ -132,6 +140,12 @@ app.add_page(
     title="Promotions · QuantoxBay",
     on_load=[SessionState.guard_seller, PromotionsState.load],
 )
+app.add_page(
+    payouts_page,
+    route=routes.SELLER_PAYOUTS,
+    title="Payouts · QuantoxBay",
+    on_load=[SessionState.guard_seller, PayoutsState.load],
+)
 
 # --- admins ---------------------------------------------------------------------
 app.add_page(
@@ -156,6 +170,15 @@ async def _embedded_stripe() -> None:
     runtime = getattr(api.state, "stripe_local", None)
     if runtime is not None:
         runtime.ensure_started()
+
+
+@app.register_lifespan_task
+async def _ledger() -> None:
+    """Read sales' charges back and make the transfers disputes owe, off the webhook."""
+    from quantoxbay.payments.gateway import get_gateway
+    from quantoxbay.services.ledger import start_worker
+
+    start_worker(get_gateway)
 
 
 @app.register_lifespan_task

@@ -17,6 +17,8 @@ API_HEALTH = "/api/health"
 API_AUTH_COMPLETE = "/api/auth/complete"
 API_AUTH_LOGOUT = "/api/auth/logout"
 API_STRIPE_WEBHOOK = "/api/stripe/webhook"
+# Events of sellers' connected accounts (Stripe's Connect endpoint, its own signing secret).
+API_STRIPE_CONNECT_WEBHOOK = "/api/stripe/connect-webhook"
 API_DOWNLOADS = "/api/downloads"
 STRIPE_LOCAL_MOUNT = "/stripe-local"
 
@@ -35,4 +37,5 @@ def seller_product_edit_path(product_id: int) -> str:
 
 SELLER_ORDERS = "/seller/orders"
 SELLER_PROMOTIONS = "/seller/promotions"
+SELLER_PAYOUTS = "/seller/payouts"
 API_COVERS = "/api/covers"

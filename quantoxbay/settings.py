@@ -15,6 +15,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -88,6 +89,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str = ""
+    # Signs events from connected accounts (Stripe's Connect endpoint has its own secret).
+    stripe_connect_webhook_secret: str = ""
     stripe_api_base: str = ""
     # The only key the embedded Stripe accepts (generated once per install when unset).
     stripe_local_secret_key: str = ""
@@ -117,6 +120,12 @@ class Settings(BaseSettings):
     stripe_local_rate_limit: int = 25
     # Where the embedded Stripe POSTs its events (default: this server's own webhook route).
     stripe_local_webhook_url: str = ""
+    # ... and the events of connected accounts (default: this server's Connect webhook route).
+    stripe_local_connect_webhook_url: str = ""
+    # The platform's cut of each sale (a Connect application fee): PLATFORM_FEE_PERCENT of the
+    # amount paid (up to two decimals, e.g. 2.9) plus PLATFORM_FEE_FIXED_CENTS (services/fees.py).
+    platform_fee_percent: Decimal = Field(default=Decimal(10), ge=0, le=100, decimal_places=2)
+    platform_fee_fixed_cents: int = Field(default=0, ge=0)
 
     @field_validator("data_dir")
     @classmethod
@@ -160,6 +169,10 @@ class Settings(BaseSettings):
         self.public_url = self.public_url.rstrip("/")
         if not self.stripe_local_webhook_url:
             self.stripe_local_webhook_url = f"http://127.0.0.1:{self.app_port}/api/stripe/webhook"
+        if not self.stripe_local_connect_webhook_url:
+            self.stripe_local_connect_webhook_url = (
+                f"http://127.0.0.1:{self.app_port}/api/stripe/connect-webhook"
+            )
         if not self.stripe_api_base and not self.stripe_secret_key:
             self.stripe_api_base = f"{self.public_url}/stripe-local"
         if not self.app_secret:
@@ -170,6 +183,16 @@ class Settings(BaseSettings):
             self.stripe_webhook_secret = _read_or_create_secret(
                 self.data_dir / "secrets" / "stripe_webhook_secret",
                 lambda: "whsec_" + secrets.token_hex(24),
+            )
+        if not self.stripe_connect_webhook_secret:
+            # With real Stripe, unset means "Connect events are refused" (see _refuse_broken_production).
+            self.stripe_connect_webhook_secret = (
+                _read_or_create_secret(
+                    self.data_dir / "secrets" / "stripe_connect_webhook_secret",
+                    lambda: "whsec_" + secrets.token_hex(24),
+                )
+                if self.uses_embedded_stripe
+                else ""
             )
         if self.uses_embedded_stripe and not self.stripe_local_secret_key:
             self.stripe_local_secret_key = install_stripe_local_key(self.data_dir)
@@ -183,6 +206,14 @@ class Settings(BaseSettings):
                 "Run `stripe listen --forward-to <PUBLIC_URL>/api/stripe/webhook` and set the whsec_... "
                 "it prints, or copy the endpoint's signing secret from the Stripe dashboard "
                 "(Developers > Webhooks)."
+            )
+        if self.stripe_secret_key and not self.stripe_connect_webhook_secret:
+            problems.append(
+                "STRIPE_CONNECT_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY: sellers' account "
+                "updates and payouts arrive on the Connect endpoint, signed with its own secret. Run "
+                "`stripe listen --forward-connect-to <PUBLIC_URL>/api/stripe/connect-webhook` and set "
+                "the whsec_... it prints, or copy the Connect endpoint's signing secret from the "
+                "Stripe dashboard."
             )
         if self.redis_url and not self.app_secret:
             problems.append(
@@ -207,6 +238,11 @@ class Settings(BaseSettings):
     def listens_on_loopback(self) -> bool:
         """Whether the server's address (HOST) is reachable from this machine only."""
         return is_loopback_host(self.host)
+
+    @property
+    def platform_fee_basis_points(self) -> int:
+        """PLATFORM_FEE_PERCENT in hundredths of a percent (10 -> 1000): fee arithmetic stays integer."""
+        return int(self.platform_fee_percent * 100)
 
     @property
     def outbox_dir(self) -> Path:

@@ -12,8 +12,10 @@ import stripe
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from quantoxbay.models import Product, Promotion
+from quantoxbay.models import Product, Promotion, SellerAccount
 from quantoxbay.services import checkout
+from quantoxbay.services.fees import FeeSchedule
+from quantoxbay.settings import get_settings
 
 
 def checkout_session(
@@ -62,6 +64,9 @@ def checkout_session(
                 subtotal_cents=amount + discount,
                 allow_promotion_codes=promotion_id is None,
                 promotion_id=promotion_id,
+                destination=_destination(
+                    s, product_id, amount + discount, amount, promotion_id is not None, sid
+                ),
             )
 
         _in_db(db, record)
@@ -82,6 +87,29 @@ def checkout_session(
         "customer_details": {"email": "buyer@example.com"},
         "livemode": False,
     }
+
+
+def _destination(
+    s: Session, product_id: int, subtotal: int, amount: int, code_known: bool, session_id: str
+) -> checkout.Destination | None:
+    """The destination charge services.checkout asks for: to the seller's account (when they have
+    one), with the platform's fee on the price (or, for a code the server attached, on what is paid)."""
+    product = s.get(Product, product_id)
+    account = (
+        s.exec(select(SellerAccount).where(SellerAccount.user_id == product.seller_id)).first()
+        if product is not None
+        else None
+    )
+    if account is None:
+        return None
+    settings = get_settings()
+    fees = FeeSchedule(settings.platform_fee_basis_points, settings.platform_fee_fixed_cents)
+    return checkout.Destination(
+        account.stripe_account_id,
+        fees,
+        fees.fee_cents(amount if code_known else subtotal),
+        f"qb-{session_id[-32:]}",
+    )
 
 
 def _in_db(db: Session | Engine, work: Callable[[Session], None]) -> None:

@@ -10,7 +10,7 @@ from quantoxbay.api.auth import complete_login, logout
 from quantoxbay.api.covers import cover
 from quantoxbay.api.downloads import download
 from quantoxbay.api.health import health
-from quantoxbay.api.webhook import stripe_webhook
+from quantoxbay.api.webhook import stripe_connect_webhook, stripe_webhook
 from quantoxbay.settings import Settings, get_settings
 
 
@@ -22,13 +22,15 @@ def api_routes() -> list[BaseRoute]:
         # through to the Reflex app mounted behind this one.
         Route(routes.API_AUTH_LOGOUT, logout, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         Route(routes.API_STRIPE_WEBHOOK, stripe_webhook, methods=["POST"]),
+        Route(routes.API_STRIPE_CONNECT_WEBHOOK, stripe_connect_webhook, methods=["POST"]),
         Route(routes.API_DOWNLOADS + "/{token}", download, methods=["GET"]),
         Route(routes.API_COVERS + "/{key:path}", cover, methods=["GET", "HEAD"]),
     ]
 
 
-def build_stripe_local(settings: Settings) -> Starlette:
-    """The embedded Stripe, delivering webhooks to this same server."""
+def build_stripe_local(settings: Settings, *, deliver_webhooks: bool = True) -> Starlette:
+    """The embedded Stripe, delivering webhooks to this same server (or, without
+    ``deliver_webhooks``, keeping them queued for the instance that does)."""
     from quantoxbay.stripe_local import StripeLocalConfig, create_stripe_local_app
 
     return create_stripe_local_app(
@@ -38,7 +40,10 @@ def build_stripe_local(settings: Settings) -> Starlette:
             public_base_url=f"{settings.public_url}{routes.STRIPE_LOCAL_MOUNT}",
             webhook_url=settings.stripe_local_webhook_url,
             webhook_secret=settings.stripe_webhook_secret,
+            connect_webhook_url=settings.stripe_local_connect_webhook_url,
+            connect_webhook_secret=settings.stripe_connect_webhook_secret,
             rate_limit_per_second=settings.stripe_local_rate_limit,
+            start_background_worker=deliver_webhooks,
         )
     )
 

@@ -194,7 +194,7 @@ class SecurityMiddleware:
                     await self._upload(scope, receive, headers_send)
                     return
         elif scope["method"] == "POST":
-            if path == routes.API_STRIPE_WEBHOOK:
+            if path in (routes.API_STRIPE_WEBHOOK, routes.API_STRIPE_CONNECT_WEBHOOK):
                 await self._bounded(scope, receive, headers_send, self.webhook_too_large)
                 return
             if path.startswith(STRIPE_LOCAL_API):

@@ -15,6 +15,7 @@ SELLER_LINKS = [
     ("Products", routes.SELLER_PRODUCTS),
     ("Orders", routes.SELLER_ORDERS),
     ("Promotions", routes.SELLER_PROMOTIONS),
+    ("Payouts", routes.SELLER_PAYOUTS),
 ]
 
 # Log-out is a same-origin POST (the route refuses GET and other origins). The full page load

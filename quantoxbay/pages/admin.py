@@ -1,4 +1,5 @@
-"""`/admin`: platform totals and the sections "Users", "Products", "Orders", "Webhook events"."""
+"""`/admin`: platform totals and the sections "Platform fees", "Users", "Products", "Orders",
+"Webhook events"."""
 
 from __future__ import annotations
 
@@ -292,12 +293,60 @@ def _events() -> rx.Component:
     )
 
 
+def _platform_fees() -> rx.Component:
+    def total(t: ObjectVar) -> rx.Component:
+        return rx.table.row(
+            rx.table.row_header_cell(t["label"]),
+            rx.table.cell(t["currency"]),
+            rx.table.cell(t["fees"], data_testid="platform-fees-" + t["period"].to(str)),
+            rx.table.cell(t["orders"]),
+        )
+
+    def seller(s: ObjectVar) -> rx.Component:
+        return rx.table.row(
+            rx.table.row_header_cell(s["email"]),
+            rx.table.cell(
+                rx.badge(
+                    s["status"],
+                    color_scheme=rx.match(
+                        s["status"], ("Payouts enabled", "green"), ("Action required", "amber"), "gray"
+                    ),
+                )
+            ),
+            rx.table.cell(rx.text(s["needs"], size="1")),
+            rx.table.cell(rx.text(s["account"], size="1", color=MUTED)),
+            data_testid="seller-payout-row",
+        )
+
+    return _section(
+        "Platform fees",
+        rx.text("Fee: ", rx.text.strong(A.fee_schedule, data_testid="fee-schedule"), size="2"),
+        rx.text(
+            "What the platform keeps of each sale's application fee (less fees refunded), by day in UTC.",
+            size="1",
+            color=MUTED,
+        ),
+        _table(["Period", "Currency", "Platform fees", "Orders"], A.fee_totals, total),
+        rx.heading("Sellers' payouts", size="3", as_="h3"),
+        _table(["Seller", "Payouts", "What Stripe needs", "Account"], A.seller_payouts, seller),
+    )
+
+
 def admin_page() -> rx.Component:
     return page(
         rx.heading("Admin", size="7", padding_bottom="1em"),
         rx.cond(
             A.loaded,
-            rx.vstack(_totals(), _users(), _products(), _orders(), _events(), spacing="4", width="100%"),
+            rx.vstack(
+                _totals(),
+                _platform_fees(),
+                _users(),
+                _products(),
+                _orders(),
+                _events(),
+                spacing="4",
+                width="100%",
+            ),
             rx.cond(A.error != "", rx.callout(A.error, color_scheme="red"), loading_block()),
         ),
     )

@@ -226,6 +226,7 @@ def seller_dashboard_page() -> rx.Component:
         rx.button(rx.icon("download", size=16), "Export CSV", variant="soft", on_click=D.export_csv),
         button_link("Your products", routes.SELLER_PRODUCTS, variant="outline"),
         button_link("Orders", routes.SELLER_ORDERS, variant="outline"),
+        button_link("Payouts", routes.SELLER_PAYOUTS, variant="outline"),
         spacing="3",
         wrap="wrap",
         align="center",

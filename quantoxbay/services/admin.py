@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import TypedDict
 
-from sqlalchemy import distinct, func, or_
+from sqlalchemy import case, distinct, func, or_, true
 from sqlmodel import Session, col, select
 
 from quantoxbay.models import (
@@ -21,17 +22,19 @@ from quantoxbay.models import (
     Product,
     ProductStatus,
     Role,
+    SellerAccount,
     User,
     WebhookEvent,
     utcnow,
 )
 from quantoxbay.payments.gateway import StripeGateway
-from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts, webhook_events
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts, connect, webhook_events
 from quantoxbay.services.accounts import UserPublic
-from quantoxbay.services.analytics import COUNTED_STATUSES
-from quantoxbay.services.money import format_money
+from quantoxbay.services.analytics import COUNTED_STATUSES, PERIODS, period_bounds
+from quantoxbay.services.money import format_amount, format_money
 from quantoxbay.services.notifier import Announcement
 from quantoxbay.services.text import one_line
+from quantoxbay.settings import Settings
 
 LIST_LIMIT = 50
 MAX_REASON = 500
@@ -202,6 +205,134 @@ def platform_totals(*, session: Session, actor: UserPublic) -> PlatformTotals:
         orders=sum(r["orders"] for r in revenue),
         active_sellers=int(active_sellers),
         users=accounts.count_users(session=session),
+    )
+
+
+# --- platform fees --------------------------------------------------------------------
+
+
+class FeeTotalRow(TypedDict):
+    period: str  # a key of PERIODS
+    label: str  # "Last 7 days"
+    currency: str  # "USD"
+    fees_cents: int
+    fees: str
+    orders: int
+
+
+class SellerPayoutRow(TypedDict):
+    seller_id: int
+    email: str
+    status: str  # connect.PayoutStatus.label
+    needs: str  # what Stripe still asks for, in words
+    account: str  # acct_... ("" without one)
+
+
+class PlatformFees(TypedDict):
+    schedule: str  # "10% + $0.00 per sale"
+    totals: list[FeeTotalRow]
+    sellers: list[SellerPayoutRow]
+
+
+def fee_schedule_label(settings: Settings) -> str:
+    """PLATFORM_FEE_PERCENT and PLATFORM_FEE_FIXED_CENTS in words: "10% + $0.00 per sale"."""
+    percent = Decimal(settings.platform_fee_percent).normalize()
+    return f"{percent:f}% + {format_amount(settings.platform_fee_fixed_cents, 'usd')} per sale"
+
+
+def _fee_kept():
+    """What the platform keeps of an order's application fee: the fee less what refunds gave back."""
+    return col(Order.platform_fee_cents) - col(Order.fee_refunded_cents)
+
+
+def platform_fee_totals(*, session: Session, now: datetime | None = None) -> list[FeeTotalRow]:
+    """The platform's fees per currency for each dashboard period (UTC days; "all" is the total
+    since the first sale), in one pass over the paid orders."""
+    bounds = {period: period_bounds(period, "UTC", now) for period in PERIODS}
+    _start, end = bounds["all"]
+    columns = []
+    for start, _end in bounds.values():
+        within = col(Order.created_at) >= start if start is not None else true()
+        columns.append(func.sum(case((within, _fee_kept()), else_=0)))
+        columns.append(func.sum(case((within, 1), else_=0)))
+    rows = session.exec(
+        select(Order.currency, *columns)
+        .where(col(Order.status).in_(COUNTED_STATUSES), col(Order.created_at) < end)
+        .group_by(Order.currency)
+    ).all()
+    by_currency: dict[str, list[int]] = {str(r[0]): [int(v or 0) for v in tuple(r)[1:]] for r in rows}
+    by_currency = by_currency or {"usd": []}
+    # The busiest currency first (all-time fees), so the platform's main currency leads.
+    ordered = sorted(by_currency, key=lambda c: (-(by_currency[c] or [0, 0])[-2], c))
+    totals = []
+    for index, (period, label) in enumerate(PERIODS.items()):
+        for currency in ordered:
+            values = by_currency[currency] or [0] * (2 * len(PERIODS))
+            fees, orders = values[2 * index], values[2 * index + 1]
+            totals.append(
+                FeeTotalRow(
+                    period=period,
+                    label=label,
+                    currency=currency.upper(),
+                    fees_cents=fees,
+                    fees=format_amount(fees, currency),
+                    orders=orders,
+                )
+            )
+    return totals
+
+
+#: Sellers whose account needs them first, then those without one, then the enabled ones.
+_STATUS_ORDER = {connect.ACTION_REQUIRED: 0, connect.NOT_SET_UP: 1, connect.PAYOUTS_ENABLED: 2}
+
+
+def seller_payout_statuses(*, session: Session, limit: int = LIST_LIMIT) -> list[SellerPayoutRow]:
+    """Every seller's payout status (sellers, and anyone with a connected account), those that
+    need action first."""
+    needs_action = case(
+        (col(SellerAccount.id).is_(None), 1),
+        (
+            col(SellerAccount.charges_enabled).is_(True)
+            & col(SellerAccount.payouts_enabled).is_(True)
+            & (col(SellerAccount.requirements_due) == ""),
+            2,
+        ),
+        else_=0,
+    )
+    rows = session.exec(
+        select(User.id, User.email)
+        .outerjoin(SellerAccount, col(SellerAccount.user_id) == User.id)
+        .where(or_(col(User.role) == Role.SELLER.value, col(SellerAccount.id).is_not(None)))
+        .order_by(needs_action, col(User.email))
+        .limit(limit)
+    ).all()
+    sellers = []
+    for user_id, email in rows:
+        assert user_id is not None
+        status = connect.payout_status(session=session, seller_id=user_id)
+        sellers.append(
+            SellerPayoutRow(
+                seller_id=user_id,
+                email=email,
+                status=status.label,
+                needs=" ".join(status.needs),
+                account=status.stripe_account_id,
+            )
+        )
+    # The SQL order is the same rule; sorting again keeps the page right whatever the flags say.
+    return sorted(sellers, key=lambda s: _STATUS_ORDER.get(s["status"], 0))
+
+
+def platform_fees(
+    *, session: Session, actor: UserPublic, settings: Settings, now: datetime | None = None
+) -> PlatformFees:
+    """The admin's "Platform fees" section: the fee in force, fees per period and currency, and
+    each seller's payout status."""
+    require_admin(actor)
+    return PlatformFees(
+        schedule=fee_schedule_label(settings),
+        totals=platform_fee_totals(session=session, now=now),
+        sellers=seller_payout_statuses(session=session),
     )
 
 

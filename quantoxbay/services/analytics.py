@@ -44,6 +44,7 @@ from quantoxbay.constants import PERIODS as PERIODS
 from quantoxbay.models import Order, OrderItem, OrderStatus, Product, SalesRollup, User
 from quantoxbay.services import DomainError, PermissionDenied
 from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.fees import proportional_cents
 from quantoxbay.services.money import format_money
 
 COUNTED_STATUSES = (
@@ -529,6 +530,11 @@ CSV_COLUMNS = [
     "refunded",
     "net",
     "buyer_email",
+    # Stripe Connect (after the original columns, so existing imports keep working): the platform's
+    # fee kept (less fees refunded) and what reached the seller's Stripe account (share - reversed
+    # + returned); empty for sales made before the seller had a connected account.
+    "platform_fee",
+    "seller_net",
 ]
 
 
@@ -555,9 +561,9 @@ def orders_csv(
     start, end = period_bounds(period, tz, now)
     zi = zone(tz)
     rows = session.exec(
-        select(OrderItem, Order.status, Order.currency, User.email, _refund_share())  # type: ignore[call-overload]
-        .join(Order, Order.id == OrderItem.order_id)
-        .join(User, User.id == Order.buyer_id)
+        select(OrderItem, Order, User.email, _refund_share())
+        .join(Order, col(Order.id) == OrderItem.order_id)
+        .join(User, col(User.id) == Order.buyer_id)
         .where(*_filters(seller_id, start, end))
         .order_by(col(OrderItem.created_at).desc(), col(OrderItem.id).desc())
         .limit(CSV_MAX_ROWS)
@@ -565,13 +571,14 @@ def orders_csv(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for item, status, currency, email, refunded in rows:
+    for item, order, email, refunded in rows:
+        currency = order.currency
         writer.writerow(
             [
                 item.order_id,
                 item.created_at.astimezone(zi).strftime("%Y-%m-%d %H:%M:%S"),
                 zi.key,
-                status,
+                order.status,
                 item.product_id,
                 _cell(item.title),
                 item.quantity,
@@ -582,9 +589,23 @@ def orders_csv(
                 _cents(int(refunded or 0)),
                 _cents(item.total_cents - int(refunded or 0)),
                 _cell(email),
+                *_connect_cells(order, item),
             ]
         )
     return out.getvalue()
+
+
+def _connect_cells(order: Order, item: OrderItem) -> list[str]:
+    """The item's share of the order's platform fee and of the seller's net (orders hold one item
+    today, so the share is the whole); empty cells for an order that was not a destination charge."""
+    if not order.seller_account_id:
+        return ["", ""]
+    fee = order.platform_fee_cents - order.fee_refunded_cents
+    net = order.seller_share_cents - order.transfer_reversed_cents + order.transfer_returned_cents
+    return [
+        _cents(proportional_cents(item.total_cents, fee, order.total_cents)),
+        _cents(proportional_cents(item.total_cents, net, order.total_cents)),
+    ]
 
 
 def csv_filename(period: str, now: datetime | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -17,14 +18,17 @@ from quantoxbay.models import (
     OrderStatus,
     Product,
     ProductStatus,
+    Promotion,
     User,
     utcnow,
 )
 from quantoxbay.payments.gateway import StripeGateway, checkout_session_key
-from quantoxbay.services import DomainError, NotFound, PermissionDenied, promotions
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, connect, promotions
+from quantoxbay.services.fees import FeeSchedule
 from quantoxbay.services.fulfillment import FulfillmentResult, fulfill_checkout
 from quantoxbay.services.pricing import current_price_cents, sale_is_running
 from quantoxbay.services.stripe_products import stripe_product_id_for
+from quantoxbay.settings import Settings
 
 # Sessions live one hour (Stripe allows 30 min to 24 h); the idempotency window is five
 # minutes, so a double click within it opens the same session instead of two.
@@ -64,6 +68,7 @@ def start_checkout(
     *,
     session: Session,
     gateway: StripeGateway,
+    settings: Settings,
     buyer_id: int,
     product_id: int,
     public_url: str,
@@ -77,6 +82,13 @@ def start_checkout(
     once per buyer: see services.promotions) and attached with ``discounts``.
     A session started during a sale or with an expiring code expires with it, as far as
     Stripe's 30-minute minimum lifetime allows.
+
+    Each session is a destination charge to the seller's connected account (refused while the
+    account cannot take charges) with the platform's fee as its application fee, computed on what
+    the buyer pays (services/fees.py). A code typed on the hosted page can only lower the total
+    after the fee is set: fulfilment records the fee on what was paid and the ledger gives the
+    difference to the seller (services/ledger.py); a code that could leave less than the fee keeps
+    the hosted field off (the buyer types it here instead).
     """
     buyer = session.get(User, buyer_id)
     if buyer is None or buyer.disabled:
@@ -93,6 +105,8 @@ def start_checkout(
     unit_amount = current_price_cents(product, now_dt)  # the sale price only while the sale runs
     if unit_amount <= 0:
         raise DomainError("This product is free; use “Get it free”.")
+    destination = connect.chargeable_account_id(session=session, seller_id=product.seller_id)
+    fees = FeeSchedule(settings.platform_fee_basis_points, settings.platform_fee_fixed_cents)
 
     promo = (
         promotions.check_code(
@@ -121,6 +135,30 @@ def start_checkout(
         if deadline is not None:
             expires_at = min(expires_at, max(earliest, int(deadline.timestamp())))
     metadata = {"buyer_id": str(buyer_id), "product_id": str(product_id)}
+    if promo is not None:
+        coupon = session.get(Promotion, promo.promotion_id)
+        to_pay = unit_amount - (promotions.coupon_discount_cents(coupon, unit_amount) if coupon else 0)
+        allow_hosted_codes = False
+    else:
+        to_pay = unit_amount
+        lowest = promotions.lowest_hosted_total_cents(
+            session=session,
+            seller_id=product.seller_id,
+            product_id=product_id,
+            subtotal_cents=unit_amount,
+            currency=product.currency,
+            now=now_dt,
+        )
+        allow_hosted_codes = lowest is None or lowest >= fees.fee_cents(unit_amount)
+    application_fee = fees.fee_cents(to_pay)
+    # Every transfer of this sale (the charge's own, an adjustment, a dispute's return) carries it;
+    # derived from the idempotency key so a replayed request sends the same parameters.
+    transfer_group = f"qb-{idempotency_key[:32]}"
+    payment_intent_data: dict[str, Any] = {"metadata": metadata, "transfer_group": transfer_group}
+    if to_pay > 0:
+        payment_intent_data["transfer_data"] = {"destination": destination}
+        if application_fee > 0:
+            payment_intent_data["application_fee_amount"] = application_fee
     # A Stripe Product of its own rather than inline product_data: product-scoped codes, typed
     # on the hosted page too, match line items by Stripe Product id.
     stripe_product = stripe_product_id_for(session=session, gateway=gateway, product=product)
@@ -139,14 +177,14 @@ def start_checkout(
         "client_reference_id": str(buyer_id),
         "customer_email": buyer.email,
         "metadata": metadata,
-        "payment_intent_data": {"metadata": metadata},
+        "payment_intent_data": payment_intent_data,
         "success_url": f"{public_url}{routes.CHECKOUT_SUCCESS}?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{public_url}{routes.product_path(product_id)}?checkout=cancelled",
         "expires_at": expires_at,
     }
     if promo is not None:
         params["discounts"] = [{"promotion_code": promo.stripe_promotion_code_id}]
-    else:
+    elif allow_hosted_codes:
         params["allow_promotion_codes"] = True
     created = gateway.create_checkout_session(params, idempotency_key=idempotency_key)
     if not created.url:
@@ -158,8 +196,9 @@ def start_checkout(
         product_id=product_id,
         currency=product.currency,
         subtotal_cents=unit_amount,
-        allow_promotion_codes=promo is None,
+        allow_promotion_codes=allow_hosted_codes,
         promotion_id=promo.promotion_id if promo else None,
+        destination=Destination(destination, fees, application_fee, transfer_group),
     )
     if promo is not None:
         promotions.claim_for_checkout(
@@ -173,6 +212,17 @@ def start_checkout(
     return CheckoutStart(session_id=created.id, url=created.url)
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where a sale's money goes: the seller's account, the fee schedule in force, the application
+    fee set on the charge and the transfer group of the sale."""
+
+    account_id: str
+    fees: FeeSchedule
+    application_fee_cents: int
+    transfer_group: str
+
+
 def record_checkout_session(
     *,
     session: Session,
@@ -183,6 +233,7 @@ def record_checkout_session(
     subtotal_cents: int,
     allow_promotion_codes: bool,
     promotion_id: int | None,
+    destination: Destination | None = None,
 ) -> None:
     """Remember what the shop sells in a Checkout Session it created: fulfilment grants orders only
     for recorded sessions that match. A repeated create inside the idempotency window gets the same
@@ -199,6 +250,11 @@ def record_checkout_session(
                 "subtotal_cents": subtotal_cents,
                 "allow_promotion_codes": allow_promotion_codes,
                 "promotion_id": promotion_id,
+                "seller_account_id": destination.account_id if destination else None,
+                "fee_basis_points": destination.fees.basis_points if destination else 0,
+                "fee_fixed_cents": destination.fees.fixed_cents if destination else 0,
+                "application_fee_cents": destination.application_fee_cents if destination else 0,
+                "transfer_group": destination.transfer_group if destination else None,
                 "created_at": utcnow(),
             }
         ],

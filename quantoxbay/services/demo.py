@@ -129,11 +129,14 @@ def seed_demo(
     storage: Storage,
     max_upload_bytes: int,
     passwords: Mapping[str, str] | None = None,
+    onboard_seller: Callable[[int], None] | None = None,
 ) -> bool:
     """Create the demo users and products once; returns False when they already exist.
 
     ``passwords`` (by e-mail) replaces the published :data:`DEMO_PASSWORD`, for a server
-    reachable from a network.
+    reachable from a network. ``onboard_seller`` gets the demo seller's payouts set up (the
+    embedded Stripe's test onboarding) so the priced demo products can be published; without it
+    they stay drafts until the seller sets up payouts.
     """
     if session.exec(select(User.id).where(User.email == DEMO_USERS[Role.SELLER])).first() is not None:
         return False
@@ -148,6 +151,8 @@ def seed_demo(
         for role, email in DEMO_USERS.items()
     }
     seller_id = users[Role.SELLER].id
+    if onboard_seller is not None:
+        onboard_seller(seller_id)
     for spec in DEMO_PRODUCTS:
         product = catalog.create_product(
             session=session,
@@ -178,7 +183,10 @@ def seed_demo(
             seller_id=seller_id,
             stream=io.BytesIO(_cover(top, bottom, glyph)),
         )
-        catalog.publish_product(session=session, storage=storage, product_id=product.id, seller_id=seller_id)
+        if onboard_seller is not None or spec["price_cents"] == 0:
+            catalog.publish_product(
+                session=session, storage=storage, product_id=product.id, seller_id=seller_id
+            )
     return True
 
 

@@ -55,8 +55,9 @@ from quantoxbay.models import (
     utcnow,
 )
 from quantoxbay.services import DomainError, analytics, charge_events, notifier, receipts
+from quantoxbay.services.fees import NO_FEES, FeeSchedule
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
-from quantoxbay.services.promotions import REDEEMED_STATUSES
+from quantoxbay.services.promotions import REDEEMED_STATUSES, coupon_discount_cents
 
 logger = logging.getLogger(__name__)
 
@@ -144,13 +145,22 @@ _order_defaults = _defaults(Order)
 _grant_defaults = _defaults(DownloadGrant)
 
 
-def _new_order(cs: Mapping[str, Any], buyer_id: int, status: str) -> dict[str, Any]:
-    """The order's column values (no id), as the ORM would insert them."""
+def _new_order(cs: Mapping[str, Any], sold: _Sold, status: str) -> dict[str, Any]:
+    """The order's column values (no id), as the ORM would insert them. Its money comes from
+    Stripe's checked amounts and from what the shop asked for when it created the session (the
+    seller's account, the fee schedule, the application fee): never from the payload's claims."""
     now = utcnow()
     discount = int((cs.get("total_details") or {}).get("amount_discount") or 0)
     total = int(cs.get("amount_total") or 0)
+    platform_fee = sold.fees.fee_cents(total) if sold.seller_account_id else 0
     return _order_defaults() | dict(
-        buyer_id=buyer_id,
+        buyer_id=sold.buyer_id,
+        seller_account_id=sold.seller_account_id,
+        transfer_group=sold.transfer_group,
+        # No charge, no fee: a 100%-off sale moves no money at all.
+        application_fee_cents=sold.application_fee_cents if total > 0 else 0,
+        platform_fee_cents=platform_fee,
+        seller_share_cents=total - platform_fee if sold.seller_account_id else 0,
         status=status,
         currency=str(cs.get("currency") or "usd").lower(),
         subtotal_cents=int(cs.get("amount_subtotal") or total + discount),
@@ -185,6 +195,11 @@ _RECORD_ROWS = (
         _RECORD.c.subtotal_cents,
         _RECORD.c.allow_promotion_codes,
         _RECORD.c.promotion_id,
+        _RECORD.c.seller_account_id,
+        _RECORD.c.fee_basis_points,
+        _RECORD.c.fee_fixed_cents,
+        _RECORD.c.application_fee_cents,
+        _RECORD.c.transfer_group,
         _PRODUCT.c.seller_id,
         _PRODUCT.c.title,
         _PRODUCT.c.status.label("product_status"),
@@ -215,6 +230,24 @@ class _Sold:
     product_id: int
     seller_id: int
     title: str
+    # The destination charge the shop asked for (CheckoutRecord); no account: the platform's own.
+    seller_account_id: str | None = None
+    fees: FeeSchedule = NO_FEES
+    application_fee_cents: int = 0
+    transfer_group: str | None = None
+
+
+def _sold(record: Any) -> _Sold:
+    return _Sold(
+        record.buyer_id,
+        record.product_id,
+        record.seller_id,
+        record.title,
+        record.seller_account_id,
+        FeeSchedule(record.fee_basis_points, record.fee_fixed_cents),
+        record.application_fee_cents,
+        record.transfer_group,
+    )
 
 
 @dataclass(frozen=True)
@@ -242,13 +275,6 @@ def _promotion_code_ids(cs: Mapping[str, Any]) -> set[str]:
 
 def _cents(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _coupon_discount(promo: Any, subtotal: int) -> int:
-    """What the promotion's coupon takes off ``subtotal`` (percentages round half up, as Stripe's)."""
-    if promo.percent_off is not None:
-        return (subtotal * promo.percent_off + 50) // 100
-    return min(int(promo.amount_off_cents or 0), subtotal)
 
 
 def _refusal(
@@ -301,7 +327,7 @@ def _refusal(
         return Refusal(REJECTED, f"promotion code {code_id} was not allowed on this checkout")
     if promo.amount_off_cents is not None and promo.currency != record.currency:
         return Refusal(REJECTED, f"promotion code {code_id} is in {promo.currency}")
-    allowed = _coupon_discount(promo, record.subtotal_cents)
+    allowed = coupon_discount_cents(promo, record.subtotal_cents)
     # Less than the code gives only costs the buyer (and Stripe's rounding may differ): more is refused.
     if discount > allowed:
         return Refusal(
@@ -344,7 +370,7 @@ def _check(
         if refusal is not None or record is None:
             refused[session_id] = refusal or Refusal(REJECTED, "checkout session not created by this shop")
         else:
-            sold[session_id] = _Sold(record.buyer_id, record.product_id, record.seller_id, record.title)
+            sold[session_id] = _sold(record)
     return sold, refused
 
 
@@ -366,7 +392,7 @@ def _create_orders(
     wanted = {}
     for cs in sorted(sessions, key=lambda cs: str(cs["id"])):
         what = sold[str(cs["id"])]
-        wanted[str(cs["id"])] = (_new_order(cs, what.buyer_id, status), what)
+        wanted[str(cs["id"])] = (_new_order(cs, what, status), what)
     if len(wanted) != len(sessions):
         raise ValueError("checkout sessions must be distinct")
     if not wanted:
@@ -509,7 +535,7 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
     created = _create_orders(session, [cs], status, sold)
     if created:
         return _announced(session, _result(created[0], status))
-    order = _new_order(cs, buyer_id, status)
+    order = _new_order(cs, sold[session_id], status)
 
     existing = session.exec(select(Order).where(Order.stripe_session_id == session_id)).one()
     assert existing.id is not None
@@ -527,6 +553,9 @@ def fulfill_checkout(*, session: Session, checkout_session: Any) -> FulfillmentR
             status=OrderStatus.PAID.value,
             paid_at=utcnow(),
             total_cents=order["total_cents"],
+            application_fee_cents=order["application_fee_cents"],
+            platform_fee_cents=order["platform_fee_cents"],
+            seller_share_cents=order["seller_share_cents"],
             stripe_payment_intent_id=order["stripe_payment_intent_id"],
         )
     ).rowcount

@@ -36,9 +36,14 @@ def validate_currency(currency: str) -> str:
 
 
 def format_money(cents: int, currency: str = "usd") -> str:
-    """1250, 'usd' -> '$12.50'; 0 -> 'Free'."""
+    """1250, 'usd' -> '$12.50'; 0 -> 'Free' (a price)."""
     if cents == 0:
         return "Free"
+    return format_amount(cents, currency)
+
+
+def format_amount(cents: int, currency: str = "usd") -> str:
+    """1250, 'usd' -> '$12.50'; 0 -> '$0.00' (a balance or a fee, where zero is not "free")."""
     symbol = SUPPORTED_CURRENCIES.get(currency.lower(), currency.upper() + " ")
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(cents), 100)

@@ -109,6 +109,38 @@ def discount_label(promo: Promotion) -> str:
     return f"{format_money(promo.amount_off_cents or 0, promo.currency)} off"
 
 
+def coupon_discount_cents(promo: Any, subtotal_cents: int) -> int:
+    """What a promotion's coupon takes off ``subtotal_cents`` (percentages round half up, as
+    Stripe's). ``promo``: a Promotion row or any row with its ``percent_off`` / ``amount_off_cents``."""
+    if promo.percent_off is not None:
+        return (subtotal_cents * promo.percent_off + 50) // 100
+    return min(int(promo.amount_off_cents or 0), subtotal_cents)
+
+
+def lowest_hosted_total_cents(
+    *, session: Session, seller_id: int, product_id: int, subtotal_cents: int, currency: str, now: datetime
+) -> int | None:
+    """The lowest non-zero total a code the buyer may type on the hosted checkout page could leave
+    of ``subtotal_cents`` (None when no such code can lower it). Checkout keeps the hosted field off
+    when that total could not carry the platform's fee (services.checkout)."""
+    rows = session.exec(
+        select(Promotion).where(
+            Promotion.seller_id == seller_id,
+            Promotion.active == True,  # noqa: E712
+            Promotion.once_per_buyer == False,  # noqa: E712  (never typed on the hosted page)
+            (col(Promotion.product_id).is_(None)) | (col(Promotion.product_id) == product_id),
+        )
+    ).all()
+    totals = [
+        subtotal_cents - coupon_discount_cents(p, subtotal_cents)
+        for p in rows
+        if (p.amount_off_cents is None or p.currency == currency)
+        and (p.expires_at is None or p.expires_at > now)
+    ]
+    positive = [t for t in totals if 0 < t < subtotal_cents]
+    return min(positive) if positive else None
+
+
 def _seller_products(session: Session, seller_id: int) -> list[Product]:
     return list(
         session.exec(

@@ -26,6 +26,7 @@ from quantoxbay.constants import REFUND_REASONS as REFUND_REASONS
 from quantoxbay.errors import PaymentRefused, PaymentsUnavailable
 from quantoxbay.models import (
     DownloadGrant,
+    LedgerTaskKind,
     Order,
     OrderItem,
     OrderStatus,
@@ -36,7 +37,7 @@ from quantoxbay.models import (
     utcnow,
 )
 from quantoxbay.payments.gateway import StripeGateway
-from quantoxbay.services import DomainError, NotFound, analytics, notifier
+from quantoxbay.services import DomainError, NotFound, analytics, ledger, notifier
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.money import format_money
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
@@ -182,6 +183,7 @@ def refund_order(
         session.add(refund)
         session.flush()
     assert refund.id is not None
+    destination_charge = order.seller_account_id is not None
     try:
         result = gateway.create_refund(
             payment_intent=order.stripe_payment_intent_id,
@@ -189,6 +191,7 @@ def refund_order(
             reason=reason,
             order_id=order.id,
             refund_row_id=refund.id,
+            destination_charge=destination_charge,
         )
     except PaymentRefused as exc:
         session.delete(refund)
@@ -203,6 +206,10 @@ def refund_order(
     refund.updated_at = utcnow()
     session.add(refund)
     session.flush()
+    if destination_charge:
+        # The seller's share of the refund came back from their account, and the platform's fee on
+        # it went back to the buyer: record both as Stripe made them.
+        ledger.record_refund_reversal(session=session, gateway=gateway, order=order, refund=result)
     logger.info(
         "refund.requested",
         extra={"order_id": order.id, "refund_id": refund.id, "amount_cents": amount, "currency": order.currency,
@@ -284,6 +291,13 @@ def on_dispute_created(*, session: Session, dispute: Mapping[str, Any]) -> list[
     session.add(order)
     _set_grants(session, order.id, revoked=True)
     session.flush()
+    # The platform is debited; the seller's share comes back by a transfer reversal (off the webhook).
+    ledger.queue_dispute_task(
+        session=session,
+        order=order,
+        dispute_id=str(dispute.get("id") or ""),
+        kind=LedgerTaskKind.DISPUTE_REVERSAL,
+    )
     logger.warning(
         "dispute.opened",
         extra={"order_id": order.id, "dispute": dispute.get("id"), "dispute_reason": dispute.get("reason")},
@@ -308,6 +322,13 @@ def on_dispute_closed(*, session: Session, dispute: Mapping[str, Any]) -> list[A
             OrderStatus.PARTIALLY_REFUNDED.value if order.refunded_cents else OrderStatus.PAID.value
         )
         _set_grants(session, order.id, revoked=False)
+        # The money came back to the platform: the seller's share goes back to the seller.
+        ledger.queue_dispute_task(
+            session=session,
+            order=order,
+            dispute_id=str(dispute.get("id") or ""),
+            kind=LedgerTaskKind.DISPUTE_RETURN,
+        )
     elif dispute.get("status") == "lost":
         order.status = OrderStatus.REFUNDED.value
         order.refunded_cents = order.total_cents

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 
 from quantoxbay.db import insert_rows
 from quantoxbay.models import WebhookEvent, WebhookOutcome, utcnow
-from quantoxbay.services import charge_events, fulfillment, refunds
+from quantoxbay.services import charge_events, connect, fulfillment, payouts_events, refunds
 from quantoxbay.services.notifier import Announcement
 
 
@@ -88,6 +88,19 @@ def _refund_failed(session: Session, event: dict[str, Any]) -> list[Announcement
     return refunds.on_refund_failed(session=session, refund=event["data"]["object"])
 
 
+# --- Connect: sellers' accounts and payouts (the Connect endpoint) ---
+def _account_updated(session: Session, event: dict[str, Any]) -> list[Announcement]:
+    """Newer facts win: an older ``account.updated`` arriving late changes nothing."""
+    connect.apply_account_update(
+        session=session, account=event["data"]["object"], stripe_updated=int(event.get("created") or 0)
+    )
+    return []  # queued on the session by the service
+
+
+def _payout(session: Session, event: dict[str, Any]) -> list[Announcement]:
+    return payouts_events.on_payout_event(session=session, event=event)
+
+
 HANDLERS: dict[str, Handler] = {
     # The payload is signed by Stripe and carries payment_status, amounts and our ids:
     # fulfil from it instead of retrieving the session (Stripe allows 25-100 requests/s).
@@ -101,6 +114,13 @@ HANDLERS: dict[str, Handler] = {
     "refund.failed": _refund_failed,
     "charge.dispute.created": _charge_event,
     "charge.dispute.closed": _charge_event,
+    # Connect endpoint
+    "account.updated": _account_updated,
+    "payout.created": _payout,
+    "payout.updated": _payout,
+    "payout.paid": _payout,
+    "payout.failed": _payout,
+    "balance.available": _payout,
 }
 
 

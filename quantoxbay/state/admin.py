@@ -15,6 +15,7 @@ import reflex as rx
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, admin
 from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.admin import FeeTotalRow, SellerPayoutRow
 from quantoxbay.services.money import parse_price
 from quantoxbay.state.guards import admin_only, requires, shows_errors
 from quantoxbay.state.session import run_service
@@ -54,11 +55,16 @@ class AdminState(rx.State):
     event_query: rx.Field[str] = rx.field("")
     events: rx.Field[list[admin.EventRow]] = rx.field(default_factory=list)
     actions: rx.Field[list[admin.ActionRow]] = rx.field(default_factory=list)
+    # "Platform fees": the fee in force, fees per period and currency, sellers' payout status.
+    fee_schedule: rx.Field[str] = rx.field("")
+    fee_totals: rx.Field[list[FeeTotalRow]] = rx.field(default_factory=list)
+    seller_payouts: rx.Field[list[SellerPayoutRow]] = rx.field(default_factory=list)
 
     def _deny(self, exc: DomainError):
         self.loaded, self.error = False, str(exc)
         self.users, self.products, self.orders, self.events, self.revenue = [], [], [], [], []
         self.order, self.order_items, self.order_events, self.order_refunds = None, [], [], []
+        self.fee_schedule, self.fee_totals, self.seller_payouts = "", [], []
         return rx.toast.error(str(exc))
 
     async def _totals(self, user: UserPublic) -> None:
@@ -70,6 +76,12 @@ class AdminState(rx.State):
             t["users"],
         )
         self.actions = await run_service(admin.recent_actions, actor=user)
+        fees = await run_service(admin.platform_fees, actor=user)
+        self.fee_schedule, self.fee_totals, self.seller_payouts = (
+            fees["schedule"],
+            fees["totals"],
+            fees["sellers"],
+        )
 
     async def _users(self, user: UserPublic) -> None:
         self.users = await run_service(admin.search_users, actor=user, query=self.user_query)

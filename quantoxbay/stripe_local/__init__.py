@@ -53,6 +53,24 @@ What it serves (paths inside the app):
   declined, 400 invalid, 409 not open. Also ``POST /_local/webhooks/flush`` and
   ``POST /_local/sweep``. All need the instance's ``secret_key``.
 
+Connect (Express accounts, destination charges): ``/v1/accounts`` (create
+with ``type=express`` or ``controller[...]``, retrieve, update, delete, list),
+``/v1/account_links`` (hosted onboarding at ``/connect/onboarding/{token}``),
+``/v1/accounts/{id}/login_links`` (Express dashboard at
+``/connect/express/{token}``), ``/v1/transfers`` (+ ``/reversals``),
+``/v1/application_fees`` (+ ``/refunds``), ``/v1/balance``,
+``/v1/balance_transactions``, ``/v1/payouts``, ``/v1/charges``; the
+``Stripe-Account`` header scopes balance, balance transactions, payouts,
+charges and events. ``payment_intent_data[application_fee_amount]`` and
+``[transfer_data][destination]`` on a Checkout Session make a destination
+charge; ``reverse_transfer`` / ``refund_application_fee`` on refunds. See
+:mod:`.accounts` and :mod:`.transfers` for the numbers and the test-mode
+inputs. Connected-account events carry ``account`` and go to
+``connect_webhook_url`` signed with ``connect_webhook_secret``.
+``POST /_local/clock/advance`` (``seconds``) moves the instance's clock and
+runs what is due; ``POST /_local/accounts/{id}/onboard`` onboards without a
+browser.
+
 Coupons and products: as on Stripe, ``applies_to[products]`` holds Product ids
 that must exist (else 404 ``resource_missing``, param
 ``applies_to[products]``), and a coupon discounts only the line items whose
@@ -71,12 +89,13 @@ offers ``flush_webhooks(timeout)``, ``sweep_now()``, ``set_rate_limit(n)``,
 """
 
 from .app import create_stripe_local_app
-from .config import API_VERSION, DEFAULT_ENABLED_EVENTS, StripeLocalConfig
+from .config import API_VERSION, DEFAULT_CONNECT_ENABLED_EVENTS, DEFAULT_ENABLED_EVENTS, StripeLocalConfig
 from .runtime import StripeLocal
 from .webhooks import sign_payload
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_CONNECT_ENABLED_EVENTS",
     "DEFAULT_ENABLED_EVENTS",
     "StripeLocal",
     "StripeLocalConfig",

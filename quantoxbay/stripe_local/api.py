@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .accounts import OnboardingForm, account_invalid
 from .checkout import PaymentForm
 from .config import API_VERSION
 from .errors import (
@@ -54,11 +55,14 @@ class ApiCall:
         params: The decoded parameters.
         path: The path parameters (``id``).
         request: Request id and idempotency key, for events.
+        account: The connected account of the ``Stripe-Account`` header
+            (checked to exist), or None for the platform.
     """
 
     params: dict[str, Any]
     path: dict[str, str]
     request: RequestInfo
+    account: str | None = None
 
 
 Handler = Callable[[ApiCall], dict[str, Any]]
@@ -124,14 +128,19 @@ def error_response(exc: StripeLocalError, headers: dict[str, str]) -> JSONRespon
     return JSONResponse(exc.body(headers.get("Request-Id")), status_code=exc.status, headers=headers)
 
 
-def endpoint(runtime: StripeLocal, method: str, template: str, handler: Handler) -> Route:
+def endpoint(
+    runtime: StripeLocal, method: str, template: str, handler: Handler, *, connected: bool = False
+) -> Route:
     """Build one API route around ``handler`` (run in a worker thread).
 
     Args:
         runtime: The embedded Stripe instance.
-        method: ``GET`` or ``POST``.
+        method: ``GET``, ``POST`` or ``DELETE``.
         template: Path template (also the rate-limit bucket).
         handler: Returns the response body; raises StripeLocalError.
+        connected: The route runs on behalf of the connected account a
+            ``Stripe-Account`` header names (``ApiCall.account``); on other
+            routes the header is refused.
     """
     bucket = f"{method} {template}"
     idempotency = IdempotencyStore(runtime.db)
@@ -155,10 +164,12 @@ def endpoint(runtime: StripeLocal, method: str, template: str, handler: Handler)
             else:
                 pairs = list(request.query_params.multi_items())
                 params = decode_pairs(pairs)
-            key = request.headers.get("idempotency-key") if method == "POST" else None
-            call = ApiCall(params, dict(request.path_params), RequestInfo(request_id, key))
+            account = await run_in_threadpool(_connected_account, runtime, request, connected)
+            key = request.headers.get("idempotency-key") if method in ("POST", "DELETE") else None
+            call = ApiCall(params, dict(request.path_params), RequestInfo(request_id, key), account)
             if key:
-                print_ = fingerprint(method, request.url.path, pairs)
+                # Keys are scoped per account, as on Stripe.
+                print_ = fingerprint(method, f"{request.url.path}#{account or ''}", pairs)
                 stored = await run_in_threadpool(idempotency.begin, key, print_, request_id)
                 if stored is not None:
                     replay_headers = {**headers, "Idempotent-Replayed": "true"}
@@ -188,6 +199,26 @@ def endpoint(runtime: StripeLocal, method: str, template: str, handler: Handler)
             return error_response(api_error(), headers)
 
     return Route(template, route, methods=[method])
+
+
+def _connected_account(runtime: StripeLocal, request: Request, connected: bool) -> str | None:
+    """Check the ``Stripe-Account`` header: an existing connected account, on a route that takes it.
+
+    Raises:
+        StripeLocalError: 403 ``account_invalid`` for an unknown account; 400
+            on a route the embedded Stripe runs for the platform only.
+    """
+    account = (request.headers.get("stripe-account") or "").strip()
+    if not account:
+        return None
+    if runtime.accounts.get(account) is None:
+        raise account_invalid(account, _masked(api_key_of(request) or ""))
+    if not connected:
+        raise invalid_request(
+            f"The embedded Stripe does not run {request.method} {request.url.path} on behalf of a "
+            "connected account: send it without the Stripe-Account header."
+        )
+    return account
 
 
 def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
@@ -230,6 +261,8 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
             bounds["gte"] = bounds["lte"] = value
 
     def accept(record: Any) -> bool:
+        if record.data.get("account") != call.account:
+            return False  # a connected account sees its own events; the platform, its own
         c = record.created
         return not (
             ("gt" in bounds and c <= bounds["gt"])
@@ -245,7 +278,7 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
         ending_before=get_str(params, "ending_before"),
         lookups=lookups,
         lookup_prefix=prefix,
-        accept=accept if bounds else None,
+        accept=accept,
     )
     return list_body([r.data for r in records], has_more, "/v1/events")
 
@@ -272,7 +305,10 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
 
     def event_get(call: ApiCall) -> dict[str, Any]:
         check_allowed(call.params, {"expand"})
-        return runtime.store.require("event", call.path["id"]).data
+        event = runtime.store.require("event", call.path["id"])
+        if event.data.get("account") != call.account:
+            runtime.store.require("event", None)  # another account's event: 404, as on Stripe
+        return event.data
 
     def coupon_get(call: ApiCall) -> dict[str, Any]:
         check_allowed(call.params, {"expand"})
@@ -305,7 +341,6 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
             "/v1/payment_intents/{id}",
             lambda c: payments.retrieve_payment_intent(c.path["id"], c.params),
         ),
-        ("GET", "/v1/charges/{id}", lambda c: payments.retrieve_charge(c.path["id"], c.params)),
         ("POST", "/v1/refunds", lambda c: payments.create_refund(c.params, c.request)),
         ("GET", "/v1/refunds/{id}", lambda c: payments.retrieve_refund(c.path["id"], c.params)),
         ("GET", "/v1/disputes/{id}", dispute_get),
@@ -323,10 +358,11 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
             "/v1/promotion_codes/{id}",
             lambda c: discounts.update_promotion_code(c.path["id"], c.params, c.request),
         ),
-        ("GET", "/v1/events", lambda c: _events_list(runtime, c)),
-        ("GET", "/v1/events/{id}", event_get),
     ]
     routes = [endpoint(runtime, method, path, handler) for method, path, handler in table]
+    routes.append(endpoint(runtime, "GET", "/v1/events", lambda c: _events_list(runtime, c), connected=True))
+    routes.append(endpoint(runtime, "GET", "/v1/events/{id}", event_get, connected=True))
+    routes.extend(connect_routes(runtime))
 
     async def unknown_route(request: Request) -> Response:
         """Answer Stripe's 404 for an API path the embedded Stripe lacks (401 first, as Stripe)."""
@@ -345,6 +381,113 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
     return routes
 
 
+def connect_routes(runtime: StripeLocal) -> list[Route]:
+    """The Connect part of the API: accounts, links, transfers, fees, balance, payouts.
+
+    Routes marked connected run for the account a ``Stripe-Account`` header
+    names (balance, balance transactions, payouts, charges); the others are
+    platform-only.
+    """
+    accounts = runtime.accounts
+    transfers = runtime.transfers
+    base = runtime.config.public_base_url
+
+    def paged(url: str, result: tuple[list[dict[str, Any]], bool]) -> dict[str, Any]:
+        return list_body(result[0], result[1], url)
+
+    def whole(url: str, data: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        limit = get_int(params, "limit", minimum=1, maximum=100) or 10
+        return list_body(data[:limit], len(data) > limit, url)
+
+    platform: list[tuple[str, str, Handler]] = [
+        ("POST", "/v1/accounts", lambda c: accounts.create(c.params, c.request)),
+        ("GET", "/v1/accounts", lambda c: paged("/v1/accounts", accounts.list_accounts(c.params))),
+        ("GET", "/v1/accounts/{id}", lambda c: accounts.retrieve(c.path["id"], c.params)),
+        ("POST", "/v1/accounts/{id}", lambda c: accounts.update(c.path["id"], c.params, c.request)),
+        ("DELETE", "/v1/accounts/{id}", lambda c: accounts.delete(c.path["id"], c.params, c.request)),
+        (
+            "POST",
+            "/v1/accounts/{id}/login_links",
+            lambda c: accounts.create_login_link(c.path["id"], c.params, base),
+        ),
+        ("POST", "/v1/account_links", lambda c: accounts.create_account_link(c.params, base)),
+        ("POST", "/v1/transfers", lambda c: transfers.create_transfer(c.params, c.request)),
+        ("GET", "/v1/transfers", lambda c: paged("/v1/transfers", transfers.list_transfers(c.params))),
+        ("GET", "/v1/transfers/{id}", lambda c: transfers.retrieve_transfer(c.path["id"], c.params)),
+        (
+            "POST",
+            "/v1/transfers/{id}",
+            lambda c: transfers.update_transfer(c.path["id"], c.params, c.request),
+        ),
+        (
+            "POST",
+            "/v1/transfers/{id}/reversals",
+            lambda c: transfers.create_reversal(c.path["id"], c.params, c.request),
+        ),
+        (
+            "GET",
+            "/v1/transfers/{id}/reversals",
+            lambda c: whole(
+                f"/v1/transfers/{c.path['id']}/reversals",
+                transfers.list_reversals(c.path["id"], c.params),
+                c.params,
+            ),
+        ),
+        (
+            "GET",
+            "/v1/transfers/{id}/reversals/{reversal}",
+            lambda c: transfers.retrieve_reversal(c.path["id"], c.path["reversal"]),
+        ),
+        (
+            "GET",
+            "/v1/application_fees",
+            lambda c: paged("/v1/application_fees", transfers.list_fees(c.params)),
+        ),
+        ("GET", "/v1/application_fees/{id}", lambda c: transfers.retrieve_fee(c.path["id"], c.params)),
+        (
+            "POST",
+            "/v1/application_fees/{id}/refunds",
+            lambda c: transfers.create_fee_refund(c.path["id"], c.params, c.request),
+        ),
+        (
+            "GET",
+            "/v1/application_fees/{id}/refunds",
+            lambda c: whole(
+                f"/v1/application_fees/{c.path['id']}/refunds",
+                transfers.list_fee_refunds(c.path["id"], c.params),
+                c.params,
+            ),
+        ),
+    ]
+
+    def balance(call: ApiCall) -> dict[str, Any]:
+        check_allowed(call.params, {"expand"})
+        return transfers.balance(call.account)
+
+    connected: list[tuple[str, str, Handler]] = [
+        ("GET", "/v1/balance", balance),
+        (
+            "GET",
+            "/v1/balance_transactions",
+            lambda c: paged("/v1/balance_transactions", transfers.list_transactions(c.account, c.params)),
+        ),
+        (
+            "GET",
+            "/v1/balance_transactions/{id}",
+            lambda c: transfers.retrieve_transaction(c.path["id"], c.account, c.params),
+        ),
+        ("GET", "/v1/payouts", lambda c: paged("/v1/payouts", transfers.list_payouts(c.account, c.params))),
+        ("GET", "/v1/payouts/{id}", lambda c: transfers.retrieve_payout(c.path["id"], c.account, c.params)),
+        ("GET", "/v1/charges", lambda c: paged("/v1/charges", transfers.list_charges(c.account, c.params))),
+        ("GET", "/v1/charges/{id}", lambda c: transfers.retrieve_charge(c.path["id"], c.account, c.params)),
+    ]
+    routes = [endpoint(runtime, method, path, handler) for method, path, handler in platform]
+    routes.extend(
+        endpoint(runtime, method, path, handler, connected=True) for method, path, handler in connected
+    )
+    return routes
+
+
 # -- /_local helpers (not part of Stripe's API) ---------------------------
 
 
@@ -359,6 +502,16 @@ def local_routes(runtime: StripeLocal) -> list[Route]:
     3-D Secure cards). Answers JSON ``{outcome, message, error, redirect_url,
     session}`` with 200 (succeeded), 402 (declined), 400 (invalid field or
     promotion code), 409 (session not open).
+
+    ``POST /_local/clock/advance`` (``seconds=N``) moves the instance's time
+    forward and runs everything due (session expiry, fund availability,
+    payouts, payout arrival): ``{offset, now, expired}``.
+
+    ``POST /_local/accounts/{id}/onboard`` completes onboarding as the hosted
+    form does, with Stripe's standard test data; any
+    :class:`~.accounts.OnboardingForm` field overrides it (``dob=1900-01-01``
+    rejects, ``id_number=111111111`` leaves a document due,
+    ``account_number=000111111116`` makes payouts fail): ``{outcome, account}``.
 
     ``POST /_local/webhooks/flush?timeout=10`` waits for the delivery queue to
     empty: ``{"empty": bool, "pending": n}``. ``POST /_local/sweep`` expires
@@ -437,7 +590,46 @@ def local_routes(runtime: StripeLocal) -> list[Route]:
             return error_response(exc, {"Request-Id": new_id("req", 14)})
         return JSONResponse({"expired": await run_in_threadpool(runtime.sweep_now)})
 
+    async def advance_clock(request: Request) -> Response:
+        headers = {"Request-Id": new_id("req", 14)}
+        try:
+            authenticate(request, runtime.config.secret_key)
+            form = await request.form()
+            raw = str(form.get("seconds") or request.query_params.get("seconds") or "")
+            try:
+                seconds = float(raw)
+            except ValueError:
+                seconds = 0.0
+            if not seconds > 0 or seconds > 10 * 365 * 86400:
+                raise invalid_request("`seconds` must be a positive number of seconds.", param="seconds")
+        except StripeLocalError as exc:
+            return error_response(exc, headers)
+        return JSONResponse(await run_in_threadpool(runtime.advance_clock, seconds), headers=headers)
+
+    async def onboard(request: Request) -> Response:
+        headers = {"Request-Id": new_id("req", 14)}
+        try:
+            authenticate(request, runtime.config.secret_key)
+            form = await request.form()
+            fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+            unknown = set(fields) - set(OnboardingForm.__dataclass_fields__)
+            if unknown:
+                raise invalid_request(
+                    f"Received unknown parameter: {sorted(unknown)[0]}", param=sorted(unknown)[0]
+                )
+            account = await run_in_threadpool(runtime.accounts.require, request.path_params["id"])
+            onboarding = OnboardingForm.standard(email=account.data["email"], **fields)
+            result = await run_in_threadpool(runtime.accounts.submit_onboarding, account.id, onboarding)
+        except StripeLocalError as exc:
+            return error_response(exc, headers)
+        if not result.ok:
+            field, message = next(iter(result.errors.items()))
+            return error_response(invalid_request(message, param=field), headers)
+        return JSONResponse({"outcome": result.outcome, "account": result.account}, headers=headers)
+
     return [
+        Route("/_local/clock/advance", advance_clock, methods=["POST"]),
+        Route("/_local/accounts/{id}/onboard", onboard, methods=["POST"]),
         Route("/_local/checkout/{id}/pay", pay, methods=["POST"]),
         Route("/_local/webhooks/flush", flush, methods=["POST"]),
         Route("/_local/sweep", sweep, methods=["POST"]),

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from .api import api_routes
 from .checkout_page import page_routes
 from .config import StripeLocalConfig
+from .connect_page import connect_page_routes
 from .runtime import StripeLocal
 
 
@@ -42,6 +43,8 @@ def create_stripe_local_app(config: StripeLocalConfig) -> Starlette:
         finally:
             runtime.dispatcher.stop()
 
-    app = Starlette(routes=[*api_routes(runtime), *page_routes(runtime)], lifespan=lifespan)
+    app = Starlette(
+        routes=[*api_routes(runtime), *page_routes(runtime), *connect_page_routes(runtime)], lifespan=lifespan
+    )
     app.state.stripe_local = runtime
     return app

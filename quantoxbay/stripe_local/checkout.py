@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -35,7 +34,8 @@ from .params import (
 )
 from .payments import Payments
 from .products import NAME_MAX_LENGTH, PRODUCT, Products, product_images
-from .store import NO_REQUEST, RequestInfo, Store, now
+from .store import NO_REQUEST, RequestInfo, Store
+from .transfers import AVAILABLE_AT_ONCE_CARD
 
 SESSION = "checkout.session"
 MIN_EXPIRY_SECONDS = 30 * 60
@@ -168,7 +168,7 @@ class Checkout:
             raise invalid_request("`line_items` is required in `payment` mode.", param="line_items")
         if len(raw_items) > 100:
             raise invalid_request("You may only specify up to 100 line items.", param="line_items")
-        created = now()
+        created = self.store.now()
         items: list[dict[str, Any]] = []
         for index, raw in enumerate(raw_items):
             prefix = f"line_items[{index}]"
@@ -300,7 +300,7 @@ class Checkout:
         currency = line_items[0]["price"]["currency"]
         success_url = _check_url(params, "success_url")
         cancel_url = _check_url(params, "cancel_url")
-        created = now()
+        created = self.store.now()
         expires_at = get_int(params, "expires_at")
         if expires_at is None:
             expires_at = created + MAX_EXPIRY_SECONDS
@@ -339,6 +339,10 @@ class Checkout:
                 "receipt_email",
                 "statement_descriptor",
                 "statement_descriptor_suffix",
+                "application_fee_amount",
+                "transfer_data",
+                "on_behalf_of",
+                "transfer_group",
             },
             "payment_intent_data",
         )
@@ -396,6 +400,10 @@ class Checkout:
                 self._apply_discount_param(record, raw_discounts[0])
             self._reprice(record)
             total = data["amount_total"]
+            if self.payments.transfers is not None:
+                internal["payment_intent_data"]["connect"] = self.payments.transfers.check_destination(
+                    pi_data, total
+                )
             minimum = minimum_charge(currency)
             if total > 0 and minimum is not None and total < minimum:
                 raise invalid_request(
@@ -532,7 +540,9 @@ class Checkout:
         if data["payment_intent"] and any(p.startswith("payment_intent") for p in expand):
             pi = self.store.get("payment_intent", data["payment_intent"])
             if pi is not None:
-                pi_expand = {p.removeprefix("payment_intent.") for p in expand}
+                pi_expand = {
+                    p.removeprefix("payment_intent.") for p in expand if p.startswith("payment_intent.")
+                }
                 data["payment_intent"] = self.payments.payment_intent_view(pi, pi_expand)
         return data
 
@@ -605,7 +615,7 @@ class Checkout:
             pi = self.store.require("payment_intent", data["payment_intent"])
             if pi.data["status"] != "succeeded":
                 pi.data["status"] = "canceled"
-                pi.data["canceled_at"] = now()
+                pi.data["canceled_at"] = self.store.now()
                 pi.data["cancellation_reason"] = "abandoned"
                 pi.data["next_action"] = None
                 self.store.update(pi)
@@ -627,7 +637,7 @@ class Checkout:
             return self.view(record, get_expand(params))
 
     def _expire_if_due(self, record: Record) -> None:
-        if record.data["status"] == "open" and record.data["expires_at"] <= now():
+        if record.data["status"] == "open" and record.data["expires_at"] <= self.store.now():
             self._expire(record, NO_REQUEST)
 
     def sweep_expired(self) -> int:
@@ -641,7 +651,7 @@ class Checkout:
             .execute(
                 "SELECT id FROM objects WHERE type = ? AND lookup = 'open'"
                 " AND json_extract(data, '$.expires_at') <= ?",
-                (SESSION, now()),
+                (SESSION, self.store.now()),
             )
             .fetchall()
         )
@@ -649,7 +659,11 @@ class Checkout:
         for row in rows:
             with self.store.db.transaction():
                 record = self.store.get(SESSION, row["id"])
-                if record and record.data["status"] == "open" and record.data["expires_at"] <= now():
+                if (
+                    record
+                    and record.data["status"] == "open"
+                    and record.data["expires_at"] <= self.store.now()
+                ):
                     self._expire(record, NO_REQUEST)
                     expired += 1
         return expired
@@ -739,6 +753,7 @@ class Checkout:
             metadata=dict(pi_data["metadata"]),
             description=pi_data["description"],
             receipt_email=pi_data["receipt_email"],
+            connect=pi_data.get("connect"),
         )
         data["payment_intent"] = pi.id
         return pi
@@ -792,6 +807,17 @@ class Checkout:
                     f"{problem} The discount was removed; check the new total and pay again.",
                 )
             record.internal["pending_auth"] = None
+            fee = (record.internal["payment_intent_data"].get("connect") or {}).get("application_fee_amount")
+            if fee is not None and 0 < record.data["amount_total"] < fee:
+                # Stripe refuses an application fee above the amount; a discount applied on the
+                # page can bring the total below the fee the merchant set, so the payment is refused.
+                # A total of 0 makes no payment at all, so there is no fee to take.
+                return PaymentResult(
+                    "invalid",
+                    record,
+                    "This order can't be paid with this discount: the total is below the seller's "
+                    "application fee. Remove the promotion code, or ask the shop for help.",
+                )
             if record.data["amount_total"] == 0:
                 self._complete(record, email=email, name=name, paid="no_payment_required")
                 self.store.update(record)
@@ -813,6 +839,7 @@ class Checkout:
                 "last4": card.last4,
                 "exp_month": card.exp_month,
                 "exp_year": card.exp_year,
+                "available_at_once": card.number == AVAILABLE_AT_ONCE_CARD,
                 "refund_behavior": (
                     "pending"
                     if card.number in REFUND_PENDING_CARDS
@@ -941,6 +968,10 @@ class Checkout:
         dispute: bool = False,
     ) -> PaymentResult:
         charge = self.payments.create_charge(pi, card=card, email=email, name=name, decline=None)
+        if self.payments.transfers is not None:
+            self.payments.transfers.settle_charge(
+                charge, available_at_once=bool(card.get("available_at_once"))
+            )
         pi.data.update(
             status="succeeded",
             amount_received=pi.data["amount"],
@@ -977,7 +1008,7 @@ class Checkout:
         )
         if row is None or row["t"] is None:
             return None
-        return max(0.0, row["t"] - time.time())
+        return max(0.0, row["t"] - self.store.clock.time())
 
 
 def _not_open_message(status: str) -> str:

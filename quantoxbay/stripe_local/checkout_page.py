@@ -9,7 +9,6 @@ per-session token.
 
 from __future__ import annotations
 
-import time
 from html import escape
 from typing import Any
 
@@ -333,7 +332,11 @@ class CheckoutPage:
 
     def _load_fresh(self, session_id: str) -> Record | None:
         record = self.checkout.get(session_id)
-        if record and record.data["status"] == "open" and record.data["expires_at"] <= time.time():
+        if (
+            record
+            and record.data["status"] == "open"
+            and record.data["expires_at"] <= self.runtime.clock.time()
+        ):
             self.runtime.sweep_now()
             record = self.checkout.get(session_id)
         return record

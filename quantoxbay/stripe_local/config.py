@@ -30,6 +30,30 @@ DEFAULT_ENABLED_EVENTS: tuple[str, ...] = (
     "charge.dispute.closed",
 )
 
+#: Event types delivered to the Connect endpoint (``connect_webhook_url``) by
+#: default: the ones that happen on connected accounts and that a marketplace
+#: follows. Platform-side Connect events (``transfer.*``,
+#: ``application_fee.*``) go to the platform endpoint only when listed in
+#: ``webhook_enabled_events``.
+DEFAULT_CONNECT_ENABLED_EVENTS: tuple[str, ...] = (
+    "account.updated",
+    "account.application.deauthorized",
+    "payout.created",
+    "payout.paid",
+    "payout.failed",
+    "payout.updated",
+    "balance.available",
+)
+
+
+def _matches(patterns: tuple[str, ...], event_type: str) -> bool:
+    for pattern in patterns:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
 
 @dataclass(frozen=True, kw_only=True)
 class StripeLocalConfig:
@@ -58,6 +82,13 @@ class StripeLocalConfig:
         sweep_interval_seconds: How often open sessions past ``expires_at`` are
             expired (and other timed transitions happen).
         poll_interval_seconds: Longest sleep of the background worker.
+        connect_webhook_url: Where events that happen on connected accounts
+            (they carry ``account``) are POSTed; ``None`` stores them without
+            delivering.
+        connect_webhook_secret: The Connect endpoint's ``whsec_...`` secret
+            (required when ``connect_webhook_url`` is set).
+        connect_webhook_enabled_events: Connected-account event types that are
+            delivered to the Connect endpoint (``"*"`` = all).
         display_name: The business name shown on the hosted checkout page.
         start_background_worker: Start the delivery/sweeper thread on the app's
             lifespan (or its first request). Turn off to drive it by hand.
@@ -75,6 +106,9 @@ class StripeLocalConfig:
     webhook_timeout_seconds: float = 10.0
     webhook_concurrency: int = 4
     webhook_enabled_events: tuple[str, ...] = field(default=DEFAULT_ENABLED_EVENTS)
+    connect_webhook_url: str | None = None
+    connect_webhook_secret: str | None = field(default=None, repr=False)
+    connect_webhook_enabled_events: tuple[str, ...] = field(default=DEFAULT_CONNECT_ENABLED_EVENTS)
     sweep_interval_seconds: float = 1.0
     poll_interval_seconds: float = 0.25
     display_name: str = "QuantoxBay"
@@ -93,6 +127,8 @@ class StripeLocalConfig:
             )
         if not self.webhook_secret:
             raise ValueError("webhook_secret must not be empty")
+        if self.connect_webhook_url and not self.connect_webhook_secret:
+            raise ValueError("connect_webhook_secret is required when connect_webhook_url is set")
         if self.webhook_max_attempts < 1:
             raise ValueError("webhook_max_attempts must be at least 1")
         if self.webhook_concurrency < 1:
@@ -109,11 +145,15 @@ class StripeLocalConfig:
         Returns:
             True when a webhook URL is set and the type is enabled.
         """
-        if not self.webhook_url:
-            return False
-        for pattern in self.webhook_enabled_events:
-            if pattern == "*" or pattern == event_type:
-                return True
-            if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
-                return True
-        return False
+        return bool(self.webhook_url) and _matches(self.webhook_enabled_events, event_type)
+
+    def delivers_connect(self, event_type: str) -> bool:
+        """Tell whether connected-account events of ``event_type`` go to the Connect endpoint.
+
+        Args:
+            event_type: An event type such as ``account.updated``.
+
+        Returns:
+            True when a Connect webhook URL is set and the type is enabled.
+        """
+        return bool(self.connect_webhook_url) and _matches(self.connect_webhook_enabled_events, event_type)

@@ -225,6 +225,10 @@ class Database:
         )
         return record
 
+    def delete(self, type: str, object_id: str) -> None:
+        """Remove an object."""
+        self.connection().execute("DELETE FROM objects WHERE id = ? AND type = ?", (object_id, type))
+
     def find(self, type: str, lookup: str) -> list[Record]:
         """Return the objects of ``type`` whose lookup key is ``lookup``, newest first."""
         rows = (

@@ -31,7 +31,7 @@ from .params import (
     update_metadata,
 )
 from .products import PRODUCT
-from .store import RequestInfo, Store, now
+from .store import RequestInfo, Store
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,500}$")
 
@@ -104,12 +104,11 @@ class Discounts:
         data["valid"] = self._coupon_problem(data) is None
         return data
 
-    @staticmethod
-    def _coupon_problem(coupon: dict[str, Any]) -> str | None:
+    def _coupon_problem(self, coupon: dict[str, Any]) -> str | None:
         if coupon.get("deleted"):
             return "This code is invalid."
         redeem_by = coupon.get("redeem_by")
-        if redeem_by is not None and redeem_by <= now():
+        if redeem_by is not None and redeem_by <= self.store.now():
             return "This code has expired."
         limit = coupon.get("max_redemptions")
         if limit is not None and coupon["times_redeemed"] >= limit:
@@ -165,7 +164,7 @@ class Discounts:
         if duration == "repeating" and months is None:
             raise missing_param("duration_in_months")
         redeem_by = get_int(params, "redeem_by")
-        if redeem_by is not None and redeem_by <= now():
+        if redeem_by is not None and redeem_by <= self.store.now():
             raise invalid_request("redeem_by must be in the future.", param="redeem_by")
         applies = get_dict(params, "applies_to")
         check_allowed(applies, {"products"}, "applies_to")
@@ -181,7 +180,7 @@ class Discounts:
                 "object": "coupon",
                 "amount_off": amount_off,
                 "applies_to": {"products": products} if products else None,
-                "created": now(),
+                "created": self.store.now(),
                 "currency": currency if amount_off is not None else None,
                 "duration": duration,
                 "duration_in_months": months if duration == "repeating" else None,
@@ -268,7 +267,7 @@ class Discounts:
             )
         expires_at = get_int(params, "expires_at")
         if expires_at is not None:
-            if expires_at <= now():
+            if expires_at <= self.store.now():
                 raise invalid_request("expires_at must be in the future.", param="expires_at")
             redeem_by = coupon.data.get("redeem_by")
             if redeem_by is not None and expires_at > redeem_by:
@@ -305,7 +304,7 @@ class Discounts:
                 "object": "promotion_code",
                 "active": active,
                 "code": code,
-                "created": now(),
+                "created": self.store.now(),
                 "customer": None,
                 "expires_at": expires_at,
                 "livemode": False,
@@ -407,7 +406,7 @@ class Discounts:
         data = promo.data
         if not data["active"]:
             raise PromotionInvalid("This code is no longer active.")
-        if data["expires_at"] is not None and data["expires_at"] <= now():
+        if data["expires_at"] is not None and data["expires_at"] <= self.store.now():
             raise PromotionInvalid("This code has expired.")
         if data["max_redemptions"] is not None and data["times_redeemed"] >= data["max_redemptions"]:
             raise PromotionInvalid("This code has reached its redemption limit.")
@@ -436,7 +435,7 @@ class Discounts:
         """Record that ``email`` completed a payment (first-time restriction)."""
         key = "paid_email:" + email.strip().lower()
         if self.store.get("paid_email", key) is None:
-            self.store.insert("paid_email", {"id": key, "created": now()})
+            self.store.insert("paid_email", {"id": key, "created": self.store.now()})
 
     def redeem(self, coupon_id: str | None, promotion_code_id: str | None) -> None:
         """Count one redemption of a coupon and its promotion code (in a transaction)."""

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cards import Decline
 from .db import Record
 from .errors import invalid_request, missing_param
 from .ids import new_id, random_token
 from .money import format_amount
-from .params import check_allowed, get_dict, get_expand, get_int, get_metadata, get_str
-from .store import NO_REQUEST, RequestInfo, Store, now
+from .params import check_allowed, get_bool, get_dict, get_expand, get_int, get_metadata, get_str
+from .store import NO_REQUEST, RequestInfo, Store
+
+if TYPE_CHECKING:
+    from .transfers import Transfers
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
@@ -28,10 +30,12 @@ class Payments:
 
     Args:
         store: The object store.
+        transfers: Connect bookkeeping (balance transactions, transfers, fees).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, transfers: Transfers | None = None) -> None:
         self.store = store
+        self.transfers = transfers
 
     # -- payment intents -------------------------------------------------
 
@@ -43,8 +47,15 @@ class Payments:
         metadata: dict[str, str],
         description: str | None,
         receipt_email: str | None,
+        connect: dict[str, Any] | None = None,
     ) -> Record:
-        """Create a PaymentIntent awaiting a payment method (in a transaction)."""
+        """Create a PaymentIntent awaiting a payment method (in a transaction).
+
+        ``connect`` holds a destination charge's ``application_fee_amount``,
+        ``destination``, ``on_behalf_of`` and ``transfer_group``.
+        """
+        connect = connect or {}
+        destination = connect.get("destination")
         pi_id = new_id("pi_test", 24)
         data = {
             "id": pi_id,
@@ -52,12 +63,14 @@ class Payments:
             "amount": amount,
             "amount_capturable": 0,
             "amount_received": 0,
+            "application": None,
+            "application_fee_amount": connect.get("application_fee_amount"),
             "canceled_at": None,
             "cancellation_reason": None,
             "capture_method": "automatic_async",
             "client_secret": f"{pi_id}_secret_{random_token(24)}",
             "confirmation_method": "automatic",
-            "created": now(),
+            "created": self.store.now(),
             "currency": currency,
             "customer": None,
             "description": description,
@@ -66,19 +79,32 @@ class Payments:
             "livemode": False,
             "metadata": metadata,
             "next_action": None,
+            "on_behalf_of": connect.get("on_behalf_of"),
             "payment_method": None,
             "payment_method_types": ["card"],
             "receipt_email": receipt_email,
             "status": "requires_payment_method",
+            "transfer_data": {"destination": destination} if destination else None,
+            "transfer_group": connect.get("transfer_group"),
         }
         return self.store.insert("payment_intent", data)
 
     def payment_intent_view(self, record: Record, expand: set[str]) -> dict[str, Any]:
-        """Return a PaymentIntent as the API shows it (``latest_charge`` expandable)."""
+        """Return a PaymentIntent as the API shows it (``latest_charge`` expandable, and the
+        charge's own expandable fields through it: ``latest_charge.balance_transaction``)."""
         data = dict(record.data)
-        if "latest_charge" in expand and data["latest_charge"]:
+        nested = {path.split(".", 1)[1] for path in expand if path.startswith("latest_charge.")}
+        unknown = sorted(p for p in expand if p != "latest_charge" and not p.startswith("latest_charge."))
+        if unknown:
+            raise invalid_request(f"This property cannot be expanded ({unknown[0]}).", param="expand")
+        if (expand or nested) and data["latest_charge"]:
             charge = self.store.get("charge", data["latest_charge"])
-            data["latest_charge"] = charge.data if charge else None
+            if charge is None:
+                data["latest_charge"] = None
+            elif self.transfers is not None:
+                data["latest_charge"] = self.transfers.expand_charge(charge.data, nested)
+            else:
+                data["latest_charge"] = charge.data
         return data
 
     def retrieve_payment_intent(self, pi_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -136,10 +162,13 @@ class Payments:
             "amount": pi.data["amount"],
             "amount_captured": pi.data["amount"] if succeeded else 0,
             "amount_refunded": 0,
+            "application": None,
+            "application_fee": None,
+            "application_fee_amount": pi.data.get("application_fee_amount") if succeeded else None,
             "balance_transaction": None,
             "billing_details": {"address": None, "email": email, "name": name, "phone": None},
             "captured": succeeded,
-            "created": now(),
+            "created": self.store.now(),
             "currency": pi.data["currency"],
             "customer": None,
             "description": pi.data["description"],
@@ -168,9 +197,18 @@ class Payments:
                 },
                 "type": "card",
             },
+            "on_behalf_of": pi.data.get("on_behalf_of"),
             "receipt_email": pi.data["receipt_email"] or email,
             "refunded": False,
+            "source_transfer": None,
             "status": "succeeded" if succeeded else "failed",
+            "transfer": None,
+            "transfer_data": (
+                {"amount": None, "destination": pi.data["transfer_data"]["destination"]}
+                if pi.data.get("transfer_data")
+                else None
+            ),
+            "transfer_group": pi.data.get("transfer_group"),
         }
         return self.store.insert(
             "charge",
@@ -187,11 +225,11 @@ class Payments:
             "amount": charge.data["amount"],
             "balance_transactions": [],
             "charge": charge.id,
-            "created": now(),
+            "created": self.store.now(),
             "currency": charge.data["currency"],
             "evidence": {"uncategorized_text": None, "customer_email_address": None},
             "evidence_details": {
-                "due_by": now() + 7 * 86400,
+                "due_by": self.store.now() + 7 * 86400,
                 "has_evidence": False,
                 "past_due": False,
                 "submission_count": 0,
@@ -203,6 +241,8 @@ class Payments:
             "reason": "fraudulent",
             "status": "needs_response",
         }
+        if self.transfers is not None:
+            data["balance_transactions"] = [self.transfers.book_dispute(charge)]
         record = self.store.insert("dispute", data, lookup=charge.id)
         charge.data["disputed"] = True
         self.store.update(charge)
@@ -252,8 +292,20 @@ class Payments:
         """
         check_allowed(
             params,
-            {"payment_intent", "charge", "amount", "reason", "metadata", "expand", "instructions_email"},
+            {
+                "payment_intent",
+                "charge",
+                "amount",
+                "reason",
+                "metadata",
+                "expand",
+                "instructions_email",
+                "reverse_transfer",
+                "refund_application_fee",
+            },
         )
+        reverse_transfer = bool(get_bool(params, "reverse_transfer"))
+        refund_application_fee = bool(get_bool(params, "refund_application_fee"))
         pi_id = get_str(params, "payment_intent")
         charge_id = get_str(params, "charge")
         if not pi_id and not charge_id:
@@ -305,6 +357,18 @@ class Payments:
                     code="amount_too_large",
                     param="amount",
                 )
+            if reverse_transfer and not cdata.get("transfer"):
+                raise invalid_request(
+                    "You cannot reverse the transfer of a charge that has no associated transfer: "
+                    "`reverse_transfer` applies to destination charges.",
+                    param="reverse_transfer",
+                )
+            if refund_application_fee and not cdata.get("application_fee"):
+                raise invalid_request(
+                    "This charge has no application fee to refund: `refund_application_fee` "
+                    "applies to charges with an `application_fee_amount`.",
+                    param="refund_application_fee",
+                )
             behavior = charge.internal.get("refund_behavior")
             status = "pending" if behavior == "pending" else "succeeded"
             data = {
@@ -313,7 +377,7 @@ class Payments:
                 "amount": amount,
                 "balance_transaction": None,
                 "charge": charge.id,
-                "created": now(),
+                "created": self.store.now(),
                 "currency": cdata["currency"],
                 "destination_details": {"card": {"type": "refund"}, "type": "card"},
                 "failure_reason": None,
@@ -321,28 +385,45 @@ class Payments:
                 "payment_intent": cdata["payment_intent"],
                 "reason": reason,
                 "receipt_number": None,
+                "source_transfer_reversal": None,
                 "status": status,
+                "transfer_reversal": None,
             }
             internal: dict[str, Any] = {}
             lookup = None
             if behavior in ("pending", "fails"):
                 internal = {
-                    "transition_at": time.time() + REFUND_TRANSITION_SECONDS,
+                    "transition_at": self.store.clock.time() + REFUND_TRANSITION_SECONDS,
                     "to": "succeeded" if behavior == "pending" else "failed",
                 }
                 lookup = "transition"
-            record = self.store.insert("refund", data, internal=internal, lookup=lookup)
             cdata["amount_refunded"] += amount
             cdata["refunded"] = cdata["amount_refunded"] >= cdata["amount"]
+            if self.transfers is not None:
+                self.transfers.book_refund(
+                    charge,
+                    data,
+                    reverse_transfer=reverse_transfer,
+                    refund_application_fee=refund_application_fee,
+                    request=request,
+                )
+            record = self.store.insert("refund", data, internal=internal, lookup=lookup)
             self.store.update(charge)
             self.store.emit("refund.created", data, request)
             self.store.emit("charge.refunded", cdata, request)
-            return record.data
+            return self._refund_view(record.data, get_expand(params))
+
+    def _refund_view(self, data: dict[str, Any], expand: set[str]) -> dict[str, Any]:
+        if self.transfers is None:
+            return data
+        return self.transfers.expand_refund(data, expand)
 
     def retrieve_refund(self, refund_id: str, params: dict[str, Any]) -> dict[str, Any]:
         """``GET /v1/refunds/{id}``."""
         check_allowed(params, {"expand"})
-        return self.store.require("refund", refund_id, param="refund").data
+        return self._refund_view(
+            self.store.require("refund", refund_id, param="refund").data, get_expand(params)
+        )
 
     def advance_refunds(self) -> int:
         """Move due test-card refunds on (pending -> succeeded, succeeded -> failed).
@@ -352,7 +433,7 @@ class Payments:
         """
         changed = 0
         for candidate in self.store.db.find("refund", "transition"):
-            if candidate.internal.get("transition_at", 0) > time.time():
+            if candidate.internal.get("transition_at", 0) > self.store.clock.time():
                 continue
             with self.store.db.transaction():
                 record = self.store.get("refund", candidate.id)

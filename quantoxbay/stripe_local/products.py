@@ -21,7 +21,7 @@ from .params import (
     get_str,
     update_metadata,
 )
-from .store import RequestInfo, Store, now
+from .store import RequestInfo, Store
 
 PRODUCT = "product"
 NAME_MAX_LENGTH = 250
@@ -60,7 +60,7 @@ class Products:
         name = get_str(params, "name", required=True, max_length=NAME_MAX_LENGTH)
         custom_id = get_str(params, "id")
         active = get_bool(params, "active")
-        created = now()
+        created = self.store.now()
         data: dict[str, Any] = {
             "id": custom_id or new_id("prod", 14),
             "object": PRODUCT,
@@ -112,7 +112,7 @@ class Products:
             if active is not None:
                 data["active"] = active
             data["metadata"] = update_metadata(data["metadata"], params)
-            data["updated"] = now()
+            data["updated"] = self.store.now()
             self.store.update(record)
             self.store.emit("product.updated", data, request)
             return self.view(record)

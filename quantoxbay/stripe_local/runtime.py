@@ -8,7 +8,9 @@ import logging
 import secrets
 import time
 
+from .accounts import Accounts
 from .checkout import Checkout
+from .clock import Clock
 from .config import StripeLocalConfig
 from .db import Database
 from .discounts import Discounts
@@ -16,6 +18,7 @@ from .payments import Payments
 from .products import Products
 from .ratelimit import RateLimiter
 from .store import Store
+from .transfers import Transfers
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -36,10 +39,13 @@ class StripeLocal:
     def __init__(self, config: StripeLocalConfig) -> None:
         self.config = config
         self.db = Database(config.db_path)
+        self.clock = Clock(self.db)
         self.dispatcher = WebhookDispatcher(self.db, config, periodic=self.sweep_now)
-        self.store = Store(self.db, config, wake_dispatcher=self.dispatcher.wake)
+        self.store = Store(self.db, config, wake_dispatcher=self.dispatcher.wake, clock=self.clock)
         self.discounts = Discounts(self.store)
-        self.payments = Payments(self.store)
+        self.accounts = Accounts(self.store)
+        self.transfers = Transfers(self.store, self.accounts)
+        self.payments = Payments(self.store, self.transfers)
         self.products = Products(self.store)
         self.checkout = Checkout(self.store, config, self.discounts, self.payments, self.products)
         self.rate_limiter = RateLimiter(config.rate_limit_per_second)
@@ -82,6 +88,7 @@ class StripeLocal:
         """
         expired = self.checkout.sweep_expired()
         self.payments.advance_refunds()
+        self.transfers.run_due()
         if time.monotonic() - self._last_idempotency_purge > 60:
             self._last_idempotency_purge = time.monotonic()
             with self.db.transaction() as conn:
@@ -91,6 +98,20 @@ class StripeLocal:
                 )
         return expired
 
+    def advance_clock(self, seconds: float) -> dict[str, float | int]:
+        """Move the instance's time forward (a test clock) and run everything now due:
+        session expiry, refund transitions, fund availability, payouts and their arrival.
+
+        Returns:
+            ``{"offset": seconds ahead of the wall clock, "now": the instance's time,
+            "expired": sessions expired}``.
+        """
+        offset = self.clock.advance(seconds)
+        expired = self.sweep_now()
+        # Payouts created by this sweep may already be due to arrive.
+        self.transfers.run_due()
+        return {"offset": offset, "now": self.clock.now(), "expired": expired}
+
     def set_rate_limit(self, per_second: float) -> None:
         """Change the per-endpoint rate limit at run time (0 disables it)."""
         self.rate_limiter.set_rate(per_second)
@@ -98,7 +119,8 @@ class StripeLocal:
     # -- hosted page form tokens ----------------------------------------
 
     def form_token(self, session_id: str) -> str:
-        """Return the hosted page's per-session form token."""
+        """Return a hosted page's form token for ``session_id`` (a checkout session
+        or an Account Link token)."""
         return hmac.new(self._form_secret, session_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     def check_form_token(self, session_id: str, token: str | None) -> bool:

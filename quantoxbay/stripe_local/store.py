@@ -8,15 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .clock import Clock
 from .config import API_VERSION, StripeLocalConfig
 from .db import Database, Record
 from .errors import resource_missing
 from .ids import new_id
-
-
-def now() -> int:
-    """Return the current Unix time in whole seconds."""
-    return int(time.time())
 
 
 @dataclass(frozen=True)
@@ -43,6 +39,7 @@ class Store:
         db: The database.
         config: The instance's configuration (decides webhook delivery).
         wake_dispatcher: Called after a commit that queued webhook deliveries.
+        clock: The instance's time source (a fresh one on ``db`` when omitted).
     """
 
     def __init__(
@@ -50,10 +47,16 @@ class Store:
         db: Database,
         config: StripeLocalConfig,
         wake_dispatcher: Callable[[], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.db = db
         self.config = config
         self.wake_dispatcher = wake_dispatcher
+        self.clock = clock or Clock(db)
+
+    def now(self) -> int:
+        """Return the instance's current Unix time in whole seconds (test clock included)."""
+        return self.clock.now()
 
     def get(self, type: str, object_id: str) -> Record | None:
         """Return the object, or None."""
@@ -81,7 +84,7 @@ class Store:
             data=data,
             internal=internal or {},
             lookup=lookup,
-            created=int(data.get("created") or now()),
+            created=int(data.get("created") or self.now()),
         )
         return self.db.insert(record)
 
@@ -89,7 +92,14 @@ class Store:
         """Write back a changed object."""
         return self.db.update(record)
 
-    def emit(self, event_type: str, obj: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
+    def emit(
+        self,
+        event_type: str,
+        obj: dict[str, Any],
+        request: RequestInfo,
+        *,
+        account: str | None = None,
+    ) -> dict[str, Any]:
         """Store an event for ``obj`` and queue its webhook delivery.
 
         Must run inside a transaction so the event commits with the change it
@@ -99,13 +109,21 @@ class Store:
             event_type: E.g. ``checkout.session.completed``.
             obj: The object as the API returns it (it is copied).
             request: The request behind the change.
+            account: For an event that happens on a connected account, its
+                ``acct_...`` id: the event carries ``account`` and goes to the
+                Connect endpoint (``connect_webhook_url``) instead of the
+                platform's.
 
         Returns:
             The event object.
         """
-        delivered = self.config.delivers(event_type)
-        created = now()
-        event = {
+        if account:
+            url = self.config.connect_webhook_url if self.config.delivers_connect(event_type) else None
+        else:
+            url = self.config.webhook_url if self.config.delivers(event_type) else None
+        delivered = url is not None
+        created = self.now()
+        event: dict[str, Any] = {
             "id": new_id("evt", 24),
             "object": "event",
             "api_version": API_VERSION,
@@ -116,13 +134,15 @@ class Store:
             "request": {"id": request.id, "idempotency_key": request.idempotency_key},
             "type": event_type,
         }
+        if account:
+            event["account"] = account
         self.insert("event", event, lookup=event_type)
         if delivered:
-            assert self.config.webhook_url is not None
+            # Delivery timing is wall-clock time: retries are about the real network.
             self.db.connection().execute(
                 "INSERT INTO deliveries (event_id, url, status, next_attempt_at, created_at)"
                 " VALUES (?, ?, 'pending', ?, ?)",
-                (event["id"], self.config.webhook_url, time.time(), time.time()),
+                (event["id"], url, time.time(), time.time()),
             )
             if self.wake_dispatcher is not None:
                 self.db.after_commit(self.wake_dispatcher)

@@ -221,16 +221,19 @@ class WebhookDispatcher:
         event = json.loads(row["data"])
         event["pending_webhooks"] = max(1, event.get("pending_webhooks") or 1)
         body = json.dumps(event, indent=2)
+        # Events on connected accounts go to the Connect endpoint, signed with its own secret.
+        connect = bool(event.get("account"))
+        secret = (self.config.connect_webhook_secret if connect else None) or self.config.webhook_secret
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            "Stripe-Signature": sign_payload(body, self.config.webhook_secret, int(time.time())),
+            "Stripe-Signature": sign_payload(body, secret, int(time.time())),
             "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
             "Accept": "*/*; q=0.5, application/xml",
             "Cache-Control": "no-cache",
         }
         # The endpoint is today's configuration: a restart with another URL redirects
         # the deliveries still queued.
-        url = self.config.webhook_url or attempt.url
+        url = (self.config.connect_webhook_url if connect else self.config.webhook_url) or attempt.url
         status: int | None = None
         error: str | None = None
         try:

@@ -136,19 +136,24 @@ def test_create_user_and_product(cli, tmp_path: Path) -> None:
     assert "Created seller maker@example.com" in made.stdout
     book = tmp_path / "book.pdf"
     book.write_bytes(b"%PDF-1.4 tiny")
-    product = cli(
-        "create-product",
-        "--seller",
-        "maker@example.com",
-        "--title",
-        "Tiny Book",
-        "--price-cents",
-        "700",
-        "--file",
-        str(book),
-    )
+    args = ("create-product", "--seller", "maker@example.com", "--title", "Tiny Book", "--price-cents", "700",
+            "--file", str(book))  # fmt: skip
+    refused = cli(*args)
+    assert refused.returncode == 2 and "Set up payouts before selling priced products" in refused.stderr
+    onboarded = cli("onboard-seller", "maker@example.com")
+    assert onboarded.returncode == 0, onboarded.stderr
+    assert "maker@example.com: Payouts enabled (acct_" in onboarded.stdout
+    product = cli(*args)
     assert product.returncode == 0, product.stderr
     assert "Published product" in product.stdout
+    again = cli("onboard-seller", "maker@example.com")  # the same account, still enabled
+    assert again.returncode == 0 and again.stdout == onboarded.stdout
+
+
+def test_reconcile_with_no_sales_reports_no_drift(cli) -> None:  # type: ignore[no-untyped-def]
+    done = cli("reconcile")
+    assert done.returncode == 0, done.stderr
+    assert "Reconciled 0 order(s) with Stripe: drift 0 cents." in done.stdout
 
 
 @pytest.mark.parametrize(

@@ -316,9 +316,10 @@ def test_real_webhook_and_embedded_stripe_refuse_large_bodies_with_their_own_err
     recorder: Recorder, app_engine: Engine
 ) -> None:
     client = TestClient(SecurityMiddleware(build_api(), public_url=PUBLIC_URL, max_upload_bytes=MAX_UPLOAD))
-    webhook = client.post(routes.API_STRIPE_WEBHOOK, content=streamed(2 * MAX_STRIPE_BODY_BYTES))
-    assert webhook.status_code == 413
-    assert "error" in webhook.json()
+    for path in (routes.API_STRIPE_WEBHOOK, routes.API_STRIPE_CONNECT_WEBHOOK):
+        webhook = client.post(path, content=streamed(2 * MAX_STRIPE_BODY_BYTES))
+        assert webhook.status_code == 413, path
+        assert "error" in webhook.json()
     stripe_api = client.post("/stripe-local/v1/customers", content=streamed(2 * MAX_STRIPE_BODY_BYTES))
     assert stripe_api.status_code == 413
     assert stripe_api.json()["error"]["type"] == "invalid_request_error"

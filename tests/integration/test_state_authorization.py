@@ -39,11 +39,12 @@ import quantoxbay.db
 from quantoxbay.db import make_engine, session_scope
 from quantoxbay.migrations import upgrade_to_head
 from quantoxbay.models import Role
-from quantoxbay.services import PermissionDenied, accounts, notifier
+from quantoxbay.services import PaymentsUnavailable, PermissionDenied, accounts, notifier, wiring
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.state import admin as admin_state
 from quantoxbay.state import checkout as checkout_state
 from quantoxbay.state import dashboard as dashboard_state
+from quantoxbay.state import payouts as payouts_state
 from quantoxbay.state import promotions as promotions_state
 from quantoxbay.state import seller_orders as seller_orders_state
 from quantoxbay.state import seller_products as seller_products_state
@@ -58,6 +59,7 @@ SELLER_ONLY: list[type[rx.State]] = [
     seller_products_state.ProductFormState,
     promotions_state.PromotionsState,
     seller_orders_state.SellerOrdersState,
+    payouts_state.PayoutsState,
 ]
 #: The signed-in buyer's own library; its guard is the session's user (any role may buy).
 LIBRARY: type[rx.State] = checkout_state.LibraryState
@@ -70,6 +72,7 @@ DECORATED: dict[type[rx.State], tuple[Role, ...]] = {
     promotions_state.PromotionsState: (Role.SELLER,),
     seller_products_state.SellerProductsState: (Role.SELLER,),
     seller_products_state.ProductFormState: (Role.SELLER,),
+    payouts_state.PayoutsState: (Role.SELLER,),
     LIBRARY: (),
 }
 #: Every module whose ``run_service`` the ``calls`` fixture records.
@@ -80,6 +83,7 @@ STATE_MODULES = (
     promotions_state,
     seller_orders_state,
     checkout_state,
+    payouts_state,
 )
 BUILTIN = {"setvar"}  # Reflex's own: sets declared public vars only; no handler of ours
 
@@ -212,7 +216,18 @@ PRIMED: dict[type[rx.State], dict[str, Any]] = {
         "refund_amount": "5.00",
     },
     LIBRARY: {"loaded": True, "has_next": True, "page": 1, "entries": [{"order_id": 999999}]},
+    payouts_state.PayoutsState: {"loaded": True},
 }
+
+
+class _StripeDown:
+    """A gateway whose every call fails as an unreachable Stripe would (no network in this test)."""
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*_args: Any, **_kwargs: Any) -> Any:
+            raise PaymentsUnavailable("Payments are unavailable right now.")
+
+        return call
 
 
 def _handlers(cls: type[rx.State]) -> list[str]:
@@ -313,6 +328,9 @@ def test_the_guarded_states_have_handlers() -> None:
     assert {"create_code", "deactivate", "schedule_sale", "end_sale"} <= set(_handlers(_PROMO))
     assert {"confirm_refund", "reset_limit", "reissue"} <= set(_handlers(_ORDERS))
     assert {"load", "resend_receipt"} <= set(_handlers(LIBRARY))
+    assert {"load", "set_up_payouts", "open_dashboard", "on_announcement"} <= set(
+        _handlers(payouts_state.PayoutsState)
+    )
 
 
 def test_the_allow_lists_name_real_handlers_and_every_state_module_is_recorded() -> None:
@@ -391,6 +409,7 @@ async def test_the_seller_runs_every_seller_page_handler_on_their_own_data(
     seller = _make_user(Role.SELLER)
     calls.clear()
     _as(monkeypatch, seller)
+    monkeypatch.setitem(wiring.PROVIDERS, "gateway", lambda: _StripeDown())
     denials = {_denial(None), _denial(_user(Role.BUYER), Role.SELLER)}
     for cls in SELLER_ONLY:
         for name in _handlers(cls):
@@ -425,6 +444,9 @@ async def test_the_seller_runs_every_seller_page_handler_on_their_own_data(
         "refund_order",
         "reset_download_limit",
         "reissue_access",
+        "seller_payouts",
+        "start_onboarding",
+        "dashboard_link",
     } <= {fn for fn, _ in calls}
 
 

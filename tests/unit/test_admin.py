@@ -17,6 +17,7 @@ from quantoxbay.services import webhook_events as webhooks
 from quantoxbay.services.accounts import UserPublic
 from tests import stripe_payloads
 from tests.factories import PASSWORD, create_published_product, create_user
+from tests.support.fake_stripe import UnchargedPaymentIntents
 
 
 @pytest.fixture
@@ -50,6 +51,8 @@ ARGS: dict[str, Any] = {
     "gateway": None,
     "event_row_id": 1,
     "error": RuntimeError("x"),
+    "settings": None,
+    "now": None,
 }
 
 
@@ -209,6 +212,7 @@ class _FakeStripe:
     def __init__(self) -> None:
         self.v1 = type("V1", (), {})()
         self.v1.refunds = _FakeRefunds()
+        self.v1.payment_intents = UnchargedPaymentIntents()
 
 
 def test_refund_goes_through_the_refunds_service(db: Session, people: dict, storage) -> None:

@@ -15,6 +15,7 @@ from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import PermissionDenied, analytics, catalog
 from quantoxbay.services.accounts import UserPublic
 from tests.factories import create_user
+from tests.support.fake_stripe import UnchargedPaymentIntents
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -246,6 +247,40 @@ def test_csv_export(db: Session, shop: dict) -> None:
     )
 
 
+def test_csv_header_keeps_its_columns_and_adds_the_connect_money_last(db: Session, shop: dict) -> None:
+    text = analytics.orders_csv(session=db, seller_id=shop["seller"].id, period="7d", now=NOW)
+    assert text.split("\r\n")[0] == (
+        "order_id,date,time_zone,status,product_id,product,quantity,currency,price,discount,paid,"
+        "refunded,net,buyer_email,platform_fee,seller_net"
+    )
+
+
+def test_csv_platform_fee_and_seller_net_per_order(db: Session, shop: dict) -> None:
+    seller, buyer = shop["seller"], shop["buyer"]
+    order = sale(db, buyer, shop["a"], seller.id, "2026-11-28 12:00", 1000, refunded=400)
+    # A destination charge: 10% fee; the $4 refund gave 40 cents of fee back and took $3.60 back.
+    order.seller_account_id, order.platform_fee_cents, order.seller_share_cents = "acct_1", 100, 900
+    order.fee_refunded_cents, order.transfer_reversed_cents = 40, 360
+    order.status = "partially_refunded"
+    db.add(order)
+    db.flush()
+    rows = list(
+        csv.DictReader(
+            io.StringIO(analytics.orders_csv(session=db, seller_id=seller.id, period="7d", now=NOW))
+        )
+    )
+    by_id = {int(r["order_id"]): r for r in rows}
+    mine = by_id[order.id or 0]
+    assert (mine["paid"], mine["refunded"], mine["platform_fee"], mine["seller_net"]) == (
+        "10.00",
+        "4.00",
+        "0.60",
+        "5.40",
+    )
+    # Sales made before payouts were set up were not paid to a connected account: no fee, no net.
+    assert {(r["platform_fee"], r["seller_net"]) for i, r in by_id.items() if i != order.id} == {("", "")}
+
+
 def test_sale_summary_names_the_sale(db: Session, shop: dict) -> None:
     order = sale(db, shop["buyer"], shop["a"], shop["seller"].id, "2026-11-28 11:00", 1250, title="Alpha")
     assert order.id is not None
@@ -305,7 +340,7 @@ class _FakeRefunds:
 
 class _FakeStripe:
     def __init__(self) -> None:
-        self.v1 = type("V1", (), {"refunds": _FakeRefunds()})()
+        self.v1 = type("V1", (), {"refunds": _FakeRefunds(), "payment_intents": UnchargedPaymentIntents()})()
 
 
 def test_fulfilment_and_refunds_keep_the_dashboard_current(db: Session, storage) -> None:

@@ -15,7 +15,7 @@ from quantoxbay.models import Product, ProductFile, ProductStatus, Role, utcnow
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, catalog
 from quantoxbay.services.text import ControlCharacterError, one_line
 from quantoxbay.storage import FileTooLarge
-from tests.factories import create_published_product, create_user
+from tests.factories import create_published_product, create_user, give_payouts_account
 
 LIMIT = 10_000_000
 
@@ -124,6 +124,7 @@ def test_free_and_pay_what_you_want_products(db: Session, storage) -> None:
     free = create_published_product(db, storage, seller, title="Freebie", price_cents=0)
     pwyw = _draft(db, seller.id, title="Tip jar", price_cents=300, pay_what_you_want=True)
     _add_file(db, storage, pwyw, seller.id)
+    give_payouts_account(db, seller.id)
     catalog.publish_product(session=db, storage=storage, product_id=pwyw.id, seller_id=seller.id)  # type: ignore[arg-type]
     cards = {c.title: c for c in catalog.search_products(session=db, seller_id=seller.id).items}
     assert cards["Freebie"].price_label == "Free" and free.price_cents == 0
@@ -631,3 +632,40 @@ def test_an_unpublish_reason_with_control_characters_is_refused(db: Session, sto
     admin.unpublish_product(session=db, actor=staff, product_id=product.id, reason="Spam\r\n  again")
     db.refresh(product)
     assert product.unpublished_reason == "Spam again"
+
+
+def test_priced_products_are_published_only_once_charges_are_enabled(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+    """Each sale is a destination charge to the seller's connected account: without one that can
+    take charges, a priced product (or a pay-what-you-want one) cannot go on sale; a free one can."""
+    seller = create_user(db, Role.SELLER)
+    free = create_published_product(db, storage, seller, title="Freebie", price_cents=0)
+    assert free.status == ProductStatus.PUBLISHED.value
+    priced = _draft(db, seller.id, title="Ebook", price_cents=900)
+    tips = _draft(db, seller.id, title="Tips", price_cents=0, pay_what_you_want=True)
+    for product in (priced, tips):
+        _add_file(db, storage, product, seller.id)
+        with pytest.raises(DomainError, match="Set up payouts before selling priced products"):
+            catalog.publish_product(session=db, storage=storage, product_id=product.id, seller_id=seller.id)  # type: ignore[arg-type]
+        db.refresh(product)
+        assert product.status == ProductStatus.DRAFT.value
+    # A free product that is on sale cannot be given a price either.
+    with pytest.raises(DomainError, match="Set up payouts"):
+        catalog.update_product(
+            session=db,
+            product_id=free.id,
+            seller_id=seller.id,
+            title="Freebie",
+            price_cents=500,  # type: ignore[arg-type]
+        )
+    account = give_payouts_account(db, seller.id)
+    account.charges_enabled = False  # Stripe paused it
+    db.add(account)
+    db.flush()
+    with pytest.raises(DomainError, match="Set up payouts"):
+        catalog.publish_product(session=db, storage=storage, product_id=priced.id, seller_id=seller.id)  # type: ignore[arg-type]
+    account.charges_enabled = True
+    db.add(account)
+    db.flush()
+    catalog.publish_product(session=db, storage=storage, product_id=priced.id, seller_id=seller.id)  # type: ignore[arg-type]
+    db.refresh(priced)
+    assert priced.status == ProductStatus.PUBLISHED.value

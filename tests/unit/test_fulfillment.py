@@ -24,6 +24,7 @@ from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import checkout, fulfillment
 from quantoxbay.services.notifier import checkout_topic, seller_topic
 from quantoxbay.services.pricing import current_price_cents
+from quantoxbay.settings import get_settings
 from tests.factories import create_published_product, create_user
 from tests.stripe_payloads import checkout_session
 
@@ -284,6 +285,7 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:
     start = checkout.start_checkout(
         session=db,
         gateway=StripeGateway(client),
+        settings=get_settings(),
         buyer_id=buyer.id,
         product_id=product.id,
         public_url="http://shop.test",
@@ -302,6 +304,7 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:
     checkout.start_checkout(
         session=db,
         gateway=StripeGateway(client),
+        settings=get_settings(),
         buyer_id=buyer.id,
         product_id=product.id,
         public_url="http://shop.test",
@@ -325,7 +328,8 @@ def test_the_line_item_names_the_products_own_stripe_product(db: Session, sale) 
 
     def start(now: float) -> dict:
         checkout.start_checkout(
-            session=db, gateway=StripeGateway(client), buyer_id=buyer.id, product_id=product.id,  # type: ignore[arg-type]
+            session=db, gateway=StripeGateway(client), settings=get_settings(), buyer_id=buyer.id,
+            product_id=product.id,  # type: ignore[arg-type]
             public_url="http://shop.test", now=now,
         )  # fmt: skip
         return client.sessions.calls[-1][0]["line_items"][0]["price_data"]
@@ -351,7 +355,12 @@ def test_the_line_item_names_the_products_own_stripe_product(db: Session, sale) 
 def test_start_checkout_refusals(db: Session, sale, storage) -> None:
     seller, buyer, product = sale
     client = FakeClient()
-    kwargs = {"session": db, "gateway": StripeGateway(client), "public_url": "http://shop.test"}
+    kwargs = {
+        "session": db,
+        "gateway": StripeGateway(client),
+        "settings": get_settings(),
+        "public_url": "http://shop.test",
+    }
     with pytest.raises(checkout.DomainError, match="your own product"):
         checkout.start_checkout(buyer_id=seller.id, product_id=product.id, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(checkout.NotFound):

@@ -21,6 +21,7 @@ from quantoxbay.services.accounts import AccountError
 from quantoxbay.settings import get_settings
 from tests.factories import PASSWORD, create_published_product, create_user, random_email
 from tests.stripe_payloads import checkout_session
+from tests.support.fake_stripe import UnchargedPaymentIntents
 
 SECRET = "test-secret"
 FORMATTER = KeyValueFormatter(LINE_FORMAT)
@@ -132,7 +133,9 @@ class FakeRefunds:
 
 
 def test_a_refund_is_logged_when_requested_and_when_stripe_confirms_it(db: Session, sale, logs) -> None:
-    client: Any = SimpleNamespace(v1=SimpleNamespace(refunds=FakeRefunds()))
+    client: Any = SimpleNamespace(
+        v1=SimpleNamespace(refunds=FakeRefunds(), payment_intents=UnchargedPaymentIntents())
+    )
     refund, _ = refunds.refund_order(
         session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=300
     )
@@ -164,7 +167,9 @@ def test_a_refund_is_logged_when_requested_and_when_stripe_confirms_it(db: Sessi
 
 
 def test_a_refused_refund_is_not_logged_as_requested(db: Session, sale, logs) -> None:
-    client: Any = SimpleNamespace(v1=SimpleNamespace(refunds=FakeRefunds()))
+    client: Any = SimpleNamespace(
+        v1=SimpleNamespace(refunds=FakeRefunds(), payment_intents=UnchargedPaymentIntents())
+    )
     with pytest.raises(refunds.RefundRefused):
         refunds.refund_order(
             session=db,

@@ -42,6 +42,7 @@ from quantoxbay.services.downloads import LimitReached
 from quantoxbay.services.refunds import RefundRefused
 from tests.factories import create_published_product, create_user
 from tests.stripe_payloads import checkout_session, event
+from tests.support.fake_stripe import UnchargedPaymentIntents
 
 SECRET = "test-secret"
 
@@ -69,7 +70,9 @@ class FakeRefunds:
 
 
 def fake_client(**kwargs: Any) -> Any:
-    return SimpleNamespace(v1=SimpleNamespace(refunds=FakeRefunds(**kwargs)))
+    return SimpleNamespace(
+        v1=SimpleNamespace(refunds=FakeRefunds(**kwargs), payment_intents=UnchargedPaymentIntents())
+    )
 
 
 @pytest.fixture

@@ -21,10 +21,12 @@ from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, checkout, promotions
 from quantoxbay.services.fulfillment import fulfill_checkout
 from quantoxbay.services.pricing import current_price_cents, sale_is_running
+from quantoxbay.settings import get_settings
 from quantoxbay.stripe_local import StripeLocalConfig, create_stripe_local_app
 from tests.factories import create_published_product, create_user
 from tests.integration.test_stripe_local import ServerThread
 from tests.stripe_keys import bearer, stripe_local_key
+from tests.support.connect import onboard_seller
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,8 +65,9 @@ def local_stripe(tmp_path: Path) -> Iterator[LocalStripe]:
 
 
 @pytest.fixture
-def shop(db: Session, storage):
+def shop(db: Session, storage, local_stripe: LocalStripe):
     seller = create_user(db, Role.SELLER)
+    onboard_seller(db, StripeGateway(local_stripe.client), seller.id, local_stripe.base)
     buyer = create_user(db, Role.BUYER)
     ebook = create_published_product(db, storage, seller, title="Ebook", price_cents=2000)
     course = create_published_product(db, storage, seller, title="Course", price_cents=5000)
@@ -75,6 +78,7 @@ def _start(db: Session, ls: LocalStripe, buyer_id: int, product: Product, code: 
     return checkout.start_checkout(
         session=db,
         gateway=StripeGateway(ls.client),
+        settings=get_settings(),
         buyer_id=buyer_id,
         product_id=product.id,  # type: ignore[arg-type]
         public_url="http://shop.test",
@@ -236,6 +240,7 @@ def test_code_scope_other_products_and_other_sellers(db: Session, shop, local_st
         percent_off=10,
     )
     someone = create_user(db, Role.SELLER)
+    onboard_seller(db, StripeGateway(local_stripe.client), someone.id, local_stripe.base)
     theirs = create_published_product(db, storage, someone, title="Theirs", price_cents=3000)
     with pytest.raises(DomainError, match="does not apply to this product"):
         _start(db, local_stripe, buyer.id, course, "EBOOK")

@@ -64,6 +64,7 @@ def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("APP_PORT", "4123")
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_real")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_given")
+    monkeypatch.setenv("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_connect")
     s = Settings()
     assert s.public_url == "http://localhost:4123"
     assert not s.uses_embedded_stripe and s.stripe_api_base == ""
@@ -129,6 +130,7 @@ def test_real_stripe_mode_sends_the_real_key_and_makes_no_local_key(
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_real")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_given")
+    monkeypatch.setenv("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_connect")
     s = Settings()
     assert s.effective_stripe_key == "sk_test_real" and s.stripe_local_secret_key == ""
     assert not (tmp_path / "secrets" / "stripe_local_secret_key").exists()
@@ -140,6 +142,7 @@ def test_a_real_stripe_key_without_its_webhook_secret_is_refused(
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_the_real_one")
     monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_connect")
     with pytest.raises(ValidationError) as refused:
         Settings()
     message = describe_invalid_settings(refused.value)
@@ -177,7 +180,59 @@ def test_every_problem_is_named_at_once(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(ValidationError) as refused:
         Settings()
     lines = describe_invalid_settings(refused.value).splitlines()
-    assert [line.split(" ", 1)[0] for line in lines] == ["STRIPE_WEBHOOK_SECRET", "APP_SECRET"]
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPE_CONNECT_WEBHOOK_SECRET",
+        "APP_SECRET",
+    ]
+
+
+def test_a_real_stripe_key_without_the_connect_secret_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_the_real_one")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_platform")
+    monkeypatch.delenv("STRIPE_CONNECT_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = describe_invalid_settings(refused.value)
+    assert message.startswith("STRIPE_CONNECT_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
+    assert "--forward-connect-to" in message
+    monkeypatch.setenv("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_connect")
+    assert Settings().stripe_connect_webhook_secret == "whsec_connect"
+
+
+def test_the_embedded_stripe_gets_a_connect_secret_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    s = Settings()
+    assert s.stripe_connect_webhook_secret.startswith("whsec_")
+    assert s.stripe_connect_webhook_secret != s.stripe_webhook_secret
+    assert Settings().stripe_connect_webhook_secret == s.stripe_connect_webhook_secret  # kept in DATA_DIR
+
+
+@pytest.mark.parametrize(
+    ("percent", "basis_points"), [("10", 1000), ("2.5", 250), ("0", 0), ("12.34", 1234), ("100", 10_000)]
+)
+def test_the_platform_fee_percent_becomes_basis_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, percent: str, basis_points: int
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PLATFORM_FEE_PERCENT", percent)
+    assert Settings().platform_fee_basis_points == basis_points
+
+
+@pytest.mark.parametrize("percent", ["-1", "100.5", "2.555", "ten"])
+def test_a_platform_fee_percent_out_of_range_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, percent: str
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PLATFORM_FEE_PERCENT", percent)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert describe_invalid_settings(refused.value).startswith("PLATFORM_FEE_PERCENT")
 
 
 def test_a_field_error_names_its_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

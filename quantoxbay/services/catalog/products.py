@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from quantoxbay import routes
 from quantoxbay.constants import CATEGORIES as CATEGORIES
 from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, Role, User, utcnow
-from quantoxbay.services import DomainError, NotFound, PermissionDenied
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, connect
 from quantoxbay.services.catalog.views import cover_url
 from quantoxbay.services.money import MAX_PRICE_CENTS, format_money, validate_currency
 from quantoxbay.services.text import multi_line, one_line
@@ -146,6 +146,8 @@ def update_product(
     """Change a product's details. A published product stays published."""
     product = _owned_product(session, product_id, seller_id)
     title, description, currency = _validate_fields(title, description, price_cents, currency)
+    if product.status == ProductStatus.PUBLISHED.value and (price_cents > 0 or pay_what_you_want):
+        connect.require_charges_enabled(session=session, seller_id=seller_id)
     product.title, product.description = title, description
     product.price_cents, product.currency = price_cents, currency
     product.category, product.tags = _clean_category(category), _clean_tags(tags)
@@ -181,6 +183,9 @@ def publish_product(*, session: Session, storage: Storage, product_id: int, sell
     missing = [f.filename for f in files if not storage.exists(f.storage_key)]
     if missing:
         raise DomainError(f"These files are missing from storage: {', '.join(missing)}. Upload them again.")
+    if product.price_cents > 0 or product.pay_what_you_want:
+        # Each sale is a destination charge to the seller's connected account (services.checkout).
+        connect.require_charges_enabled(session=session, seller_id=seller_id)
     product.status = ProductStatus.PUBLISHED.value
     product.unpublished_reason = ""
     product.updated_at = utcnow()
