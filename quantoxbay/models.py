@@ -302,6 +302,7 @@ class Order(SQLModel, table=True):
     transfer_reversed_cents: int = Field(default=0, sa_type=BigInteger)  # taken back from the seller
     transfer_returned_cents: int = Field(default=0, sa_type=BigInteger)  # given back (won disputes)
     fee_adjusted_cents: int = Field(default=0, sa_type=BigInteger)  # see ledger.sync_order
+    adjustment_reversed_cents: int = Field(default=0, sa_type=BigInteger)  # refunds took it back
     stripe_charge_id: str | None = Field(default=None, max_length=255)
     stripe_transfer_id: str | None = Field(default=None, max_length=255)
     stripe_application_fee_id: str | None = Field(default=None, max_length=255)
@@ -640,7 +641,7 @@ class LedgerTaskKind(enum.StrEnum):
 class LedgerTaskStatus(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"
-    FAILED = "failed"  # gave up after the last attempt; shown to admins, retried by `reconcile --fix`
+    FAILED = "failed"  # gave up after the last attempt (logged); `reconcile --retry-failed` queues it again
 
 
 class LedgerTask(SQLModel, table=True):

@@ -119,6 +119,7 @@ def create_connect_order(
         stripe_session_id=f"cs_{uuid.uuid4().hex}",
         seller_account_id=account,
         platform_fee_cents=fee if account else 0,
+        application_fee_cents=fee if account else 0,
         seller_share_cents=total - fee if account else 0,
         paid_at=paid_at or utcnow(),
         created_at=paid_at or utcnow(),

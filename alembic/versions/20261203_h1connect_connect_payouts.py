@@ -85,6 +85,7 @@ def upgrade() -> None:
             "transfer_reversed_cents",
             "transfer_returned_cents",
             "fee_adjusted_cents",
+            "adjustment_reversed_cents",
         ):
             batch_op.add_column(_cents(name))
         batch_op.add_column(sa.Column("stripe_fee_cents", sa.BigInteger(), nullable=True))
@@ -102,6 +103,7 @@ def downgrade() -> None:
             "stripe_transfer_id",
             "stripe_charge_id",
             "stripe_fee_cents",
+            "adjustment_reversed_cents",
             "fee_adjusted_cents",
             "transfer_returned_cents",
             "transfer_reversed_cents",

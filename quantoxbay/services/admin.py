@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import case, distinct, func, or_, true
 from sqlmodel import Session, col, select
@@ -28,7 +28,15 @@ from quantoxbay.models import (
     utcnow,
 )
 from quantoxbay.payments.gateway import StripeGateway
-from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts, connect, webhook_events
+from quantoxbay.services import (
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    accounts,
+    connect,
+    ledger,
+    webhook_events,
+)
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.analytics import COUNTED_STATUSES, PERIODS, period_bounds
 from quantoxbay.services.money import format_amount, format_money
@@ -240,9 +248,9 @@ def fee_schedule_label(settings: Settings) -> str:
     return f"{percent:f}% + {format_amount(settings.platform_fee_fixed_cents, 'usd')} per sale"
 
 
-def _fee_kept():
-    """What the platform keeps of an order's application fee: the fee less what refunds gave back."""
-    return col(Order.platform_fee_cents) - col(Order.fee_refunded_cents)
+def _fee_kept() -> Any:
+    """What the platform keeps of an order's fee (``ledger.platform_fee_kept_cents``)."""
+    return ledger.platform_fee_kept_sql()
 
 
 def platform_fee_totals(*, session: Session, now: datetime | None = None) -> list[FeeTotalRow]:

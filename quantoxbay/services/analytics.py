@@ -42,7 +42,7 @@ from sqlmodel import Session, col, select
 
 from quantoxbay.constants import PERIODS as PERIODS
 from quantoxbay.models import Order, OrderItem, OrderStatus, Product, SalesRollup, User
-from quantoxbay.services import DomainError, PermissionDenied
+from quantoxbay.services import DomainError, PermissionDenied, ledger
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.fees import proportional_cents
 from quantoxbay.services.money import format_money
@@ -600,8 +600,8 @@ def _connect_cells(order: Order, item: OrderItem) -> list[str]:
     today, so the share is the whole); empty cells for an order that was not a destination charge."""
     if not order.seller_account_id:
         return ["", ""]
-    fee = order.platform_fee_cents - order.fee_refunded_cents
-    net = order.seller_share_cents - order.transfer_reversed_cents + order.transfer_returned_cents
+    fee = ledger.platform_fee_kept_cents(order)
+    net = ledger.seller_net_cents(order)
     return [
         _cents(proportional_cents(item.total_cents, fee, order.total_cents)),
         _cents(proportional_cents(item.total_cents, net, order.total_cents)),

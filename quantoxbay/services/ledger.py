@@ -50,6 +50,7 @@ from quantoxbay.models import (
 )
 from quantoxbay.payments.gateway import StripeGateway, dispute_task_key, fee_adjustment_key
 from quantoxbay.services import PaymentError, notifier
+from quantoxbay.services.fees import proportional_cents
 from quantoxbay.services.notifier import Announcement, seller_topic
 
 logger = logging.getLogger(__name__)
@@ -188,25 +189,94 @@ def sync_pending_orders(
 # --- refunds ---------------------------------------------------------------------------------
 
 
+def seller_net_cents(order: Order) -> int:
+    """What the seller holds of a sale: their share, less what refunds and disputes took back,
+    plus what won disputes gave back."""
+    return order.seller_share_cents - order.transfer_reversed_cents + order.transfer_returned_cents
+
+
+def platform_fee_kept_cents(order: Order) -> int:
+    """What the platform keeps of a sale's fee: the application fee, less what refunds gave back
+    of it, less the adjustment given to the seller (a hosted-page code) and plus what refunds took
+    back of that. Disputes move the seller's share, not the fee."""
+    return (
+        order.application_fee_cents
+        - order.fee_refunded_cents
+        - order.fee_adjusted_cents
+        + order.adjustment_reversed_cents
+    )
+
+
+def platform_fee_kept_sql() -> Any:
+    """``platform_fee_kept_cents`` as a SQL expression over the order table (admin totals)."""
+    return (
+        col(Order.application_fee_cents)
+        - col(Order.fee_refunded_cents)
+        - col(Order.fee_adjusted_cents)
+        + col(Order.adjustment_reversed_cents)
+    )
+
+
+def _reverse_adjustment(gateway: StripeGateway, order: Order, refund_cents: int, refund_id: str) -> int:
+    """A refund of a sale whose seller got a fee adjustment (a hosted-page code) takes back the
+    same share of that adjustment transfer as ``reverse_transfer`` takes of the charge's own; the
+    refund that empties the order takes whatever is left of it."""
+    if order.fee_adjusted_cents <= order.adjustment_reversed_cents or not order.transfer_group:
+        return 0
+    adjustments = [
+        t
+        for t in (_plain(t) for t in gateway.list_transfers(transfer_group=order.transfer_group))
+        if (t.get("metadata") or {}).get("reason") == "fee_adjustment"
+    ]
+    if not adjustments:
+        return 0
+    transfer = adjustments[0]
+    left = int(transfer.get("amount") or 0) - int(transfer.get("amount_reversed") or 0)
+    emptied = order.refunded_cents + refund_cents >= order.total_cents
+    share = left if emptied else proportional_cents(refund_cents, order.fee_adjusted_cents, order.total_cents)
+    share = min(share, left)
+    if share <= 0:
+        return 0
+    reversal = gateway.reverse_transfer(
+        str(transfer["id"]),
+        amount_cents=share,
+        idempotency_key=f"quantoxbay-adjustment-reversal-{refund_id}",
+        metadata={"order_id": str(order.id), "refund": refund_id},
+    )
+    return int(_plain(reversal).get("amount") or 0)
+
+
 def record_refund_reversal(*, session: Session, gateway: StripeGateway, order: Order, refund: Any) -> None:
     """After a refund of a destination charge (``reverse_transfer`` and ``refund_application_fee``):
-    add the transfer reversal it made, and set the fee refunded from the application fee."""
+    add the transfer reversal it made (and take back the same share of a fee adjustment), and set
+    the fee refunded from the application fee. Called before the order's refunded total moves."""
     assert order.id is not None
     made = _plain(refund)
     reversal = made.get("transfer_reversal")
     reversed_cents = int(reversal.get("amount") or 0) if isinstance(reversal, Mapping) else 0
-    fee_id = order.stripe_application_fee_id
-    if fee_id is None and order.stripe_payment_intent_id:
-        facts = fetch_charge_facts(gateway, order.stripe_payment_intent_id)
-        fee_id = facts.application_fee_id if facts else None
-    fee_refunded = order.fee_refunded_cents
-    if fee_id:
-        fee_refunded = int(_plain(gateway.retrieve_application_fee(fee_id)).get("amount_refunded") or 0)
+    adjustment_cents, fee_refunded = 0, order.fee_refunded_cents
+    try:
+        adjustment_cents = _reverse_adjustment(
+            gateway, order, int(made.get("amount") or 0), str(made.get("id"))
+        )
+        fee_id = order.stripe_application_fee_id
+        if fee_id is None and order.stripe_payment_intent_id:
+            facts = fetch_charge_facts(gateway, order.stripe_payment_intent_id)
+            fee_id = facts.application_fee_id if facts else None
+        if fee_id:
+            fee_refunded = int(_plain(gateway.retrieve_application_fee(fee_id)).get("amount_refunded") or 0)
+    except PaymentError as exc:
+        # The refund itself is made and must be kept: what could not be read or taken back now
+        # shows as drift in `reconcile`, which names the order.
+        logger.warning(
+            "ledger.refund_reversal_incomplete", extra={"order_id": order.id, "error": str(exc)[:200]}
+        )
     session.execute(
         update(Order)
         .where(col(Order.id) == order.id)
         .values(
-            transfer_reversed_cents=Order.transfer_reversed_cents + reversed_cents,
+            transfer_reversed_cents=Order.transfer_reversed_cents + reversed_cents + adjustment_cents,
+            adjustment_reversed_cents=Order.adjustment_reversed_cents + adjustment_cents,
             fee_refunded_cents=fee_refunded,
         )
     )
@@ -215,7 +285,7 @@ def record_refund_reversal(*, session: Session, gateway: StripeGateway, order: O
         "ledger.refund_reversed",
         extra={
             "order_id": order.id,
-            "transfer_reversed_cents": reversed_cents,
+            "transfer_reversed_cents": reversed_cents + adjustment_cents,
             "fee_refunded_cents": fee_refunded,
         },
     )

@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from quantoxbay.models import Order, OrderItem
 from quantoxbay.payments.gateway import StripeGateway
-from quantoxbay.services import PaymentError, PaymentsUnavailable, connect
+from quantoxbay.services import PaymentError, PaymentsUnavailable, connect, ledger
 from quantoxbay.services.analytics import COUNTED_STATUSES
 from quantoxbay.services.money import format_amount
 
@@ -170,9 +170,9 @@ def payout_rows(payouts: list[Any]) -> list[PayoutRow]:
 
 def _order_row(order: Order, title: str) -> PayoutOrderRow:
     paid_out = bool(order.seller_account_id)
-    fee = order.platform_fee_cents - order.fee_refunded_cents
+    fee = ledger.platform_fee_kept_cents(order)
     reversed_ = order.transfer_reversed_cents - order.transfer_returned_cents
-    net = order.seller_share_cents - order.transfer_reversed_cents + order.transfer_returned_cents
+    net = ledger.seller_net_cents(order)
     when = order.paid_at or order.created_at
     cur = order.currency
 

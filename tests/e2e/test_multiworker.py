@@ -89,6 +89,7 @@ def two_backends(web_build_lock: None) -> Iterator[dict]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "APP_SECRET": "multiworker-app-secret-" + uuid.uuid4().hex,
         "STRIPE_WEBHOOK_SECRET": "whsec_" + uuid.uuid4().hex,
+        "STRIPE_CONNECT_WEBHOOK_SECRET": "whsec_" + uuid.uuid4().hex,
         # Both backends talk to A's embedded Stripe (PUBLIC_URL): one key for both, like the secrets above.
         "STRIPE_LOCAL_SECRET_KEY": new_stripe_local_key(),
         "PUBLIC_URL": f"http://localhost:{port_a}",
@@ -130,6 +131,9 @@ def two_backends(web_build_lock: None) -> Iterator[dict]:
         cli("create-user", "mw-seller@example.com", "--password", PASSWORD, "--role", "seller").returncode
         == 0
     )
+    # Priced products need the seller's payouts set up (on A's embedded Stripe, which A serves).
+    onboarded = cli("onboard-seller", "mw-seller@example.com")
+    assert onboarded.returncode == 0, onboarded.stderr
     payload = dir_a / "pack.zip"
     payload.write_bytes(os.urandom(4096))
     made = cli(

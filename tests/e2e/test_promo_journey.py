@@ -37,6 +37,8 @@ def test_seller_creates_code_and_sale_buyer_applies_code_on_hosted_page(new_page
     seller_email, title, code = f"promo-seller-{tag}@example.com", f"Promo Pack {tag}", f"SAVE25-{tag}"
     made = live_app.cli("create-user", seller_email, "--password", PASSWORD, "--role", "seller")
     assert made.returncode == 0, made.stderr
+    onboarded = live_app.cli("onboard-seller", seller_email)
+    assert onboarded.returncode == 0, onboarded.stderr
     payload = live_app.data_dir / f"promo-{tag}.txt"
     payload.write_bytes(b"promo pack contents")
     made = live_app.cli(

@@ -202,6 +202,26 @@ def test_a_code_typed_on_the_hosted_page_leaves_the_fee_on_what_was_paid(
     assert order.transfer_group is not None
     transfers = local_stripe.client.v1.transfers.list({"transfer_group": order.transfer_group}).data
     assert sorted(t.amount for t in transfers) == [200, 1600]  # the charge's own, and the adjustment
+    assert (ledger.platform_fee_kept_cents(order), ledger.seller_net_cents(order)) == (200, 1800)
+    _reconciled(db, local_stripe)
+
+    # A refund takes back the same share of both transfers, and the fee kept stays 10% of what is left.
+    refunds.refund_order(
+        session=db, gateway=local_stripe.gateway, actor=shop.seller, order_id=order.id, amount_cents=500
+    )  # type: ignore[arg-type]
+    db.refresh(order)
+    assert (order.fee_refunded_cents, order.adjustment_reversed_cents, order.transfer_reversed_cents) == (
+        100,
+        50,
+        450,
+    )
+    assert (ledger.platform_fee_kept_cents(order), ledger.seller_net_cents(order)) == (150, 1350)
+    _reconciled(db, local_stripe)
+    refunds.refund_order(
+        session=db, gateway=local_stripe.gateway, actor=shop.seller, order_id=order.id, amount_cents=None
+    )  # type: ignore[arg-type]
+    db.refresh(order)
+    assert (ledger.platform_fee_kept_cents(order), ledger.seller_net_cents(order)) == (0, 0)
     _reconciled(db, local_stripe)
 
 

@@ -260,6 +260,7 @@ def test_csv_platform_fee_and_seller_net_per_order(db: Session, shop: dict) -> N
     order = sale(db, buyer, shop["a"], seller.id, "2026-11-28 12:00", 1000, refunded=400)
     # A destination charge: 10% fee; the $4 refund gave 40 cents of fee back and took $3.60 back.
     order.seller_account_id, order.platform_fee_cents, order.seller_share_cents = "acct_1", 100, 900
+    order.application_fee_cents = 100
     order.fee_refunded_cents, order.transfer_reversed_cents = 40, 360
     order.status = "partially_refunded"
     db.add(order)
