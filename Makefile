@@ -69,7 +69,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check quantoxbay tests bench
 	$(BIN)/lint-imports
-	$(BIN)/mypy quantoxbay
+	$(BIN)/mypy quantoxbay bench
 
 test: setup chromium services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

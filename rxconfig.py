@@ -1,6 +1,7 @@
 """Reflex configuration, built from QuantoxBay's settings (one source of truth)."""
 
 import reflex as rx
+from reflex.constants import StateManagerMode
 
 from quantoxbay.settings import get_settings
 
@@ -11,7 +12,7 @@ config = rx.Config(
     db_url=_settings.database_url,
     redis_url=_settings.redis_url,
     # In-process state by default; Redis (shared by several workers) when REDIS_URL is set.
-    state_manager_mode="redis" if _settings.redis_url else "memory",
+    state_manager_mode=StateManagerMode.REDIS if _settings.redis_url else StateManagerMode.MEMORY,
     api_url=_settings.public_url,
     deploy_url=_settings.public_url,
     # Pages, websocket and uploads are served from PUBLIC_URL only (api/security.py refuses the rest).

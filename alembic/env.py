@@ -10,7 +10,10 @@ from sqlmodel import SQLModel
 
 from alembic import context
 from quantoxbay.db import make_engine
-from quantoxbay.models import include_in_autogenerate  # also registers the tables on SQLModel.metadata
+from quantoxbay.models import (  # also registers the tables on SQLModel.metadata
+    include_in_autogenerate,
+    render_autogenerate_item,
+)
 from quantoxbay.settings import get_settings
 
 config = context.config
@@ -28,6 +31,7 @@ def run_migrations_offline() -> None:
         literal_binds=True,
         compare_type=True,
         include_name=include_in_autogenerate,
+        render_item=render_autogenerate_item,
         render_as_batch=True,
     )
     with context.begin_transaction():
@@ -52,6 +56,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         compare_type=True,
         # Hand-written full-text search objects are not in the models: do not drop them.
         include_name=include_in_autogenerate,
+        render_item=render_autogenerate_item,
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

@@ -17,12 +17,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.servers import free_port  # noqa: E402  (re-exported for the benchmarks)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 PYTHON = sys.executable
 WEBHOOK_SECRET = "whsec_bench_" + "0" * 32
@@ -70,6 +74,7 @@ def insert_buyers_and_product(url: str, buyers: int) -> tuple[list[int], int]:
     """``buyers`` buyer rows and one seller with one published product, inserted directly
     (bcrypt at cost 12 would take a quarter of a second per account and is not what we measure)."""
     from sqlalchemy import insert, select
+    from sqlmodel import col
 
     from quantoxbay.db import make_engine
     from quantoxbay.models import Product, User, utcnow
@@ -94,13 +99,16 @@ def insert_buyers_and_product(url: str, buyers: int) -> tuple[list[int], int]:
                 ],
             )  # fmt: skip
             seller_id = conn.execute(
-                select(User.id).where(User.email == f"seller-{tag}@bench.test")
+                select(col(User.id)).where(col(User.email) == f"seller-{tag}@bench.test")
             ).scalar_one()
-            buyer_ids = list(
-                conn.execute(
-                    select(User.id).where(User.email.like(f"buyer-{tag}-%")).order_by(User.id)
-                ).scalars()  # type: ignore[attr-defined]
-            )
+            # Read back from the table, the ids are never None: the filter only narrows the type.
+            buyer_ids = [
+                buyer_id
+                for buyer_id in conn.execute(
+                    select(col(User.id)).where(col(User.email).like(f"buyer-{tag}-%")).order_by(col(User.id))
+                ).scalars()
+                if buyer_id is not None
+            ]
             conn.execute(
                 insert(Product),
                 [
@@ -110,9 +118,12 @@ def insert_buyers_and_product(url: str, buyers: int) -> tuple[list[int], int]:
                      "unpublished_reason": "", "sales_count": 0, "created_at": now, "updated_at": now}
                 ],
             )  # fmt: skip
-            product_id = conn.execute(select(Product.id).where(Product.slug == f"bench-{tag}")).scalar_one()
+            product_id = conn.execute(
+                select(col(Product.id)).where(col(Product.slug) == f"bench-{tag}")
+            ).scalar_one()
     finally:
         engine.dispose()
+    assert product_id is not None
     return buyer_ids, product_id
 
 
@@ -133,7 +144,7 @@ class Server:
 
 
 @functools.cache
-def _engine(url: str):  # type: ignore[no-untyped-def]
+def _engine(url: str) -> Engine:
     from quantoxbay.db import make_engine
 
     return make_engine(url)

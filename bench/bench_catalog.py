@@ -24,13 +24,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bench._harness import p95_ms, timed_ms
 from quantoxbay.db import make_engine
 from quantoxbay.migrations import upgrade_to_head
 from quantoxbay.models import Product, User
 from quantoxbay.services import catalog
+from quantoxbay.services.catalog.search import Strategy
 
 BUDGET_MS = 30.0
 WORDS = [
@@ -63,7 +64,7 @@ def build(url: str, n: int, seed: int = 7) -> None:
             for i in range(200)
         ]  # fmt: skip
         conn.execute(insert(User), sellers)
-        seller_ids = [r[0] for r in conn.execute(select(User.id))]
+        seller_ids = [r[0] for r in conn.execute(select(col(User.id)))]
         categories = list(catalog.CATEGORIES)
         batch: list[dict] = []
         for i in range(n):
@@ -96,14 +97,14 @@ def build(url: str, n: int, seed: int = 7) -> None:
     engine.dispose()
 
 
-def run(url: str, n: int, label: str, repeat: int = 20, strategy: str = "auto") -> bool:
+def run(url: str, n: int, label: str, repeat: int = 20, strategy: Strategy = "auto") -> bool:
     engine = make_engine(url)
     rng = random.Random(3)
     max_id = n
     with Session(engine) as session:
 
         def pk() -> None:
-            session.exec(select(Product).where(Product.id == rng.randrange(1, max_id))).first()  # type: ignore[call-overload]
+            session.scalars(select(Product).where(col(Product.id) == rng.randrange(1, max_id))).first()
 
         def search(**kw: object) -> Callable[[], object]:
             return lambda: catalog.search_products(session=session, strategy=strategy, **kw)  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bench._harness import p95_ms, timed_ms
 from quantoxbay.db import make_engine
@@ -88,7 +88,9 @@ def _rows(n: int, seed: int, first_id: int = 1) -> Iterator[tuple]:
 
 
 def _users_and_products() -> tuple[list[tuple], list[tuple]]:
-    users = [(i, f"b{i}@bench.test", "buyer", None) for i in range(1, BUYERS + 1)]
+    users: list[tuple[int, str, str, str | None]] = [
+        (i, f"b{i}@bench.test", "buyer", None) for i in range(1, BUYERS + 1)
+    ]
     users += [(BUYERS + 1 + s, f"s{s}@bench.test", "seller", f"seller-{s}") for s in range(SELLERS)]
     products = [
         (s * PRODUCTS_PER_SELLER + k + 1, BUYERS + 1 + s, f"Product {s}-{k}")
@@ -175,11 +177,11 @@ def build_postgres(url: str, n: int) -> bool:
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
-        with cur.copy('COPY "user" (id, email, password_hash, role, display_name, handle, disabled, '  # type: ignore[attr-defined]
+        with cur.copy('COPY "user" (id, email, password_hash, role, display_name, handle, disabled, '
                       "failed_login_count, created_at) FROM STDIN") as copy:  # fmt: skip
             for uid, email, role, handle in users:
                 copy.write_row((uid, email, "x", role, "", handle, False, 0, NOW))
-        with cur.copy("COPY product (id, seller_id, title, slug, description, price_cents, currency, "  # type: ignore[attr-defined]
+        with cur.copy("COPY product (id, seller_id, title, slug, description, price_cents, currency, "
                       "pay_what_you_want, category, tags, status, unpublished_reason, sales_count, created_at, "
                       "updated_at) FROM STDIN") as copy:  # fmt: skip
             for pid, seller, title in products:
@@ -211,11 +213,11 @@ def add_orders_postgres(engine: Engine, rows: Iterator[tuple]) -> None:
             items.write(f"{oid}\t{oid}\t{product}\t{seller}\tProduct\t1\t{total}\t0\t{total}\t{ts}\n")
         orders.seek(0)
         items.seek(0)
-        with cur.copy('COPY "order" (id, buyer_id, status, currency, subtotal_cents, discount_cents, total_cents, '  # type: ignore[attr-defined]
+        with cur.copy('COPY "order" (id, buyer_id, status, currency, subtotal_cents, discount_cents, total_cents, '
                       "refunded_cents, promo_code, stripe_session_id, created_at, paid_at) FROM STDIN") as copy:  # fmt: skip
             while chunk := orders.read(1 << 20):
                 copy.write(chunk)
-        with cur.copy("COPY order_item (id, order_id, product_id, seller_id, title, quantity, unit_price_cents, "  # type: ignore[attr-defined]
+        with cur.copy("COPY order_item (id, order_id, product_id, seller_id, title, quantity, unit_price_cents, "
                       "discount_cents, total_cents, created_at) FROM STDIN") as copy:  # fmt: skip
             while chunk := items.read(1 << 20):
                 copy.write(chunk)
@@ -302,7 +304,7 @@ def run(url: str, n: int, label: str, samples: int) -> bool:
     with Session(engine) as session:
 
         def pk() -> None:
-            session.exec(select(Order).where(Order.id == rng.randrange(1, n))).first()  # type: ignore[call-overload]
+            session.scalars(select(Order).where(col(Order.id) == rng.randrange(1, n))).first()
 
         def dashboard(seller_id: int, period: str = "90d", tz: str = "Europe/Paris") -> Callable[[], object]:
             return lambda: analytics.seller_dashboard(

@@ -23,6 +23,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,6 +41,10 @@ from bench._harness import (
     uvicorn_args,
 )
 
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+
 MIB = 1024 * 1024
 GOAL_RATIO = 0.8
 GOAL_RSS_MB = 64
@@ -47,7 +52,7 @@ BASELINE_PATH = "/bench/file-response"
 APP_SECRET = "bench-app-secret-" + "x" * 32
 
 
-def server_app():  # type: ignore[no-untyped-def]
+def server_app() -> Starlette:
     """The server under test (uvicorn --factory): QuantoxBay's API plus a FileResponse of the same file."""
     from starlette.responses import FileResponse
     from starlette.routing import Route
@@ -56,7 +61,7 @@ def server_app():  # type: ignore[no-untyped-def]
 
     path = os.environ["BENCH_FILE"]
 
-    async def baseline(_request):  # type: ignore[no-untyped-def]
+    async def baseline(_request: Request) -> FileResponse:
         return FileResponse(path, filename="bench.bin")
 
     api = build_api()

@@ -175,7 +175,7 @@ def measure(port: int, pgid: int, tmp: Path, case: Case) -> Result:
 def seller_cookie(data_dir: Path) -> str:
     """A seller's session cookie, written straight into the app's database."""
     from sqlalchemy import insert, select
-    from sqlmodel import Session
+    from sqlmodel import Session, col
 
     from quantoxbay.db import make_engine
     from quantoxbay.models import User, utcnow
@@ -193,7 +193,7 @@ def seller_cookie(data_dir: Path) -> str:
                 )
             )  # fmt: skip
             user_id = session.execute(
-                select(User.id).where(User.email == f"seller-{tag}@bench.test")
+                select(col(User.id)).where(col(User.email) == f"seller-{tag}@bench.test")
             ).scalar_one()
             token = accounts.start_session(session=session, user_id=user_id)
             session.commit()

@@ -30,8 +30,9 @@ import shutil
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -46,6 +47,11 @@ from bench._harness import (
     run_main,
     tempdir,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from stripe import StripeClient
+    from stripe.params.checkout import SessionCreateParams
 
 GOAL_P95_MS = 150.0
 PASSWORD = "bench-password-123"
@@ -74,8 +80,7 @@ OBSERVER = """() => {
 
 
 def _ms(value: datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+    """Milliseconds since the epoch of a timestamp column's value (timezone-aware)."""
     return value.timestamp() * 1000
 
 
@@ -93,16 +98,18 @@ def _create_buyer(url: str) -> tuple[int, str, int]:
     return buyer.id, buyer.email, product_id
 
 
-def _registered(engine, topic: str, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def _registered(engine: Engine, topic: str, timeout: float) -> bool:
     """Wait until the page's live_subscription row for ``topic`` exists (its on_load has run)."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from quantoxbay.models import LiveSubscription
 
     deadline = time.monotonic() + timeout
     with engine.connect() as conn:
         while (
-            conn.execute(select(LiveSubscription.id).where(LiveSubscription.topic == topic)).first() is None
+            conn.execute(select(col(LiveSubscription.id)).where(col(LiveSubscription.topic) == topic)).first()
+            is None
         ):
             if time.monotonic() > deadline:
                 return False
@@ -111,11 +118,11 @@ def _registered(engine, topic: str, timeout: float) -> bool:  # type: ignore[no-
     return True
 
 
-def _create_session(client, buyer_id: int, product_id: int, app_url: str) -> str:  # type: ignore[no-untyped-def]
+def _create_session(client: StripeClient, buyer_id: int, product_id: int, app_url: str) -> str:
     from quantoxbay.payments.retry import with_rate_limit_retry
 
     metadata = {"buyer_id": str(buyer_id), "product_id": str(product_id)}
-    params = {
+    params: SessionCreateParams = {
         "mode": "payment",
         "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 999,
                         "product_data": {"name": "Bench product", "metadata": {"product_id": str(product_id)}}}}],
@@ -126,7 +133,7 @@ def _create_session(client, buyer_id: int, product_id: int, app_url: str) -> str
         "success_url": f"{app_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{app_url}/products/{product_id}?checkout=cancelled",
     }  # fmt: skip
-    return with_rate_limit_retry(lambda: client.v1.checkout.sessions.create(params)).id  # type: ignore[no-any-return]
+    return with_rate_limit_retry(lambda: client.v1.checkout.sessions.create(params)).id
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     import stripe
     from playwright.sync_api import expect, sync_playwright
     from sqlalchemy import select
+    from sqlmodel import col
 
     from quantoxbay.db import make_engine
     from quantoxbay.models import Order, WebhookEvent
@@ -205,13 +213,13 @@ def main(argv: list[str] | None = None) -> int:
                     frames = [f for f in page.evaluate("window.__qbFrames") if f <= seen_ms]
                     with engine.connect() as conn:
                         received, processed = conn.execute(
-                            select(WebhookEvent.received_at, WebhookEvent.processed_at).where(
-                                WebhookEvent.type == "checkout.session.completed",
-                                WebhookEvent.payload.contains(session_id),  # type: ignore[attr-defined]
+                            select(col(WebhookEvent.received_at), col(WebhookEvent.processed_at)).where(
+                                col(WebhookEvent.type) == "checkout.session.completed",
+                                col(WebhookEvent.payload).contains(session_id),
                             )
                         ).one()
                         paid_at = conn.execute(
-                            select(Order.paid_at).where(Order.stripe_session_id == session_id)
+                            select(col(Order.paid_at)).where(col(Order.stripe_session_id) == session_id)
                         ).scalar_one()
                     if paid_at is None or _ms(paid_at) < _ms(received):
                         not_pushed += 1  # the success page's own retrieve fulfilled it first

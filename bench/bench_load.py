@@ -25,6 +25,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,12 +41,18 @@ from bench._harness import (
     tempdir,
 )
 
+if TYPE_CHECKING:
+    from stripe import StripeClient
+    from stripe.params.checkout import SessionCreateParams
 
-def create_session(client, buyer_id: int, product_id: int, app_url: str, counters: dict) -> str:  # type: ignore[no-untyped-def]
+
+def create_session(
+    client: StripeClient, buyer_id: int, product_id: int, app_url: str, counters: dict[str, int]
+) -> str:
     import stripe
 
     metadata = {"buyer_id": str(buyer_id), "product_id": str(product_id)}
-    params = {
+    params: SessionCreateParams = {
         "mode": "payment",
         "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 999,
                         "product_data": {"name": "Bench product", "metadata": {"product_id": str(product_id)}}}}],
@@ -60,7 +67,7 @@ def create_session(client, buyer_id: int, product_id: int, app_url: str, counter
     key = f"bench-load:{buyer_id}:{product_id}:{time.time_ns()}"
     for attempt in range(40):
         try:
-            return client.v1.checkout.sessions.create(params, {"idempotency_key": key}).id  # type: ignore[no-any-return]
+            return client.v1.checkout.sessions.create(params, {"idempotency_key": key}).id
         except stripe.RateLimitError:
             counters["rate_limited"] += 1
             time.sleep(min(4.0, 0.25 * 2 ** min(attempt, 5)) * (0.5 + random.random() / 2))
@@ -70,6 +77,7 @@ def create_session(client, buyer_id: int, product_id: int, app_url: str, counter
 def count_paid(url: str, session_ids: list[str]) -> tuple[int, int]:
     """(paid orders, all orders) for these Checkout Sessions in the app's database."""
     from sqlalchemy import func, select
+    from sqlmodel import col
 
     from quantoxbay.db import make_engine
     from quantoxbay.models import Order
@@ -80,10 +88,10 @@ def count_paid(url: str, session_ids: list[str]) -> tuple[int, int]:
             paid = total = 0
             for i in range(0, len(session_ids), 500):
                 chunk = session_ids[i : i + 500]
-                where = Order.stripe_session_id.in_(chunk)  # type: ignore[attr-defined]
+                where = col(Order.stripe_session_id).in_(chunk)
                 total += conn.execute(select(func.count()).select_from(Order).where(where)).scalar_one()
                 paid += conn.execute(
-                    select(func.count()).select_from(Order).where(where, Order.status == "paid")
+                    select(func.count()).select_from(Order).where(where, col(Order.status) == "paid")
                 ).scalar_one()
     finally:
         engine.dispose()

@@ -41,6 +41,7 @@ import shutil
 import statistics
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,12 +60,15 @@ from bench._harness import (
     uvicorn_args,
 )
 
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
 GOAL = 0.8
 REAL_PATH = "/api/stripe/webhook"
 BARE_PATH = "/bench/bare-webhook"
 
 
-def server_app():  # type: ignore[no-untyped-def]
+def server_app() -> ASGIApp:
     """The server under test (uvicorn --factory): QuantoxBay's API plus the bare baseline route, both
     behind the security layer that wraps the whole app under ``make run`` (api/security.py)."""
     import stripe
@@ -116,6 +120,7 @@ def _signed_events(
 
 def _count_orders(url: str) -> tuple[int, int, int]:
     from sqlalchemy import func, select
+    from sqlmodel import col
 
     from quantoxbay.db import make_engine
     from quantoxbay.models import DownloadGrant, Order, WebhookEvent
@@ -124,11 +129,11 @@ def _count_orders(url: str) -> tuple[int, int, int]:
     try:
         with engine.connect() as conn:
             paid = conn.execute(
-                select(func.count()).select_from(Order).where(Order.status == "paid")
+                select(func.count()).select_from(Order).where(col(Order.status) == "paid")
             ).scalar_one()
             grants = conn.execute(select(func.count()).select_from(DownloadGrant)).scalar_one()
             events = conn.execute(
-                select(func.count()).select_from(WebhookEvent).where(WebhookEvent.outcome == "processed")
+                select(func.count()).select_from(WebhookEvent).where(col(WebhookEvent.outcome) == "processed")
             ).scalar_one()
     finally:
         engine.dispose()

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+if TYPE_CHECKING:
+    from alembic.autogenerate.api import AutogenContext
 
 
 def utcnow() -> datetime:
@@ -18,9 +23,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _ts(**kwargs: object) -> object:
-    """A timezone-aware timestamp column."""
-    return Field(sa_type=DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
+class UTCDateTime(TypeDecorator[datetime]):
+    """A moment in time: timezone-aware UTC in Python, whatever the database.
+
+    PostgreSQL stores it as ``timestamp with time zone``; SQLite, which has no time zones, as
+    the UTC wall-clock text SQLAlchemy's ``DateTime`` writes (``2026-11-30 01:27:13.000000``).
+    Either way what is read back is an aware datetime in UTC, so model attributes compare with
+    ``utcnow()`` without conversions. A naive datetime is refused (ValueError, before anything
+    is written): it names no moment, and guessing UTC would hide a local time that slipped in.
+    The same conversion runs for query parameters compared with the column and for
+    ``db.insert_rows``, which applies the column's bind processor.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"UTCDateTime needs a timezone-aware datetime, got {value!r}")
+        moment = value.astimezone(UTC)
+        # SQLite's DateTime writes the wall clock and drops any offset: make it UTC's, as before.
+        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"UTCDateTime read a {type(value).__name__}, not a datetime: {value!r}")
+        # SQLite gives the stored UTC wall clock back naive; PostgreSQL gives the session's zone.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Role(enum.StrEnum):
@@ -92,8 +125,8 @@ class User(SQLModel, table=True):
     handle: str | None = Field(default=None, max_length=60, unique=True)
     disabled: bool = Field(default=False)
     failed_login_count: int = Field(default=0)
-    locked_until: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class UserSession(SQLModel, table=True):
@@ -104,8 +137,8 @@ class UserSession(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    expires_at: datetime = _ts()  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class LoginTicket(SQLModel, table=True):
@@ -123,7 +156,7 @@ class LoginTicket(SQLModel, table=True):
     next_path: str = Field(default="/", max_length=500)
     # SHA-256 of the asking browser's log-in nonce cookie: only that browser may redeem it.
     nonce_hash: str = Field(max_length=64)
-    expires_at: datetime = _ts()  # type: ignore[assignment]
+    expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class LoginThrottle(SQLModel, table=True):
@@ -176,8 +209,8 @@ class Product(SQLModel, table=True):
     status: str = Field(default=ProductStatus.DRAFT.value, max_length=16)
     unpublished_reason: str = Field(default="", max_length=500)
     sale_price_cents: int | None = Field(default=None, sa_type=BigInteger)
-    sale_starts_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
-    sale_ends_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    sale_starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sale_ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     download_limit: int | None = Field(default=None)
     sales_count: int = Field(default=0)
     # Its Stripe Product, made on first need (services.stripe_products): Checkout line items name it,
@@ -185,8 +218,8 @@ class Product(SQLModel, table=True):
     # title Stripe has, so a renamed product is renamed there at its next checkout.
     stripe_product_id: str | None = Field(default=None, max_length=255)
     stripe_product_name: str | None = Field(default=None, max_length=250)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    updated_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ProductFile(SQLModel, table=True):
@@ -202,8 +235,8 @@ class ProductFile(SQLModel, table=True):
     content_type: str = Field(default="application/octet-stream", max_length=120)
     sha256: str = Field(default="", max_length=64)
     version: int = Field(default=1)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    updated_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 #: Database objects for full-text search that SQLModel cannot describe (an FTS5 virtual
@@ -226,6 +259,14 @@ SEARCH_SCHEMA_NAMES = frozenset(
 def include_in_autogenerate(name: str | None, type_: str, parent_names: object) -> bool:
     """Alembic ``include_name`` hook: leave the hand-written search objects alone."""
     return name not in SEARCH_SCHEMA_NAMES
+
+
+def render_autogenerate_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Alembic ``render_item`` hook: a UTCDateTime column is written into a migration as the
+    plain ``sa.DateTime(timezone=True)`` it stores, so migrations never import the models."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False  # Alembic's own rendering
 
 
 # --- orders ---------------------------------------------------------------------
@@ -266,10 +307,10 @@ class Order(SQLModel, table=True):
     stripe_transfer_id: str | None = Field(default=None, max_length=255)
     stripe_application_fee_id: str | None = Field(default=None, max_length=255)
     # Set once the charge's ids and Stripe's fee are read back (services.ledger.sync_orders).
-    ledger_synced_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
-    receipt_sent_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    paid_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    ledger_synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    receipt_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class CheckoutRecord(SQLModel, table=True):
@@ -298,7 +339,7 @@ class CheckoutRecord(SQLModel, table=True):
     fee_fixed_cents: int = Field(default=0, sa_type=BigInteger)
     application_fee_cents: int = Field(default=0, sa_type=BigInteger)
     transfer_group: str | None = Field(default=None, max_length=255)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class OrderItem(SQLModel, table=True):
@@ -319,7 +360,7 @@ class OrderItem(SQLModel, table=True):
     unit_price_cents: int = Field(default=0, sa_type=BigInteger)
     discount_cents: int = Field(default=0, sa_type=BigInteger)
     total_cents: int = Field(default=0, sa_type=BigInteger)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class DownloadGrant(SQLModel, table=True):
@@ -334,7 +375,7 @@ class DownloadGrant(SQLModel, table=True):
     buyer_id: int = Field(foreign_key="user.id", index=True)
     revoked: bool = Field(default=False)
     downloads_used: int = Field(default=0)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 # --- Stripe events and live pushes ---------------------------------------------
@@ -348,8 +389,8 @@ class WebhookEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     stripe_event_id: str = Field(max_length=255, unique=True)
     type: str = Field(max_length=100, index=True)
-    received_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    processed_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str = Field(default=WebhookOutcome.RECEIVED.value, max_length=40)
     reason: str = Field(default="", max_length=500)
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -376,8 +417,8 @@ class ChargeEvent(SQLModel, table=True):
     stripe_created: int = Field(default=0, sa_type=BigInteger)  # the event's ``created`` (Unix seconds)
     status: str = Field(default=ChargeEventStatus.KEPT.value, max_length=16)
     payload: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # data.object
-    received_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    applied_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class LiveSubscription(SQLModel, table=True):
@@ -394,7 +435,7 @@ class LiveSubscription(SQLModel, table=True):
     topic: str = Field(max_length=255, index=True)
     client_token: str = Field(max_length=255)
     state_name: str = Field(max_length=255)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 # --- post-purchase: receipts, download log, refunds and disputes ---------------
@@ -417,12 +458,12 @@ class MailOutbox(SQLModel, table=True):
     to_email: str = Field(max_length=254)
     status: str = Field(default=MailStatus.PENDING.value, max_length=16)
     attempts: int = Field(default=0)
-    next_attempt_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    locked_until: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str = Field(default="", max_length=1000)
     send_count: int = Field(default=0)
-    sent_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class DownloadLog(SQLModel, table=True):
@@ -441,7 +482,7 @@ class DownloadLog(SQLModel, table=True):
     counted: bool = Field(default=False)
     # Which signed link (a hash of its token): a Range continuation counts once only on its own link.
     link_id: str = Field(default="", max_length=32)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Refund(SQLModel, table=True):
@@ -457,8 +498,8 @@ class Refund(SQLModel, table=True):
     reason: str = Field(default="", max_length=40)
     status: str = Field(default=RefundStatus.REQUESTED.value, max_length=16)
     actor_id: int | None = Field(default=None, foreign_key="user.id")
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    updated_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 # --- promotions: promo codes ----------------------------------------------------
@@ -484,14 +525,14 @@ class Promotion(SQLModel, table=True):
     currency: str = Field(default="usd", max_length=3)
     product_id: int | None = Field(default=None, foreign_key="product.id")  # None: all the seller's
     max_redemptions: int | None = Field(default=None)
-    expires_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     once_per_buyer: bool = Field(default=False)
     active: bool = Field(default=True)
     stripe_coupon_id: str = Field(max_length=255)
     stripe_promotion_code_id: str = Field(max_length=255, unique=True)
     stripe_code: str = Field(max_length=60)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    deactivated_at: datetime | None = _ts(default=None, nullable=True)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    deactivated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class PromotionClaim(SQLModel, table=True):
@@ -504,8 +545,8 @@ class PromotionClaim(SQLModel, table=True):
     promotion_id: int = Field(foreign_key="promotion.id", ondelete="CASCADE")
     buyer_id: int = Field(foreign_key="user.id")
     stripe_session_id: str = Field(max_length=255, unique=True)
-    expires_at: datetime = _ts()  # type: ignore[assignment]
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 # --- analytics ------------------------------------------------------------------
@@ -522,7 +563,7 @@ class AdminAction(SQLModel, table=True):
     action: str = Field(max_length=40)  # "user.role", "user.disable", "product.unpublish", ...
     target: str = Field(max_length=80)  # "user:7", "product:3", "order:12", "webhook_event:9"
     detail: str = Field(default="", max_length=1000)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class SalesRollup(SQLModel, table=True):
@@ -588,8 +629,8 @@ class SellerAccount(SQLModel, table=True):
     requirements_due: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     disabled_reason: str = Field(default="", max_length=255)
     stripe_updated: int = Field(default=0, sa_type=BigInteger)  # the newest fact's time (Unix s)
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    updated_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class LedgerTaskKind(enum.StrEnum):
@@ -619,5 +660,5 @@ class LedgerTask(SQLModel, table=True):
     attempts: int = Field(default=0)
     amount_cents: int = Field(default=0, sa_type=BigInteger)  # what the call moved, once done
     last_error: str = Field(default="", max_length=1000)
-    next_attempt_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
-    created_at: datetime = _ts(default_factory=utcnow)  # type: ignore[assignment]
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

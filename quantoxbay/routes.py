@@ -31,6 +31,10 @@ def product_path(product_id: int) -> str:
     return f"/products/{product_id}"
 
 
+def seller_product_edit_path(product_id: int) -> str:
+    return SELLER_PRODUCT_EDIT.replace("[product_id]", str(product_id))
+
+
 SELLER_ORDERS = "/seller/orders"
 SELLER_PROMOTIONS = "/seller/promotions"
 SELLER_PAYOUTS = "/seller/payouts"

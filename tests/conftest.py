@@ -99,7 +99,7 @@ def db(connection: Connection) -> Iterator[Session]:
 
 
 @pytest.fixture
-def storage(tmp_path: Path):  # type: ignore[no-untyped-def]
+def storage(tmp_path: Path):
     from quantoxbay.storage.local import LocalStorage
 
     return LocalStorage(tmp_path / "files")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
-from reflex.vars import ObjectVar
+from reflex.vars import ArrayVar, ObjectVar
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
@@ -135,9 +135,7 @@ def _library_row(entry: ObjectVar) -> rx.Component:
             ),
             rx.cond(
                 entry["can_download"],
-                rx.vstack(
-                    rx.foreach(entry["files"].to(list[dict]), _download_link), spacing="1", align="end"
-                ),
+                rx.vstack(rx.foreach(entry["files"].to(ArrayVar), _download_link), spacing="1", align="end"),
                 rx.text("Not available", size="2", color=rx.color("gray", 10)),
             ),
             justify="between",

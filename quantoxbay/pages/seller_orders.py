@@ -66,7 +66,7 @@ def _row(o: ObjectVar) -> rx.Component:
         rx.table.cell(
             o["total"], rx.cond(o["refunded"] != "", rx.text("refunded ", o["refunded"], size="1"))
         ),
-        rx.table.cell(rx.badge(o["status"])),
+        rx.table.cell(rx.badge(o["status_label"])),
         rx.table.cell(o["downloads_used"]),
         rx.table.cell(
             rx.hstack(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from quantoxbay import routes
 from quantoxbay.components.buy_box import buy_box
@@ -138,7 +139,8 @@ def storefront() -> rx.Component:
 
 
 def product_page() -> rx.Component:
-    p = ProductState.product.to(dict)
+    # An ObjectVar for mypy; at run time it keeps catalog.ProductDetail (each field access is checked).
+    p: ObjectVar = ProductState.product.to(ObjectVar)
     body = rx.grid(
         cover_image(p["cover_page_url"], "22em", icon_size=72),
         rx.vstack(

@@ -7,7 +7,7 @@ import hmac
 import logging
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import bcrypt
 from pydantic import BaseModel
@@ -199,13 +199,6 @@ def authenticate(
     return to_public(user)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; they are UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -236,7 +229,7 @@ def user_for_session(*, session: Session, token: str | None) -> UserPublic | Non
     if row is None:
         return None
     user, expires_at = row
-    if _aware(expires_at) <= utcnow() or user.disabled:  # type: ignore[operator]
+    if expires_at <= utcnow() or user.disabled:
         return None
     return to_public(user)
 
@@ -285,7 +278,7 @@ def redeem_login_ticket(
         return None
     # DELETE ... RETURNING-free and race-safe: whoever deletes the row owns the ticket.
     deleted = session.execute(delete(LoginTicket).where(col(LoginTicket.id) == row.id)).rowcount  # type: ignore[attr-defined]
-    if deleted != 1 or (_aware(row.expires_at) or utcnow()) <= utcnow():
+    if deleted != 1 or row.expires_at <= utcnow():
         return None
     return start_session(session=session, user_id=row.user_id), row.next_path
 

@@ -65,14 +65,127 @@ def _like(query: str) -> str:
     return f"%{escaped}%"
 
 
-def _when(value: Any) -> str:
+def _id(value: int | None) -> int:
+    """The primary key of a row read from (or flushed to) the database: never None there."""
+    assert value is not None, "a stored row has an id"
+    return value
+
+
+def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+# --- the rows the admin page shows (AdminState holds them as they are) -------------
+
+
+class RevenueRow(TypedDict):
+    currency: str  # upper case
+    orders: int
+    gross: str  # formatted money
+    refunds: str
+    net: str
+
+
+class PlatformTotals(TypedDict):
+    revenue: list[RevenueRow]
+    orders: int
+    active_sellers: int
+    users: int
+
+
+class UserRow(TypedDict):
+    id: int
+    email: str
+    display_name: str
+    role: str
+    disabled: bool
+    created: str
+
+
+class ProductRow(TypedDict):
+    id: int
+    title: str
+    seller: str  # e-mail
+    status: str
+    price: str
+    reason: str  # why an admin unpublished it
+    sales: int
+
+
+class UnpublishedProduct(TypedDict):
+    id: int
+    status: str
+    reason: str
+
+
+class OrderRow(TypedDict):
+    id: int
+    buyer: str  # e-mail
+    status: str
+    total: str
+    refunded: str  # "" when nothing was refunded
+    session: str  # the Stripe Checkout Session id
+    created: str
+
+
+class OrderHead(OrderRow):
+    """An order opened on the admin page: its row plus the amounts and ids."""
+
+    currency: str
+    subtotal: str
+    discount: str
+    promo_code: str
+    payment_intent: str
+    paid_at: str
+    refundable_cents: int
+
+
+class OrderItemRow(TypedDict):
+    product_id: int
+    title: str
+    quantity: int
+    price: str
+    discount: str
+    total: str
+
+
+class RefundRow(TypedDict):
+    amount: str
+    status: str
+    reason: str
+    created: str
+
+
+class EventRow(TypedDict):
+    id: int
+    event_id: str
+    type: str
+    received: str
+    processed: str
+    outcome: str
+    reason: str  # why fulfilment refused the event's Checkout Session
+    error: str  # the last line of the traceback of a failed run
+
+
+class OrderDetail(TypedDict):
+    order: OrderHead
+    items: list[OrderItemRow]
+    events: list[EventRow]  # the webhook events that mention the order
+    refunds: list[RefundRow]
+
+
+class ActionRow(TypedDict):
+    when: str
+    who: str  # the admin's e-mail
+    action: str
+    target: str
+    detail: str
 
 
 # --- platform totals ----------------------------------------------------------------
 
 
-def platform_totals(*, session: Session, actor: UserPublic) -> dict[str, Any]:
+def platform_totals(*, session: Session, actor: UserPublic) -> PlatformTotals:
     """Revenue per currency (gross, refunds, net), paid orders, active sellers (a published product)."""
     require_admin(actor)
     rows = session.exec(
@@ -81,13 +194,13 @@ def platform_totals(*, session: Session, actor: UserPublic) -> dict[str, Any]:
         .group_by(Order.currency)
     ).all()
     revenue = [
-        {
-            "currency": currency.upper(),
-            "orders": int(n),
-            "gross": format_money(int(gross or 0), currency),
-            "refunds": format_money(int(refunded or 0), currency),
-            "net": format_money(int(gross or 0) - int(refunded or 0), currency),
-        }
+        RevenueRow(
+            currency=currency.upper(),
+            orders=int(n),
+            gross=format_money(int(gross or 0), currency),
+            refunds=format_money(int(refunded or 0), currency),
+            net=format_money(int(gross or 0) - int(refunded or 0), currency),
+        )
         for currency, n, gross, refunded in sorted(rows, key=lambda r: -int(r[2] or 0))
     ]
     active_sellers = session.exec(
@@ -95,12 +208,12 @@ def platform_totals(*, session: Session, actor: UserPublic) -> dict[str, Any]:
         .join(User, col(User.id) == Product.seller_id)
         .where(Product.status == ProductStatus.PUBLISHED.value, User.disabled == False)  # noqa: E712
     ).one()
-    return {
-        "revenue": revenue,
-        "orders": sum(r["orders"] for r in revenue),
-        "active_sellers": int(active_sellers),
-        "users": accounts.count_users(session=session),
-    }
+    return PlatformTotals(
+        revenue=revenue,
+        orders=sum(r["orders"] for r in revenue),
+        active_sellers=int(active_sellers),
+        users=accounts.count_users(session=session),
+    )
 
 
 # --- platform fees --------------------------------------------------------------------
@@ -234,20 +347,20 @@ def platform_fees(
 # --- users --------------------------------------------------------------------------
 
 
-def _user_row(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "display_name": user.display_name,
-        "role": user.role,
-        "disabled": user.disabled,
-        "created": _when(user.created_at),
-    }
+def _user_row(user: User) -> UserRow:
+    return UserRow(
+        id=_id(user.id),
+        email=user.email,
+        display_name=user.display_name,
+        role=user.role,
+        disabled=user.disabled,
+        created=_when(user.created_at),
+    )
 
 
 def search_users(
     *, session: Session, actor: UserPublic, query: str = "", limit: int = LIST_LIMIT
-) -> list[dict]:
+) -> list[UserRow]:
     """Users whose e-mail, name or id matches, newest first."""
     require_admin(actor)
     stmt = select(User)
@@ -275,7 +388,7 @@ def _other_user(session: Session, actor: UserPublic, user_id: int) -> User:
     return user
 
 
-def set_role(*, session: Session, actor: UserPublic, user_id: int, role: str) -> dict[str, Any]:
+def set_role(*, session: Session, actor: UserPublic, user_id: int, role: str) -> UserRow:
     require_admin(actor)
     try:
         new_role = Role(role).value
@@ -293,7 +406,7 @@ def set_role(*, session: Session, actor: UserPublic, user_id: int, role: str) ->
     return _user_row(user)
 
 
-def set_disabled(*, session: Session, actor: UserPublic, user_id: int, disabled: bool) -> dict[str, Any]:
+def set_disabled(*, session: Session, actor: UserPublic, user_id: int, disabled: bool) -> UserRow:
     """Disable (or enable) an account. Disabling ends every session: the user is logged out now."""
     require_admin(actor)
     user = _other_user(session, actor, user_id)
@@ -312,7 +425,7 @@ def set_disabled(*, session: Session, actor: UserPublic, user_id: int, disabled:
 
 def search_products(
     *, session: Session, actor: UserPublic, query: str = "", limit: int = LIST_LIMIT
-) -> list[dict]:
+) -> list[ProductRow]:
     """Products (any status but deleted) by title, seller e-mail or id, newest first."""
     require_admin(actor)
     stmt = (
@@ -333,20 +446,22 @@ def search_products(
         )
     rows = session.exec(stmt.order_by(col(Product.id).desc()).limit(min(limit, 200))).all()
     return [
-        {
-            "id": p.id,
-            "title": p.title,
-            "seller": email,
-            "status": p.status,
-            "price": format_money(p.price_cents, p.currency),
-            "reason": p.unpublished_reason,
-            "sales": p.sales_count,
-        }
+        ProductRow(
+            id=_id(p.id),
+            title=p.title,
+            seller=email,
+            status=p.status,
+            price=format_money(p.price_cents, p.currency),
+            reason=p.unpublished_reason,
+            sales=p.sales_count,
+        )
         for p, email in rows
     ]
 
 
-def unpublish_product(*, session: Session, actor: UserPublic, product_id: int, reason: str) -> dict[str, Any]:
+def unpublish_product(
+    *, session: Session, actor: UserPublic, product_id: int, reason: str
+) -> UnpublishedProduct:
     """Take a product off the store with a reason its seller sees; buyers keep their downloads."""
     require_admin(actor)
     reason = one_line(" ".join(reason.split()), "The reason")
@@ -363,7 +478,7 @@ def unpublish_product(*, session: Session, actor: UserPublic, product_id: int, r
     session.add(product)
     _log(session, actor, "product.unpublish", f"product:{product.id}", reason)
     session.flush()
-    return {"id": product.id, "status": product.status, "reason": product.unpublished_reason}
+    return UnpublishedProduct(id=_id(product.id), status=product.status, reason=product.unpublished_reason)
 
 
 # --- orders -------------------------------------------------------------------------
@@ -371,7 +486,7 @@ def unpublish_product(*, session: Session, actor: UserPublic, product_id: int, r
 
 def search_orders(
     *, session: Session, actor: UserPublic, query: str = "", limit: int = LIST_LIMIT
-) -> list[dict]:
+) -> list[OrderRow]:
     """Orders by buyer e-mail (part of it), order id ("12" or "#12"), Stripe session or payment intent id."""
     require_admin(actor)
     stmt = select(Order, User.email).join(User, col(User.id) == Order.buyer_id)
@@ -388,19 +503,19 @@ def search_orders(
     return [_order_row(order, email) for order, email in rows]
 
 
-def _order_row(order: Order, email: str) -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "buyer": email,
-        "status": order.status,
-        "total": format_money(order.total_cents, order.currency),
-        "refunded": format_money(order.refunded_cents, order.currency) if order.refunded_cents else "",
-        "session": order.stripe_session_id,
-        "created": _when(order.created_at),
-    }
+def _order_row(order: Order, email: str) -> OrderRow:
+    return OrderRow(
+        id=_id(order.id),
+        buyer=email,
+        status=order.status,
+        total=format_money(order.total_cents, order.currency),
+        refunded=format_money(order.refunded_cents, order.currency) if order.refunded_cents else "",
+        session=order.stripe_session_id,
+        created=_when(order.created_at),
+    )
 
 
-def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> dict[str, Any]:
+def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> OrderDetail:
     """An order with its items, amounts, refunds and the webhook events that mention it."""
     require_admin(actor)
     row = session.exec(
@@ -411,26 +526,27 @@ def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> dict[
     order, email = row
     items = session.exec(select(OrderItem).where(OrderItem.order_id == order_id)).all()
     money = order.currency
-    detail = _order_row(order, email) | {
-        "currency": money,
-        "subtotal": format_money(order.subtotal_cents, money),
-        "discount": format_money(order.discount_cents, money) if order.discount_cents else "",
-        "promo_code": order.promo_code,
-        "payment_intent": order.stripe_payment_intent_id or "",
-        "paid_at": _when(order.paid_at),
-        "refundable_cents": max(order.total_cents - order.refunded_cents, 0),
-        "items": [
-            {
-                "product_id": i.product_id,
-                "title": i.title,
-                "quantity": i.quantity,
-                "price": format_money(i.unit_price_cents, money),
-                "discount": format_money(i.discount_cents, money) if i.discount_cents else "",
-                "total": format_money(i.total_cents, money),
-            }
-            for i in items
-        ],
-    }
+    head = OrderHead(
+        **_order_row(order, email),
+        currency=money,
+        subtotal=format_money(order.subtotal_cents, money),
+        discount=format_money(order.discount_cents, money) if order.discount_cents else "",
+        promo_code=order.promo_code,
+        payment_intent=order.stripe_payment_intent_id or "",
+        paid_at=_when(order.paid_at),
+        refundable_cents=max(order.total_cents - order.refunded_cents, 0),
+    )
+    item_rows = [
+        OrderItemRow(
+            product_id=i.product_id,
+            title=i.title,
+            quantity=i.quantity,
+            price=format_money(i.unit_price_cents, money),
+            discount=format_money(i.discount_cents, money) if i.discount_cents else "",
+            total=format_money(i.total_cents, money),
+        )
+        for i in items
+    ]
     needles = [order.stripe_session_id] + (
         [order.stripe_payment_intent_id] if order.stripe_payment_intent_id else []
     )
@@ -440,24 +556,27 @@ def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> dict[
         .order_by(col(WebhookEvent.id))
         .limit(50)
     ).all()
-    detail["events"] = [_event_row(e) for e in events]
-    detail["refunds"] = _refunds(session, order_id)
-    return detail
+    return OrderDetail(
+        order=head,
+        items=item_rows,
+        events=[_event_row(e) for e in events],
+        refunds=_refunds(session, order_id),
+    )
 
 
-def _refunds(session: Session, order_id: int) -> list[dict[str, Any]]:
+def _refunds(session: Session, order_id: int) -> list[RefundRow]:
     try:
         from quantoxbay.models import Refund  # the post-purchase helper's table
     except ImportError:  # pragma: no cover - until it lands
         return []
     rows = session.exec(select(Refund).where(col(Refund.order_id) == order_id).order_by(col(Refund.id))).all()
     return [
-        {
-            "amount": format_money(r.amount_cents, r.currency),
-            "status": r.status,
-            "reason": r.reason.replace("_", " "),
-            "created": _when(r.created_at),
-        }
+        RefundRow(
+            amount=format_money(r.amount_cents, r.currency),
+            status=r.status,
+            reason=r.reason.replace("_", " "),
+            created=_when(r.created_at),
+        )
         for r in rows
     ]
 
@@ -491,23 +610,23 @@ def refund_order(
 # --- webhook events -----------------------------------------------------------------
 
 
-def _event_row(e: WebhookEvent) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "event_id": e.stripe_event_id,
-        "type": e.type,
-        "received": _when(e.received_at),
-        "processed": _when(e.processed_at),
-        "outcome": e.outcome,
+def _event_row(e: WebhookEvent) -> EventRow:
+    return EventRow(
+        id=_id(e.id),
+        event_id=e.stripe_event_id,
+        type=e.type,
+        received=_when(e.received_at),
+        processed=_when(e.processed_at),
+        outcome=e.outcome,
         # Why fulfilment refused the event's Checkout Session (outcome "rejected" or "ignored").
-        "reason": e.reason,
-        "error": (e.error.strip().splitlines() or [""])[-1][:300],
-    }
+        reason=e.reason,
+        error=(e.error.strip().splitlines() or [""])[-1][:300],
+    )
 
 
 def list_webhook_events(
     *, session: Session, actor: UserPublic, query: str = "", outcome: str = "", limit: int = LIST_LIMIT
-) -> list[dict]:
+) -> list[EventRow]:
     """Received events, newest first; filter by event id / type (part of it) and outcome
     (``"rejected"``: the Checkout Sessions fulfilment refused, each with its reason)."""
     require_admin(actor)
@@ -578,7 +697,7 @@ def record_resend_failure(
     _log(session, actor, "webhook.resend", f"webhook_event:{row.id}", f"{row.stripe_event_id} -> failed")
 
 
-def recent_actions(*, session: Session, actor: UserPublic, limit: int = 20) -> list[dict]:
+def recent_actions(*, session: Session, actor: UserPublic, limit: int = 20) -> list[ActionRow]:
     require_admin(actor)
     rows = session.exec(
         select(AdminAction, User.email)
@@ -587,12 +706,6 @@ def recent_actions(*, session: Session, actor: UserPublic, limit: int = 20) -> l
         .limit(limit)
     ).all()
     return [
-        {
-            "when": _when(a.created_at),
-            "who": email,
-            "action": a.action,
-            "target": a.target,
-            "detail": a.detail,
-        }
+        ActionRow(when=_when(a.created_at), who=email, action=a.action, target=a.target, detail=a.detail)
         for a, email in rows
     ]

@@ -357,9 +357,10 @@ _ROLLUP_KEY = ["seller_id", "slot", "product_id", "currency"]
 
 
 def slot_of(moment: datetime) -> int:
-    """The 15-minute UTC slot (seconds since the epoch) holding a moment (naive = UTC)."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return int(aware.timestamp()) // SLOT_SECONDS * SLOT_SECONDS
+    """The 15-minute UTC slot (seconds since the epoch) holding a moment (timezone-aware)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"slot_of needs a timezone-aware datetime, got {moment!r}")
+    return int(moment.timestamp()) // SLOT_SECONDS * SLOT_SECONDS
 
 
 def _bump(session: Session, key: dict, **deltas: int) -> None:
@@ -572,11 +573,10 @@ def orders_csv(
     writer.writerow(CSV_COLUMNS)
     for item, order, email, refunded in rows:
         currency = order.currency
-        created = item.created_at if item.created_at.tzinfo else item.created_at.replace(tzinfo=UTC)
         writer.writerow(
             [
                 item.order_id,
-                created.astimezone(zi).strftime("%Y-%m-%d %H:%M:%S"),
+                item.created_at.astimezone(zi).strftime("%Y-%m-%d %H:%M:%S"),
                 zi.key,
                 order.status,
                 item.product_id,

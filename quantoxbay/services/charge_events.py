@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 from sqlalchemy import Connection, bindparam, text, update
 from sqlalchemy import select as sa_select
@@ -179,13 +180,20 @@ def apply_kept_events(outer: Session, payment_intent_ids: list[str | None]) -> N
         session.commit()  # releases the savepoint; the caller's transaction commits it all
 
 
-def kept_events(*, session: Session, limit: int = 100) -> list[dict[str, Any]]:
+class KeptEventRow(TypedDict):
+    stripe_event_id: str
+    type: str
+    payment_intent: str
+    received_at: datetime
+
+
+def kept_events(*, session: Session, limit: int = 100) -> list[KeptEventRow]:
     """Events still waiting for their order, oldest first (for the admin)."""
     rows = session.exec(
         select(ChargeEvent).where(col(ChargeEvent.status) == KEPT).order_by(col(ChargeEvent.id)).limit(limit)
     ).all()
     return [
-        {"stripe_event_id": r.stripe_event_id, "type": r.type, "payment_intent": r.stripe_payment_intent_id,
-         "received_at": r.received_at}
+        KeptEventRow(stripe_event_id=r.stripe_event_id, type=r.type, payment_intent=r.stripe_payment_intent_id,
+                     received_at=r.received_at)
         for r in rows
     ]  # fmt: skip

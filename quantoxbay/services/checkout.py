@@ -26,7 +26,7 @@ from quantoxbay.payments.gateway import StripeGateway, checkout_session_key
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, connect, promotions
 from quantoxbay.services.fees import FeeSchedule
 from quantoxbay.services.fulfillment import FulfillmentResult, fulfill_checkout
-from quantoxbay.services.pricing import aware, current_price_cents, sale_is_running
+from quantoxbay.services.pricing import current_price_cents, sale_is_running
 from quantoxbay.services.stripe_products import stripe_product_id_for
 from quantoxbay.settings import Settings
 
@@ -129,7 +129,7 @@ def start_checkout(
     # Do not let a sale price or a code outlive its end by more than Stripe makes us.
     # Derived from the window, not from now, so a replayed request sends the same params.
     earliest = (window + 1) * IDEMPOTENCY_WINDOW_SECONDS + MIN_SESSION_LIFETIME_SECONDS
-    deadlines = [aware(product.sale_ends_at) if sale_is_running(product, now_dt) else None]
+    deadlines = [product.sale_ends_at if sale_is_running(product, now_dt) else None]
     deadlines.append(promo.expires_at if promo else None)
     for deadline in deadlines:
         if deadline is not None:

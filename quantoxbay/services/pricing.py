@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from quantoxbay.models import Product, utcnow
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; we store UTC everywhere."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def sale_is_running(product: Product, now: datetime | None = None) -> bool:
@@ -19,7 +12,7 @@ def sale_is_running(product: Product, now: datetime | None = None) -> bool:
     if product.sale_price_cents is None or product.sale_price_cents >= product.price_cents:
         return False
     now = now or utcnow()
-    starts, ends = aware(product.sale_starts_at), aware(product.sale_ends_at)
+    starts, ends = product.sale_starts_at, product.sale_ends_at
     return (starts is None or starts <= now) and (ends is None or now < ends)
 
 

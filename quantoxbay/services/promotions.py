@@ -46,7 +46,7 @@ from quantoxbay.models import (
 from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
 from quantoxbay.services.money import format_money
-from quantoxbay.services.pricing import aware, sale_is_running
+from quantoxbay.services.pricing import sale_is_running
 from quantoxbay.services.stripe_products import stripe_product_id_for
 from quantoxbay.services.text import one_line
 
@@ -135,7 +135,7 @@ def lowest_hosted_total_cents(
         subtotal_cents - coupon_discount_cents(p, subtotal_cents)
         for p in rows
         if (p.amount_off_cents is None or p.currency == currency)
-        and ((expires := aware(p.expires_at)) is None or expires > now)
+        and (p.expires_at is None or p.expires_at > now)
     ]
     positive = [t for t in totals if 0 < t < subtotal_cents]
     return min(positive) if positive else None
@@ -179,8 +179,7 @@ def redemptions(*, session: Session, promotion: Promotion, buyer_id: int | None 
 def _status(promo: Promotion, used: int, now: datetime) -> str:
     if not promo.active:
         return "Deactivated"
-    expires = aware(promo.expires_at)
-    if expires is not None and expires <= now:
+    if promo.expires_at is not None and promo.expires_at <= now:
         return "Expired"
     if promo.max_redemptions is not None and used >= promo.max_redemptions:
         return "Used up"
@@ -237,7 +236,6 @@ def create_promotion(
         raise DomainError("Enter an amount off greater than zero.")
     if max_redemptions is not None and max_redemptions < 1:
         raise DomainError("Max redemptions must be at least 1 (leave it empty for no limit).")
-    expires_at = aware(expires_at)
     if expires_at is not None and expires_at <= now + timedelta(minutes=1):
         raise DomainError("The expiry must be in the future.")
 
@@ -343,7 +341,7 @@ def _public(
         product_id=promo.product_id,
         max_redemptions=promo.max_redemptions,
         redemptions=used,
-        expires_at=aware(promo.expires_at),
+        expires_at=promo.expires_at,
         once_per_buyer=promo.once_per_buyer,
         active=promo.active,
         status=_status(promo, used, now),
@@ -401,8 +399,7 @@ def check_code(
         raise DomainError(f"The code {cleaned} is not valid.")
     if promo.product_id is not None and promo.product_id != product.id:
         raise DomainError(f"The code {cleaned} does not apply to this product.")
-    expires = aware(promo.expires_at)
-    if expires is not None and expires <= now:
+    if promo.expires_at is not None and promo.expires_at <= now:
         raise DomainError(f"The code {cleaned} has expired.")
     if promo.max_redemptions is not None and redemptions(session=session, promotion=promo) >= (
         promo.max_redemptions
@@ -413,7 +410,7 @@ def check_code(
     if promo.amount_off_cents is not None and promo.currency != product.currency:
         raise DomainError(f"The code {cleaned} does not apply to this product.")
     assert promo.id is not None
-    return CheckoutPromotion(promo.id, promo.stripe_promotion_code_id, promo.once_per_buyer, expires)
+    return CheckoutPromotion(promo.id, promo.stripe_promotion_code_id, promo.once_per_buyer, promo.expires_at)
 
 
 def claim_for_checkout(
@@ -442,7 +439,7 @@ def claim_for_checkout(
     ).all()
     used_elsewhere = False
     for claim in claims:
-        if claim.stripe_session_id == stripe_session_id or aware(claim.expires_at) <= now:  # type: ignore[operator]
+        if claim.stripe_session_id == stripe_session_id or claim.expires_at <= now:
             continue
         if not _expire_open_session(gateway, claim.stripe_session_id):
             used_elsewhere = True
@@ -500,7 +497,7 @@ def schedule_sale(
             f"The sale price must be lower than the regular price "
             f"({format_money(product.price_cents, product.currency)})."
         )
-    starts_at, ends_at = aware(starts_at) or now, aware(ends_at)
+    starts_at = starts_at or now
     if ends_at is None:
         raise DomainError("Choose when the sale ends.")
     if ends_at <= now:
@@ -531,7 +528,7 @@ def end_sale(*, session: Session, seller_id: int, product_id: int) -> None:
 
 def _sale_public(product: Product, now: datetime) -> SalePublic:
     assert product.id is not None and product.sale_price_cents is not None
-    starts, ends = aware(product.sale_starts_at), aware(product.sale_ends_at)
+    starts, ends = product.sale_starts_at, product.sale_ends_at
     if sale_is_running(product, now):
         status = "Running"
     elif starts is not None and starts > now:
@@ -562,4 +559,4 @@ def sale_deadline(*, session: Session, product_id: int, now: datetime | None = N
     product = session.get(Product, product_id)
     if product is None or not sale_is_running(product, now):
         return None
-    return aware(product.sale_ends_at)
+    return product.sale_ends_at

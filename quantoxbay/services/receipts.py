@@ -19,7 +19,7 @@ import html
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -119,7 +119,7 @@ def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announc
         queue_receipts(session.connection(), [(order_id, buyer_id)], skip_queued=True)
     elif row.status == MailStatus.PENDING.value and row.send_count == 0:
         raise DomainError("Your receipt is on its way; it should arrive in a minute.")
-    elif row.sent_at is not None and utcnow() - _aware(row.sent_at) < RESEND_COOLDOWN:
+    elif row.sent_at is not None and utcnow() - row.sent_at < RESEND_COOLDOWN:
         raise DomainError("We sent your receipt a moment ago. Please check your inbox (and spam folder).")
     else:
         row.status, row.attempts, row.next_attempt_at, row.locked_until = (
@@ -170,11 +170,6 @@ def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int
 # --- rendering ---------------------------------------------------------------------
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite gives naive datetimes back; they are UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _message(*, to: str, sender: str, subject: str, text: str, html_body: str) -> EmailMessage:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, to, subject
@@ -198,7 +193,7 @@ def render_receipt(*, session: Session, row: MailOutbox, public_url: str, sender
             select(ProductFile.filename).where(ProductFile.product_id == item.product_id)
         ).all()
         lines.append((item.title, money(item.total_cents), list(files)))
-    paid = _aware(order.paid_at or order.created_at).strftime("%d %b %Y %H:%M UTC")
+    paid = (order.paid_at or order.created_at).strftime("%d %b %Y %H:%M UTC")
     text = ["Thank you for your purchase on QuantoxBay.", "", f"Order #{order.id}, paid {paid}", ""]
     for title, amount, files in lines:
         text.append(f"  {title}  {amount}")
@@ -434,7 +429,7 @@ class OutboxWorker:
             try:
                 result = drain_outbox(**self._kwargs)  # type: ignore[arg-type]
                 if result.next_due is not None:
-                    wait = min(wait, max((_aware(result.next_due) - utcnow()).total_seconds(), 0.5))
+                    wait = min(wait, max((result.next_due - utcnow()).total_seconds(), 0.5))
             except Exception:
                 logger.exception("mail outbox pass failed")
             self._wake.wait(wait)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
@@ -347,10 +347,26 @@ def on_dispute_closed(*, session: Session, dispute: Mapping[str, Any]) -> list[A
 # --- the seller's "Orders" view -----------------------------------------------------
 
 
+class SellerOrderRow(TypedDict):
+    """One line of the seller's "Orders" page (SellerOrdersState holds them as they are)."""
+
+    order_id: int
+    title: str
+    buyer: str  # e-mail
+    status: str
+    status_label: str  # "partially refunded"
+    total: str
+    refunded: str  # "" when nothing was refunded
+    refundable_cents: int
+    can_refund: bool
+    downloads_used: int
+    date: str
+
+
 def list_seller_orders(
     *, session: Session, seller_id: int, limit: int = 25, offset: int = 0
-) -> list[dict[str, Any]]:
-    """The seller's paid (and later) orders, newest first, as plain dicts for the page."""
+) -> list[SellerOrderRow]:
+    """The seller's paid (and later) orders, newest first, as rows for the page."""
     rows = session.exec(
         select(Order, OrderItem, User.email)
         .join(OrderItem, col(OrderItem.order_id) == Order.id)
@@ -360,25 +376,26 @@ def list_seller_orders(
         .limit(limit)
         .offset(offset)
     ).all()
-    out = []
+    out: list[SellerOrderRow] = []
     for order, item, email in rows:
         assert order.id is not None
         grant = session.exec(select(DownloadGrant).where(DownloadGrant.order_id == order.id)).first()
+        refundable = (
+            refundable_cents(session=session, order_id=order.id) if order.status in REFUNDABLE_STATUSES else 0
+        )
         out.append(
-            {
-                "order_id": order.id,
-                "title": item.title,
-                "buyer": email,
-                "status": order.status,
-                "total": format_money(order.total_cents, order.currency),
-                "refunded": format_money(order.refunded_cents, order.currency)
-                if order.refunded_cents
-                else "",
-                "refundable_cents": refundable_cents(session=session, order_id=order.id)
-                if order.status in REFUNDABLE_STATUSES
-                else 0,
-                "downloads_used": grant.downloads_used if grant else 0,
-                "date": order.created_at.strftime("%d %b %Y"),
-            }
+            SellerOrderRow(
+                order_id=order.id,
+                title=item.title,
+                buyer=email,
+                status=order.status,
+                status_label=order.status.replace("_", " "),
+                total=format_money(order.total_cents, order.currency),
+                refunded=format_money(order.refunded_cents, order.currency) if order.refunded_cents else "",
+                refundable_cents=refundable,
+                can_refund=refundable > 0,
+                downloads_used=grant.downloads_used if grant else 0,
+                date=order.created_at.strftime("%d %b %Y"),
+            )
         )
     return out

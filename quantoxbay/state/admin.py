@@ -37,24 +37,24 @@ class AdminState(rx.State):
     loaded: rx.Field[bool] = rx.field(False)
     error: rx.Field[str] = rx.field("")
 
-    revenue: rx.Field[list[dict]] = rx.field(default_factory=list)
+    revenue: rx.Field[list[admin.RevenueRow]] = rx.field(default_factory=list)
     total_orders: rx.Field[int] = rx.field(0)
     active_sellers: rx.Field[int] = rx.field(0)
     total_users: rx.Field[int] = rx.field(0)
 
     user_query: rx.Field[str] = rx.field("")
-    users: rx.Field[list[dict]] = rx.field(default_factory=list)
+    users: rx.Field[list[admin.UserRow]] = rx.field(default_factory=list)
     product_query: rx.Field[str] = rx.field("")
-    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    products: rx.Field[list[admin.ProductRow]] = rx.field(default_factory=list)
     order_query: rx.Field[str] = rx.field("")
-    orders: rx.Field[list[dict]] = rx.field(default_factory=list)
-    order: rx.Field[dict] = rx.field(default_factory=dict)
-    order_items: rx.Field[list[dict]] = rx.field(default_factory=list)
-    order_events: rx.Field[list[dict]] = rx.field(default_factory=list)
-    order_refunds: rx.Field[list[dict]] = rx.field(default_factory=list)
+    orders: rx.Field[list[admin.OrderRow]] = rx.field(default_factory=list)
+    order: rx.Field[admin.OrderHead | None] = rx.field(None)  # the order opened, if any
+    order_items: rx.Field[list[admin.OrderItemRow]] = rx.field(default_factory=list)
+    order_events: rx.Field[list[admin.EventRow]] = rx.field(default_factory=list)
+    order_refunds: rx.Field[list[admin.RefundRow]] = rx.field(default_factory=list)
     event_query: rx.Field[str] = rx.field("")
-    events: rx.Field[list[dict]] = rx.field(default_factory=list)
-    actions: rx.Field[list[dict]] = rx.field(default_factory=list)
+    events: rx.Field[list[admin.EventRow]] = rx.field(default_factory=list)
+    actions: rx.Field[list[admin.ActionRow]] = rx.field(default_factory=list)
     # "Platform fees": the fee in force, fees per period and currency, sellers' payout status.
     fee_schedule: rx.Field[str] = rx.field("")
     fee_totals: rx.Field[list[FeeTotalRow]] = rx.field(default_factory=list)
@@ -63,7 +63,7 @@ class AdminState(rx.State):
     def _deny(self, exc: DomainError):
         self.loaded, self.error = False, str(exc)
         self.users, self.products, self.orders, self.events, self.revenue = [], [], [], [], []
-        self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
+        self.order, self.order_items, self.order_events, self.order_refunds = None, [], [], []
         self.fee_schedule, self.fee_totals, self.seller_payouts = "", [], []
         return rx.toast.error(str(exc))
 
@@ -97,10 +97,8 @@ class AdminState(rx.State):
 
     async def _order(self, user: UserPublic, order_id: int) -> None:
         detail = await run_service(admin.order_detail, actor=user, order_id=order_id)
-        self.order_items = detail.pop("items")
-        self.order_events = detail.pop("events")
-        self.order_refunds = detail.pop("refunds")
-        self.order = detail
+        self.order, self.order_items = detail["order"], detail["items"]
+        self.order_events, self.order_refunds = detail["events"], detail["refunds"]
 
     @rx.event
     @_admin_page
@@ -185,9 +183,9 @@ class AdminState(rx.State):
     async def search_orders(self, form_data: dict, user: UserPublic):
         self.order_query = str(form_data.get("q", ""))[:255]
         await self._orders(user)
-        self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
+        self.order, self.order_items, self.order_events, self.order_refunds = None, [], [], []
         if len(self.orders) == 1:
-            await self._order(user, int(self.orders[0]["id"]))
+            await self._order(user, self.orders[0]["id"])
         return None
 
     @rx.event
@@ -203,7 +201,7 @@ class AdminState(rx.State):
     @rx.event
     @_admin_page
     async def close_order(self):
-        self.order, self.order_items, self.order_events, self.order_refunds = {}, [], [], []
+        self.order, self.order_items, self.order_events, self.order_refunds = None, [], [], []
         return None
 
     @rx.event

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import reflex as rx
 
 from quantoxbay.components.countdown import COUNTDOWN_SCRIPT
@@ -22,10 +24,21 @@ def human_size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+class FileRow(TypedDict):
+    """A file on the product page: its name and size, never a link."""
+
+    filename: str
+    size_label: str  # "1.2 MB"
+
+
+# Listings hold the catalog service's own ProductCard models (Reflex serialises pydantic models
+# and types each field access): a second, dict-shaped copy of their fields would only drift.
+
+
 class StorefrontState(rx.State):
     """`/`: search, filters, sort and keyset pages over the published products."""
 
-    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    products: rx.Field[list[catalog.ProductCard]] = rx.field(default_factory=list)
     query: rx.Field[str] = rx.field("")
     category: rx.Field[str] = rx.field(ALL_CATEGORIES)
     sort: rx.Field[str] = rx.field("newest")
@@ -64,7 +77,7 @@ class StorefrontState(rx.State):
         except DomainError as exc:
             self.error, self.products, self.next_cursor, self.loading = str(exc), [], "", False
             return
-        self.products = [c.model_dump() for c in result.items]
+        self.products = list(result.items)
         self.next_cursor = result.next_cursor or ""
         self.loading = False
 
@@ -134,8 +147,8 @@ class StorefrontState(rx.State):
 class ProductState(rx.State):
     """`/products/[product_id]`: a published product, or "not found" for anything else."""
 
-    product: rx.Field[dict] = rx.field(default_factory=dict)
-    files: rx.Field[list[dict]] = rx.field(default_factory=list)
+    product: rx.Field[catalog.ProductDetail | None] = rx.field(None)
+    files: rx.Field[list[FileRow]] = rx.field(default_factory=list)
     not_found: rx.Field[bool] = rx.field(False)
     loading: rx.Field[bool] = rx.field(True)
     # the running sale's end (epoch ms) for the countdown; 0: none
@@ -148,15 +161,14 @@ class ProductState(rx.State):
         try:
             detail = await run_service(catalog.get_published_product, product_id=int(raw))
         except (NotFound, ValueError, TypeError):
-            self.product, self.files, self.not_found, self.loading = {}, [], True, False
+            self.product, self.files, self.not_found, self.loading = None, [], True, False
             return None
-        data = detail.model_dump()
-        self.files = [{**f, "size_label": human_size(f["size_bytes"])} for f in data.pop("files")]
-        self.product = data
+        self.files = [FileRow(filename=f.filename, size_label=human_size(f.size_bytes)) for f in detail.files]
+        self.product = detail
         self.not_found = False
         self.loading = False
         deadline = await run_service(promotions.sale_deadline, product_id=int(raw))
-        if deadline is not None and data.get("on_sale"):
+        if deadline is not None and detail.on_sale:
             self.sale_ends_at_ms = int(deadline.timestamp() * 1000)
             return rx.call_script(COUNTDOWN_SCRIPT)
         return None
@@ -166,7 +178,7 @@ class SellerPageState(rx.State):
     """`/sellers/[handle]`: a seller's published products."""
 
     seller_name: rx.Field[str] = rx.field("")
-    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    products: rx.Field[list[catalog.ProductCard]] = rx.field(default_factory=list)
     next_cursor: rx.Field[str] = rx.field("")
     not_found: rx.Field[bool] = rx.field(False)
     loading: rx.Field[bool] = rx.field(True)
@@ -191,7 +203,7 @@ class SellerPageState(rx.State):
             cursor=cursor,
             limit=PAGE_SIZE,
         )
-        self.products = [*self.products, *(c.model_dump() for c in page.items)]
+        self.products = [*self.products, *page.items]
         self.next_cursor = page.next_cursor or ""
         self.loading = False
 

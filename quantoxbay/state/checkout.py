@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypedDict
 
 import reflex as rx
 from reflex.event import EventSpec
@@ -33,14 +33,36 @@ def _go(url: str) -> EventSpec:
     return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
 
-def _file_rows(entry: library.LibraryEntry, user_id: int) -> list[dict[str, Any]]:
+class FileLink(TypedDict):
+    """A purchased file with its fresh signed download link."""
+
+    filename: str
+    size: int  # bytes
+    url: str
+
+
+class LibraryRow(TypedDict):
+    """A purchase in `/library` (made here from library.LibraryEntry)."""
+
+    order_id: int
+    title: str
+    status: str  # "partially refunded"
+    total: str
+    refunded: str  # "" when nothing was refunded
+    date: str
+    can_download: bool
+    downloads: str  # "2 of 5 downloads used", "" without a limit
+    files: list[FileLink]
+
+
+def _file_rows(entry: library.LibraryEntry, user_id: int) -> list[FileLink]:
     secret = get_settings().app_secret
     return [
-        {
-            "filename": f.filename,
-            "size": f.size_bytes,
-            "url": download_url(secret=secret, user_id=user_id, order_id=entry.order_id, file_id=f.file_id),
-        }
+        FileLink(
+            filename=f.filename,
+            size=f.size_bytes,
+            url=download_url(secret=secret, user_id=user_id, order_id=entry.order_id, file_id=f.file_id),
+        )
         for f in entry.files
     ]
 
@@ -118,7 +140,7 @@ class CheckoutSuccessState(rx.State):
     status: rx.Field[str] = rx.field("waiting")
     title: rx.Field[str] = rx.field("")
     total_label: rx.Field[str] = rx.field("")
-    files: rx.Field[list[dict]] = rx.field(default_factory=list)
+    files: rx.Field[list[FileLink]] = rx.field(default_factory=list)
     # Checked against the session cookie at load; a push then needs one query, not three.
     _buyer_id: int = 0
 
@@ -202,7 +224,7 @@ _buyer_page = requires(refuse=_empty_library)
 class LibraryState(rx.State):
     """`/library`: every purchase, newest first, a page at a time; fresh signed links on each load."""
 
-    entries: rx.Field[list[dict]] = rx.field(default_factory=list)
+    entries: rx.Field[list[LibraryRow]] = rx.field(default_factory=list)
     loaded: rx.Field[bool] = rx.field(False)
     page: rx.Field[int] = rx.field(0)
     has_next: rx.Field[bool] = rx.field(False)
@@ -212,19 +234,19 @@ class LibraryState(rx.State):
         result = await run_service(library.library_page, buyer_id=user.id, page=self.page)
         self.has_next = result.has_next
         self.entries = [
-            {
-                "order_id": e.order_id,
-                "title": e.title,
-                "status": e.status.replace("_", " "),
-                "total": e.total_label,
-                "refunded": e.refunded_label,
-                "date": e.purchased_at.strftime("%d %b %Y"),
-                "can_download": e.can_download,
-                "downloads": (
+            LibraryRow(
+                order_id=e.order_id,
+                title=e.title,
+                status=e.status.replace("_", " "),
+                total=e.total_label,
+                refunded=e.refunded_label,
+                date=e.purchased_at.strftime("%d %b %Y"),
+                can_download=e.can_download,
+                downloads=(
                     f"{e.downloads_used} of {e.download_limit} downloads used" if e.download_limit else ""
                 ),
-                "files": _file_rows(e, user.id),
-            }
+                files=_file_rows(e, user.id),
+            )
             for e in result.entries
         ]
         self.loaded = True

@@ -12,6 +12,8 @@ this seller is paid or refunded, the pusher (api/live.py) calls ``on_announcemen
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import reflex as rx
 from reflex.event import EventSpec
 
@@ -40,6 +42,42 @@ def _major(cents: int) -> float:
     return round(cents / 100, 2)
 
 
+# The rows the page shows, made here from analytics.SellerDashboard (money formatted).
+
+
+class CurrencyTotalRow(TypedDict):
+    currency: str  # upper case
+    gross: str
+    refunds: str
+    net: str
+    orders: int
+
+
+class ProductRow(TypedDict):
+    id: int
+    title: str
+    orders: int
+    units: int
+    gross: str
+    refunds: str
+    net: str
+
+
+class SeriesPoint(TypedDict):
+    """One bar of the revenue chart (major units: the chart's axis shows them)."""
+
+    label: str
+    net: float
+    refunds: float
+    units: int
+
+
+class ProductBar(TypedDict):
+    title: str  # shortened to fit the axis
+    units: int
+    net: float
+
+
 class DashboardState(rx.State):
     """What the dashboard shows; plain data only."""
 
@@ -55,11 +93,11 @@ class DashboardState(rx.State):
     net: rx.Field[str] = rx.field("")
     orders: rx.Field[int] = rx.field(0)
     units: rx.Field[int] = rx.field(0)
-    other_currencies: rx.Field[list[dict]] = rx.field(default_factory=list)
-    products: rx.Field[list[dict]] = rx.field(default_factory=list)
-    top_products: rx.Field[list[dict]] = rx.field(default_factory=list)
-    series: rx.Field[list[dict]] = rx.field(default_factory=list)
-    product_chart: rx.Field[list[dict]] = rx.field(default_factory=list)
+    other_currencies: rx.Field[list[CurrencyTotalRow]] = rx.field(default_factory=list)
+    products: rx.Field[list[ProductRow]] = rx.field(default_factory=list)
+    top_products: rx.Field[list[ProductRow]] = rx.field(default_factory=list)
+    series: rx.Field[list[SeriesPoint]] = rx.field(default_factory=list)
+    product_chart: rx.Field[list[ProductBar]] = rx.field(default_factory=list)
     bucket: rx.Field[str] = rx.field("day")
 
     # The live "toast": the last sale or refund pushed to this page.
@@ -83,39 +121,36 @@ class DashboardState(rx.State):
         self.net = format_money(main.net_cents, d.currency)
         self.orders, self.units = main.orders, main.units
         self.other_currencies = [
-            {
-                "currency": t.currency.upper(),
-                "gross": format_money(t.gross_cents, t.currency),
-                "refunds": format_money(t.refunded_cents, t.currency),
-                "net": format_money(t.net_cents, t.currency),
-                "orders": t.orders,
-            }
+            CurrencyTotalRow(
+                currency=t.currency.upper(),
+                gross=format_money(t.gross_cents, t.currency),
+                refunds=format_money(t.refunded_cents, t.currency),
+                net=format_money(t.net_cents, t.currency),
+                orders=t.orders,
+            )
             for t in d.totals[1:]
         ]
-        self.products = [
-            {
-                "id": p.product_id,
-                "title": p.title,
-                "orders": p.orders,
-                "units": p.units,
-                "gross": format_money(p.gross_cents, p.currency),
-                "refunds": format_money(p.refunded_cents, p.currency),
-                "net": format_money(p.net_cents, p.currency),
-            }
+        products = [
+            ProductRow(
+                id=p.product_id,
+                title=p.title,
+                orders=p.orders,
+                units=p.units,
+                gross=format_money(p.gross_cents, p.currency),
+                refunds=format_money(p.refunded_cents, p.currency),
+                net=format_money(p.net_cents, p.currency),
+            )
             for p in d.products
         ]
-        self.top_products = self.products[: analytics.TOP_PRODUCTS]
+        self.products, self.top_products = products, products[: analytics.TOP_PRODUCTS]
         self.series = [
-            {
-                "label": p.label,
-                "net": _major(p.net_cents),
-                "refunds": _major(p.refunded_cents),
-                "units": p.units,
-            }
+            SeriesPoint(
+                label=p.label, net=_major(p.net_cents), refunds=_major(p.refunded_cents), units=p.units
+            )
             for p in d.series
         ]
         self.product_chart = [
-            {"title": p.title[:28], "units": p.units, "net": _major(p.net_cents)}
+            ProductBar(title=p.title[:28], units=p.units, net=_major(p.net_cents))
             for p in d.products[:10]
             if p.currency == d.currency
         ]

@@ -7,6 +7,7 @@ code or product is theirs.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 import reflex as rx
 from reflex.event import EventSpec
@@ -14,7 +15,7 @@ from reflex.event import EventSpec
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, PaymentError, catalog, promotions
 from quantoxbay.services.accounts import UserPublic
-from quantoxbay.services.money import format_money, parse_price
+from quantoxbay.services.money import parse_price
 from quantoxbay.state.guards import requires
 from quantoxbay.state.session import run_service
 
@@ -49,6 +50,37 @@ def _when(value: datetime | None, offset_minutes: int) -> str:
     return (value - timedelta(minutes=offset_minutes)).strftime("%Y-%m-%d %H:%M")
 
 
+# The rows the page shows, made here from the promotions service's results.
+
+
+class CodeRow(TypedDict):
+    id: int
+    code: str
+    discount: str  # "20% off", "$5.00 off"
+    scope: str
+    uses: str  # "3 / 10"
+    expires: str  # in the viewer's zone, or "Never"
+    once: str  # "Yes" | "No"
+    status: str
+    active: bool
+
+
+class SaleRow(TypedDict):
+    product_id: int
+    title: str
+    prices: str  # "$5.00 (was $10.00)"
+    starts: str  # in the viewer's zone
+    ends: str
+    status: str
+
+
+class ProductChoice(TypedDict):
+    """A product in the page's selects (a Select's values are strings)."""
+
+    id: str
+    title: str  # with its price
+
+
 def _whole_number(text: str, message: str) -> int | None:
     text = text.strip()
     if not text:
@@ -62,10 +94,9 @@ class PromotionsState(rx.State):
     """Promo codes (create, deactivate) and sales (schedule, end) of the logged-in seller."""
 
     loaded: rx.Field[bool] = rx.field(False)
-    codes: rx.Field[list[dict]] = rx.field(default_factory=list)
-    sales: rx.Field[list[dict]] = rx.field(default_factory=list)
-    # {"id": "12", "title": ...} for the selects
-    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    codes: rx.Field[list[CodeRow]] = rx.field(default_factory=list)
+    sales: rx.Field[list[SaleRow]] = rx.field(default_factory=list)
+    products: rx.Field[list[ProductChoice]] = rx.field(default_factory=list)
     # the browser's Date.getTimezoneOffset()
     tz_offset: rx.Field[int] = rx.field(0)
 
@@ -110,34 +141,32 @@ class PromotionsState(rx.State):
         sales = await run_service(promotions.list_sales, seller_id=user.id)
         products = await run_service(catalog.list_seller_products, seller_id=user.id)
         self.codes = [
-            {
-                "id": c.id,
-                "code": c.code,
-                "discount": c.discount_label,
-                "scope": c.scope_label,
-                "uses": f"{c.redemptions} / {c.max_redemptions}" if c.max_redemptions else str(c.redemptions),
-                "expires": _when(c.expires_at, self.tz_offset) or "Never",
-                "once": "Yes" if c.once_per_buyer else "No",
-                "status": c.status,
-                "active": c.active,
-            }
+            CodeRow(
+                id=c.id,
+                code=c.code,
+                discount=c.discount_label,
+                scope=c.scope_label,
+                uses=f"{c.redemptions} / {c.max_redemptions}" if c.max_redemptions else str(c.redemptions),
+                expires=_when(c.expires_at, self.tz_offset) or "Never",
+                once="Yes" if c.once_per_buyer else "No",
+                status=c.status,
+                active=c.active,
+            )
             for c in codes
         ]
         self.sales = [
-            {
-                "product_id": s.product_id,
-                "title": s.title,
-                "prices": f"{s.sale_price_label} (was {s.price_label})",
-                "starts": _when(s.starts_at, self.tz_offset),
-                "ends": _when(s.ends_at, self.tz_offset),
-                "status": s.status,
-            }
+            SaleRow(
+                product_id=s.product_id,
+                title=s.title,
+                prices=f"{s.sale_price_label} (was {s.price_label})",
+                starts=_when(s.starts_at, self.tz_offset),
+                ends=_when(s.ends_at, self.tz_offset),
+                status=s.status,
+            )
             for s in sales
         ]
         self.products = [
-            {"id": str(p.id), "title": f"{p.title} ({format_money(p.price_cents, p.currency)})"}
-            for p in products
-            if p.status != "deleted"
+            ProductChoice(id=str(p["id"]), title=f"{p['title']} ({p['price']})") for p in products
         ]
         if self.products and self.sale_product not in {p["id"] for p in self.products}:
             self.sale_product = self.products[0]["id"]

@@ -31,7 +31,7 @@ _orders_only = requires(Role.SELLER, Role.ADMIN)
 
 
 class SellerOrdersState(rx.State):
-    orders: rx.Field[list[dict]] = rx.field(default_factory=list)
+    orders: rx.Field[list[refunds.SellerOrderRow]] = rx.field(default_factory=list)
     loaded: rx.Field[bool] = rx.field(False)
     page: rx.Field[int] = rx.field(0)
     has_next: rx.Field[bool] = rx.field(False)
@@ -47,10 +47,7 @@ class SellerOrdersState(rx.State):
             refunds.list_seller_orders, seller_id=user.id, limit=PAGE_SIZE + 1, offset=self.page * PAGE_SIZE
         )
         self.has_next = len(rows) > PAGE_SIZE
-        self.orders = [
-            {**row, "status": row["status"].replace("_", " "), "can_refund": row["refundable_cents"] > 0}
-            for row in rows[:PAGE_SIZE]
-        ]
+        self.orders = rows[:PAGE_SIZE]
         self.loaded = True
 
     @rx.event
@@ -93,7 +90,7 @@ class SellerOrdersState(rx.State):
         if row is None:
             return
         self.refund_order_id, self.refund_title = order_id, row["title"]
-        cents = int(row["refundable_cents"])
+        cents = row["refundable_cents"]
         self.refund_amount = f"{cents // 100}.{cents % 100:02d}"
         self.refund_reason = "requested_by_customer"
 

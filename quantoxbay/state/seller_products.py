@@ -8,7 +8,7 @@ service checks that the product is theirs; nothing the browser says about who it
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, TypedDict
 
 import reflex as rx
 
@@ -16,7 +16,7 @@ from quantoxbay import routes
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, catalog, receipts
 from quantoxbay.services.accounts import UserPublic
-from quantoxbay.services.money import SUPPORTED_CURRENCIES, format_money, parse_price
+from quantoxbay.services.money import SUPPORTED_CURRENCIES, parse_price
 from quantoxbay.settings import get_settings
 from quantoxbay.state.catalog import human_size
 from quantoxbay.state.guards import requires, shows_errors
@@ -61,27 +61,28 @@ def _form_error_clearing(upload_id: str, prefix: str = "") -> Any:
     return answer
 
 
+class FileRow(TypedDict):
+    """A file on the edit page: catalog.SellerFile plus what the page shows of it."""
+
+    id: int
+    filename: str
+    size_bytes: int
+    version: int
+    content_type: str
+    size_label: str  # "1.2 MB"
+    id_str: str  # a Select's value is a string
+
+
 class SellerProductsState(rx.State):
     """`/seller/products`: the seller's products with their status."""
 
-    products: rx.Field[list[dict]] = rx.field(default_factory=list)
+    products: rx.Field[list[catalog.SellerProductRow]] = rx.field(default_factory=list)
     loaded: rx.Field[bool] = rx.field(False)
 
     @rx.event
     @requires(Role.SELLER, refuse=_refuse_list)
     async def load(self, user: UserPublic):
-        rows = await run_service(catalog.list_seller_products, seller_id=user.id)
-        self.products = [
-            {
-                "id": p.id,
-                "title": p.title,
-                "status": p.status,
-                "price": format_money(p.price_cents, p.currency),
-                "sales": p.sales_count,
-                "edit_url": f"/seller/products/{p.id}/edit",
-            }
-            for p in rows
-        ]
+        self.products = await run_service(catalog.list_seller_products, seller_id=user.id)
         self.loaded = True
         return None
 
@@ -98,7 +99,7 @@ class ProductFormState(rx.State):
     tags: rx.Field[str] = rx.field("")
     pay_what_you_want: rx.Field[bool] = rx.field(False)
     status: rx.Field[str] = rx.field("")
-    files: rx.Field[list[dict]] = rx.field(default_factory=list)
+    files: rx.Field[list[FileRow]] = rx.field(default_factory=list)
     cover_url: rx.Field[str] = rx.field("")
     replace_file_id: rx.Field[str] = rx.field("")
 
@@ -134,7 +135,15 @@ class ProductFormState(rx.State):
         )
         self.cover_url = view.cover_url or ""
         self.files = [
-            {**f.model_dump(), "size_label": human_size(f.size_bytes), "id_str": str(f.id)}
+            FileRow(
+                id=f.id,
+                filename=f.filename,
+                size_bytes=f.size_bytes,
+                version=f.version,
+                content_type=f.content_type,
+                size_label=human_size(f.size_bytes),
+                id_str=str(f.id),
+            )
             for f in view.files
         ]
 

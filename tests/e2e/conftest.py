@@ -17,14 +17,19 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
 
 from tests.support.servers import free_port
+
+if TYPE_CHECKING:
+    from aiosmtpd.smtp import SMTP, Envelope
+    from aiosmtpd.smtp import Session as SMTPSession
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -59,9 +64,10 @@ class SmtpSink:
         self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(parsed)  # type: ignore[arg-type]
+        self.messages.append(parsed)
         return "250 Message accepted for delivery"
 
     @property
@@ -74,7 +80,9 @@ class SmtpSink:
     def stop(self) -> None:
         self._controller.stop()
 
-    def wait_for(self, predicate, timeout: float = 20.0) -> email.message.EmailMessage:  # type: ignore[no-untyped-def]
+    def wait_for(
+        self, predicate: Callable[[email.message.EmailMessage], bool], timeout: float = 20.0
+    ) -> email.message.EmailMessage:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for message in list(self.messages):
@@ -199,17 +207,17 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def new_page(browser, live_app: LiveApp):  # type: ignore[no-untyped-def]
+def new_page(browser: Browser, live_app: LiveApp) -> Iterator[Callable[..., Page]]:
     """A factory of pages, each in its own browser context (its own cookies). Any Content
     Security Policy violation a page reports fails the test (the policy is api/security.py's)."""
-    contexts = []
+    contexts: list[BrowserContext] = []
     violations: list[str] = []
 
-    def note_violation(message) -> None:  # type: ignore[no-untyped-def]
+    def note_violation(message: ConsoleMessage) -> None:
         if "Content Security Policy" in message.text:
             violations.append(message.text)
 
-    def make(viewport: dict | None = None):  # type: ignore[no-untyped-def]
+    def make(viewport: ViewportSize | None = None) -> Page:
         context = browser.new_context(
             base_url=live_app.url, viewport=viewport or {"width": 1280, "height": 860}
         )

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "journey-password-1"
 
 
-def _sign_up(page, email: str, *, seller: bool = False) -> None:  # type: ignore[no-untyped-def]
+def _sign_up(page, email: str, *, seller: bool = False) -> None:
     page.goto("/signup")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
@@ -22,7 +22,7 @@ def _sign_up(page, email: str, *, seller: bool = False) -> None:  # type: ignore
     page.get_by_role("button", name="Create account").click()
 
 
-def test_sign_up_log_out_log_in(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_sign_up_log_out_log_in(new_page) -> None:
     page = new_page()
     email = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
     _sign_up(page, email)
@@ -48,7 +48,7 @@ def test_sign_up_log_out_log_in(new_page) -> None:  # type: ignore[no-untyped-de
     assert "qb_session" not in page.evaluate("document.cookie")
 
 
-def test_a_log_in_ticket_only_works_in_the_browser_that_asked(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_a_log_in_ticket_only_works_in_the_browser_that_asked(new_page) -> None:
     """Login CSRF: someone's own log-in ticket, opened in another browser, logs nobody in."""
     owner, other = new_page(), new_page()
     email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
@@ -76,7 +76,7 @@ def test_a_log_in_ticket_only_works_in_the_browser_that_asked(new_page) -> None:
     expect(owner.get_by_role("button", name="Account menu")).to_be_visible()
 
 
-def test_sign_up_errors_are_shown_and_change_nothing(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_sign_up_errors_are_shown_and_change_nothing(new_page) -> None:
     page = new_page()
     page.goto("/signup")
     page.get_by_label("Email").fill(f"short-{uuid.uuid4().hex[:8]}@example.com")
@@ -86,7 +86,7 @@ def test_sign_up_errors_are_shown_and_change_nothing(new_page) -> None:  # type:
     expect(page).to_have_url(re.compile(r"/signup"))
 
 
-def test_buyer_opening_seller_is_sent_away(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_buyer_opening_seller_is_sent_away(new_page) -> None:
     page = new_page()
     _sign_up(page, f"nosell-{uuid.uuid4().hex[:8]}@example.com")
     expect(page.get_by_role("button", name="Account menu")).to_be_visible()
@@ -95,13 +95,13 @@ def test_buyer_opening_seller_is_sent_away(new_page) -> None:  # type: ignore[no
     expect(page.get_by_text("You do not have access to this page.").first).to_be_visible()
 
 
-def test_anonymous_visitor_is_asked_to_log_in_for_the_library(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_visitor_is_asked_to_log_in_for_the_library(new_page) -> None:
     page = new_page()
     page.goto("/library")
     expect(page).to_have_url(re.compile(r"/login\?next=/library"))
 
 
-def test_seller_reaches_the_dashboard(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_seller_reaches_the_dashboard(new_page) -> None:
     page = new_page()
     _sign_up(page, f"maker-{uuid.uuid4().hex[:8]}@example.com", seller=True)
     expect(page.get_by_role("button", name="Account menu")).to_be_visible()
@@ -109,7 +109,7 @@ def test_seller_reaches_the_dashboard(new_page) -> None:  # type: ignore[no-unty
     expect(page.get_by_role("heading", name="Seller dashboard")).to_be_visible()
 
 
-def test_storefront_shows_demo_products_and_screenshot(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_storefront_shows_demo_products_and_screenshot(new_page) -> None:
     page = new_page()
     page.goto("/")
     for title in ("The Indie Maker's Field Guide", "Personal Budget Spreadsheet", "Cinematic Photo Presets"):
@@ -125,14 +125,14 @@ def test_storefront_shows_demo_products_and_screenshot(new_page) -> None:  # typ
     expect(page.get_by_text("cinematic-presets.json")).to_be_visible()
 
 
-def test_phone_width_has_a_menu(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_phone_width_has_a_menu(new_page) -> None:
     page = new_page(viewport={"width": 390, "height": 844})
     page.goto("/")
     expect(page.get_by_role("button", name="Open menu")).to_be_visible()
     page.screenshot(path=str(ROOT / "docs" / "storefront-phone.png"))
 
 
-def test_unknown_page_is_a_friendly_404(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_page_is_a_friendly_404(new_page) -> None:
     page = new_page()
     page.goto("/no/such/page")
     expect(page.get_by_text("Page not found")).to_be_visible()

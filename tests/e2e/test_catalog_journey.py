@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 PASSWORD = "journey-password-1"
 
 
-def _sign_up(page, email: str, *, seller: bool = False) -> None:  # type: ignore[no-untyped-def]
+def _sign_up(page, email: str, *, seller: bool = False) -> None:
     page.goto("/signup")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
@@ -23,7 +23,7 @@ def _sign_up(page, email: str, *, seller: bool = False) -> None:  # type: ignore
     expect(page.get_by_role("button", name="Account menu")).to_be_visible()
 
 
-def test_seller_publishes_and_buyer_finds_it(new_page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seller_publishes_and_buyer_finds_it(new_page, tmp_path: Path) -> None:
     word = f"zebra{uuid.uuid4().hex[:6]}"
     title = f"Field notes {word}"
     payload = tmp_path / "field-notes.pdf"
@@ -74,13 +74,13 @@ def test_seller_publishes_and_buyer_finds_it(new_page, tmp_path: Path) -> None: 
     expect(buyer.locator("img[src^='/api/covers/']")).to_have_count(1)
 
 
-def test_unpublished_product_is_a_not_found_page(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_unpublished_product_is_a_not_found_page(new_page) -> None:
     page = new_page()
     page.goto("/products/987654321")
     expect(page.get_by_text("Product not found")).to_be_visible()
 
 
-def test_buyer_is_refused_the_new_product_form(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_buyer_is_refused_the_new_product_form(new_page) -> None:
     page = new_page()
     _sign_up(page, f"shopper-{uuid.uuid4().hex[:8]}@example.com")
     page.goto("/seller/products/new")

@@ -15,7 +15,7 @@ from tests.e2e.test_purchase_journey import PRODUCT, _open_checkout, _pay, _sign
 DEMO_PASSWORD = "demo-password-123"
 
 
-def _log_in(page, email: str, next_path: str) -> None:  # type: ignore[no-untyped-def]
+def _log_in(page, email: str, next_path: str) -> None:
     page.goto(f"/login?next={next_path}")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
@@ -23,11 +23,11 @@ def _log_in(page, email: str, next_path: str) -> None:  # type: ignore[no-untype
     expect(page).to_have_url(re.compile(re.escape(next_path) + r"/?$"), timeout=20_000)
 
 
-def _count(page, test_id: str) -> int:  # type: ignore[no-untyped-def]
+def _count(page, test_id: str) -> int:
     return int(page.get_by_test_id(test_id).inner_text().strip())
 
 
-def test_open_dashboard_shows_a_new_sale_without_reloading(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_open_dashboard_shows_a_new_sale_without_reloading(new_page) -> None:
     seller = new_page()
     _log_in(seller, "seller@demo.quantoxbay.test", "/seller")
     expect(seller.get_by_role("heading", name="Seller dashboard")).to_be_visible()
@@ -71,7 +71,7 @@ def test_open_dashboard_shows_a_new_sale_without_reloading(new_page) -> None:  #
     expect(admin.get_by_role("row").filter(has_text="checkout.session.completed").first).to_be_visible()
 
 
-def test_a_buyer_is_refused_the_admin_panel(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_a_buyer_is_refused_the_admin_panel(new_page) -> None:
     page = new_page()
     page.goto("/signup")
     page.get_by_label("Email").fill(f"curious-{uuid.uuid4().hex[:8]}@example.com")

@@ -175,7 +175,7 @@ def two_backends(web_build_lock: None) -> Iterator[dict]:
 
 
 @pytest.mark.postgres  # both backends share one PostgreSQL database
-def test_payment_confirmed_arrives_across_workers(browser, two_backends) -> None:  # type: ignore[no-untyped-def]
+def test_payment_confirmed_arrives_across_workers(browser, two_backends) -> None:
     a = two_backends["a"]
     context = browser.new_context(base_url=a)
     context.set_default_timeout(20_000)

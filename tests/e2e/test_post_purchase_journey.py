@@ -11,7 +11,7 @@ from quantoxbay.services.demo import DEMO_PASSWORD, _ebook
 from tests.e2e.test_purchase_journey import PRODUCT, _open_checkout, _pay, _sign_up_buyer
 
 
-def _log_in(page, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
+def _log_in(page, email: str, password: str) -> None:
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
@@ -19,7 +19,7 @@ def _log_in(page, email: str, password: str) -> None:  # type: ignore[no-untyped
     expect(page.get_by_role("button", name="Account menu")).to_be_visible()
 
 
-def test_receipt_library_download_refund_revokes(new_page, live_app) -> None:  # type: ignore[no-untyped-def]
+def test_receipt_library_download_refund_revokes(new_page, live_app) -> None:
     buyer = new_page()
     email = _sign_up_buyer(buyer)
     _open_checkout(buyer)

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from tests.e2e.test_accounts_journey import PASSWORD
 
 
-def _log_in(page, email: str) -> None:  # type: ignore[no-untyped-def]
+def _log_in(page, email: str) -> None:
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
@@ -22,7 +22,7 @@ def _log_in(page, email: str) -> None:  # type: ignore[no-untyped-def]
     expect(page.get_by_role("button", name="Account menu")).to_be_visible()
 
 
-def _order(live_app, email: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+def _order(live_app, email: str) -> list[tuple]:
     with sqlite3.connect(live_app.data_dir / "quantoxbay.db") as conn:
         return conn.execute(
             "SELECT o.status, o.subtotal_cents, o.discount_cents, o.total_cents, o.promo_code, p.code "
@@ -32,7 +32,7 @@ def _order(live_app, email: str) -> list[tuple]:  # type: ignore[no-untyped-def]
         ).fetchall()
 
 
-def test_seller_creates_code_and_sale_buyer_applies_code_on_hosted_page(new_page, live_app) -> None:  # type: ignore[no-untyped-def]
+def test_seller_creates_code_and_sale_buyer_applies_code_on_hosted_page(new_page, live_app) -> None:
     tag = uuid.uuid4().hex[:6]
     seller_email, title, code = f"promo-seller-{tag}@example.com", f"Promo Pack {tag}", f"SAVE25-{tag}"
     made = live_app.cli("create-user", seller_email, "--password", PASSWORD, "--role", "seller")

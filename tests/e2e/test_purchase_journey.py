@@ -14,7 +14,7 @@ from tests.e2e.test_accounts_journey import PASSWORD
 PRODUCT = "The Indie Maker's Field Guide"
 
 
-def _sign_up_buyer(page) -> str:  # type: ignore[no-untyped-def]
+def _sign_up_buyer(page) -> str:
     email = f"payer-{uuid.uuid4().hex[:8]}@example.com"
     page.goto("/signup")
     page.get_by_label("Email").fill(email)
@@ -24,7 +24,7 @@ def _sign_up_buyer(page) -> str:  # type: ignore[no-untyped-def]
     return email
 
 
-def _open_checkout(page) -> None:  # type: ignore[no-untyped-def]
+def _open_checkout(page) -> None:
     page.goto("/")
     page.get_by_role("link", name=PRODUCT).click()
     expect(page.get_by_role("heading", name=PRODUCT)).to_be_visible()
@@ -32,7 +32,7 @@ def _open_checkout(page) -> None:  # type: ignore[no-untyped-def]
     expect(page).to_have_url(re.compile(r"/stripe-local/checkout/cs_test_"), timeout=20_000)
 
 
-def _pay(page, card: str) -> None:  # type: ignore[no-untyped-def]
+def _pay(page, card: str) -> None:
     page.get_by_label("Card number").fill(card)
     page.get_by_label("Expiry (MM/YY)").fill("12/34")
     page.get_by_label("CVC").fill("123")
@@ -40,7 +40,7 @@ def _pay(page, card: str) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("button", name="Pay").click()
 
 
-def _orders(live_app, email: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+def _orders(live_app, email: str) -> list[tuple]:
     with sqlite3.connect(live_app.data_dir / "quantoxbay.db") as conn:
         return conn.execute(
             'SELECT o.status, o.total_cents FROM "order" o JOIN user u ON u.id = o.buyer_id WHERE u.email = ?',
@@ -48,7 +48,7 @@ def _orders(live_app, email: str) -> list[tuple]:  # type: ignore[no-untyped-def
         ).fetchall()
 
 
-def test_buy_pay_confirm_download(new_page, live_app) -> None:  # type: ignore[no-untyped-def]
+def test_buy_pay_confirm_download(new_page, live_app) -> None:
     page = new_page()
     email = _sign_up_buyer(page)
     _open_checkout(page)
@@ -77,7 +77,7 @@ def test_buy_pay_confirm_download(new_page, live_app) -> None:  # type: ignore[n
     expect(page.get_by_role("button", name="Buy now")).to_have_count(0)
 
 
-def test_declined_card_shows_the_message_and_creates_no_order(new_page, live_app) -> None:  # type: ignore[no-untyped-def]
+def test_declined_card_shows_the_message_and_creates_no_order(new_page, live_app) -> None:
     page = new_page()
     email = _sign_up_buyer(page)
     _open_checkout(page)
@@ -87,7 +87,7 @@ def test_declined_card_shows_the_message_and_creates_no_order(new_page, live_app
     assert _orders(live_app, email) == []
 
 
-def test_anonymous_buy_now_asks_to_log_in_and_comes_back(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_buy_now_asks_to_log_in_and_comes_back(new_page) -> None:
     page = new_page()
     page.goto("/")
     page.get_by_role("link", name=PRODUCT).click()

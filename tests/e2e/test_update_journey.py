@@ -19,7 +19,7 @@ PRODUCT = "Personal Budget Spreadsheet"
 FILENAME = "budget-template.csv"
 
 
-def test_seller_replaces_a_file_and_its_buyers_are_told(new_page, live_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seller_replaces_a_file_and_its_buyers_are_told(new_page, live_app, tmp_path: Path) -> None:
     buyer = new_page()
     email = _sign_up_buyer(buyer)
     buyer.goto("/")

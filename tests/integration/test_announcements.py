@@ -83,7 +83,7 @@ def batches() -> Iterator[_BatchRecorder]:
 
 
 @pytest.fixture
-def sale(engine: Engine, tmp_path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def sale(engine: Engine, tmp_path) -> tuple[int, int]:
     from quantoxbay.storage.local import LocalStorage
 
     with Session(engine) as s:

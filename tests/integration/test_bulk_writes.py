@@ -26,7 +26,7 @@ def _event(event_id: str, at: datetime, payload: str = '{"quote": "\\"", "nul": 
             "outcome": "processed", "error": "", "received_at": at, "processed_at": at}  # fmt: skip
 
 
-def _count(conn: Connection, *where) -> int:  # type: ignore[no-untyped-def]
+def _count(conn: Connection, *where) -> int:
     return conn.execute(select(func.count()).select_from(EVENTS).where(*where)).scalar_one()
 
 

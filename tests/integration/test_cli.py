@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+def cli(tmp_path: Path):
     env = {**os.environ, "DATA_DIR": str(tmp_path / "data")}
 
     def run(*args: str, host: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,7 +41,7 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-def test_seed_demo_is_idempotent_and_prints_logins(cli) -> None:  # type: ignore[no-untyped-def]
+def test_seed_demo_is_idempotent_and_prints_logins(cli) -> None:
     first = cli("seed-demo")
     assert first.returncode == 0, first.stderr
     assert "Demo data created." in first.stdout
@@ -70,7 +70,7 @@ def _printed_passwords(stdout: str) -> dict[str, str]:
     return found
 
 
-def test_seed_demo_on_loopback_uses_the_published_password(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seed_demo_on_loopback_uses_the_published_password(cli, tmp_path: Path) -> None:
     seeded = cli("seed-demo")  # HOST unset: 127.0.0.1
     assert seeded.returncode == 0, seeded.stderr
     assert f"password for all: {DEMO_PASSWORD}" in seeded.stdout
@@ -80,7 +80,7 @@ def test_seed_demo_on_loopback_uses_the_published_password(cli, tmp_path: Path) 
     assert _opens(tmp_path, DEMO_USERS[Role.ADMIN], DEMO_PASSWORD)
 
 
-def test_seed_demo_on_a_network_host_never_uses_the_published_password(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seed_demo_on_a_network_host_never_uses_the_published_password(cli, tmp_path: Path) -> None:
     seeded = cli("seed-demo", host=NETWORK_HOST)
     assert seeded.returncode == 0, seeded.stderr
     assert "Demo data created." in seeded.stdout and DEMO_PASSWORD not in seeded.stdout
@@ -96,7 +96,7 @@ def test_seed_demo_on_a_network_host_never_uses_the_published_password(cli, tmp_
     assert not _printed_passwords(again.stdout) and not any(p in again.stdout for p in passwords.values())
 
 
-def test_published_password_is_replaced_before_a_network_host_listens(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_published_password_is_replaced_before_a_network_host_listens(cli, tmp_path: Path) -> None:
     assert cli("seed-demo").returncode == 0  # an earlier `make run` on loopback
     admin = DEMO_USERS[Role.ADMIN]
     with _demo_db(tmp_path) as s:
@@ -120,7 +120,7 @@ def test_published_password_is_replaced_before_a_network_host_listens(cli, tmp_p
     assert "password set at random earlier" in local.stdout
 
 
-def test_seed_demo_rotates_on_a_network_host_too(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seed_demo_rotates_on_a_network_host_too(cli, tmp_path: Path) -> None:
     assert cli("seed-demo").returncode == 0
     exposed = cli("seed-demo", host="192.168.1.20")  # what `HOST=192.168.1.20 make run` runs first
     assert "Demo data already present." in exposed.stdout
@@ -130,7 +130,7 @@ def test_seed_demo_rotates_on_a_network_host_too(cli, tmp_path: Path) -> None:  
     assert _opens(tmp_path, seller, passwords[seller]) and not _opens(tmp_path, seller, DEMO_PASSWORD)
 
 
-def test_create_user_and_product(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_create_user_and_product(cli, tmp_path: Path) -> None:
     made = cli("create-user", "maker@example.com", "--password", "long-enough-pw", "--role", "seller")
     assert made.returncode == 0, made.stderr
     assert "Created seller maker@example.com" in made.stdout
@@ -181,13 +181,13 @@ def test_reconcile_with_no_sales_reports_no_drift(cli) -> None:  # type: ignore[
         ),
     ],
 )
-def test_bad_arguments_give_clear_errors(cli, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_arguments_give_clear_errors(cli, args: tuple[str, ...], message: str) -> None:
     result = cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
 
 
-def test_create_product_for_unknown_seller(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_create_product_for_unknown_seller(cli, tmp_path: Path) -> None:
     f = tmp_path / "f.txt"
     f.write_text("x")
     result = cli(

@@ -21,7 +21,7 @@ from tests.factories import create_published_product, create_user
 
 
 @pytest.fixture
-def client(engine: Engine, storage, monkeypatch: pytest.MonkeyPatch) -> TestClient:  # type: ignore[no-untyped-def]
+def client(engine: Engine, storage, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setattr(covers, "session_scope", lambda: session_scope(engine))
     monkeypatch.setattr(covers, "get_storage", lambda: storage)
     # The same route line quantoxbay/api/app.py carries.
@@ -37,7 +37,7 @@ def _png() -> bytes:
 
 def test_published_cover_is_served_with_long_cache_and_others_are_404(
     client: TestClient, engine: Engine, storage
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with Session(engine) as s:
         seller = create_user(s, Role.SELLER)
         product = create_published_product(s, storage, seller, title="Covered")
@@ -46,7 +46,7 @@ def test_published_cover_is_served_with_long_cache_and_others_are_404(
             storage=storage,
             product_id=product.id,
             seller_id=seller.id,
-            stream=io.BytesIO(_png()),  # type: ignore[arg-type]
+            stream=io.BytesIO(_png()),
         )
         s.commit()
         card_url = catalog.get_published_product(session=s, product_id=product.id, storage=storage).cover_url  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engi
 
 
 @pytest.fixture
-def sale(app_engine: Engine):  # type: ignore[no-untyped-def]
+def sale(app_engine: Engine):
     with Session(app_engine, expire_on_commit=False) as s:
         seller, buyer, other = create_user(s, Role.SELLER), create_user(s, Role.BUYER), create_user(s)
         product = create_published_product(s, get_storage(), seller, content=CONTENT)
@@ -55,7 +55,7 @@ def sale(app_engine: Engine):  # type: ignore[no-untyped-def]
     )
 
 
-def _url(sale, user_id: int | None = None) -> str:  # type: ignore[no-untyped-def]
+def _url(sale, user_id: int | None = None) -> str:
     return downloads.download_url(
         secret=get_settings().app_secret,
         user_id=user_id or sale.buyer.id,
@@ -64,14 +64,14 @@ def _url(sale, user_id: int | None = None) -> str:  # type: ignore[no-untyped-de
     )
 
 
-def _client(sale, user_id: int | None) -> TestClient:  # type: ignore[no-untyped-def]
+def _client(sale, user_id: int | None) -> TestClient:
     client = TestClient(build_api())
     if user_id is not None:
         client.cookies.set(routes.SESSION_COOKIE, sale.cookies[user_id])
     return client
 
 
-def test_owner_downloads_the_whole_file_and_ranges(sale) -> None:  # type: ignore[no-untyped-def]
+def test_owner_downloads_the_whole_file_and_ranges(sale) -> None:
     client = _client(sale, sale.buyer.id)
     whole = client.get(_url(sale))
     assert whole.status_code == 200 and whole.content == CONTENT
@@ -84,7 +84,7 @@ def test_owner_downloads_the_whole_file_and_ranges(sale) -> None:  # type: ignor
     assert client.get(_url(sale), headers={"Range": "bytes=99999-"}).status_code == 416
 
 
-def test_foreign_anonymous_tampered_and_expired_links_are_refused(sale, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_anonymous_tampered_and_expired_links_are_refused(sale, monkeypatch) -> None:
     assert _client(sale, sale.other.id).get(_url(sale)).status_code == 403  # someone else's link
     assert _client(sale, sale.other.id).get(_url(sale, sale.other.id)).status_code == 404  # not their order
     assert _client(sale, None).get(_url(sale)).status_code == 403
@@ -97,7 +97,7 @@ def test_foreign_anonymous_tampered_and_expired_links_are_refused(sale, monkeypa
     assert browser.status_code == 303 and browser.headers["location"] == "/library?expired=1"
 
 
-def test_refunded_and_disputed_orders_stop_links_already_handed_out(sale, app_engine: Engine) -> None:  # type: ignore[no-untyped-def]
+def test_refunded_and_disputed_orders_stop_links_already_handed_out(sale, app_engine: Engine) -> None:
     client = _client(sale, sale.buyer.id)
     url = _url(sale)
     assert client.get(url).status_code == 200
@@ -117,7 +117,7 @@ def test_refunded_and_disputed_orders_stop_links_already_handed_out(sale, app_en
     assert client.get(url).status_code == 403
 
 
-def test_limit_counts_a_double_click_and_range_continuation_once(sale, app_engine: Engine) -> None:  # type: ignore[no-untyped-def]
+def test_limit_counts_a_double_click_and_range_continuation_once(sale, app_engine: Engine) -> None:
     with Session(app_engine) as s:
         product = s.get(Product, sale.product_id)
         product.download_limit = 1
@@ -146,7 +146,7 @@ def test_limit_counts_a_double_click_and_range_continuation_once(sale, app_engin
     assert client.get(url).status_code == 200
 
 
-def _set_limit(app_engine: Engine, sale, limit: int | None) -> None:  # type: ignore[no-untyped-def]
+def _set_limit(app_engine: Engine, sale, limit: int | None) -> None:
     with Session(app_engine) as s:
         product = s.get(Product, sale.product_id)
         product.download_limit = limit
@@ -154,7 +154,7 @@ def _set_limit(app_engine: Engine, sale, limit: int | None) -> None:  # type: ig
         s.commit()
 
 
-def _age_logs(app_engine: Engine, sale, by: timedelta) -> None:  # type: ignore[no-untyped-def]
+def _age_logs(app_engine: Engine, sale, by: timedelta) -> None:
     with Session(app_engine) as s:
         for log in s.exec(select(DownloadLog).where(DownloadLog.order_id == sale.order_id)).all():
             log.created_at = log.created_at - by
@@ -162,14 +162,14 @@ def _age_logs(app_engine: Engine, sale, by: timedelta) -> None:  # type: ignore[
         s.commit()
 
 
-def _downloads_used(app_engine: Engine, sale) -> int:  # type: ignore[no-untyped-def]
+def _downloads_used(app_engine: Engine, sale) -> int:
     with Session(app_engine) as s:
         return s.exec(
             select(DownloadGrant.downloads_used).where(DownloadGrant.order_id == sale.order_id)
         ).one()
 
 
-def _other_link(sale, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-untyped-def]
+def _other_link(sale, monkeypatch: pytest.MonkeyPatch) -> str:
     """A second link for the same user, order and file: signed a few seconds earlier."""
     with monkeypatch.context() as m:
         m.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 5)
@@ -180,7 +180,7 @@ def _other_link(sale, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[n
 
 def test_a_bare_range_request_after_the_limit_is_used_is_refused(
     sale, app_engine: Engine, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _set_limit(app_engine, sale, 1)
     client = _client(sale, sale.buyer.id)
     url = _url(sale)
@@ -192,7 +192,7 @@ def test_a_bare_range_request_after_the_limit_is_used_is_refused(
     assert _downloads_used(app_engine, sale) == 1
 
 
-def test_a_range_continuation_on_the_same_link_counts_once(sale, app_engine: Engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_range_continuation_on_the_same_link_counts_once(sale, app_engine: Engine) -> None:
     _set_limit(app_engine, sale, 1)
     client = _client(sale, sale.buyer.id)
     url = _url(sale)
@@ -210,7 +210,7 @@ def test_a_range_continuation_on_the_same_link_counts_once(sale, app_engine: Eng
 
 def test_a_range_request_on_another_link_or_after_the_window_counts(
     sale, app_engine: Engine, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _set_limit(app_engine, sale, 3)
     client = _client(sale, sale.buyer.id)
     url, other = _url(sale), _other_link(sale, monkeypatch)

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 URL = "/api/stripe/webhook"
 
 
-def _count(engine: Engine, model, *where) -> int:  # type: ignore[no-untyped-def]
+def _count(engine: Engine, model, *where) -> int:
     with Session(engine) as s:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
 
@@ -59,7 +59,7 @@ def sale(app_engine: Engine, tmp_path: Path) -> tuple[int, int]:
         return buyer.id, product.id  # type: ignore[return-value]
 
 
-def test_same_event_ten_times_shuffled_and_twenty_concurrently(app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+def test_same_event_ten_times_shuffled_and_twenty_concurrently(app_engine: Engine, sale) -> None:
     buyer_id, product_id = sale
     client = TestClient(build_api())
     secret = get_settings().stripe_webhook_secret
@@ -94,7 +94,7 @@ def test_same_event_ten_times_shuffled_and_twenty_concurrently(app_engine: Engin
 
 def test_database_unavailable_answers_5xx_then_redelivery_succeeds(
     app_engine: Engine, sale, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     buyer_id, product_id = sale
     secret = get_settings().stripe_webhook_secret
     evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))

@@ -264,7 +264,7 @@ def calls(monkeypatch: pytest.MonkeyPatch, sqlite_engine: Engine) -> list[tuple[
     for module in STATE_MODULES:
         real = module.run_service
 
-        async def recording(fn, /, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+        async def recording(fn, /, _real=real, **kwargs):
             seen.append((fn.__name__, kwargs))
             return await _real(fn, **kwargs)
 
@@ -273,7 +273,7 @@ def calls(monkeypatch: pytest.MonkeyPatch, sqlite_engine: Engine) -> list[tuple[
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, user: UserPublic | None) -> None:
-    async def current_user(self):  # type: ignore[no-untyped-def]
+    async def current_user(self):
         return user
 
     monkeypatch.setattr(SessionState, "current_user", current_user)
@@ -375,7 +375,7 @@ async def test_a_pushed_announcement_is_refused_after_the_session_ends(
 ) -> None:
     _as(monkeypatch, None)
     state = _state(dashboard_state.DashboardState)
-    state.loaded = True  # type: ignore[attr-defined]
+    state.loaded = True
     await state.on_announcement("order.paid", {"order_id": 1})  # type: ignore[attr-defined]
     assert calls == [] and state.loaded is False  # type: ignore[attr-defined]
 
@@ -519,7 +519,7 @@ async def test_a_refused_edit_page_goes_back_to_the_list_with_a_cleared_form(
 ) -> None:
     _as(monkeypatch, _user(Role.BUYER))
     state = _state(_P)
-    state.loaded = True  # type: ignore[attr-defined]
+    state.loaded = True
     answer = await _P.event_handlers["load_edit"].fn(state)
     assert "That product is not one of yours." in repr(answer) and "/seller/products" in repr(answer)
     assert (state.editing_id, state.title, state.loaded) == (0, "", False)  # type: ignore[attr-defined]

@@ -120,7 +120,7 @@ def build_app(config: StripeLocalConfig, receiver: Receiver) -> tuple[Starlette,
     runtime: StripeLocal = stripe_app.state.stripe_local
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette):  # type: ignore[no-untyped-def]
+    async def lifespan(_app: Starlette):
         runtime.start()  # a mounted app's lifespan does not run: the host starts it
         yield
         runtime.dispatcher.stop()

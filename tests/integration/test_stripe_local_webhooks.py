@@ -58,7 +58,7 @@ def started(
     )
     yield server, receiver, client, runtime
     server.stop()
-    runtime.stop()  # type: ignore[attr-defined]
+    runtime.stop()
 
 
 def pay(base_url: str, session_id: str) -> None:
@@ -66,7 +66,7 @@ def pay(base_url: str, session_id: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_retries_with_exponential_backoff_and_fresh_signatures(started) -> None:  # type: ignore[no-untyped-def]
+def test_retries_with_exponential_backoff_and_fresh_signatures(started) -> None:
     server, receiver, client, runtime = started
     session = client.v1.checkout.sessions.create(params=session_params())
     receiver.fail_first[session.id] = 2  # 500, 500, then 200
@@ -83,7 +83,7 @@ def test_retries_with_exponential_backoff_and_fresh_signatures(started) -> None:
     assert receiver.rejected == 0
 
 
-def test_gives_up_after_max_attempts(started) -> None:  # type: ignore[no-untyped-def]
+def test_gives_up_after_max_attempts(started) -> None:
     server, receiver, client, runtime = started
     session = client.v1.checkout.sessions.create(params=session_params())
     receiver.fail_first[session.id] = 100

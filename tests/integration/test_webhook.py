@@ -40,7 +40,7 @@ def client(app_engine: Engine) -> TestClient:
 
 
 @pytest.fixture
-def sale(app_engine: Engine, tmp_path):  # type: ignore[no-untyped-def]
+def sale(app_engine: Engine, tmp_path):
     from quantoxbay.storage.local import LocalStorage
 
     with Session(app_engine) as s:
@@ -50,7 +50,7 @@ def sale(app_engine: Engine, tmp_path):  # type: ignore[no-untyped-def]
         return buyer.id, product.id
 
 
-def _count(engine: Engine, model, *where) -> int:  # type: ignore[no-untyped-def]
+def _count(engine: Engine, model, *where) -> int:
     with Session(engine) as s:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
 
@@ -59,7 +59,7 @@ def _secret() -> str:
     return get_settings().stripe_webhook_secret
 
 
-def test_signed_completed_event_creates_the_order(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+def test_signed_completed_event_creates_the_order(client: TestClient, app_engine: Engine, sale) -> None:
     buyer_id, product_id = sale
     cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)
     body, headers = signed(event(cs), _secret())
@@ -75,7 +75,7 @@ def test_signed_completed_event_creates_the_order(client: TestClient, app_engine
 )
 def test_bad_signatures_get_400_and_write_nothing(
     client: TestClient, app_engine: Engine, sale, case: str, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     buyer_id, product_id = sale
     evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))
     body, headers = signed(evt, _secret())
@@ -109,7 +109,7 @@ def test_bad_signatures_get_400_and_write_nothing(
     assert _count(app_engine, Order, Order.buyer_id == buyer_id) == 0
 
 
-def test_replayed_body_with_old_signature_is_refused(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+def test_replayed_body_with_old_signature_is_refused(client: TestClient, app_engine: Engine, sale) -> None:
     buyer_id, product_id = sale
     evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))
     body, headers = signed(evt, _secret(), timestamp=int(time.time()) - 3600)
@@ -118,7 +118,7 @@ def test_replayed_body_with_old_signature_is_refused(client: TestClient, app_eng
 
 def test_duplicate_and_shuffled_deliveries_make_one_order(
     client: TestClient, app_engine: Engine, sale
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     buyer_id, product_id = sale
     cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)
@@ -133,7 +133,7 @@ def test_duplicate_and_shuffled_deliveries_make_one_order(
     assert _count(app_engine, DownloadGrant, DownloadGrant.buyer_id == buyer_id) == 1
 
 
-def test_concurrent_deliveries_make_one_order(client: TestClient, app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_deliveries_make_one_order(client: TestClient, app_engine: Engine, sale) -> None:
     buyer_id, product_id = sale
     cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id)
     evt = event(cs)
@@ -158,11 +158,11 @@ def test_concurrent_deliveries_make_one_order(client: TestClient, app_engine: En
 
 def test_failure_answers_500_then_redelivery_succeeds(
     client: TestClient, app_engine: Engine, sale, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     buyer_id, product_id = sale
     evt = event(checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id))
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
     # The receipt row is written after the order, item and grant: all of them must roll back.
@@ -225,7 +225,7 @@ def _race_once(engine: Engine, buyer_id: int, product_id: int) -> None:
     assert _count(engine, Order, Order.stripe_session_id == cs["id"]) == 1
 
 
-def test_webhook_and_success_page_racing_make_one_order(app_engine: Engine, sale) -> None:  # type: ignore[no-untyped-def]
+def test_webhook_and_success_page_racing_make_one_order(app_engine: Engine, sale) -> None:
     """Both paths end in fulfill_checkout; run them at once, many times, in separate transactions."""
     buyer_id, product_id = sale
     for _ in range(5):
@@ -240,7 +240,7 @@ def _event_row(engine: Engine, event_id: str) -> WebhookEvent:
 
 def test_a_session_the_shop_never_created_answers_2xx_rejected_and_grants_nothing(
     client: TestClient, app_engine: Engine, sale
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Issue: with the API key, someone made a shop-looking Checkout Session for $0.50 and paid it;
     Stripe's signed event then made the order. Signed is not sold: no record, no order."""
     buyer_id, product_id = sale
@@ -268,7 +268,7 @@ def test_a_session_the_shop_never_created_answers_2xx_rejected_and_grants_nothin
 
 def test_a_recorded_session_paid_below_its_price_is_rejected(
     client: TestClient, app_engine: Engine, sale
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     buyer_id, product_id = sale
     cs = checkout_session(app_engine, buyer_id=buyer_id, product_id=product_id, amount=9900)
     evt = event(cs | {"amount_subtotal": 50, "amount_total": 50})
@@ -281,7 +281,7 @@ def test_a_recorded_session_paid_below_its_price_is_rejected(
 
 def test_a_paid_session_that_is_not_the_shops_is_ignored_not_failed(
     client: TestClient, app_engine: Engine, sale
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Another integration's session on the same account (no shop metadata) used to answer 500 for
     ever; Stripe would retry it for days."""
     buyer_id, product_id = sale

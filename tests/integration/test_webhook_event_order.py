@@ -139,7 +139,7 @@ def _deliver(client: TestClient, deliveries: list[Delivery]) -> None:
 
 def test_events_in_any_order_end_in_the_state_of_stripes_order(
     env: Env, app_engine: Engine, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from quantoxbay.storage.local import LocalStorage
 
     with Session(app_engine) as s:
@@ -203,7 +203,7 @@ def test_events_in_any_order_end_in_the_state_of_stripes_order(
         assert _state(app_engine, session_ids) == expected, [d.type for d in shuffled]
 
 
-def test_a_dispute_racing_its_order_on_another_connection_is_applied(app_engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_dispute_racing_its_order_on_another_connection_is_applied(app_engine: Engine, tmp_path) -> None:
     """The order's transaction has not committed when the dispute comes: neither can see the
     other's row, so the dispute waits for the order's commit instead of being kept unseen."""
     from quantoxbay.storage.local import LocalStorage

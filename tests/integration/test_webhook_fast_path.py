@@ -65,7 +65,7 @@ def _rows(session: Session, order_id: int) -> dict[str, Any]:
     }
 
 
-def test_fast_and_orm_paths_write_identical_rows(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_fast_and_orm_paths_write_identical_rows(db: Session, storage) -> None:
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     fast_product = create_published_product(db, storage, seller, title="Same title", price_cents=1500)
     orm_product = create_published_product(db, storage, seller, title="Same title", price_cents=1500)
@@ -103,7 +103,7 @@ def test_fast_and_orm_paths_write_identical_rows(db: Session, storage) -> None: 
         e.stripe_event_id: e
         for e in db.exec(
             select(WebhookEvent).where(WebhookEvent.stripe_event_id.in_([fast_evt["id"], orm_evt["id"]]))
-        )  # type: ignore[attr-defined]
+        )
     }
     for e in events.values():
         assert (e.outcome, e.error, e.processed_at is not None) == ("processed", "", True)
@@ -120,7 +120,7 @@ def test_fast_and_orm_paths_write_identical_rows(db: Session, storage) -> None: 
 
 def test_every_way_an_order_becomes_paid_writes_its_effects_through_one_function(
     db: Session, storage, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Grants, sales counts, receipt rows and the rollup are written by ``fulfillment._grant``
     alone, whichever way the order became paid: the webhook's batch, the success page's single
     session, an order left pending then paid. A path that writes them any other way fails here."""
@@ -161,7 +161,7 @@ def test_every_way_an_order_becomes_paid_writes_its_effects_through_one_function
     assert sum(r.gross_cents for r in rollup) == sum(p.sale.total_cents for p in passed)
 
 
-def test_duplicate_event_on_the_fast_path_changes_nothing(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_event_on_the_fast_path_changes_nothing(db: Session, storage) -> None:
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller)
     evt = event(checkout_session(db, buyer_id=buyer.id, product_id=product.id))
@@ -176,7 +176,7 @@ def test_duplicate_event_on_the_fast_path_changes_nothing(db: Session, storage) 
 
 
 @pytest.fixture
-def committed_sale(engine: Engine, tmp_path):  # type: ignore[no-untyped-def]
+def committed_sale(engine: Engine, tmp_path):
     from quantoxbay.storage.local import LocalStorage
 
     with Session(engine) as s:
@@ -186,7 +186,7 @@ def committed_sale(engine: Engine, tmp_path):  # type: ignore[no-untyped-def]
         return seller.id, buyer.id, product.id
 
 
-def _count(engine: Engine, model, *where) -> int:  # type: ignore[no-untyped-def]
+def _count(engine: Engine, model, *where) -> int:
     with Session(engine) as s:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
 
@@ -232,7 +232,7 @@ def _race(engine: Engine, cs: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.timeout(120)
-def test_racing_deliveries_twins_and_success_page_make_one_order(engine: Engine, committed_sale) -> None:  # type: ignore[no-untyped-def]
+def test_racing_deliveries_twins_and_success_page_make_one_order(engine: Engine, committed_sale) -> None:
     seller_id, buyer_id, product_id = committed_sale
     for _ in range(3):
         cs = checkout_session(engine, buyer_id=buyer_id, product_id=product_id)
@@ -250,7 +250,7 @@ def test_racing_deliveries_twins_and_success_page_make_one_order(engine: Engine,
         assert sum(r.orders for r in rollup) == sum(r.items for r in rollup) == 3
 
 
-def test_a_broken_session_writes_nothing_and_answers_an_error(engine: Engine, committed_sale) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_session_writes_nothing_and_answers_an_error(engine: Engine, committed_sale) -> None:
     _, buyer_id, _ = committed_sale
     evt = _not_a_session(buyer_id)
     with pytest.raises(fulfillment.MalformedCheckoutSession), session_scope(engine) as s:
@@ -261,7 +261,7 @@ def test_a_broken_session_writes_nothing_and_answers_an_error(engine: Engine, co
 
 def test_group_commit_batch_with_a_bad_event_commits_the_good_ones(
     engine: Engine, committed_sale, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """The route's writer processes waiting deliveries in one transaction; one failing event makes
     the batch run again one event per transaction, so only that event fails."""
     from quantoxbay.api import webhook as api_webhook
@@ -294,7 +294,7 @@ def test_group_commit_batch_with_a_bad_event_commits_the_good_ones(
     assert _count(engine, Order, Order.stripe_session_id.in_([e["data"]["object"]["id"] for e in more])) == 4  # type: ignore[attr-defined]
 
 
-def test_one_batch_of_every_kind_of_delivery(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_one_batch_of_every_kind_of_delivery(db: Session, storage) -> None:
     """process_events on a batch that mixes new paid sessions (written together), a repeat inside
     the batch, a twin event, an event seen before, one that failed before, an order the success
     page made first, an unpaid session and an unhandled type: each gets what it would get alone."""
@@ -358,7 +358,7 @@ def test_one_batch_of_every_kind_of_delivery(db: Session, storage) -> None:  # t
 
 def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switch(
     engine: Engine, committed_sale, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """The writer keeps one connection between batches; a failed batch drops it (the one-by-one
     retry goes through the pool), the next batch reconnects, and a new engine gets a new one."""
     from quantoxbay.api import webhook as api_webhook
@@ -406,7 +406,7 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
         monkeypatch.setattr("quantoxbay.db.get_engine", lambda: other)
         previous = writer._conn
         batch(event(checkout_session(engine, buyer_id=buyer_id, product_id=product_id)))
-        assert previous.closed and writer._conn.engine is other  # type: ignore[union-attr]
+        assert previous.closed and writer._conn.engine is other
     finally:
         writer.close()
         other.dispose()
@@ -417,7 +417,7 @@ def test_the_writers_own_connection_survives_a_failed_batch_and_a_database_switc
 
 def test_refused_sessions_in_a_batch_are_rejected_and_the_good_ones_commit(
     engine: Engine, committed_sale, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Issue: sessions the shop never sold (made with the key: $0.50 instead of the price, or none
     of ours at all) in the group commit. The good ones are written together as before; the refused
     ones go the one-by-one way, grant nothing, and their events say why (2xx: nothing to retry)."""

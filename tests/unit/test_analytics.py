@@ -106,7 +106,7 @@ def shop(db: Session) -> dict:
 )
 def test_revenue_per_period(
     db: Session, shop: dict, period: str, orders, units, gross, discount, refunds, net
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     d = analytics.seller_dashboard(session=db, seller_id=shop["seller"].id, period=period, tz="UTC", now=NOW)
     m = d.main
     assert (
@@ -344,7 +344,7 @@ class _FakeStripe:
         self.v1 = type("V1", (), {"refunds": _FakeRefunds(), "payment_intents": UnchargedPaymentIntents()})()
 
 
-def test_fulfilment_and_refunds_keep_the_dashboard_current(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_fulfilment_and_refunds_keep_the_dashboard_current(db: Session, storage) -> None:
     from quantoxbay.services import fulfillment, refunds
     from tests import stripe_payloads
     from tests.factories import create_published_product

@@ -90,7 +90,7 @@ def captured(conn: Connection) -> Iterator[list[tuple[str, Any]]]:
     """The (statement, parameters) sent to the driver meanwhile, as the driver received them."""
     statements: list[tuple[str, Any]] = []
 
-    def record(_conn, _cursor, statement, parameters, _context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def record(_conn, _cursor, statement, parameters, _context, executemany) -> None:
         if not executemany:
             statements.append((statement, parameters))
 

@@ -20,14 +20,14 @@ from tests.factories import create_published_product, create_user, give_payouts_
 LIMIT = 10_000_000
 
 
-def _draft(db: Session, seller_id: int, **kwargs) -> Product:  # type: ignore[no-untyped-def]
+def _draft(db: Session, seller_id: int, **kwargs) -> Product:
     fields = {"title": "Draft", "price_cents": 500, **kwargs}
     return catalog.create_product(session=db, seller_id=seller_id, **fields)
 
 
 def _add_file(
     db: Session, storage, product: Product, seller_id: int, name: str = "a.pdf", data: bytes = b"%PDF-1"
-):  # type: ignore[no-untyped-def]
+):
     assert product.id is not None
     return catalog.add_product_file(
         session=db, storage=storage, product_id=product.id, seller_id=seller_id, filename=name,
@@ -41,7 +41,7 @@ def _png(width: int = 800, height: int = 600) -> bytes:
     return out.getvalue()
 
 
-def _search(db: Session, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
+def _search(db: Session, **kwargs) -> list[str]:
     return [c.title for c in catalog.search_products(session=db, **kwargs).items]
 
 
@@ -91,7 +91,7 @@ def test_invalid_product_fields_are_refused(db: Session, fields: dict, message: 
 )
 def test_control_characters_in_product_text_are_refused(
     db: Session, storage, fields: dict, message: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     seller = create_user(db, Role.SELLER)
     with pytest.raises(DomainError, match=re.escape(message)):
         _draft(db, seller.id, **fields)
@@ -119,7 +119,7 @@ def test_one_line_validator(value: str) -> None:
             one_line(value, "The title")
 
 
-def test_free_and_pay_what_you_want_products(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_free_and_pay_what_you_want_products(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     free = create_published_product(db, storage, seller, title="Freebie", price_cents=0)
     pwyw = _draft(db, seller.id, title="Tip jar", price_cents=300, pay_what_you_want=True)
@@ -131,7 +131,7 @@ def test_free_and_pay_what_you_want_products(db: Session, storage) -> None:  # t
     assert cards["Tip jar"].price_label == "$3.00+" and cards["Tip jar"].pay_what_you_want
 
 
-def test_buyer_cannot_create_or_change_products(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_buyer_cannot_create_or_change_products(db: Session, storage) -> None:
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     with pytest.raises(PermissionDenied):
         _draft(db, buyer.id)
@@ -139,12 +139,12 @@ def test_buyer_cannot_create_or_change_products(db: Session, storage) -> None:  
     with pytest.raises(PermissionDenied):
         catalog.update_product(
             session=db, product_id=product.id, seller_id=buyer.id, title="Mine", price_cents=0
-        )  # type: ignore[arg-type]
+        )
     with pytest.raises(PermissionDenied):
         _add_file(db, storage, product, buyer.id)
 
 
-def test_another_seller_cannot_touch_my_product(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_another_seller_cannot_touch_my_product(db: Session, storage) -> None:
     owner, other = create_user(db, Role.SELLER), create_user(db, Role.SELLER)
     product = create_published_product(db, storage, owner)
     for call in (
@@ -159,7 +159,7 @@ def test_another_seller_cannot_touch_my_product(db: Session, storage) -> None:  
     assert product.status == ProductStatus.PUBLISHED.value
 
 
-def test_update_changes_details_and_keeps_status(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_update_changes_details_and_keeps_status(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     product = create_published_product(db, storage, seller, title="Old")
     catalog.update_product(
@@ -179,7 +179,7 @@ def test_update_changes_details_and_keeps_status(db: Session, storage) -> None: 
 # --- files ----------------------------------------------------------------------
 
 
-def test_file_is_streamed_to_storage_with_size_and_hash(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_file_is_streamed_to_storage_with_size_and_hash(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     product = _draft(db, seller.id)
     record = _add_file(db, storage, product, seller.id, "Guide (v2).pdf", b"%PDF-1.7 hello")
@@ -204,7 +204,7 @@ def test_file_is_streamed_to_storage_with_size_and_hash(db: Session, storage) ->
         ("   ", b"x", "no name"),
     ],
 )
-def test_refused_uploads_store_nothing(db: Session, storage, name: str, data: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_refused_uploads_store_nothing(db: Session, storage, name: str, data: bytes, message: str) -> None:
     seller = create_user(db, Role.SELLER)
     product = _draft(db, seller.id)
     with pytest.raises(DomainError, match=message):
@@ -213,7 +213,7 @@ def test_refused_uploads_store_nothing(db: Session, storage, name: str, data: by
     assert catalog.get_seller_product(session=db, product_id=product.id, seller_id=seller.id).files == []  # type: ignore[arg-type]
 
 
-def test_file_over_the_size_limit_stores_nothing(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_file_over_the_size_limit_stores_nothing(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     product = _draft(db, seller.id)
     with pytest.raises(FileTooLarge):
@@ -224,7 +224,7 @@ def test_file_over_the_size_limit_stores_nothing(db: Session, storage) -> None: 
     assert not [p for p in storage.root.rglob("*") if p.is_file()]
 
 
-def test_replacing_a_file_keeps_the_row_and_bumps_the_version(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_replacing_a_file_keeps_the_row_and_bumps_the_version(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     product = create_published_product(db, storage, seller, content=b"version one")
     original = db.exec(ProductFile.__table__.select().where(ProductFile.product_id == product.id)).first()  # type: ignore[attr-defined]
@@ -239,7 +239,7 @@ def test_replacing_a_file_keeps_the_row_and_bumps_the_version(db: Session, stora
     assert not storage.exists(original.storage_key)
 
 
-def test_a_product_without_files_or_with_missing_files_cannot_be_published(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_a_product_without_files_or_with_missing_files_cannot_be_published(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     product = _draft(db, seller.id)
     with pytest.raises(DomainError, match="at least one file"):
@@ -251,7 +251,7 @@ def test_a_product_without_files_or_with_missing_files_cannot_be_published(db: S
     assert product.status == ProductStatus.DRAFT.value
 
 
-def test_published_product_keeps_its_last_file(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_published_product_keeps_its_last_file(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     product = create_published_product(db, storage, seller)
     view = catalog.get_seller_product(session=db, product_id=product.id, seller_id=seller.id)  # type: ignore[arg-type]
@@ -261,11 +261,11 @@ def test_published_product_keeps_its_last_file(db: Session, storage) -> None:  #
             storage=storage,
             product_id=product.id,
             seller_id=seller.id,
-            file_id=view.files[0].id,  # type: ignore[arg-type]
+            file_id=view.files[0].id,
         )
 
 
-def test_cover_image_gets_thumbnails(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_cover_image_gets_thumbnails(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     product = create_published_product(db, storage, seller)
     catalog.set_cover_image(
@@ -273,7 +273,7 @@ def test_cover_image_gets_thumbnails(db: Session, storage) -> None:  # type: ign
         storage=storage,
         product_id=product.id,
         seller_id=seller.id,
-        stream=io.BytesIO(_png(2000, 900)),  # type: ignore[arg-type]
+        stream=io.BytesIO(_png(2000, 900)),
     )
     assert product.cover_key
     with Image.open(io.BytesIO(b"".join(storage.open_range(f"{product.cover_key}/card.webp")))) as card:
@@ -293,7 +293,7 @@ def test_cover_image_gets_thumbnails(db: Session, storage) -> None:  # type: ign
     ("data", "message"),
     [(b"", "empty"), (b"not an image", "not an image"), (_png()[:60], "damaged|not an image")],
 )
-def test_bad_cover_images_are_refused(db: Session, storage, data: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_cover_images_are_refused(db: Session, storage, data: bytes, message: str) -> None:
     seller = create_user(db, Role.SELLER)
     product = _draft(db, seller.id)
     with pytest.raises(DomainError, match=message):
@@ -302,7 +302,7 @@ def test_bad_cover_images_are_refused(db: Session, storage, data: bytes, message
             storage=storage,
             product_id=product.id,
             seller_id=seller.id,
-            stream=io.BytesIO(data),  # type: ignore[arg-type]
+            stream=io.BytesIO(data),
         )
     assert product.cover_key is None
 
@@ -310,7 +310,7 @@ def test_bad_cover_images_are_refused(db: Session, storage, data: bytes, message
 # --- publishing lifecycle and visibility ---------------------------------------------
 
 
-def test_unpublished_and_deleted_products_are_not_found_by_buyers(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_unpublished_and_deleted_products_are_not_found_by_buyers(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     hidden = create_published_product(db, storage, seller, title="Hidden gem")
     gone = create_published_product(db, storage, seller, title="Gone gem")
@@ -321,7 +321,7 @@ def test_unpublished_and_deleted_products_are_not_found_by_buyers(db: Session, s
         with pytest.raises(NotFound):
             catalog.get_published_product(session=db, product_id=product.id)  # type: ignore[arg-type]
     assert _search(db, query="gem") == []
-    assert [p.title for p in catalog.list_seller_products(session=db, seller_id=seller.id)] == [
+    assert [p["title"] for p in catalog.list_seller_products(session=db, seller_id=seller.id)] == [
         "Draft gem",
         "Hidden gem",
     ]
@@ -334,7 +334,7 @@ def test_unpublished_and_deleted_products_are_not_found_by_buyers(db: Session, s
     assert _search(db, query="gem") == ["Hidden gem"]
 
 
-def test_description_markdown_is_rendered_without_scripts(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_description_markdown_is_rendered_without_scripts(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     evil = (
         "# Hello\n\n**bold** [ok](https://example.com) [bad](javascript:alert(1))\n\n"
@@ -348,7 +348,7 @@ def test_description_markdown_is_rendered_without_scripts(db: Session, storage) 
         seller_id=seller.id,
         title="T",
         description=evil,
-        price_cents=100,  # type: ignore[arg-type]
+        price_cents=100,
     )
     html = catalog.get_published_product(session=db, product_id=product.id).description_html  # type: ignore[arg-type]
     assert "<h1>Hello</h1>" in html and "<strong>bold</strong>" in html
@@ -361,7 +361,7 @@ def test_description_markdown_is_rendered_without_scripts(db: Session, storage) 
     assert "&lt;script&gt;" in lowered
 
 
-def test_product_page_lists_files_and_sale_price(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_product_page_lists_files_and_sale_price(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     product = create_published_product(db, storage, seller, title="On sale", price_cents=2000)
     product.sale_price_cents = 1500
@@ -382,7 +382,7 @@ def test_product_page_lists_files_and_sale_price(db: Session, storage) -> None: 
 # --- listing, search, filters, sort, keyset pages ------------------------------------
 
 
-def test_search_matches_title_description_and_tags_with_prefixes(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_search_matches_title_description_and_tags_with_prefixes(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     create_published_product(db, storage, seller, title="Watercolor brushes")
     p = create_published_product(db, storage, seller, title="Lightroom pack")
@@ -400,7 +400,7 @@ def test_search_matches_title_description_and_tags_with_prefixes(db: Session, st
     assert set(_search(db, query="")) == {"Watercolor brushes", "Lightroom pack"}
 
 
-def test_filters_by_category_and_price_range(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_filters_by_category_and_price_range(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     for title, price, category in [
         ("A", 0, "ebooks"),
@@ -417,7 +417,7 @@ def test_filters_by_category_and_price_range(db: Session, storage) -> None:  # t
     assert _search(db, seller_id=seller.id, category="ebooks", max_price_cents=0) == ["A"]
 
 
-def test_sort_orders_and_keyset_pages_cover_every_product_once(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_sort_orders_and_keyset_pages_cover_every_product_once(db: Session, storage) -> None:
     seller = create_user(db, Role.SELLER)
     base = utcnow()
     for i in range(7):
@@ -456,7 +456,7 @@ def test_bad_cursor_or_sort_is_a_clear_error(db: Session) -> None:
         catalog.search_products(session=db, sort="id; drop table product")
 
 
-def test_seller_profile_by_handle(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_seller_profile_by_handle(db: Session, storage) -> None:
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     create_published_product(db, storage, seller, title="Shop item")
     assert seller.handle
@@ -471,7 +471,7 @@ def test_seller_profile_by_handle(db: Session, storage) -> None:  # type: ignore
 # --- query strategies: "collect" (few candidates, sorted) and "walk" (sort index, tested) ----------
 
 
-def _strategy_catalog(db: Session, storage) -> int:  # type: ignore[no-untyped-def]
+def _strategy_catalog(db: Session, storage) -> int:
     """24 published products (and a draft) with overlapping words, categories, prices, sales, dates."""
     seller = create_user(db, Role.SELLER)
     other = create_user(db, Role.SELLER)
@@ -489,10 +489,10 @@ def _strategy_catalog(db: Session, storage) -> int:  # type: ignore[no-untyped-d
         db.add(p)
     _draft(db, seller.id, title="Photo guide draft")
     db.flush()
-    return seller.id  # type: ignore[return-value]
+    return seller.id
 
 
-def _walk_all(db: Session, strategy: str, **kwargs) -> list[int]:  # type: ignore[no-untyped-def]
+def _walk_all(db: Session, strategy: str, **kwargs) -> list[int]:
     ids, cursor = [], None
     for _ in range(50):
         page = catalog.search_products(session=db, strategy=strategy, cursor=cursor, limit=4, **kwargs)
@@ -518,7 +518,7 @@ STRATEGY_CASES = [
 
 
 @pytest.mark.parametrize("sort", list(catalog.SORT_ORDERS))
-def test_collect_and_walk_strategies_give_identical_pages(db: Session, storage, sort: str) -> None:  # type: ignore[no-untyped-def]
+def test_collect_and_walk_strategies_give_identical_pages(db: Session, storage, sort: str) -> None:
     seller_id = _strategy_catalog(db, storage)
     for case in [*STRATEGY_CASES, {"seller_id": seller_id}, {"seller_id": seller_id, "query": "budget"}]:
         walked = _walk_all(db, "walk", sort=sort, **case)
@@ -531,11 +531,11 @@ def test_collect_and_walk_strategies_give_identical_pages(db: Session, storage, 
 
 def test_auto_strategy_picks_collect_for_few_candidates_and_walk_for_many(
     db: Session, storage, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _strategy_catalog(db, storage)
     statements: list[str] = []
 
-    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+    def record(conn, cursor, statement, *args) -> None:
         statements.append(statement)
 
     event.listen(db.connection(), "before_cursor_execute", record)
@@ -555,7 +555,7 @@ def test_auto_strategy_picks_collect_for_few_candidates_and_walk_for_many(
         catalog.search_products(session=db, strategy="fastest")  # type: ignore[arg-type]
 
 
-def _expected_ids(db: Session, sort: str, query: str = "", **filters) -> list[int]:  # type: ignore[no-untyped-def]
+def _expected_ids(db: Session, sort: str, query: str = "", **filters) -> list[int]:
     """What a listing must return, found the slow way: every published product, filtered and sorted
     in Python; only which products match the words is asked of the database's search index."""
     products = db.exec(select(Product).where(Product.status == ProductStatus.PUBLISHED.value)).all()
@@ -585,7 +585,7 @@ def _expected_ids(db: Session, sort: str, query: str = "", **filters) -> list[in
 @pytest.mark.parametrize("sort", list(catalog.SORT_ORDERS))
 def test_searches_checked_in_batches_of_any_size_give_the_right_pages(
     db: Session, storage, monkeypatch: pytest.MonkeyPatch, sort: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     seller_id = _strategy_catalog(db, storage)
     cases = [c for c in STRATEGY_CASES if "query" in c] + [
         {"query": "guide", "category": "audio"},
@@ -608,7 +608,7 @@ def test_searches_checked_in_batches_of_any_size_give_the_right_pages(
                 )
 
 
-def test_a_word_in_most_products_fills_the_page_from_one_checked_batch(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_a_word_in_most_products_fills_the_page_from_one_checked_batch(db: Session, storage) -> None:
     _strategy_catalog(db, storage)
     statements: list[str] = []
     event.listen(db.connection(), "before_cursor_execute", lambda c, cur, st, *a: statements.append(st))
@@ -620,7 +620,7 @@ def test_a_word_in_most_products_fills_the_page_from_one_checked_batch(db: Sessi
         assert any("json_each" in s for s in statements)
 
 
-def test_an_unpublish_reason_with_control_characters_is_refused(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_an_unpublish_reason_with_control_characters_is_refused(db: Session, storage) -> None:
     from quantoxbay.services import admin
 
     seller, staff = create_user(db, Role.SELLER), create_user(db, Role.ADMIN)

@@ -67,7 +67,7 @@ def _png() -> bytes:
     return out.getvalue()
 
 
-def _upload(engine: Engine, storage: object, what: str, seller_id: int, product_id: int, **kwargs: object):  # type: ignore[no-untyped-def]
+def _upload(engine: Engine, storage: object, what: str, seller_id: int, product_id: int, **kwargs: object):
     """Call the service as run_service does: a fresh session, committed after the call."""
     with session_scope(engine) as s:
         if what == "cover":
@@ -130,7 +130,7 @@ def test_a_failed_database_write_deletes_the_stored_object(
     first = _upload(engine, storage, "add", seller_id, product_id) if what == "replace" else None
     before = _stored(storage)
 
-    def refuse_file_rows(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
+    def refuse_file_rows(conn, cursor, statement: str, *args: object) -> None:
         if statement.lstrip().upper().startswith(("INSERT INTO PRODUCT_FILE", "UPDATE PRODUCT_FILE")):
             raise RuntimeError("the database went away")
 

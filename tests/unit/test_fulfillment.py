@@ -30,14 +30,14 @@ from tests.stripe_payloads import checkout_session
 
 
 @pytest.fixture
-def sale(db: Session, storage):  # type: ignore[no-untyped-def]
+def sale(db: Session, storage):
     seller = create_user(db, Role.SELLER)
     buyer = create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, price_cents=1500)
     return seller, buyer, product
 
 
-def test_paid_session_creates_one_order_with_amounts_and_grant(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_paid_session_creates_one_order_with_amounts_and_grant(db: Session, sale) -> None:
     seller, buyer, product = sale
     cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1200, discount=300)
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
@@ -57,7 +57,7 @@ def test_paid_session_creates_one_order_with_amounts_and_grant(db: Session, sale
     assert checkout_topic(cs["id"]) in topics and seller_topic(seller.id) in topics
 
 
-def test_second_call_changes_nothing(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_second_call_changes_nothing(db: Session, sale) -> None:
     _, buyer, product = sale
     cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id)
     first = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
@@ -68,7 +68,7 @@ def test_second_call_changes_nothing(db: Session, sale) -> None:  # type: ignore
     assert len(db.exec(select(DownloadGrant).where(DownloadGrant.order_id == first.order_id)).all()) == 1
 
 
-def test_unpaid_session_grants_nothing_then_async_success_does(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_unpaid_session_grants_nothing_then_async_success_does(db: Session, sale) -> None:
     _, buyer, product = sale
     cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
     pending = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
@@ -79,7 +79,7 @@ def test_unpaid_session_grants_nothing_then_async_success_does(db: Session, sale
     assert checkout.owns_product(session=db, buyer_id=buyer.id, product_id=product.id)
 
 
-def test_async_failure_marks_order_failed_without_grants(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_async_failure_marks_order_failed_without_grants(db: Session, sale) -> None:
     _, buyer, product = sale
     cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
     fulfillment.fulfill_checkout(session=db, checkout_session=cs)
@@ -88,7 +88,7 @@ def test_async_failure_marks_order_failed_without_grants(db: Session, sale) -> N
     assert not checkout.owns_product(session=db, buyer_id=buyer.id, product_id=product.id)
 
 
-def test_a_session_that_is_not_a_checkout_session_is_refused(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_that_is_not_a_checkout_session_is_refused(db: Session, sale) -> None:
     _, buyer, product = sale
     cs = {**checkout_session(db, buyer_id=buyer.id, product_id=product.id), "id": "pi_not_a_session"}
     with pytest.raises(fulfillment.MalformedCheckoutSession):
@@ -106,7 +106,7 @@ def _refused(db: Session, cs: dict, match: str) -> fulfillment.FulfillmentResult
     return result
 
 
-def test_a_session_the_shop_never_created_is_rejected(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_the_shop_never_created_is_rejected(db: Session, sale) -> None:
     """Issue: someone with the API key made a shop-looking session at $0.50; it was fulfilled."""
     _, buyer, product = sale
     forged = checkout_session(None, buyer_id=buyer.id, product_id=product.id, amount=50)
@@ -129,7 +129,7 @@ def test_a_session_the_shop_never_created_is_rejected(db: Session, sale) -> None
 )
 def test_a_recorded_session_that_differs_from_the_record_is_rejected(
     db: Session, sale, change, match
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _, buyer, product = sale
     cs = {**checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1500), **change}
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
@@ -138,7 +138,7 @@ def test_a_recorded_session_that_differs_from_the_record_is_rejected(
     assert fulfillment.fulfill_new_paid_checkouts(session=db, checkout_sessions=[cs]) == {}
 
 
-def _promotion(db: Session, seller_id: int, product_id: int | None, **kwargs) -> Promotion:  # type: ignore[no-untyped-def]
+def _promotion(db: Session, seller_id: int, product_id: int | None, **kwargs) -> Promotion:
     code = f"P{uuid.uuid4().hex[:8]}"
     promo = Promotion(
         seller_id=seller_id, code=code, code_lower=code.lower(), product_id=product_id,
@@ -157,7 +157,7 @@ def _discounted(db: Session, buyer_id: int, product_id: int, code_id: str, disco
     )  # fmt: skip
 
 
-def test_a_discount_must_come_from_a_code_of_the_shop_for_that_product(db: Session, sale, storage) -> None:  # type: ignore[no-untyped-def]
+def test_a_discount_must_come_from_a_code_of_the_shop_for_that_product(db: Session, sale, storage) -> None:
     """Issue: someone minted a 100%-off code with the API key. Only the seller's own codes, for
     this product, giving no more than their coupon, make an order."""
     seller, buyer, product = sale
@@ -181,7 +181,7 @@ def test_a_discount_must_come_from_a_code_of_the_shop_for_that_product(db: Sessi
     assert order is not None and (order.discount_cents, order.total_cents) == (300, 1200)
 
 
-def test_a_code_the_checkout_did_not_allow_is_rejected(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_a_code_the_checkout_did_not_allow_is_rejected(db: Session, sale) -> None:
     seller, buyer, product = sale
     applied = _promotion(db, seller.id, product.id, once_per_buyer=True)
     typed = _promotion(db, seller.id, product.id)
@@ -196,7 +196,7 @@ def test_a_code_the_checkout_did_not_allow_is_rejected(db: Session, sale) -> Non
     _refused(db, sneaked, "was not allowed on this checkout")
 
 
-def test_a_product_no_longer_for_sale_gets_no_order(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_a_product_no_longer_for_sale_gets_no_order(db: Session, sale) -> None:
     _, buyer, product = sale
     cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1500)
     product.status = ProductStatus.UNPUBLISHED.value  # an admin took it down after checkout started
@@ -206,7 +206,7 @@ def test_a_product_no_longer_for_sale_gets_no_order(db: Session, sale) -> None: 
     assert fulfillment.fulfill_new_paid_checkouts(session=db, checkout_sessions=[cs]) == {}
 
 
-def test_a_session_that_is_not_the_shops_is_ignored(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_that_is_not_the_shops_is_ignored(db: Session, sale) -> None:
     """Another integration on the same Stripe account: no shop metadata. Nothing to do, no error."""
     _, buyer, product = sale
     cs = {**checkout_session(None, buyer_id=buyer.id, product_id=product.id), "metadata": {},
@@ -217,7 +217,7 @@ def test_a_session_that_is_not_the_shops_is_ignored(db: Session, sale) -> None: 
     assert db.exec(select(Order).where(Order.stripe_session_id == cs["id"])).first() is None
 
 
-def test_the_batch_path_fulfils_the_good_and_leaves_the_refused(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_the_batch_path_fulfils_the_good_and_leaves_the_refused(db: Session, sale) -> None:
     _, buyer, product = sale
     good = [checkout_session(db, buyer_id=buyer.id, product_id=product.id) for _ in range(2)]
     forged = checkout_session(None, buyer_id=buyer.id, product_id=product.id)
@@ -226,7 +226,7 @@ def test_the_batch_path_fulfils_the_good_and_leaves_the_refused(db: Session, sal
     assert all(r.changed and r.status == "paid" for r in results.values())
 
 
-def test_an_order_accepted_before_stays_when_the_product_is_taken_down(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_an_order_accepted_before_stays_when_the_product_is_taken_down(db: Session, sale) -> None:
     """A late webhook for an order the success page made already changes nothing."""
     _, buyer, product = sale
     cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id)
@@ -238,7 +238,7 @@ def test_an_order_accepted_before_stays_when_the_product_is_taken_down(db: Sessi
     assert (again.order_id, again.status, again.changed) == (first.order_id, "paid", False)
 
 
-def test_sale_price_applies_only_inside_its_window(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_sale_price_applies_only_inside_its_window(db: Session, sale) -> None:
     _, _, product = sale
     now = utcnow()
     product.sale_price_cents = 900
@@ -252,7 +252,7 @@ class FakeSessions:
     def __init__(self) -> None:
         self.calls: list[tuple[dict, dict]] = []
 
-    def create(self, params, options):  # type: ignore[no-untyped-def]
+    def create(self, params, options):
         self.calls.append((params, options))
         return type("S", (), {"id": "cs_test_fake", "url": "https://checkout.example/cs_test_fake"})()
 
@@ -262,11 +262,11 @@ class FakeProducts:
         self.created: list[tuple[dict, dict]] = []
         self.updated: list[tuple[str, dict]] = []
 
-    def create(self, params, options):  # type: ignore[no-untyped-def]
+    def create(self, params, options):
         self.created.append((params, options))
         return type("P", (), {"id": f"prod_fake{len(self.created)}"})()
 
-    def update(self, product_id, params):  # type: ignore[no-untyped-def]
+    def update(self, product_id, params):
         self.updated.append((product_id, params))
 
 
@@ -279,7 +279,7 @@ class FakeClient:
         )()
 
 
-def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:
     _, buyer, product = sale
     client = FakeClient()
     start = checkout.start_checkout(
@@ -287,7 +287,7 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # 
         gateway=StripeGateway(client),
         settings=get_settings(),
         buyer_id=buyer.id,
-        product_id=product.id,  # type: ignore[arg-type]
+        product_id=product.id,
         public_url="http://shop.test",
         now=1_000_000.0,
     )
@@ -306,7 +306,7 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # 
         gateway=StripeGateway(client),
         settings=get_settings(),
         buyer_id=buyer.id,
-        product_id=product.id,  # type: ignore[arg-type]
+        product_id=product.id,
         public_url="http://shop.test",
         now=1_000_010.0,
     )
@@ -320,7 +320,7 @@ def test_start_checkout_prices_from_the_database(db: Session, sale) -> None:  # 
     assert record.allow_promotion_codes is True and record.promotion_id is None
 
 
-def test_the_line_item_names_the_products_own_stripe_product(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_the_line_item_names_the_products_own_stripe_product(db: Session, sale) -> None:
     """Made once, on the first checkout; renamed in Stripe when the title changed; never inline
     product_data (Stripe matches product-scoped codes by Stripe Product id)."""
     _, buyer, product = sale
@@ -352,7 +352,7 @@ def test_the_line_item_names_the_products_own_stripe_product(db: Session, sale) 
     assert len(client.products.updated) == 1
 
 
-def test_start_checkout_refusals(db: Session, sale, storage) -> None:  # type: ignore[no-untyped-def]
+def test_start_checkout_refusals(db: Session, sale, storage) -> None:
     seller, buyer, product = sale
     client = FakeClient()
     kwargs = {
@@ -380,7 +380,7 @@ def test_start_checkout_refusals(db: Session, sale, storage) -> None:  # type: i
     assert client.sessions.calls == []
 
 
-def test_open_session_makes_no_order(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_open_session_makes_no_order(db: Session, sale) -> None:
     _, buyer, product = sale
     cs = {
         **checkout_session(db, buyer_id=buyer.id, product_id=product.id, payment_status="unpaid"),

@@ -21,7 +21,7 @@ class FlakyResource:
         self.outcomes = list(outcomes)
         self.calls: list[tuple[str, tuple]] = []
 
-    def __getattr__(self, method: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, method: str):
         def call(*args: Any) -> Any:
             self.calls.append((method, args))
             outcome = self.outcomes.pop(0)

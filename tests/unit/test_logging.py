@@ -46,14 +46,14 @@ def _lines(caplog: pytest.LogCaptureFixture) -> str:
 
 
 @pytest.fixture
-def shop(db: Session, storage):  # type: ignore[no-untyped-def]
+def shop(db: Session, storage):
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, price_cents=1000)
     return SimpleNamespace(seller=seller, buyer=buyer, product=product)
 
 
 @pytest.fixture
-def sale(db: Session, shop):  # type: ignore[no-untyped-def]
+def sale(db: Session, shop):
     cs = checkout_session(db, buyer_id=shop.buyer.id, product_id=shop.product.id, amount=1000)
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     order = db.get(Order, result.order_id)
@@ -66,7 +66,7 @@ def sale(db: Session, shop):  # type: ignore[no-untyped-def]
 PAID_FACTS = ("order_id", "buyer_id", "amount_cents", "currency", "payment_intent")
 
 
-def test_a_paid_order_is_logged_once_with_its_facts(db: Session, shop, logs) -> None:  # type: ignore[no-untyped-def]
+def test_a_paid_order_is_logged_once_with_its_facts(db: Session, shop, logs) -> None:
     cs = checkout_session(db, buyer_id=shop.buyer.id, product_id=shop.product.id, amount=1000)
     result = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     fulfillment.fulfill_checkout(session=db, checkout_session=cs)  # a redelivery changes nothing
@@ -81,7 +81,7 @@ def test_a_paid_order_is_logged_once_with_its_facts(db: Session, shop, logs) -> 
     }
 
 
-def test_the_batch_path_logs_each_order_as_the_single_path_does(db: Session, shop, logs) -> None:  # type: ignore[no-untyped-def]
+def test_the_batch_path_logs_each_order_as_the_single_path_does(db: Session, shop, logs) -> None:
     sessions = [
         checkout_session(db, buyer_id=shop.buyer.id, product_id=shop.product.id, amount=1000)
         for _ in range(3)
@@ -96,7 +96,7 @@ def test_the_batch_path_logs_each_order_as_the_single_path_does(db: Session, sho
         assert (facts["buyer_id"], facts["amount_cents"], facts["currency"]) == (shop.buyer.id, 1000, "usd")
 
 
-def test_a_pending_order_that_gets_paid_is_logged_when_it_is_paid(db: Session, shop, logs) -> None:  # type: ignore[no-untyped-def]
+def test_a_pending_order_that_gets_paid_is_logged_when_it_is_paid(db: Session, shop, logs) -> None:
     cs = checkout_session(db, buyer_id=shop.buyer.id, product_id=shop.product.id, payment_status="unpaid")
     pending = fulfillment.fulfill_checkout(session=db, checkout_session=cs)
     assert pending.status == "pending" and _events(logs, "order.paid") == []
@@ -107,7 +107,7 @@ def test_a_pending_order_that_gets_paid_is_logged_when_it_is_paid(db: Session, s
     )
 
 
-def test_the_hot_path_does_no_log_work_when_info_is_off(  # type: ignore[no-untyped-def]
+def test_the_hot_path_does_no_log_work_when_info_is_off(
     db: Session, shop, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.WARNING, logger="quantoxbay")
@@ -132,7 +132,7 @@ class FakeRefunds:
         return {"id": f"re_test_{uuid.uuid4().hex[:12]}", "object": "refund", "status": self.status, **params}
 
 
-def test_a_refund_is_logged_when_requested_and_when_stripe_confirms_it(db: Session, sale, logs) -> None:  # type: ignore[no-untyped-def]
+def test_a_refund_is_logged_when_requested_and_when_stripe_confirms_it(db: Session, sale, logs) -> None:
     client: Any = SimpleNamespace(
         v1=SimpleNamespace(refunds=FakeRefunds(), payment_intents=UnchargedPaymentIntents())
     )
@@ -166,7 +166,7 @@ def test_a_refund_is_logged_when_requested_and_when_stripe_confirms_it(db: Sessi
     assert len(_events(logs, "refund.confirmed")) == 1
 
 
-def test_a_refused_refund_is_not_logged_as_requested(db: Session, sale, logs) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_refund_is_not_logged_as_requested(db: Session, sale, logs) -> None:
     client: Any = SimpleNamespace(
         v1=SimpleNamespace(refunds=FakeRefunds(), payment_intents=UnchargedPaymentIntents())
     )
@@ -181,7 +181,7 @@ def test_a_refused_refund_is_not_logged_as_requested(db: Session, sale, logs) ->
     assert _events(logs, "refund.requested") == []
 
 
-def test_a_dispute_is_logged_when_opened_and_when_closed(db: Session, sale, logs) -> None:  # type: ignore[no-untyped-def]
+def test_a_dispute_is_logged_when_opened_and_when_closed(db: Session, sale, logs) -> None:
     dispute = {
         "id": "dp_test_1",
         "object": "dispute",
@@ -211,15 +211,13 @@ def test_a_dispute_is_logged_when_opened_and_when_closed(db: Session, sale, logs
 # --- downloads -------------------------------------------------------------------------
 
 
-def _download(db: Session, sale, token: str, user_id: int | None, max_age: int = 600):  # type: ignore[no-untyped-def]
+def _download(db: Session, sale, token: str, user_id: int | None, max_age: int = 600):
     return downloads.authorize_download(
         session=db, secret=SECRET, token=token, user_id=user_id, max_age_seconds=max_age, ip="203.0.113.9"
     )
 
 
-def test_refused_downloads_are_logged_with_a_reason_and_never_the_link(  # type: ignore[no-untyped-def]
-    db: Session, sale, logs
-) -> None:
+def test_refused_downloads_are_logged_with_a_reason_and_never_the_link(db: Session, sale, logs) -> None:
     token = downloads.make_download_token(
         secret=SECRET, user_id=sale.buyer.id, order_id=sale.order.id, file_id=sale.file_id
     )
@@ -254,7 +252,7 @@ def test_refused_downloads_are_logged_with_a_reason_and_never_the_link(  # type:
     assert token not in _lines(logs)
 
 
-def test_a_download_past_the_limit_is_logged_as_refused(db: Session, sale, logs) -> None:  # type: ignore[no-untyped-def]
+def test_a_download_past_the_limit_is_logged_as_refused(db: Session, sale, logs) -> None:
     sale.product.download_limit = 1
     db.add(sale.product)
     db.flush()
@@ -293,7 +291,7 @@ def strict_logins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def test_a_locked_account_and_a_throttled_attempt_are_logged_without_the_email(  # type: ignore[no-untyped-def]
+def test_a_locked_account_and_a_throttled_attempt_are_logged_without_the_email(
     db: Session, logs, strict_logins
 ) -> None:
     user, now = create_user(db), utcnow()
@@ -316,7 +314,7 @@ def test_a_locked_account_and_a_throttled_attempt_are_logged_without_the_email( 
     assert user.email not in lines and PASSWORD not in lines and "wrong-password" not in lines
 
 
-def test_an_address_locked_across_accounts_is_logged_with_the_address(  # type: ignore[no-untyped-def]
+def test_an_address_locked_across_accounts_is_logged_with_the_address(
     db: Session, logs, strict_logins
 ) -> None:
     now = utcnow()

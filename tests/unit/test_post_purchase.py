@@ -76,7 +76,7 @@ def fake_client(**kwargs: Any) -> Any:
 
 
 @pytest.fixture
-def sale(db: Session, storage):  # type: ignore[no-untyped-def]
+def sale(db: Session, storage):
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, price_cents=1000)
     cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, amount=1000)
@@ -86,7 +86,7 @@ def sale(db: Session, storage):  # type: ignore[no-untyped-def]
     return SimpleNamespace(seller=seller, buyer=buyer, product=product, order=order, cs=cs, file_id=file_id)
 
 
-def _token(sale) -> str:  # type: ignore[no-untyped-def]
+def _token(sale) -> str:
     # One link per sale: a token made a second later is another link (Range continuations
     # count once only on their own link).
     if not getattr(sale, "token", None):
@@ -96,7 +96,7 @@ def _token(sale) -> str:  # type: ignore[no-untyped-def]
     return sale.token
 
 
-def _download(db: Session, sale, *, range_start: int = 0, user_id: int | None = None):  # type: ignore[no-untyped-def]
+def _download(db: Session, sale, *, range_start: int = 0, user_id: int | None = None):
     return downloads.authorize_download(
         session=db,
         secret=SECRET,
@@ -108,7 +108,7 @@ def _download(db: Session, sale, *, range_start: int = 0, user_id: int | None = 
     )
 
 
-def _grant(db: Session, sale) -> DownloadGrant:  # type: ignore[no-untyped-def]
+def _grant(db: Session, sale) -> DownloadGrant:
     grant = db.exec(select(DownloadGrant).where(DownloadGrant.order_id == sale.order.id)).one()
     db.refresh(grant)
     return grant
@@ -117,14 +117,14 @@ def _grant(db: Session, sale) -> DownloadGrant:  # type: ignore[no-untyped-def]
 # --- receipts -----------------------------------------------------------------------
 
 
-def test_paid_order_queues_one_receipt_however_often_fulfilment_runs(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_paid_order_queues_one_receipt_however_often_fulfilment_runs(db: Session, sale) -> None:
     fulfillment.fulfill_checkout(session=db, checkout_session=sale.cs)
     fulfillment.fulfill_checkout(session=db, checkout_session=sale.cs)
     rows = db.exec(select(MailOutbox).where(MailOutbox.order_id == sale.order.id)).all()
     assert [(r.kind, r.to_email, r.status) for r in rows] == [("receipt", sale.buyer.email, "pending")]
 
 
-def test_unpaid_order_queues_no_receipt(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_unpaid_order_queues_no_receipt(db: Session, storage) -> None:
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller)
     cs = checkout_session(db, buyer_id=buyer.id, product_id=product.id, payment_status="unpaid")
@@ -133,7 +133,7 @@ def test_unpaid_order_queues_no_receipt(db: Session, storage) -> None:  # type: 
     assert db.exec(select(MailOutbox).where(MailOutbox.order_id == result.order_id)).all() == []
 
 
-def test_receipt_renders_text_and_html_with_amounts_and_library_link(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_receipt_renders_text_and_html_with_amounts_and_library_link(db: Session, sale) -> None:
     row = db.exec(select(MailOutbox).where(MailOutbox.order_id == sale.order.id)).one()
     msg = receipts.render(session=db, row=row, public_url="http://shop.test", sender="shop@test")
     assert msg["To"] == sale.buyer.email and f"order #{sale.order.id}" in msg["Subject"]
@@ -143,14 +143,14 @@ def test_receipt_renders_text_and_html_with_amounts_and_library_link(db: Session
         assert "$10.00" in body and "http://shop.test/library" in body and "file.txt" in body
 
 
-def test_resend_is_refused_while_unsent_and_for_a_stranger(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_resend_is_refused_while_unsent_and_for_a_stranger(db: Session, sale) -> None:
     with pytest.raises(DomainError, match="on its way"):
         receipts.resend_receipt(session=db, buyer_id=sale.buyer.id, order_id=sale.order.id)
     with pytest.raises(NotFound):
         receipts.resend_receipt(session=db, buyer_id=sale.seller.id, order_id=sale.order.id)
 
 
-def test_resend_queues_a_missing_receipt_once(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_resend_queues_a_missing_receipt_once(db: Session, sale) -> None:
     """A paid order without a receipt row: a resend queues it (the same write as at payment), and a
     second one at the same moment queues nothing more."""
     row = db.exec(select(MailOutbox).where(MailOutbox.order_id == sale.order.id)).one()
@@ -168,7 +168,7 @@ def test_resend_queues_a_missing_receipt_once(db: Session, sale) -> None:  # typ
 # --- downloads ----------------------------------------------------------------------
 
 
-def test_download_is_logged_and_a_double_click_counts_once(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_download_is_logged_and_a_double_click_counts_once(db: Session, sale) -> None:
     _download(db, sale)
     _download(db, sale)  # a double click
     _download(db, sale, range_start=4096)  # a Range continuation
@@ -181,7 +181,7 @@ def test_download_is_logged_and_a_double_click_counts_once(db: Session, sale) ->
     ]
 
 
-def test_download_limit_refuses_then_seller_resets_it(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_download_limit_refuses_then_seller_resets_it(db: Session, sale) -> None:
     product = db.get(Product, sale.product.id)
     product.download_limit = 1
     db.add(product)
@@ -201,7 +201,7 @@ def test_download_limit_refuses_then_seller_resets_it(db: Session, sale) -> None
     assert _grant(db, sale).downloads_used == 1
 
 
-def test_links_are_bound_to_user_and_refused_after_expiry(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_links_are_bound_to_user_and_refused_after_expiry(db: Session, sale) -> None:
     with pytest.raises(PermissionDenied, match="another account"):
         _download(db, sale, user_id=sale.seller.id)
     with pytest.raises(downloads.LinkExpired):
@@ -210,7 +210,7 @@ def test_links_are_bound_to_user_and_refused_after_expiry(db: Session, sale) -> 
         )
 
 
-def test_reissue_gives_a_revoked_grant_back_but_not_for_a_refunded_order(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_reissue_gives_a_revoked_grant_back_but_not_for_a_refunded_order(db: Session, sale) -> None:
     grant = _grant(db, sale)
     grant.revoked = True
     db.add(grant)
@@ -230,7 +230,7 @@ def test_reissue_gives_a_revoked_grant_back_but_not_for_a_refunded_order(db: Ses
         downloads.reissue_access(session=db, actor=sale.seller, order_id=sale.order.id)
 
 
-def test_replaced_file_keeps_access_and_notifies_buyers_once(db: Session, sale, storage) -> None:  # type: ignore[no-untyped-def]
+def test_replaced_file_keeps_access_and_notifies_buyers_once(db: Session, sale, storage) -> None:
     import io
 
     from quantoxbay.services import catalog
@@ -257,7 +257,7 @@ def test_replaced_file_keeps_access_and_notifies_buyers_once(db: Session, sale, 
 # --- refunds and disputes -----------------------------------------------------------
 
 
-def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:
     client = fake_client()
     _refund, announcements = refunds.refund_order(
         session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=300
@@ -304,7 +304,7 @@ def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:  
     assert len(client.v1.refunds.calls) == 2  # the refusals never reached Stripe
 
 
-def test_other_sellers_cannot_refund_but_admins_can(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_other_sellers_cannot_refund_but_admins_can(db: Session, sale) -> None:
     with pytest.raises(NotFound):
         refunds.refund_order(
             session=db,
@@ -324,7 +324,7 @@ def test_other_sellers_cannot_refund_but_admins_can(db: Session, sale) -> None: 
     assert sale.order.refunded_cents == 100
 
 
-def test_stripe_refusal_writes_nothing(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_stripe_refusal_writes_nothing(db: Session, sale) -> None:
     error = stripe.InvalidRequestError("Charge ch_1 has been charged back; cannot issue a refund.", "charge")
     with pytest.raises(RefundRefused, match="charged back"):
         refunds.refund_order(
@@ -341,7 +341,7 @@ def test_stripe_refusal_writes_nothing(db: Session, sale) -> None:  # type: igno
 
 def test_a_rate_limited_refund_is_retried_with_the_same_idempotency_key(
     db: Session, sale, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Stripe answers 429 under load: the refund is asked again (after a backoff), not given up."""
     monkeypatch.setattr("quantoxbay.payments.retry.time.sleep", lambda _seconds: None)
     rate_limited = stripe.RateLimitError("Too many requests", http_status=429)
@@ -356,7 +356,7 @@ def test_a_rate_limited_refund_is_retried_with_the_same_idempotency_key(
     assert (sale.order.status, sale.order.refunded_cents) == ("partially_refunded", 300)
 
 
-def test_charge_refunded_event_sets_status_and_never_lowers_the_figure(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_charge_refunded_event_sets_status_and_never_lowers_the_figure(db: Session, sale) -> None:
     pi = sale.order.stripe_payment_intent_id
     charge = {"object": "charge", "payment_intent": pi, "amount": 1000, "amount_refunded": 400}
     assert refunds.on_charge_refunded(session=db, charge=charge)[0].kind == "order.partially_refunded"
@@ -371,7 +371,7 @@ def test_charge_refunded_event_sets_status_and_never_lowers_the_figure(db: Sessi
     assert refunds.on_charge_refunded(session=db, charge={**charge, "payment_intent": "pi_other"}) == []
 
 
-def test_dispute_freezes_access_and_a_won_dispute_restores_it(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_freezes_access_and_a_won_dispute_restores_it(db: Session, sale) -> None:
     dispute = {
         "object": "dispute",
         "payment_intent": sale.order.stripe_payment_intent_id,
@@ -396,7 +396,7 @@ def test_dispute_freezes_access_and_a_won_dispute_restores_it(db: Session, sale)
     _download(db, sale)
 
 
-def test_lost_dispute_counts_as_refunded(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_lost_dispute_counts_as_refunded(db: Session, sale) -> None:
     dispute = {"object": "dispute", "payment_intent": sale.order.stripe_payment_intent_id}
     refunds.on_dispute_created(session=db, dispute={**dispute, "status": "needs_response"})
     refunds.on_dispute_closed(session=db, dispute={**dispute, "status": "lost"})
@@ -406,7 +406,7 @@ def test_lost_dispute_counts_as_refunded(db: Session, sale) -> None:  # type: ig
         _download(db, sale)
 
 
-def test_seller_orders_lists_only_their_orders(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_seller_orders_lists_only_their_orders(db: Session, sale) -> None:
     rows = refunds.list_seller_orders(session=db, seller_id=sale.seller.id)
     assert [(r["order_id"], r["buyer"], r["refundable_cents"]) for r in rows] == [
         (sale.order.id, sale.buyer.email, 1000)
@@ -448,7 +448,7 @@ def _end_state(db: Session, order_id: int) -> tuple[str, int, tuple[bool, ...]]:
 
 
 @pytest.fixture
-def unsold(db: Session, storage):  # type: ignore[no-untyped-def]
+def unsold(db: Session, storage):
     """A paid Checkout Session whose order does not exist yet."""
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, price_cents=1000)
@@ -472,7 +472,7 @@ def _kept(db: Session, pi: str) -> list[str]:
 
 
 @pytest.mark.parametrize("path", ["one", "batch"])
-def test_refund_before_the_order_is_kept_then_applied(db: Session, unsold, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_refund_before_the_order_is_kept_then_applied(db: Session, unsold, path: str) -> None:
     _deliver(db, _refunded(unsold.pi, 1000))
     assert db.exec(select(Order).where(Order.stripe_payment_intent_id == unsold.pi)).first() is None
     assert _kept(db, unsold.pi) == ["kept"]
@@ -484,7 +484,7 @@ def test_refund_before_the_order_is_kept_then_applied(db: Session, unsold, path:
 
 
 @pytest.mark.parametrize("path", ["one", "batch"])
-def test_partial_refund_before_the_order(db: Session, unsold, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_partial_refund_before_the_order(db: Session, unsold, path: str) -> None:
     _deliver(db, _refunded(unsold.pi, 300))
     order_id = _fulfil(db, unsold.cs, path)
     assert _end_state(db, order_id) == ("partially_refunded", 300, (False,))
@@ -495,7 +495,7 @@ def test_partial_refund_before_the_order(db: Session, unsold, path: str) -> None
 
 
 @pytest.mark.parametrize("path", ["one", "batch"])
-def test_dispute_before_the_order_freezes_access(db: Session, unsold, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_before_the_order_freezes_access(db: Session, unsold, path: str) -> None:
     _deliver(db, _dispute(unsold.pi, "created", "needs_response", 1_800_000_000))
     order_id = _fulfil(db, unsold.cs, path)
     assert _end_state(db, order_id) == ("disputed", 0, (True,))
@@ -506,7 +506,7 @@ def test_dispute_before_the_order_freezes_access(db: Session, unsold, path: str)
 
 
 @pytest.mark.parametrize("path", ["one", "batch"])
-def test_dispute_closed_won_before_created_before_the_order(db: Session, unsold, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_closed_won_before_created_before_the_order(db: Session, unsold, path: str) -> None:
     _deliver(
         db,
         _dispute(unsold.pi, "closed", "won", 1_800_000_500),
@@ -516,7 +516,7 @@ def test_dispute_closed_won_before_created_before_the_order(db: Session, unsold,
     assert _end_state(db, order_id) == ("paid", 0, (False,))
 
 
-def test_dispute_closed_won_then_a_late_created_does_not_freeze_again(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_closed_won_then_a_late_created_does_not_freeze_again(db: Session, sale) -> None:
     pi = sale.order.stripe_payment_intent_id
     _deliver(db, _dispute(pi, "created", "needs_response", 1_800_000_000))
     assert _end_state(db, sale.order.id) == ("disputed", 0, (True,))
@@ -527,21 +527,21 @@ def test_dispute_closed_won_then_a_late_created_does_not_freeze_again(db: Sessio
     assert _end_state(db, sale.order.id) == ("paid", 0, (False,))
 
 
-def test_dispute_closed_won_first_then_created_with_the_order_there(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_closed_won_first_then_created_with_the_order_there(db: Session, sale) -> None:
     pi = sale.order.stripe_payment_intent_id
     _deliver(db, _dispute(pi, "closed", "won", 1_800_000_500))
     _deliver(db, _dispute(pi, "created", "needs_response", 1_800_000_000))
     assert _end_state(db, sale.order.id) == ("paid", 0, (False,))
 
 
-def test_dispute_closed_lost_first_still_takes_the_money_back(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_dispute_closed_lost_first_still_takes_the_money_back(db: Session, sale) -> None:
     pi = sale.order.stripe_payment_intent_id
     _deliver(db, _dispute(pi, "closed", "lost", 1_800_000_500))
     _deliver(db, _dispute(pi, "created", "needs_response", 1_800_000_000))
     assert _end_state(db, sale.order.id) == ("refunded", 1000, (True,))
 
 
-def test_partial_refund_then_dispute_won_before_the_order_in_any_order(db: Session, storage) -> None:  # type: ignore[no-untyped-def]
+def test_partial_refund_then_dispute_won_before_the_order_in_any_order(db: Session, storage) -> None:
     seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
     product = create_published_product(db, storage, seller, price_cents=1000)
     ends = set()
@@ -558,7 +558,7 @@ def test_partial_refund_then_dispute_won_before_the_order_in_any_order(db: Sessi
     assert ends == {("partially_refunded", 400, (False,))}
 
 
-def test_an_event_for_a_payment_not_ours_stays_kept(db: Session, sale) -> None:  # type: ignore[no-untyped-def]
+def test_an_event_for_a_payment_not_ours_stays_kept(db: Session, sale) -> None:
     _deliver(db, _refunded("pi_not_ours", 1000))
     assert _kept(db, "pi_not_ours") == ["kept"]
     assert _end_state(db, sale.order.id) == ("paid", 0, (False,))
@@ -567,7 +567,7 @@ def test_an_event_for_a_payment_not_ours_stays_kept(db: Session, sale) -> None: 
 @pytest.mark.parametrize("path", ["one", "batch"])
 def test_a_kept_refund_applied_at_fulfilment_is_announced_after_the_commit(
     db: Session, unsold, path: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """The kept event's handler runs on a savepoint session; its announcement must reach the
     caller's session, which publishes after its commit (live pages see the refund)."""
     _deliver(db, _refunded(unsold.pi, 1000))

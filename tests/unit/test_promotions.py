@@ -65,7 +65,7 @@ def local_stripe(tmp_path: Path) -> Iterator[LocalStripe]:
 
 
 @pytest.fixture
-def shop(db: Session, storage, local_stripe: LocalStripe):  # type: ignore[no-untyped-def]
+def shop(db: Session, storage, local_stripe: LocalStripe):
     seller = create_user(db, Role.SELLER)
     onboard_seller(db, StripeGateway(local_stripe.client), seller.id, local_stripe.base)
     buyer = create_user(db, Role.BUYER)
@@ -74,7 +74,7 @@ def shop(db: Session, storage, local_stripe: LocalStripe):  # type: ignore[no-un
     return seller, buyer, ebook, course
 
 
-def _start(db: Session, ls: LocalStripe, buyer_id: int, product: Product, code: str = "", **kw):  # type: ignore[no-untyped-def]
+def _start(db: Session, ls: LocalStripe, buyer_id: int, product: Product, code: str = "", **kw):
     return checkout.start_checkout(
         session=db,
         gateway=StripeGateway(ls.client),
@@ -108,7 +108,7 @@ def _buy(
 # --- creating codes ---------------------------------------------------------------------
 
 
-def test_create_percent_code_for_one_product(db: Session, shop, local_stripe: LocalStripe) -> None:  # type: ignore[no-untyped-def]
+def test_create_percent_code_for_one_product(db: Session, shop, local_stripe: LocalStripe) -> None:
     seller, _, ebook, _ = shop
     expires = datetime.now(UTC) + timedelta(days=3)
     made = promotions.create_promotion(
@@ -159,7 +159,7 @@ def test_create_percent_code_for_one_product(db: Session, shop, local_stripe: Lo
         ({"product_id": 10**9}, "does not exist"),
     ],
 )
-def test_bad_input_is_refused_and_creates_nothing(db: Session, shop, local_stripe, kwargs, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_refused_and_creates_nothing(db: Session, shop, local_stripe, kwargs, message) -> None:
     seller, _, ebook, _ = shop
     args = {"code": "GOOD-CODE", "percent_off": 10, "product_id": ebook.id, **kwargs}
     with pytest.raises(
@@ -172,7 +172,7 @@ def test_bad_input_is_refused_and_creates_nothing(db: Session, shop, local_strip
     assert local_stripe.client.v1.promotion_codes.list().data == []
 
 
-def test_codes_are_unique_and_only_for_own_products(db: Session, shop, local_stripe, storage) -> None:  # type: ignore[no-untyped-def]
+def test_codes_are_unique_and_only_for_own_products(db: Session, shop, local_stripe, storage) -> None:
     seller, _, ebook, _ = shop
     other = create_user(db, Role.SELLER)
     kw = {"session": db, "gateway": StripeGateway(local_stripe.client), "percent_off": 10}
@@ -189,7 +189,7 @@ def test_codes_are_unique_and_only_for_own_products(db: Session, shop, local_str
 # --- using codes ------------------------------------------------------------------------
 
 
-def test_code_on_the_product_page_discounts_and_the_order_records_it(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_code_on_the_product_page_discounts_and_the_order_records_it(db: Session, shop, local_stripe) -> None:
     seller, buyer, ebook, _ = shop
     made = promotions.create_promotion(
         session=db,
@@ -206,7 +206,7 @@ def test_code_on_the_product_page_discounts_and_the_order_records_it(db: Session
     assert promotions.list_promotions(session=db, seller_id=seller.id)[0].redemptions == 1
 
 
-def test_code_typed_on_the_hosted_page_is_recorded(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_code_typed_on_the_hosted_page_is_recorded(db: Session, shop, local_stripe) -> None:
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
         session=db,
@@ -222,7 +222,7 @@ def test_code_typed_on_the_hosted_page_is_recorded(db: Session, shop, local_stri
     assert (order.discount_cents, order.total_cents) == (1000, 1000)
 
 
-def test_code_scope_other_products_and_other_sellers(db: Session, shop, local_stripe, storage) -> None:  # type: ignore[no-untyped-def]
+def test_code_scope_other_products_and_other_sellers(db: Session, shop, local_stripe, storage) -> None:
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
         session=db,
@@ -255,7 +255,7 @@ def test_code_scope_other_products_and_other_sellers(db: Session, shop, local_st
     assert _buy(db, local_stripe, buyer.id, course, code="ALL").discount_cents == 500
 
 
-def test_expired_code_is_never_honoured(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_expired_code_is_never_honoured(db: Session, shop, local_stripe) -> None:
     seller, buyer, ebook, _ = shop
     expires = datetime.now(UTC) + timedelta(minutes=45)
     promotions.create_promotion(
@@ -276,7 +276,7 @@ def test_expired_code_is_never_honoured(db: Session, shop, local_stripe) -> None
     assert promotions.list_promotions(session=db, seller_id=seller.id, now=expires)[0].status == "Expired"
 
 
-def test_redemption_limit(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_redemption_limit(db: Session, shop, local_stripe) -> None:
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
         session=db,
@@ -295,7 +295,7 @@ def test_redemption_limit(db: Session, shop, local_stripe) -> None:  # type: ign
     assert promotions.list_promotions(session=db, seller_id=seller.id)[0].status == "Used up"
 
 
-def test_once_per_buyer(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_once_per_buyer(db: Session, shop, local_stripe) -> None:
     seller, buyer, ebook, course = shop
     made = promotions.create_promotion(
         session=db,
@@ -326,7 +326,7 @@ def test_once_per_buyer(db: Session, shop, local_stripe) -> None:  # type: ignor
     assert _buy(db, local_stripe, other.id, course, code="WELCOME").discount_cents == 1250
 
 
-def test_once_per_buyer_paid_in_another_tab_meanwhile(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_once_per_buyer_paid_in_another_tab_meanwhile(db: Session, shop, local_stripe) -> None:
     seller, buyer, ebook, course = shop
     promotions.create_promotion(
         session=db,
@@ -344,7 +344,7 @@ def test_once_per_buyer_paid_in_another_tab_meanwhile(db: Session, shop, local_s
     assert newest.id != first.session_id and newest.status == "expired"
 
 
-def test_deactivate(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_deactivate(db: Session, shop, local_stripe) -> None:
     seller, buyer, ebook, _ = shop
     made = promotions.create_promotion(
         session=db,
@@ -380,7 +380,7 @@ def test_deactivate(db: Session, shop, local_stripe) -> None:  # type: ignore[no
 # --- sales ------------------------------------------------------------------------------
 
 
-def test_schedule_sale_validation(db: Session, shop) -> None:  # type: ignore[no-untyped-def]
+def test_schedule_sale_validation(db: Session, shop) -> None:
     seller, _, ebook, _ = shop
     now = datetime.now(UTC)
     kw = {"session": db, "seller_id": seller.id, "product_id": ebook.id, "now": now}
@@ -411,7 +411,7 @@ def test_schedule_sale_validation(db: Session, shop) -> None:  # type: ignore[no
     assert ebook.sale_price_cents is None
 
 
-def test_sale_price_only_while_the_sale_runs(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_sale_price_only_while_the_sale_runs(db: Session, shop, local_stripe) -> None:
     seller, buyer, ebook, _ = shop
     now = datetime.now(UTC)
     starts, ends = now + timedelta(hours=1), now + timedelta(minutes=100)
@@ -464,7 +464,7 @@ def test_parse_local_datetime() -> None:
 # --- fulfilment trusts only what the shop sold ----------------------------------------------
 
 
-def test_once_per_buyer_holds_at_fulfilment(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_once_per_buyer_holds_at_fulfilment(db: Session, shop, local_stripe) -> None:
     """Two checkouts with a once-per-buyer code that both got past the claim (two requests at the
     same instant): the first order is made, the second is refused when fulfilled."""
     seller, buyer, ebook, course = shop
@@ -480,7 +480,7 @@ def test_once_per_buyer_holds_at_fulfilment(db: Session, shop, local_stripe) -> 
     second = _start(db, local_stripe, buyer.id, ebook, "ONCE")
     assert local_stripe.pay(second.session_id).status_code == 200
 
-    def confirm(session_id: str):  # type: ignore[no-untyped-def]
+    def confirm(session_id: str):
         return checkout.confirm_checkout(
             session=db,
             gateway=StripeGateway(local_stripe.client),
@@ -496,7 +496,7 @@ def test_once_per_buyer_holds_at_fulfilment(db: Session, shop, local_stripe) -> 
     assert not checkout.owns_product(session=db, buyer_id=buyer.id, product_id=ebook.id)
 
 
-def test_a_code_minted_with_the_key_grants_nothing(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_a_code_minted_with_the_key_grants_nothing(db: Session, shop, local_stripe) -> None:
     """Issue: someone with the API key made a 100%-off code and used it on the hosted page."""
     _, buyer, _, course = shop
     coupon = local_stripe.client.v1.coupons.create({"percent_off": 100, "duration": "once"})
@@ -515,7 +515,7 @@ def test_a_code_minted_with_the_key_grants_nothing(db: Session, shop, local_stri
     assert db.exec(select(Order).where(Order.stripe_session_id == start.session_id)).first() is None
 
 
-def test_a_session_made_with_the_key_grants_nothing(db: Session, shop, local_stripe) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_made_with_the_key_grants_nothing(db: Session, shop, local_stripe) -> None:
     """Issue: a Checkout Session made with the key, shop metadata, $0.50 instead of the price."""
     _, buyer, _, course = shop
     ids = {"buyer_id": str(buyer.id), "product_id": str(course.id)}

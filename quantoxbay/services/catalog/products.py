@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import datetime
+from typing import TypedDict
 
 from pydantic import BaseModel
 from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
+from quantoxbay import routes
 from quantoxbay.constants import CATEGORIES as CATEGORIES
 from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, Role, User, utcnow
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, connect
@@ -265,12 +267,39 @@ def get_seller_product(
     )
 
 
-def list_seller_products(*, session: Session, seller_id: int) -> list[Product]:
+class SellerProductRow(TypedDict):
+    """A line of the seller's product list (SellerProductsState holds them as they are)."""
+
+    id: int
+    title: str
+    status: str
+    price_cents: int
+    currency: str
+    price: str  # formatted
+    sales: int
+    edit_url: str
+
+
+def list_seller_products(*, session: Session, seller_id: int) -> list[SellerProductRow]:
     """All of a seller's products but deleted ones, newest first."""
-    return list(
-        session.exec(
-            select(Product)
-            .where(Product.seller_id == seller_id, Product.status != ProductStatus.DELETED.value)
-            .order_by(col(Product.created_at).desc(), col(Product.id).desc())
-        ).all()
-    )
+    products = session.exec(
+        select(Product)
+        .where(Product.seller_id == seller_id, Product.status != ProductStatus.DELETED.value)
+        .order_by(col(Product.created_at).desc(), col(Product.id).desc())
+    ).all()
+    rows = []
+    for p in products:
+        assert p.id is not None  # read from the table
+        rows.append(
+            SellerProductRow(
+                id=p.id,
+                title=p.title,
+                status=p.status,
+                price_cents=p.price_cents,
+                currency=p.currency,
+                price=format_money(p.price_cents, p.currency),
+                sales=p.sales_count,
+                edit_url=routes.seller_product_edit_path(p.id),
+            )
+        )
+    return rows

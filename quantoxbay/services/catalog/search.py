@@ -28,7 +28,6 @@ from quantoxbay.models import Product, ProductStatus, User
 from quantoxbay.services import DomainError
 from quantoxbay.services.catalog.views import ProductCard, _card
 from quantoxbay.services.money import MAX_PRICE_CENTS
-from quantoxbay.services.pricing import aware
 from quantoxbay.storage import Storage
 
 MAX_PAGE_SIZE = 100
@@ -72,9 +71,7 @@ def _encode_cursor(sort: str, product: Product) -> str:
     elif sort == "best_selling":
         key = product.sales_count
     else:
-        created = aware(product.created_at)
-        assert created is not None
-        key = created.isoformat()
+        key = product.created_at.isoformat()
     raw = json.dumps([sort, key, product.id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -87,7 +84,9 @@ def _decode_cursor(sort: str, cursor: str) -> tuple[object, int]:
         if cursor_sort != sort or isinstance(last_id, bool) or not isinstance(last_id, int):
             raise ValueError("cursor from another listing")
         if sort == "newest":
-            parsed = aware(datetime.fromisoformat(key))
+            parsed = datetime.fromisoformat(key)
+            if parsed.tzinfo is None:  # ours always carry their offset
+                raise ValueError("cursor time without a zone")
             return parsed, last_id
         if isinstance(key, bool) or not isinstance(key, int):
             raise ValueError("bad key")
