@@ -23,7 +23,7 @@ def _sign_up(page, email: str, *, seller: bool = False) -> None:
     expect(page.get_by_role("button", name="Account menu")).to_be_visible()
 
 
-def test_seller_publishes_and_buyer_finds_it(new_page, tmp_path: Path) -> None:
+def test_seller_publishes_and_buyer_finds_it(new_page, live_app, tmp_path: Path) -> None:
     word = f"zebra{uuid.uuid4().hex[:6]}"
     title = f"Field notes {word}"
     payload = tmp_path / "field-notes.pdf"
@@ -34,7 +34,11 @@ def test_seller_publishes_and_buyer_finds_it(new_page, tmp_path: Path) -> None:
     cover.write_bytes(buf.getvalue())
 
     seller = new_page()
-    _sign_up(seller, f"maker-{uuid.uuid4().hex[:8]}@example.com", seller=True)
+    seller_email = f"maker-{uuid.uuid4().hex[:8]}@example.com"
+    _sign_up(seller, seller_email, seller=True)
+    # A priced product goes on sale once payouts are set up (the journey of that: test_payouts_journey).
+    onboarded = live_app.cli("onboard-seller", seller_email)
+    assert onboarded.returncode == 0, onboarded.stderr
     seller.goto("/seller/products/new")
     seller.get_by_label("Title").fill(title)
     seller.get_by_label("Description").fill("Notes **from the field**.\n\n<script>window.pwned = 1</script>")
