@@ -1,4 +1,5 @@
-"""The confirmation page shows "Payment confirmed" even when the live push never reaches it.
+"""The confirmation page shows "Payment confirmed" even when the live push never reaches it, and
+a push that stalls gives the page's state lock back.
 
 The push (api/live.py) is a courtesy: the worker that fulfils the order may stall before it
 delivers, or Reflex may drop the cross-worker delivery. A page that only waited for it stayed on
@@ -11,7 +12,10 @@ own look at load, and while the success page's own Stripe check fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +25,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 import quantoxbay.db
+from quantoxbay.api import live as live_api
 from quantoxbay.db import make_engine, session_scope
 from quantoxbay.migrations import upgrade_to_head
 from quantoxbay.models import Role
-from quantoxbay.services import PaymentError, fulfillment
+from quantoxbay.services import PaymentError, fulfillment, live
 from quantoxbay.services import checkout as checkout_service
 from quantoxbay.services.accounts import UserPublic
+from quantoxbay.services.notifier import Announcement
 from quantoxbay.state import checkout as checkout_state
 from quantoxbay.state.checkout import CheckoutSuccessState
 from quantoxbay.state.session import SessionState
@@ -159,3 +165,45 @@ async def test_a_reload_stops_the_earlier_loop_and_a_repeated_call_starts_none(
     monkeypatch.setattr(CheckoutSuccessState, "_recheck", second_loop)
     monkeypatch.setattr(checkout_state, "RECHECK_FIRST_SECONDS", 0)
     await _watch(page)
+
+
+async def test_a_stalled_push_gives_the_page_state_lock_back(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A push runs inside the page's state lock: one that stalls must not keep the tab's events
+    (and the page's own re-check) waiting until Reflex's lock expires."""
+    monkeypatch.setattr(quantoxbay.db, "get_engine", lambda: sqlite_engine)
+    monkeypatch.setattr(live_api, "PUSH_TIMEOUT_SECONDS", 0.01)
+    with session_scope() as s:
+        live.subscribe(
+            session=s, topic="checkout:cs_stall", client_token="tok-stall", state_name="page.state"
+        )
+    lock: list[str] = []
+
+    class StalledPage:  # stands in for the page's rx.State; its refresh never returns
+        @staticmethod
+        def get_full_name() -> str:
+            return "page.state"
+
+        async def get_state(self, cls: object) -> StalledPage:
+            return self
+
+        async def on_announcement(self, kind: str, data: dict) -> None:
+            await asyncio.Event().wait()
+
+    class App:
+        @contextlib.asynccontextmanager
+        async def modify_state(self, token: object) -> AsyncIterator[StalledPage]:
+            lock.append("taken")
+            try:
+                yield StalledPage()
+            finally:
+                lock.append("given back")
+
+    pusher = live_api.LivePusher(App(), asyncio.get_running_loop(), [StalledPage])  # type: ignore[list-item]
+    # The outer bound only turns a push that never gives up into a failure rather than a hang.
+    with caplog.at_level(logging.WARNING):
+        async with asyncio.timeout(10):
+            pushed = await pusher.push(Announcement(kind="order.paid", topics=("checkout:cs_stall",)))
+    assert pushed == 0 and lock == ["taken", "given back"]
+    assert "live push to" in caplog.text and "TimeoutError" in caplog.text
