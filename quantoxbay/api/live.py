@@ -21,6 +21,12 @@ from quantoxbay.services.notifier import Announcement
 
 logger = logging.getLogger(__name__)
 
+#: How long a push may run inside the page's state lock (Reflex's lasts 10 s): no event of that
+#: tab runs meanwhile, and a push still running when the lock expires deletes it from under the
+#: next holder. A push cut short is lost like any other (the confirmation page re-reads the order
+#: while it waits: state.checkout.CheckoutSuccessState.watch_payment).
+PUSH_TIMEOUT_SECONDS = 5.0
+
 
 def client_ref(client_token: str) -> str:
     """How logs name a page: enough to tell pages apart, useless to push to or impersonate one
@@ -64,8 +70,9 @@ class LivePusher:
                 continue
             try:
                 async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=cls)) as root:
-                    state = await root.get_state(cls)
-                    await state.on_announcement(announcement.kind, announcement.data)
+                    async with asyncio.timeout(PUSH_TIMEOUT_SECONDS):
+                        state = await root.get_state(cls)
+                        await state.on_announcement(announcement.kind, announcement.data)
                 pushed += 1
             except Exception as exc:
                 logger.warning(

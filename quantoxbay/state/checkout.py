@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import TypedDict
 
 import reflex as rx
-from reflex.event import EventSpec
+from reflex.event import EventCallback, EventSpec
 
 from quantoxbay import routes
 from quantoxbay.models import OrderStatus
@@ -133,8 +135,20 @@ class BuyBoxState(rx.State):
         yield _go(start.url)
 
 
+#: While the confirmation page waits, it re-reads the order after 1 s, then at doubling
+#: intervals up to ``RECHECK_MAX_SECONDS`` ...
+RECHECK_FIRST_SECONDS = 1.0
+RECHECK_MAX_SECONDS = 10.0
+#: ... for this long (an asynchronous payment may take days: the page is reloaded by then).
+RECHECK_FOR_SECONDS = 15 * 60
+
+
 class CheckoutSuccessState(rx.State):
-    """`/checkout/success?session_id=...`: waits, then flips to "Payment confirmed" by push."""
+    """`/checkout/success?session_id=...`: waits, then flips to "Payment confirmed" by push.
+
+    The push is a courtesy that may be lost (the pushing worker stalls, Reflex's cross-worker
+    delivery drops it, the socket moves), so while the page waits it also re-reads the order
+    (``watch_payment``): the database is the truth, the push only makes it quicker."""
 
     # waiting | paid | failed | refused (not what the shop sold) | unknown
     status: rx.Field[str] = rx.field("waiting")
@@ -143,6 +157,10 @@ class CheckoutSuccessState(rx.State):
     files: rx.Field[list[FileLink]] = rx.field(default_factory=list)
     # Checked against the session cookie at load; a push then needs one query, not three.
     _buyer_id: int = 0
+    # Bumped by each load (a re-check loop of an earlier load stops) and the one being watched
+    # (the browser may call watch_payment again: it starts no second loop).
+    _watch: int = 0
+    _watching: int = 0
 
     def _session_id(self) -> str:
         return str(self.router.page.params.get("session_id", ""))[:255]
@@ -198,14 +216,42 @@ class CheckoutSuccessState(rx.State):
                 self.status = "unknown"
                 return None
             except PaymentError:
-                return None  # the webhook will still confirm; the push updates this page
+                return self._watch_payment()  # the webhook will still confirm; see watch_payment
             await self._refresh()
             if self.status == "waiting" and result is not None and result.order_id is None:
                 if result.status == fulfillment.REJECTED:
                     self.status = "refused"
                 elif result.status == fulfillment.IGNORED:
                     self.status = "unknown"
-        return None
+        return self._watch_payment() if self.status == "waiting" else None
+
+    def _watch_payment(self) -> EventCallback[()]:
+        self._watch += 1
+        return CheckoutSuccessState.watch_payment
+
+    async def _recheck(self, watch: int) -> bool:
+        """One re-read of the order for the loop ``watch``; False once that loop should stop (the
+        page stopped waiting, or a later load started its own loop)."""
+        if watch != self._watch or self.status != "waiting":
+            return False
+        await self._refresh()
+        return self.status == "waiting"
+
+    @rx.event(background=True)
+    async def watch_payment(self) -> None:
+        """Started by ``load`` while the page waits: re-reads the order until it is no longer
+        waiting, so a lost push only delays "Payment confirmed"."""
+        async with self:
+            if self._watching == self._watch:
+                return
+            watch = self._watching = self._watch
+        delay, deadline = RECHECK_FIRST_SECONDS, time.monotonic() + RECHECK_FOR_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECHECK_MAX_SECONDS)
+            async with self:
+                if not await self._recheck(watch):
+                    return
 
     async def on_announcement(self, kind: str, data: dict) -> None:
         """Called by the live pusher inside modify_state when this order changes."""
