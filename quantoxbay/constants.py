@@ -37,3 +37,7 @@ PERIODS: dict[str, str] = {
 
 #: The reasons Stripe accepts for a refund.
 REFUND_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
+
+# How a product page's buy box sells a product (services.checkout.offer_for): "Buy now", "Get it
+# free", or "Buy now" under "Name a fair price".
+OFFER_PAID, OFFER_FREE, OFFER_PAY_WHAT_YOU_WANT = "paid", "free", "pay_what_you_want"

@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from quantoxbay import routes
+from quantoxbay.constants import OFFER_FREE, OFFER_PAID, OFFER_PAY_WHAT_YOU_WANT
 from quantoxbay.db import insert_rows
 from quantoxbay.models import (
     CheckoutRecord,
@@ -25,8 +26,9 @@ from quantoxbay.models import (
 from quantoxbay.payments.gateway import StripeGateway, checkout_session_key
 from quantoxbay.services import DomainError, NotFound, PermissionDenied, connect, promotions
 from quantoxbay.services.fees import FeeSchedule
-from quantoxbay.services.fulfillment import FulfillmentResult, fulfill_checkout
-from quantoxbay.services.pricing import current_price_cents, sale_is_running
+from quantoxbay.services.fulfillment import FulfillmentResult, fulfill_checkout, fulfill_free_order
+from quantoxbay.services.money import amount_text
+from quantoxbay.services.pricing import current_price_cents, is_free, named_price_cents, sale_is_running
 from quantoxbay.services.stripe_products import stripe_product_id_for
 from quantoxbay.settings import Settings
 
@@ -64,6 +66,61 @@ def owns_product(*, session: Session, buyer_id: int, product_id: int) -> bool:
     return row is not None
 
 
+@dataclass(frozen=True)
+class Offer:
+    """How the product page's box sells a product: ``kind`` is OFFER_PAID ("Buy now"), OFFER_FREE
+    ("Get it free") or OFFER_PAY_WHAT_YOU_WANT ("Buy now" under "Name a fair price", prefilled with
+    ``suggested_price``, an amount like "3.00"); ``minimum_cents`` is what it costs at least now."""
+
+    kind: str
+    minimum_cents: int
+    currency: str
+    suggested_price: str = ""
+
+
+def offer_for(*, session: Session, product_id: int, now: datetime | None = None) -> Offer:
+    """How the product is sold right now (a product not found reads as OFFER_PAID: the checkout then
+    refuses it with the reason)."""
+    product = session.get(Product, product_id)
+    if product is None:
+        return Offer(OFFER_PAID, 0, "usd")
+    minimum = current_price_cents(product, now)
+    if product.pay_what_you_want:
+        # The shop keeps no separate suggested price: the buyer starts from the minimum.
+        return Offer(OFFER_PAY_WHAT_YOU_WANT, minimum, product.currency, amount_text(minimum))
+    return Offer(OFFER_FREE if is_free(product, now) else OFFER_PAID, minimum, product.currency)
+
+
+def _buyable(session: Session, buyer_id: int, product_id: int) -> tuple[User, Product]:
+    """The buyer and the product, or the refusal the buyer sees: a disabled buyer, a product no
+    longer for sale, their own product, one they own already."""
+    buyer = session.get(User, buyer_id)
+    if buyer is None or buyer.disabled:
+        raise PermissionDenied("Please log in to buy.")
+    product = session.get(Product, product_id)
+    if product is None or product.status != ProductStatus.PUBLISHED.value:
+        raise NotFound("This product is no longer for sale.")
+    if product.seller_id == buyer_id:
+        raise DomainError("This is your own product.")
+    if owns_product(session=session, buyer_id=buyer_id, product_id=product_id):
+        raise AlreadyOwned("You already own this product.")
+    return buyer, product
+
+
+def get_free_product(
+    *, session: Session, buyer_id: int, product_id: int, now: datetime | None = None
+) -> FulfillmentResult:
+    """The "Get it free" button: a free product (or a pay-what-you-want one whose minimum is 0, for a buyer
+    who named 0) goes straight into the buyer's library, with no Stripe call. The order (paid, 0)
+    and its effects are a sale's (services.fulfillment.fulfill_free_order), once per buyer and
+    product: a second click finds the order the first one made."""
+    _, product = _buyable(session, buyer_id, product_id)
+    # Pay what you want: 0 is a named amount, refused with the minimum when there is one.
+    if named_price_cents(product, 0 if product.pay_what_you_want else None, now) != 0:
+        raise DomainError("This product is not free.")
+    return fulfill_free_order(session=session, buyer_id=buyer_id, product=product)
+
+
 def start_checkout(
     *,
     session: Session,
@@ -73,6 +130,7 @@ def start_checkout(
     product_id: int,
     public_url: str,
     promo_code: str = "",
+    named_amount_cents: int | None = None,
     now: float | None = None,
 ) -> CheckoutStart:
     """Create a Checkout Session for one product, priced from the database.
@@ -89,22 +147,19 @@ def start_checkout(
     after the fee is set: fulfilment records the fee on what was paid and the ledger gives the
     difference to the seller (services/ledger.py); a code that could leave less than the fee keeps
     the hosted field off (the buyer types it here instead).
+
+    For a pay-what-you-want product, ``named_amount_cents`` is what the buyer named: checked again
+    here (services.pricing.named_price_cents: not below the minimum or Stripe's minimum charge, not
+    above the shop's maximum), it is the line item's price, the subtotal recorded for fulfilment's
+    checks and the base of the fee. Other products ignore it: the database prices them.
     """
-    buyer = session.get(User, buyer_id)
-    if buyer is None or buyer.disabled:
-        raise PermissionDenied("Please log in to buy.")
-    product = session.get(Product, product_id)
-    if product is None or product.status != ProductStatus.PUBLISHED.value:
-        raise NotFound("This product is no longer for sale.")
-    if product.seller_id == buyer_id:
-        raise DomainError("This is your own product.")
-    if owns_product(session=session, buyer_id=buyer_id, product_id=product_id):
-        raise AlreadyOwned("You already own this product.")
+    buyer, product = _buyable(session, buyer_id, product_id)
     now = time.time() if now is None else now
     now_dt = datetime.fromtimestamp(now, UTC)
-    unit_amount = current_price_cents(product, now_dt)  # the sale price only while the sale runs
+    # The sale price only while the sale runs; pay what you want: the named amount.
+    unit_amount = named_price_cents(product, named_amount_cents, now_dt)
     if unit_amount <= 0:
-        raise DomainError("This product is free; use “Get it free”.")
+        raise DomainError("This product is free: use “Get it free”.")
     destination = connect.chargeable_account_id(session=session, seller_id=product.seller_id)
     fees = FeeSchedule(settings.platform_fee_basis_points, settings.platform_fee_fixed_cents)
 

@@ -596,6 +596,35 @@ def fulfill_new_paid_checkouts(
     return {c.values["stripe_session_id"]: _announced(session, _result(c, paid)) for c in created}
 
 
+#: The prefix of a free order's ``stripe_session_id``: no Checkout Session, so the shop makes the id.
+FREE_ORDER_PREFIX = "free_"
+
+
+def free_order_key(*, buyer_id: int, product_id: int) -> str:
+    """The ``stripe_session_id`` of a buyer's free order of a product: one key per buyer and
+    product, so the order table's unique column makes a double click or a second tab one order."""
+    return f"{FREE_ORDER_PREFIX}{buyer_id}_{product_id}"
+
+
+def fulfill_free_order(*, session: Session, buyer_id: int, product: Product) -> FulfillmentResult:
+    """A paid order of 0 for a free product, with the effects of a sale (``_grant``: grant, sales
+    count, receipt, rollup) and its announcement, exactly once per buyer and product. The caller
+    has checked the buyer and the product (services.checkout.get_free_product). No Stripe: no
+    payment intent, no connected account, no fee."""
+    assert product.id is not None
+    key = free_order_key(buyer_id=buyer_id, product_id=product.id)
+    # Shaped like the Checkout Session ``_new_order`` reads, so the order's columns come from the
+    # same code as a sale's.
+    free = {"id": key, "currency": product.currency, "amount_subtotal": 0, "amount_total": 0}
+    sold = {key: _Sold(buyer_id, product.id, product.seller_id, product.title)}
+    paid = OrderStatus.PAID.value
+    created = _create_orders(session, [free], paid, sold)
+    if created:
+        return _announced(session, _result(created[0], paid))
+    existing = session.exec(select(Order).where(Order.stripe_session_id == key)).one()
+    return FulfillmentResult(key, existing.id, existing.status, False, buyer_id)
+
+
 def fail_checkout(*, session: Session, checkout_session: Any) -> FulfillmentResult:
     """An async payment failed: the order (created or pending) is marked failed, no grants."""
     cs = as_dict(checkout_session)

@@ -48,3 +48,18 @@ def format_amount(cents: int, currency: str = "usd") -> str:
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(cents), 100)
     return f"{sign}{symbol}{whole:,}.{frac:02d}"
+
+
+#: The smallest charge Stripe accepts in each supported currency (a charge below it is refused).
+MIN_CHARGE_CENTS = {"usd": 50, "eur": 50, "gbp": 30, "inr": 50, "cad": 50, "aud": 50}
+
+
+def min_charge_cents(currency: str) -> int:
+    """Stripe's minimum charge in ``currency`` (50 cents where Stripe has no lower one)."""
+    return MIN_CHARGE_CENTS.get(currency.lower(), 50)
+
+
+def amount_text(cents: int) -> str:
+    """1250 -> '12.50': an amount as a form field shows it, which ``parse_price`` reads back."""
+    whole, frac = divmod(cents, 100)
+    return f"{whole}.{frac:02d}"

@@ -11,6 +11,7 @@ import reflex as rx
 from reflex.event import EventCallback, EventSpec
 
 from quantoxbay import routes
+from quantoxbay.constants import OFFER_PAID, OFFER_PAY_WHAT_YOU_WANT
 from quantoxbay.models import OrderStatus
 from quantoxbay.services import (
     DomainError,
@@ -21,10 +22,12 @@ from quantoxbay.services import (
     library,
     live,
     notifier,
+    pricing,
     receipts,
 )
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.downloads import download_url
+from quantoxbay.services.money import format_amount, min_charge_cents, parse_price
 from quantoxbay.settings import get_settings
 from quantoxbay.state.guards import logged_in, requires, shows_errors
 from quantoxbay.state.session import SessionState, run_service
@@ -69,18 +72,36 @@ def _file_rows(entry: library.LibraryEntry, user_id: int) -> list[FileLink]:
     ]
 
 
+def _minimum_label(offer: checkout.Offer) -> str:
+    """The hint under "Name a fair price": what the shop can charge (Stripe has a minimum charge)."""
+    lowest = max(offer.minimum_cents, min_charge_cents(offer.currency))
+    if offer.minimum_cents == 0:
+        return f"0 to get it free, or at least {format_amount(lowest, offer.currency)}"
+    return f"At least {format_amount(lowest, offer.currency)}"
+
+
 class BuyBoxState(rx.State):
-    """The product page's "Buy now" / "Download" box."""
+    """The product page's "Buy now" / "Get it free" / "Download" box."""
 
     owned: rx.Field[bool] = rx.field(False)
     busy: rx.Field[bool] = rx.field(False)
+    # How the product is sold: an OFFER_* of quantoxbay.constants (services.checkout.offer_for).
+    offer: rx.Field[str] = rx.field(OFFER_PAID)
     # optional; checked by the server (services.promotions.check_code)
     promo_code: rx.Field[str] = rx.field("")
     promo_error: rx.Field[str] = rx.field("")
+    # Pay what you want: the amount the buyer names (checked again by the server) and its minimum.
+    named_price: rx.Field[str] = rx.field("")
+    named_price_error: rx.Field[str] = rx.field("")
+    minimum_label: rx.Field[str] = rx.field("")
 
     @rx.event
     def set_promo_code(self, value: str) -> None:
         self.promo_code, self.promo_error = value[:40], ""
+
+    @rx.event
+    def set_named_price(self, value: str) -> None:
+        self.named_price, self.named_price_error = value[:20], ""
 
     def _product_id(self) -> int | None:
         raw = self.router.page.params.get("product_id", "")
@@ -88,7 +109,7 @@ class BuyBoxState(rx.State):
 
     @rx.event
     async def load(self) -> None:
-        self.busy, self.promo_code, self.promo_error = False, "", ""
+        self.busy, self.promo_code, self.promo_error, self.named_price_error = False, "", "", ""
         user = await (await self.get_state(SessionState)).current_user()
         product_id = self._product_id()
         self.owned = bool(
@@ -96,6 +117,14 @@ class BuyBoxState(rx.State):
             and product_id
             and await run_service(checkout.owns_product, buyer_id=user.id, product_id=product_id)
         )
+        offer = await run_service(checkout.offer_for, product_id=product_id) if product_id else None
+        self.offer = offer.kind if offer else OFFER_PAID
+        self.named_price = offer.suggested_price if offer else ""
+        self.minimum_label = _minimum_label(offer) if offer else ""
+
+    def _log_in_first(self, product_id: int) -> EventSpec:
+        """Log in, then come back to the same product."""
+        return rx.redirect(f"{routes.LOGIN}?next={routes.product_path(product_id)}")
 
     @rx.event
     async def buy_now(self):
@@ -105,9 +134,19 @@ class BuyBoxState(rx.State):
             return
         user = await (await self.get_state(SessionState)).current_user()
         if user is None:
-            # Log in, then come back to the same product.
-            yield rx.redirect(f"{routes.LOGIN}?next={routes.product_path(product_id)}")
+            yield self._log_in_first(product_id)
             return
+        named: int | None = None
+        if self.offer == OFFER_PAY_WHAT_YOU_WANT:
+            try:
+                named = parse_price(self.named_price)
+            except DomainError as exc:
+                self.named_price_error = str(exc)
+                return
+            if named == 0:  # 0 where the minimum is 0: the free path (the server checks the minimum)
+                async for event in self._get_free(user.id, product_id):
+                    yield event
+                return
         self.busy = True
         yield
         try:
@@ -117,6 +156,7 @@ class BuyBoxState(rx.State):
                 product_id=product_id,
                 public_url=get_settings().public_url,
                 promo_code=self.promo_code,
+                named_amount_cents=named,
             )
         except checkout.AlreadyOwned as exc:
             self.busy, self.owned = False, True
@@ -126,6 +166,9 @@ class BuyBoxState(rx.State):
             self.busy = False
             yield rx.toast.error("Payments are unavailable right now. Please try again in a minute.")
             return
+        except pricing.NamedPriceRefused as exc:
+            self.busy, self.named_price_error = False, str(exc)
+            return
         except DomainError as exc:
             self.busy = False
             if self.promo_code.strip():
@@ -133,6 +176,40 @@ class BuyBoxState(rx.State):
             yield rx.toast.error(str(exc))
             return
         yield _go(start.url)
+
+    @rx.event
+    async def get_free(self):
+        """The "Get it free" button: straight into the library, no payment page."""
+        product_id = self._product_id()
+        if product_id is None:
+            yield rx.toast.error("This product does not exist.")
+            return
+        user = await (await self.get_state(SessionState)).current_user()
+        if user is None:
+            yield self._log_in_first(product_id)
+            return
+        async for event in self._get_free(user.id, product_id):
+            yield event
+
+    async def _get_free(self, buyer_id: int, product_id: int):
+        self.busy = True
+        yield
+        try:
+            await run_service(checkout.get_free_product, buyer_id=buyer_id, product_id=product_id)
+        except checkout.AlreadyOwned as exc:
+            self.busy, self.owned = False, True
+            yield rx.toast.info(str(exc))
+            return
+        except pricing.NamedPriceRefused as exc:
+            self.busy, self.named_price_error = False, str(exc)
+            return
+        except DomainError as exc:
+            self.busy = False
+            yield rx.toast.error(str(exc))
+            return
+        self.busy, self.owned = False, True
+        yield rx.toast.success("It is in your library.")
+        yield rx.redirect(routes.LIBRARY)
 
 
 #: While the confirmation page waits, it re-reads the order after 1 s, then at doubling
