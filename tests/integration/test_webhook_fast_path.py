@@ -24,7 +24,7 @@ from quantoxbay.models import (
     SalesRollup,
     WebhookEvent,
 )
-from quantoxbay.services import analytics, fulfillment
+from quantoxbay.services import analytics, checkout, fulfillment
 from quantoxbay.services.analytics import slot_of
 from quantoxbay.services.webhook_events import process_event, process_events, record_failure
 from tests.factories import create_published_product, create_user
@@ -452,3 +452,73 @@ def test_refused_sessions_in_a_batch_are_rejected_and_the_good_ones_commit(
     again = api_webhook._process_batch([api_webhook._Job(cheap, json.dumps(cheap), None, None)])  # type: ignore[arg-type]
     assert (again[0].duplicate, again[0].outcome) == (True, "rejected")  # type: ignore[union-attr]
     assert _count(engine, Order, Order.buyer_id == buyer_id) == 2
+
+
+# Columns where a free order differs from a sale by nature: what was paid and where the money went.
+MONEY = {"subtotal_cents", "total_cents", "unit_price_cents", "gross_cents", "seller_account_id",
+         "application_fee_cents", "platform_fee_cents", "seller_share_cents"}  # fmt: skip
+
+
+def test_a_free_order_writes_what_a_sale_writes(db: Session, storage) -> None:
+    """The "Get it free" button makes the rows a sale makes (order, item, grant, receipt, rollup, sales count),
+    through the same code; only the money differs."""
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    sold = create_published_product(db, storage, seller, title="Same title", price_cents=1500)
+    given = create_published_product(db, storage, seller, title="Same title", price_cents=0)
+    outcome = _process(db, event(checkout_session(db, buyer_id=buyer.id, product_id=sold.id, amount=1500)))
+    assert len(outcome.announcements) == 1
+    free = checkout.get_free_product(session=db, buyer_id=buyer.id, product_id=given.id)
+    assert free.changed and len(free.announcements()) == 1
+
+    sale_order = db.exec(select(Order).where(Order.buyer_id == buyer.id, Order.total_cents > 0)).one()
+    sale, gift = _rows(db, sale_order.id), _rows(db, free.order_id)  # type: ignore[arg-type]
+
+    def without_money(rows: dict[str, Any]) -> dict[str, Any]:
+        def strip(row: dict[str, Any]) -> dict[str, Any]:
+            return {c: v for c, v in row.items() if c not in MONEY}
+
+        return {
+            "order": strip(rows["order"]),
+            **{k: [strip(r) for r in rows[k]] for k in ("items", "grants", "mail", "rollup")},
+            "sales_count": rows["sales_count"],
+        }
+
+    assert without_money(gift) == without_money(sale)
+    assert gift["order"]["total_cents"] == 0 and gift["order"]["seller_account_id"] is None
+    assert [r["gross_cents"] for r in gift["rollup"]] == [0]
+
+
+@pytest.mark.timeout(120)
+def test_racing_clicks_on_get_it_free_make_one_order(engine: Engine, tmp_path) -> None:
+    """A double click and a second tab, each in its own transaction: one order, one grant."""
+    from quantoxbay.storage.local import LocalStorage
+
+    with Session(engine) as s:
+        seller, buyer = create_user(s, Role.SELLER), create_user(s, Role.BUYER)
+        product_id = create_published_product(s, LocalStorage(tmp_path / "f"), seller, price_cents=0).id
+        s.commit()
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def click() -> None:
+        barrier.wait()
+        try:
+            with session_scope(engine) as s:
+                got = checkout.get_free_product(session=s, buyer_id=buyer.id, product_id=product_id)  # type: ignore[arg-type]
+                outcomes.append("made" if got.changed else "found")
+        except checkout.AlreadyOwned:
+            outcomes.append("owned")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=click) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and outcomes.count("made") == 1 and len(outcomes) == 4
+    assert _count(engine, Order, Order.buyer_id == buyer.id) == 1
+    assert _count(engine, DownloadGrant, DownloadGrant.buyer_id == buyer.id) == 1
+    with Session(engine) as s:
+        assert s.get(Product, product_id).sales_count == 1  # type: ignore[union-attr]
