@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     price.add_argument("--price-cents", type=int)
     price.add_argument("--price", help="as money, e.g. 9.99")
     product.add_argument("--currency", default="usd")
+    product.add_argument(
+        "--pay-what-you-want",
+        action="store_true",
+        help="the price is the minimum; the buyer names the amount",
+    )
     product.add_argument("--description", default="")
     product.add_argument("--file", required=True, type=Path, action="append", dest="files")
 
@@ -243,6 +248,7 @@ def _create_product(args: argparse.Namespace, max_upload_bytes: int) -> int:
             description=args.description,
             price_cents=price_cents,
             currency=args.currency,
+            pay_what_you_want=args.pay_what_you_want,
         )
         assert product.id is not None
         for path in args.files:
