@@ -37,3 +37,8 @@ PERIODS: dict[str, str] = {
 
 #: The reasons Stripe accepts for a refund.
 REFUND_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
+#: Said beside every refund form: refunding what is left of an order revokes its download grants.
+FULL_REFUND_NOTE = (
+    "A full refund ends the buyer's downloads; a partial refund keeps them. Stripe returns the money "
+    "to the buyer's card in 5-10 days."
+)

@@ -7,6 +7,7 @@ import reflex as rx
 from reflex.vars import ObjectVar
 
 from quantoxbay.components.layout import loading_block, page
+from quantoxbay.constants import FULL_REFUND_NOTE
 from quantoxbay.state.admin import REFUND_REASONS, ROLES, AdminState
 
 A = AdminState
@@ -230,6 +231,7 @@ def _order_detail() -> rx.Component:
                 ),
                 on_submit=A.refund,
             ),
+            rx.text(FULL_REFUND_NOTE, size="1"),
             rx.heading("Events", size="2", as_="h4"),
             _table(
                 ["Type", "Received", "Outcome"],

@@ -197,9 +197,9 @@ def platform_totals(*, session: Session, actor: UserPublic) -> PlatformTotals:
         RevenueRow(
             currency=currency.upper(),
             orders=int(n),
-            gross=format_money(int(gross or 0), currency),
-            refunds=format_money(int(refunded or 0), currency),
-            net=format_money(int(gross or 0) - int(refunded or 0), currency),
+            gross=format_amount(int(gross or 0), currency),
+            refunds=format_amount(int(refunded or 0), currency),
+            net=format_amount(int(gross or 0) - int(refunded or 0), currency),
         )
         for currency, n, gross, refunded in sorted(rows, key=lambda r: -int(r[2] or 0))
     ]
@@ -508,8 +508,8 @@ def _order_row(order: Order, email: str) -> OrderRow:
         id=_id(order.id),
         buyer=email,
         status=order.status,
-        total=format_money(order.total_cents, order.currency),
-        refunded=format_money(order.refunded_cents, order.currency) if order.refunded_cents else "",
+        total=format_amount(order.total_cents, order.currency),
+        refunded=format_amount(order.refunded_cents, order.currency) if order.refunded_cents else "",
         session=order.stripe_session_id,
         created=_when(order.created_at),
     )
@@ -529,8 +529,8 @@ def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> Order
     head = OrderHead(
         **_order_row(order, email),
         currency=money,
-        subtotal=format_money(order.subtotal_cents, money),
-        discount=format_money(order.discount_cents, money) if order.discount_cents else "",
+        subtotal=format_amount(order.subtotal_cents, money),
+        discount=format_amount(order.discount_cents, money) if order.discount_cents else "",
         promo_code=order.promo_code,
         payment_intent=order.stripe_payment_intent_id or "",
         paid_at=_when(order.paid_at),
@@ -541,9 +541,9 @@ def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> Order
             product_id=i.product_id,
             title=i.title,
             quantity=i.quantity,
-            price=format_money(i.unit_price_cents, money),
-            discount=format_money(i.discount_cents, money) if i.discount_cents else "",
-            total=format_money(i.total_cents, money),
+            price=format_amount(i.unit_price_cents, money),
+            discount=format_amount(i.discount_cents, money) if i.discount_cents else "",
+            total=format_amount(i.total_cents, money),
         )
         for i in items
     ]
@@ -572,7 +572,7 @@ def _refunds(session: Session, order_id: int) -> list[RefundRow]:
     rows = session.exec(select(Refund).where(col(Refund.order_id) == order_id).order_by(col(Refund.id))).all()
     return [
         RefundRow(
-            amount=format_money(r.amount_cents, r.currency),
+            amount=format_amount(r.amount_cents, r.currency),
             status=r.status,
             reason=r.reason.replace("_", " "),
             created=_when(r.created_at),
@@ -589,12 +589,13 @@ def refund_order(
     order_id: int,
     amount_cents: int | None,
     reason: str,
-) -> list[Announcement]:
-    """Refund through services.refunds (which talks to Stripe); logged. Returns the announcements."""
+) -> tuple[str, list[Announcement]]:
+    """Refund through services.refunds (which talks to Stripe); logged. Returns what to tell the
+    admin ("Refunded $2.00 of order #16.") and the announcements."""
     require_admin(actor)
     from quantoxbay.services import refunds  # imported here: written beside this module
 
-    _refund, announcements = refunds.refund_order(
+    refund, announcements = refunds.refund_order(
         session=session,
         gateway=gateway,
         actor=actor,
@@ -602,9 +603,11 @@ def refund_order(
         amount_cents=amount_cents,
         reason=reason,
     )
-    _log(session, actor, "order.refund", f"order:{order_id}", f"{amount_cents or 'rest'} ({reason})")
+    amount = format_amount(refund.amount_cents, refund.currency)
+    _log(session, actor, "order.refund", f"order:{order_id}", f"{amount} ({reason.replace('_', ' ')})")
     session.flush()
-    return list(announcements)
+    assert refund.id is not None
+    return refunds.refund_notice(session=session, refund_id=refund.id), list(announcements)
 
 
 # --- webhook events -----------------------------------------------------------------

@@ -43,7 +43,7 @@ from quantoxbay.models import (
 )
 from quantoxbay.services import DomainError, NotFound, notifier
 from quantoxbay.services.mail import Mailer, MailError
-from quantoxbay.services.money import format_money
+from quantoxbay.services.money import format_amount
 from quantoxbay.services.notifier import Announcement, buyer_topic
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def render_receipt(*, session: Session, row: MailOutbox, public_url: str, sender
         raise NotFound(f"order {row.order_id} is gone")
     items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id)).all()
     library_url = f"{public_url}{routes.LIBRARY}"
-    money = lambda cents: format_money(cents, order.currency)  # noqa: E731
+    money = lambda cents: format_amount(cents, order.currency)  # noqa: E731
     lines = []
     for item in items:
         files = session.exec(

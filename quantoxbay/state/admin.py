@@ -215,7 +215,7 @@ class AdminState(rx.State):
             raw_amount = str(form_data.get("amount", "")).strip()
             amount = parse_price(raw_amount) if raw_amount else None
             reason = str(form_data.get("reason", "") or "requested_by_customer")
-            await run_service(  # its announcements go out after the commit
+            notice, _announced = await run_service(  # its announcements go out after the commit
                 admin.refund_order,
                 actor=user,
                 order_id=order_id,
@@ -227,7 +227,7 @@ class AdminState(rx.State):
         await self._order(user, order_id)
         await self._orders(user)
         await self._totals(user)
-        return rx.toast.success(f"Refund of order #{order_id} sent to Stripe.")
+        return rx.toast.success(notice)
 
     # --- webhook events ---
 

@@ -157,6 +157,9 @@ def test_orders_search_detail_and_totals(db: Session, people: dict, storage) -> 
     assert [e["event_id"] for e in detail["events"]] == [evt["id"]]
     totals = admin.platform_totals(session=db, actor=a)
     assert totals["orders"] >= 1 and totals["active_sellers"] >= 1
+    # Nothing refunded is "$0.00", not "Free" (that word is only a product's price).
+    usd = next(r for r in totals["revenue"] if r["currency"] == "USD")
+    assert usd["refunds"] == "$0.00" and usd["net"] == usd["gross"]
     with pytest.raises(NotFound):
         admin.order_detail(session=db, actor=a, order_id=10**9)
 
@@ -221,7 +224,7 @@ def test_refund_goes_through_the_refunds_service(db: Session, people: dict, stor
     order, _evt = _paid(db, people["buyer"], product, amount=1000)
     assert order.id is not None
     client = _FakeStripe()
-    announcements = admin.refund_order(
+    notice, announcements = admin.refund_order(
         session=db,
         actor=a,
         gateway=StripeGateway(client),
@@ -233,6 +236,7 @@ def test_refund_goes_through_the_refunds_service(db: Session, people: dict, stor
     db.refresh(order)
     assert (order.status, order.refunded_cents) == ("partially_refunded", 400)
     assert any(x.kind == "order.partially_refunded" for x in announcements)
+    assert notice.startswith("Refund") and f"$4.00 of order #{order.id}" in notice
     assert "order.refund" in [x.action for x in db.exec(select(AdminAction)).all()]
 
 
