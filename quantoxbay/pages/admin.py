@@ -139,7 +139,14 @@ def _products() -> rx.Component:
             rx.table.cell(p["price"]),
             rx.table.cell(
                 rx.cond(
-                    p["status"] == "published",
+                    p["status"] == "removed",
+                    rx.button(
+                        "Restore",
+                        size="1",
+                        variant="soft",
+                        aria_label="Restore " + p["title"].to(str),
+                        on_click=A.restore(p["id"]),
+                    ),
                     rx.form(
                         rx.hstack(
                             rx.el.input(type="hidden", name="product_id", value=p["id"].to(str)),

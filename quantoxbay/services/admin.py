@@ -35,6 +35,7 @@ from quantoxbay.services import (
     accounts,
     connect,
     ledger,
+    receipts,
     webhook_events,
 )
 from quantoxbay.services.accounts import UserPublic
@@ -459,26 +460,57 @@ def search_products(
     ]
 
 
+def _product(session: Session, product_id: int) -> Product:
+    product = session.get(Product, product_id)
+    if product is None or product.status == ProductStatus.DELETED.value:
+        raise NotFound("This product does not exist.")
+    return product
+
+
+def _tell_seller(session: Session, actor: UserPublic, product: Product, action: str, detail: str) -> None:
+    """Log the action and queue the seller's e-mail about it (rendered from the logged row)."""
+    row = AdminAction(actor_id=actor.id, action=action, target=f"product:{product.id}", detail=detail[:1000])
+    session.add(row)
+    session.flush()
+    receipts.queue_product_notice(session=session, action=row, product=product)
+
+
 def unpublish_product(
     *, session: Session, actor: UserPublic, product_id: int, reason: str
 ) -> UnpublishedProduct:
-    """Take a product off the store with a reason its seller sees; buyers keep their downloads."""
+    """Take a product off the store with a reason its seller sees (on the product and by e-mail).
+
+    It is held down (status ``removed``): its seller's "Publish" is refused until an admin restores
+    it (``restore_product``). Buyers keep their downloads. Removing it again changes the reason."""
     require_admin(actor)
     reason = one_line(" ".join(reason.split()), "The reason")
     if not reason:
         raise DomainError("Give a reason: the seller sees it.")
     if len(reason) > MAX_REASON:
         raise DomainError(f"Keep the reason under {MAX_REASON} characters.")
-    product = session.get(Product, product_id)
-    if product is None or product.status == ProductStatus.DELETED.value:
-        raise NotFound("This product does not exist.")
-    product.status = ProductStatus.UNPUBLISHED.value
+    product = _product(session, product_id)
+    now = utcnow()
+    product.status = ProductStatus.REMOVED.value
     product.unpublished_reason = reason
-    product.updated_at = utcnow()
+    product.removed_by_id, product.removed_at, product.updated_at = actor.id, now, now
     session.add(product)
-    _log(session, actor, "product.unpublish", f"product:{product.id}", reason)
-    session.flush()
+    _tell_seller(session, actor, product, "product.unpublish", reason)
     return UnpublishedProduct(id=_id(product.id), status=product.status, reason=product.unpublished_reason)
+
+
+def restore_product(*, session: Session, actor: UserPublic, product_id: int) -> UnpublishedProduct:
+    """Lift an admin's removal: the product becomes unpublished (not live), so its seller can
+    publish it again, with the usual checks; the seller is told by e-mail."""
+    require_admin(actor)
+    product = _product(session, product_id)
+    if product.status != ProductStatus.REMOVED.value:
+        raise DomainError("Only a product an admin took down can be restored.")
+    product.status = ProductStatus.UNPUBLISHED.value
+    product.unpublished_reason = ""
+    product.removed_by_id, product.removed_at, product.updated_at = None, None, utcnow()
+    session.add(product)
+    _tell_seller(session, actor, product, "product.restore", "")
+    return UnpublishedProduct(id=_id(product.id), status=product.status, reason="")
 
 
 # --- orders -------------------------------------------------------------------------
