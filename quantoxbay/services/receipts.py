@@ -106,8 +106,14 @@ def queue_receipts(conn: Connection, orders: list[tuple[int, int]], *, skip_queu
     )
 
 
+class ReceiptOnItsWay(DomainError):
+    """The receipt is not queued again because it is being sent, or was a moment ago: nothing is
+    wrong (the buyer's wish is met), so pages show this as information, not as an error."""
+
+
 def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announcement:
-    """The buyer asks for the receipt again (library). Refused while one was sent a moment ago."""
+    """The buyer asks for the receipt again (library). Not queued again while one is being sent or
+    was sent a moment ago (``ReceiptOnItsWay``)."""
     order = session.get(Order, order_id)
     if order is None or order.buyer_id != buyer_id:
         raise NotFound("This order is not in your library.")
@@ -119,9 +125,11 @@ def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announc
     if row is None:
         queue_receipts(session.connection(), [(order_id, buyer_id)], skip_queued=True)
     elif row.status == MailStatus.PENDING.value and row.send_count == 0:
-        raise DomainError("Your receipt is on its way; it should arrive in a minute.")
+        raise ReceiptOnItsWay(f"Your receipt is on its way to {row.to_email}; it should arrive in a minute.")
     elif row.sent_at is not None and utcnow() - row.sent_at < RESEND_COOLDOWN:
-        raise DomainError("We sent your receipt a moment ago. Please check your inbox (and spam folder).")
+        raise ReceiptOnItsWay(
+            f"We sent your receipt to {row.to_email} a moment ago. Please check your inbox (and spam folder)."
+        )
     else:
         row.status, row.attempts, row.next_attempt_at, row.locked_until = (
             MailStatus.PENDING.value,
