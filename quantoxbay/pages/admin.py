@@ -157,7 +157,12 @@ def _products() -> rx.Component:
                                 size="1",
                             ),
                             rx.button(
-                                "Unpublish", type="submit", size="1", color_scheme="red", variant="soft"
+                                "Unpublish",
+                                type="submit",
+                                size="1",
+                                color_scheme="red",
+                                variant="soft",
+                                aria_label="Unpublish " + p["title"].to(str),
                             ),
                             spacing="2",
                         ),

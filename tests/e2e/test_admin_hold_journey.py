@@ -51,8 +51,9 @@ def test_an_admin_take_down_holds_until_restored(new_page, live_app, tmp_path: P
     _log_in(admin, "admin@demo.quantoxbay.test", DEMO_PASSWORD, "/admin")
     admin.get_by_label("Search products").fill(title)
     admin.get_by_label("Search products").press("Enter")
+    expect(admin.get_by_role("button", name=re.compile("^Unpublish "))).to_have_count(1)  # the search ran
     admin.get_by_label(f"Reason for unpublishing {title}").fill("Copyright complaint from the author")
-    admin.get_by_role("button", name="Unpublish").click()
+    admin.get_by_role("button", name=f"Unpublish {title}").click()
     expect(admin.get_by_text("stays off the store until an admin restores it")).to_be_visible()
     row = admin.get_by_role("row").filter(has_text=title)
     expect(row.get_by_text("removed", exact=True)).to_be_visible()
