@@ -41,3 +41,9 @@ REFUND_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
 # How a product page's buy box sells a product (services.checkout.offer_for): "Buy now", "Get it
 # free", or "Buy now" under "Name a fair price".
 OFFER_PAID, OFFER_FREE, OFFER_PAY_WHAT_YOU_WANT = "paid", "free", "pay_what_you_want"
+
+#: Said beside every refund form: refunding what is left of an order revokes its download grants.
+FULL_REFUND_NOTE = (
+    "A full refund ends the buyer's downloads; a partial refund keeps them. Stripe returns the money "
+    "to the buyer's card in 5-10 days."
+)

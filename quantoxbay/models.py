@@ -81,6 +81,9 @@ class ProductStatus(enum.StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"
     UNPUBLISHED = "unpublished"
+    # Taken down by an admin (who, when, why on the product): off the store, and its seller's
+    # "Publish" is refused until an admin restores it.
+    REMOVED = "removed"
     DELETED = "deleted"
 
 
@@ -207,7 +210,12 @@ class Product(SQLModel, table=True):
     tags: str = Field(default="", max_length=500)  # comma separated, lowercased
     cover_key: str | None = Field(default=None, max_length=500)
     status: str = Field(default=ProductStatus.DRAFT.value, max_length=16)
+    # Why an admin removed it (status "removed"), shown to its seller.
     unpublished_reason: str = Field(default="", max_length=500)
+    # The admin who removed it, and when. No foreign key: a plain ADD COLUMN keeps SQLite's
+    # full-text triggers on this table (a batch copy would drop them); admin_action keeps the history.
+    removed_by_id: int | None = Field(default=None)
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sale_price_cents: int | None = Field(default=None, sa_type=BigInteger)
     sale_starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sale_ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -453,7 +461,9 @@ class MailOutbox(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int | None = Field(default=None, foreign_key="order.id", ondelete="CASCADE")
-    # "receipt", or "update:<product id>:<file id>:<version>" for a file-update notice
+    # "receipt", or "update:<product id>:<file id>:<version>" for a file-update notice, or
+    # "product.removed:<admin_action id>" / "product.restored:<admin_action id>" for a seller's
+    # notice (no order: order_id is NULL)
     kind: str = Field(max_length=80)
     to_email: str = Field(max_length=254)
     status: str = Field(default=MailStatus.PENDING.value, max_length=16)

@@ -7,6 +7,7 @@ import reflex as rx
 from reflex.vars import ObjectVar
 
 from quantoxbay.components.layout import loading_block, page
+from quantoxbay.constants import FULL_REFUND_NOTE
 from quantoxbay.state.admin import REFUND_REASONS, ROLES, AdminState
 
 A = AdminState
@@ -138,7 +139,14 @@ def _products() -> rx.Component:
             rx.table.cell(p["price"]),
             rx.table.cell(
                 rx.cond(
-                    p["status"] == "published",
+                    p["status"] == "removed",
+                    rx.button(
+                        "Restore",
+                        size="1",
+                        variant="soft",
+                        aria_label="Restore " + p["title"].to(str),
+                        on_click=A.restore(p["id"]),
+                    ),
                     rx.form(
                         rx.hstack(
                             rx.el.input(type="hidden", name="product_id", value=p["id"].to(str)),
@@ -149,7 +157,12 @@ def _products() -> rx.Component:
                                 size="1",
                             ),
                             rx.button(
-                                "Unpublish", type="submit", size="1", color_scheme="red", variant="soft"
+                                "Unpublish",
+                                type="submit",
+                                size="1",
+                                color_scheme="red",
+                                variant="soft",
+                                aria_label="Unpublish " + p["title"].to(str),
                             ),
                             spacing="2",
                         ),
@@ -230,6 +243,7 @@ def _order_detail() -> rx.Component:
                 ),
                 on_submit=A.refund,
             ),
+            rx.text(FULL_REFUND_NOTE, size="1"),
             rx.heading("Events", size="2", as_="h4"),
             _table(
                 ["Type", "Received", "Outcome"],

@@ -43,12 +43,19 @@ def success_page() -> rx.Component:
     paid = rx.vstack(
         rx.icon("circle-check", size=48, color=rx.color("green", 9)),
         rx.heading("Payment confirmed", size="6"),
+        rx.text("Order #", CheckoutSuccessState.order_id, data_testid="order-number"),
         rx.text(
             "Thank you! ",
             rx.text.strong(CheckoutSuccessState.title),
             " is yours (",
             CheckoutSuccessState.total_label,
             ").",
+        ),
+        rx.text(
+            "We e-mailed your receipt to ",
+            rx.text.strong(CheckoutSuccessState.receipt_email),
+            ".",
+            data_testid="receipt-note",
         ),
         rx.vstack(rx.foreach(CheckoutSuccessState.files, _download_link), spacing="2"),
         button_link("Go to your library", routes.LIBRARY, variant="soft"),

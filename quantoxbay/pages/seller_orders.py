@@ -7,7 +7,7 @@ from reflex.vars import ObjectVar
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
-from quantoxbay.constants import REFUND_REASONS
+from quantoxbay.constants import FULL_REFUND_NOTE, REFUND_REASONS
 from quantoxbay.state.seller_orders import SellerOrdersState
 
 S = SellerOrdersState
@@ -43,6 +43,7 @@ def _refund_form() -> rx.Component:
                     align="end",
                     wrap="wrap",
                 ),
+                rx.text(FULL_REFUND_NOTE, size="2", data_testid="refund-note"),
                 rx.hstack(
                     rx.button("Confirm refund", type="submit", loading=S.busy, color_scheme="red"),
                     rx.button("Cancel", type="button", variant="soft", on_click=S.cancel_refund),

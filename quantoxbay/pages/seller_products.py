@@ -29,7 +29,13 @@ def seller_products_page() -> rx.Component:
                 s.products,
                 lambda p: rx.table.row(
                     rx.table.cell(rx.link(p["title"], href=p["edit_url"])),
-                    rx.table.cell(rx.badge(p["status"])),
+                    rx.table.cell(
+                        rx.badge(p["status"], color_scheme=rx.cond(p["status"] == "removed", "red", "gray")),
+                        rx.cond(
+                            p["removed_reason"] != "",
+                            rx.text("Taken down by an admin: ", p["removed_reason"], size="1"),
+                        ),
+                    ),
                     rx.table.cell(p["price"]),
                     rx.table.cell(p["sales"]),
                 ),
@@ -152,6 +158,16 @@ def _details_fields() -> list[rx.Component]:
 
 def _messages() -> rx.Component:
     return rx.fragment(
+        rx.cond(
+            F.removed_notice != "",
+            rx.callout(
+                F.removed_notice,
+                icon="ban",
+                color_scheme="red",
+                width="100%",
+                data_testid="removed-notice",
+            ),
+        ),
         rx.cond(
             F.error != "",
             rx.callout(F.error, icon="triangle-alert", color_scheme="red", role="alert", width="100%"),
@@ -304,7 +320,9 @@ def edit_product_page() -> rx.Component:
         rx.cond(
             F.is_published,
             rx.button("Unpublish", size="3", variant="soft", on_click=F.unpublish),
-            rx.button("Publish", size="3", variant="soft", on_click=F.publish),
+            rx.button(
+                "Publish", size="3", variant="soft", on_click=F.publish, disabled=F.removed_notice != ""
+            ),
         ),
         rx.cond(F.is_published, button_link("View product", F.product_url, variant="ghost", size="3")),
         rx.spacer(),

@@ -35,6 +35,7 @@ from quantoxbay.services import (
     accounts,
     connect,
     ledger,
+    receipts,
     webhook_events,
 )
 from quantoxbay.services.accounts import UserPublic
@@ -197,9 +198,9 @@ def platform_totals(*, session: Session, actor: UserPublic) -> PlatformTotals:
         RevenueRow(
             currency=currency.upper(),
             orders=int(n),
-            gross=format_money(int(gross or 0), currency),
-            refunds=format_money(int(refunded or 0), currency),
-            net=format_money(int(gross or 0) - int(refunded or 0), currency),
+            gross=format_amount(int(gross or 0), currency),
+            refunds=format_amount(int(refunded or 0), currency),
+            net=format_amount(int(gross or 0) - int(refunded or 0), currency),
         )
         for currency, n, gross, refunded in sorted(rows, key=lambda r: -int(r[2] or 0))
     ]
@@ -459,26 +460,57 @@ def search_products(
     ]
 
 
+def _product(session: Session, product_id: int) -> Product:
+    product = session.get(Product, product_id)
+    if product is None or product.status == ProductStatus.DELETED.value:
+        raise NotFound("This product does not exist.")
+    return product
+
+
+def _tell_seller(session: Session, actor: UserPublic, product: Product, action: str, detail: str) -> None:
+    """Log the action and queue the seller's e-mail about it (rendered from the logged row)."""
+    row = AdminAction(actor_id=actor.id, action=action, target=f"product:{product.id}", detail=detail[:1000])
+    session.add(row)
+    session.flush()
+    receipts.queue_product_notice(session=session, action=row, product=product)
+
+
 def unpublish_product(
     *, session: Session, actor: UserPublic, product_id: int, reason: str
 ) -> UnpublishedProduct:
-    """Take a product off the store with a reason its seller sees; buyers keep their downloads."""
+    """Take a product off the store with a reason its seller sees (on the product and by e-mail).
+
+    It is held down (status ``removed``): its seller's "Publish" is refused until an admin restores
+    it (``restore_product``). Buyers keep their downloads. Removing it again changes the reason."""
     require_admin(actor)
     reason = one_line(" ".join(reason.split()), "The reason")
     if not reason:
         raise DomainError("Give a reason: the seller sees it.")
     if len(reason) > MAX_REASON:
         raise DomainError(f"Keep the reason under {MAX_REASON} characters.")
-    product = session.get(Product, product_id)
-    if product is None or product.status == ProductStatus.DELETED.value:
-        raise NotFound("This product does not exist.")
-    product.status = ProductStatus.UNPUBLISHED.value
+    product = _product(session, product_id)
+    now = utcnow()
+    product.status = ProductStatus.REMOVED.value
     product.unpublished_reason = reason
-    product.updated_at = utcnow()
+    product.removed_by_id, product.removed_at, product.updated_at = actor.id, now, now
     session.add(product)
-    _log(session, actor, "product.unpublish", f"product:{product.id}", reason)
-    session.flush()
+    _tell_seller(session, actor, product, "product.unpublish", reason)
     return UnpublishedProduct(id=_id(product.id), status=product.status, reason=product.unpublished_reason)
+
+
+def restore_product(*, session: Session, actor: UserPublic, product_id: int) -> UnpublishedProduct:
+    """Lift an admin's removal: the product becomes unpublished (not live), so its seller can
+    publish it again, with the usual checks; the seller is told by e-mail."""
+    require_admin(actor)
+    product = _product(session, product_id)
+    if product.status != ProductStatus.REMOVED.value:
+        raise DomainError("Only a product an admin took down can be restored.")
+    product.status = ProductStatus.UNPUBLISHED.value
+    product.unpublished_reason = ""
+    product.removed_by_id, product.removed_at, product.updated_at = None, None, utcnow()
+    session.add(product)
+    _tell_seller(session, actor, product, "product.restore", "")
+    return UnpublishedProduct(id=_id(product.id), status=product.status, reason="")
 
 
 # --- orders -------------------------------------------------------------------------
@@ -508,8 +540,8 @@ def _order_row(order: Order, email: str) -> OrderRow:
         id=_id(order.id),
         buyer=email,
         status=order.status,
-        total=format_money(order.total_cents, order.currency),
-        refunded=format_money(order.refunded_cents, order.currency) if order.refunded_cents else "",
+        total=format_amount(order.total_cents, order.currency),
+        refunded=format_amount(order.refunded_cents, order.currency) if order.refunded_cents else "",
         session=order.stripe_session_id,
         created=_when(order.created_at),
     )
@@ -529,8 +561,8 @@ def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> Order
     head = OrderHead(
         **_order_row(order, email),
         currency=money,
-        subtotal=format_money(order.subtotal_cents, money),
-        discount=format_money(order.discount_cents, money) if order.discount_cents else "",
+        subtotal=format_amount(order.subtotal_cents, money),
+        discount=format_amount(order.discount_cents, money) if order.discount_cents else "",
         promo_code=order.promo_code,
         payment_intent=order.stripe_payment_intent_id or "",
         paid_at=_when(order.paid_at),
@@ -541,9 +573,9 @@ def order_detail(*, session: Session, actor: UserPublic, order_id: int) -> Order
             product_id=i.product_id,
             title=i.title,
             quantity=i.quantity,
-            price=format_money(i.unit_price_cents, money),
-            discount=format_money(i.discount_cents, money) if i.discount_cents else "",
-            total=format_money(i.total_cents, money),
+            price=format_amount(i.unit_price_cents, money),
+            discount=format_amount(i.discount_cents, money) if i.discount_cents else "",
+            total=format_amount(i.total_cents, money),
         )
         for i in items
     ]
@@ -572,7 +604,7 @@ def _refunds(session: Session, order_id: int) -> list[RefundRow]:
     rows = session.exec(select(Refund).where(col(Refund.order_id) == order_id).order_by(col(Refund.id))).all()
     return [
         RefundRow(
-            amount=format_money(r.amount_cents, r.currency),
+            amount=format_amount(r.amount_cents, r.currency),
             status=r.status,
             reason=r.reason.replace("_", " "),
             created=_when(r.created_at),
@@ -589,12 +621,13 @@ def refund_order(
     order_id: int,
     amount_cents: int | None,
     reason: str,
-) -> list[Announcement]:
-    """Refund through services.refunds (which talks to Stripe); logged. Returns the announcements."""
+) -> tuple[str, list[Announcement]]:
+    """Refund through services.refunds (which talks to Stripe); logged. Returns what to tell the
+    admin ("Refunded $2.00 of order #16.") and the announcements."""
     require_admin(actor)
     from quantoxbay.services import refunds  # imported here: written beside this module
 
-    _refund, announcements = refunds.refund_order(
+    refund, announcements = refunds.refund_order(
         session=session,
         gateway=gateway,
         actor=actor,
@@ -602,9 +635,11 @@ def refund_order(
         amount_cents=amount_cents,
         reason=reason,
     )
-    _log(session, actor, "order.refund", f"order:{order_id}", f"{amount_cents or 'rest'} ({reason})")
+    amount = format_amount(refund.amount_cents, refund.currency)
+    _log(session, actor, "order.refund", f"order:{order_id}", f"{amount} ({reason.replace('_', ' ')})")
     session.flush()
-    return list(announcements)
+    assert refund.id is not None
+    return refunds.refund_notice(session=session, refund_id=refund.id), list(announcements)
 
 
 # --- webhook events -----------------------------------------------------------------

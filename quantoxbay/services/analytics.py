@@ -45,7 +45,7 @@ from quantoxbay.models import Order, OrderItem, OrderStatus, Product, SalesRollu
 from quantoxbay.services import DomainError, PermissionDenied, ledger
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.services.fees import proportional_cents
-from quantoxbay.services.money import format_money
+from quantoxbay.services.money import format_amount
 
 COUNTED_STATUSES = (
     OrderStatus.PAID.value,
@@ -623,4 +623,24 @@ def sale_summary(*, session: Session, seller_id: int, order_id: int) -> str:
         return ""
     titles = ", ".join(r[0] for r in rows)
     total = sum(int(r[1]) for r in rows)
-    return f"{titles} ({format_money(total, rows[0][2])})"
+    return f"{titles} ({format_amount(total, rows[0][2])})"
+
+
+def refund_summary(*, session: Session, seller_id: int, order_id: int) -> str:
+    """A one-line description of what has been refunded of an order with the seller's items, for the
+    live toast: "Order #16 (Ebook): $2.00 refunded" ("" if the order has none of theirs)."""
+    row = session.exec(
+        select(Order.refunded_cents, Order.currency, Order.status)
+        .join(OrderItem, col(OrderItem.order_id) == Order.id)
+        .where(col(Order.id) == order_id, OrderItem.seller_id == seller_id)
+    ).first()
+    if row is None:
+        return ""
+    refunded, currency, status = row
+    titles = ", ".join(
+        session.exec(
+            select(OrderItem.title).where(OrderItem.order_id == order_id, OrderItem.seller_id == seller_id)
+        ).all()
+    )
+    in_full = " in full" if status == OrderStatus.REFUNDED.value else ""
+    return f"Order #{order_id} ({titles}): {format_amount(int(refunded), currency)} refunded{in_full}"

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from quantoxbay.models import DownloadGrant, Order, OrderItem, OrderStatus, Product, ProductFile
 from quantoxbay.services.checkout import ACTIVE_ORDER_STATUSES
-from quantoxbay.services.money import format_money
+from quantoxbay.services.money import format_amount
 
 
 class LibraryFile(BaseModel):
@@ -89,7 +89,7 @@ def _entries(session: Session, rows: Sequence[tuple[Order, OrderItem]]) -> list[
                 product_id=item.product_id,
                 title=item.title,
                 status=order.status,
-                total_label=format_money(order.total_cents, order.currency),
+                total_label=format_amount(order.total_cents, order.currency),
                 purchased_at=order.created_at,
                 can_download=can_download,
                 files=[
@@ -101,7 +101,7 @@ def _entries(session: Session, rows: Sequence[tuple[Order, OrderItem]]) -> list[
                 else [],
                 downloads_used=grant.downloads_used if grant else 0,
                 download_limit=download_limit,
-                refunded_label=format_money(order.refunded_cents, order.currency)
+                refunded_label=format_amount(order.refunded_cents, order.currency)
                 if order.refunded_cents
                 else "",
             )

@@ -45,7 +45,7 @@ from quantoxbay.models import (
 )
 from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, PermissionDenied
-from quantoxbay.services.money import format_money
+from quantoxbay.services.money import format_amount, format_money
 from quantoxbay.services.pricing import sale_is_running
 from quantoxbay.services.stripe_products import stripe_product_id_for
 from quantoxbay.services.text import one_line
@@ -106,7 +106,7 @@ class CheckoutPromotion:
 def discount_label(promo: Promotion) -> str:
     if promo.percent_off is not None:
         return f"{promo.percent_off}% off"
-    return f"{format_money(promo.amount_off_cents or 0, promo.currency)} off"
+    return f"{format_amount(promo.amount_off_cents or 0, promo.currency)} off"
 
 
 def coupon_discount_cents(promo: Any, subtotal_cents: int) -> int:

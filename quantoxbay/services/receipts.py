@@ -1,4 +1,4 @@
-"""E-mail receipts (and file-update notices) through a transactional outbox.
+"""E-mail receipts (and file-update notices, and sellers' product notices) through a transactional outbox.
 
 Fulfilment writes one ``mail_outbox`` row per (order, kind) in its own transaction, so a
 receipt is queued exactly when the order becomes paid, and never twice (unique constraint).
@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from quantoxbay import routes
 from quantoxbay.db import Lookup, insert_rows
 from quantoxbay.models import (
+    AdminAction,
     DownloadGrant,
     MailOutbox,
     MailStatus,
@@ -43,7 +44,7 @@ from quantoxbay.models import (
 )
 from quantoxbay.services import DomainError, NotFound, notifier
 from quantoxbay.services.mail import Mailer, MailError
-from quantoxbay.services.money import format_money
+from quantoxbay.services.money import format_amount
 from quantoxbay.services.notifier import Announcement, buyer_topic
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
-def _enqueue(session: Session, *, order_id: int, kind: str, to_email: str) -> bool:
+def _enqueue(session: Session, *, order_id: int | None, kind: str, to_email: str) -> bool:
     """Insert the outbox row in a savepoint; False when it already exists."""
     try:
         with session.begin_nested():
@@ -105,8 +106,14 @@ def queue_receipts(conn: Connection, orders: list[tuple[int, int]], *, skip_queu
     )
 
 
+class ReceiptOnItsWay(DomainError):
+    """The receipt is not queued again because it is being sent, or was a moment ago: nothing is
+    wrong (the buyer's wish is met), so pages show this as information, not as an error."""
+
+
 def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announcement:
-    """The buyer asks for the receipt again (library). Refused while one was sent a moment ago."""
+    """The buyer asks for the receipt again (library). Not queued again while one is being sent or
+    was sent a moment ago (``ReceiptOnItsWay``)."""
     order = session.get(Order, order_id)
     if order is None or order.buyer_id != buyer_id:
         raise NotFound("This order is not in your library.")
@@ -118,9 +125,11 @@ def resend_receipt(*, session: Session, buyer_id: int, order_id: int) -> Announc
     if row is None:
         queue_receipts(session.connection(), [(order_id, buyer_id)], skip_queued=True)
     elif row.status == MailStatus.PENDING.value and row.send_count == 0:
-        raise DomainError("Your receipt is on its way; it should arrive in a minute.")
+        raise ReceiptOnItsWay(f"Your receipt is on its way to {row.to_email}; it should arrive in a minute.")
     elif row.sent_at is not None and utcnow() - row.sent_at < RESEND_COOLDOWN:
-        raise DomainError("We sent your receipt a moment ago. Please check your inbox (and spam folder).")
+        raise ReceiptOnItsWay(
+            f"We sent your receipt to {row.to_email} a moment ago. Please check your inbox (and spam folder)."
+        )
     else:
         row.status, row.attempts, row.next_attempt_at, row.locked_until = (
             MailStatus.PENDING.value,
@@ -167,6 +176,23 @@ def notify_file_update(*, session: Session, seller_id: int, file_id: int) -> int
     return queued
 
 
+#: A seller's notice that an admin took their product down, or restored it: the kind is
+#: "<prefix>:<admin_action id>", so each admin action mails once and renders what was decided then.
+PRODUCT_REMOVED = "product.removed"
+PRODUCT_RESTORED = "product.restored"
+
+
+def queue_product_notice(*, session: Session, action: AdminAction, product: Product) -> None:
+    """Queue the e-mail telling a product's seller what an admin did to it (``action``: a flushed
+    ``product.unpublish`` or ``product.restore`` row), in the caller's transaction."""
+    prefix = PRODUCT_RESTORED if action.action == "product.restore" else PRODUCT_REMOVED
+    seller = session.get(User, product.seller_id)
+    if seller is None or action.id is None:
+        return
+    _enqueue(session, order_id=None, kind=f"{prefix}:{action.id}", to_email=seller.email)
+    notifier.queue(session, Announcement(kind=MAIL_QUEUED, topics=()))  # after the commit: wake the worker
+
+
 # --- rendering ---------------------------------------------------------------------
 
 
@@ -186,7 +212,7 @@ def render_receipt(*, session: Session, row: MailOutbox, public_url: str, sender
         raise NotFound(f"order {row.order_id} is gone")
     items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id)).all()
     library_url = f"{public_url}{routes.LIBRARY}"
-    money = lambda cents: format_money(cents, order.currency)  # noqa: E731
+    money = lambda cents: format_amount(cents, order.currency)  # noqa: E731
     lines = []
     for item in items:
         files = session.exec(
@@ -263,11 +289,47 @@ def render_update_notice(*, session: Session, row: MailOutbox, public_url: str, 
     )
 
 
+def render_product_notice(*, session: Session, row: MailOutbox, public_url: str, sender: str) -> EmailMessage:
+    prefix, _, action_id = row.kind.partition(":")
+    action = session.get(AdminAction, int(action_id)) if action_id.isdigit() else None
+    _, _, product_id = action.target.partition(":") if action else ("", "", "")
+    product = session.get(Product, int(product_id)) if product_id.isdigit() else None
+    if action is None or product is None or product.id is None:
+        raise NotFound(f"the admin action of {row.kind!r} is gone")
+    edit_url = f"{public_url}{routes.seller_product_edit_path(product.id)}"
+    when = action.created_at.strftime("%d %b %Y %H:%M UTC")
+    title = product.title
+    if prefix == PRODUCT_REMOVED:
+        subject = f"Your product {title!r} was taken down"
+        paragraphs = [
+            f'An admin took your product "{title}" off QuantoxBay on {when}.',
+            f"Reason: {action.detail}",
+            "It stays off the store until an admin restores it: you cannot publish it again yourself. "
+            "Buyers who bought it keep their downloads. You can still edit it; reply to this e-mail "
+            "to ask for a review.",
+        ]
+    else:
+        subject = f"Your product {title!r} was restored"
+        paragraphs = [
+            f'An admin restored your product "{title}" on {when}.',
+            "It is not on the store yet: publish it again from its page when you are ready.",
+        ]
+    text = "\n\n".join([*paragraphs, f"Your product: {edit_url}"]) + "\n"
+    html_body = (
+        "<html><body style='font-family:sans-serif'>"
+        + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+        + f"<p><a href='{html.escape(edit_url)}'>Open your product</a></p></body></html>"
+    )
+    return _message(to=row.to_email, sender=sender, subject=subject, text=text, html_body=html_body)
+
+
 def render(*, session: Session, row: MailOutbox, public_url: str, sender: str) -> EmailMessage:
     if row.kind == RECEIPT:
         return render_receipt(session=session, row=row, public_url=public_url, sender=sender)
     if row.kind.startswith("update:"):
         return render_update_notice(session=session, row=row, public_url=public_url, sender=sender)
+    if row.kind.startswith((f"{PRODUCT_REMOVED}:", f"{PRODUCT_RESTORED}:")):
+        return render_product_notice(session=session, row=row, public_url=public_url, sender=sender)
     raise DomainError(f"unknown mail kind {row.kind!r}")
 
 

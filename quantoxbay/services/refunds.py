@@ -39,7 +39,7 @@ from quantoxbay.models import (
 from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, NotFound, analytics, ledger, notifier
 from quantoxbay.services.accounts import UserPublic
-from quantoxbay.services.money import format_money
+from quantoxbay.services.money import format_amount
 from quantoxbay.services.notifier import Announcement, buyer_topic, checkout_topic, seller_topic
 
 logger = logging.getLogger(__name__)
@@ -172,9 +172,9 @@ def refund_order(
         raise RefundRefused("Enter an amount greater than zero.")
     if amount > left:
         raise RefundRefused(
-            f"You can refund at most {format_money(left, order.currency)} of order #{order.id} "
-            f"(paid {format_money(order.total_cents, order.currency)}, "
-            f"already refunded {format_money(order.total_cents - left, order.currency)})."
+            f"You can refund at most {format_amount(left, order.currency)} of order #{order.id} "
+            f"(paid {format_amount(order.total_cents, order.currency)}, "
+            f"already refunded {format_amount(order.total_cents - left, order.currency)})."
         )
     refund = Refund(
         order_id=order.id, amount_cents=amount, currency=order.currency, reason=reason, actor_id=actor.id
@@ -220,6 +220,25 @@ def refund_order(
         done = _held_cents(session, order.id) - _requested_cents(session, order.id)
         changed = _apply_refunded_total(session, order, done)
     return refund, (_announce(session, order, f"order.{order.status}") if changed else [])
+
+
+def refund_notice(*, session: Session, refund_id: int) -> str:
+    """The refund in plain words for the seller or admin who asked: "Refunded $2.00 of order #16."
+    (with the currency), and when the order is now refunded in full, that its downloads ended."""
+    refund = session.get(Refund, refund_id)
+    order = session.get(Order, refund.order_id) if refund is not None else None
+    if refund is None or order is None:
+        raise NotFound("This refund does not exist.")
+    amount = format_amount(refund.amount_cents, refund.currency)
+    if refund.status == RefundStatus.SUCCEEDED.value:
+        text = f"Refunded {amount} of order #{order.id}."
+    elif refund.status in (RefundStatus.FAILED.value, RefundStatus.CANCELED.value):
+        return f"Stripe did not refund {amount} of order #{order.id} ({refund.status})."
+    else:  # requested or pending: Stripe confirms it later (charge.refunded)
+        text = f"Refunding {amount} of order #{order.id}: Stripe is processing it."
+    if order.status == OrderStatus.REFUNDED.value:
+        text += " The order is refunded in full, so the buyer can no longer download its files."
+    return text
 
 
 def _requested_cents(session: Session, order_id: int) -> int:
@@ -390,8 +409,8 @@ def list_seller_orders(
                 buyer=email,
                 status=order.status,
                 status_label=order.status.replace("_", " "),
-                total=format_money(order.total_cents, order.currency),
-                refunded=format_money(order.refunded_cents, order.currency) if order.refunded_cents else "",
+                total=format_amount(order.total_cents, order.currency),
+                refunded=format_amount(order.refunded_cents, order.currency) if order.refunded_cents else "",
                 refundable_cents=refundable,
                 can_refund=refundable > 0,
                 downloads_used=grant.downloads_used if grant else 0,

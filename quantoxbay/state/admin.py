@@ -174,7 +174,22 @@ class AdminState(rx.State):
             return rx.toast.error(str(exc))
         await self._products(user)
         await self._totals(user)
-        return rx.toast.success("Unpublished. The seller sees your reason.")
+        return rx.toast.success(
+            "Taken down. It stays off the store until an admin restores it; the seller sees your reason "
+            "and gets an e-mail."
+        )
+
+    @rx.event
+    @admin_only
+    @shows_errors()
+    async def restore(self, product_id: int, user: UserPublic):
+        target = _as_id(product_id)
+        if target is None:
+            raise DomainError("This product does not exist.")
+        await run_service(admin.restore_product, actor=user, product_id=target)
+        await self._products(user)
+        await self._totals(user)
+        return rx.toast.success("Restored. The seller can publish it again and gets an e-mail.")
 
     # --- orders ---
 
@@ -215,7 +230,7 @@ class AdminState(rx.State):
             raw_amount = str(form_data.get("amount", "")).strip()
             amount = parse_price(raw_amount) if raw_amount else None
             reason = str(form_data.get("reason", "") or "requested_by_customer")
-            await run_service(  # its announcements go out after the commit
+            notice, _announced = await run_service(  # its announcements go out after the commit
                 admin.refund_order,
                 actor=user,
                 order_id=order_id,
@@ -227,7 +242,7 @@ class AdminState(rx.State):
         await self._order(user, order_id)
         await self._orders(user)
         await self._totals(user)
-        return rx.toast.success(f"Refund of order #{order_id} sent to Stripe.")
+        return rx.toast.success(notice)
 
     # --- webhook events ---
 

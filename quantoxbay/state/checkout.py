@@ -231,6 +231,9 @@ class CheckoutSuccessState(rx.State):
     status: rx.Field[str] = rx.field("waiting")
     title: rx.Field[str] = rx.field("")
     total_label: rx.Field[str] = rx.field("")
+    order_id: rx.Field[int] = rx.field(0)
+    # Where the receipt goes (the buyer's address): the confirmation says so.
+    receipt_email: rx.Field[str] = rx.field("")
     files: rx.Field[list[FileLink]] = rx.field(default_factory=list)
     # Checked against the session cookie at load; a push then needs one query, not three.
     _buyer_id: int = 0
@@ -253,7 +256,7 @@ class CheckoutSuccessState(rx.State):
         if entry is None:
             self.status = "waiting"
             return
-        self.title, self.total_label = entry.title, entry.total_label
+        self.title, self.total_label, self.order_id = entry.title, entry.total_label, entry.order_id
         if entry.can_download:
             self.status = "paid"
             self.files = _file_rows(entry, self._buyer_id)
@@ -264,10 +267,11 @@ class CheckoutSuccessState(rx.State):
 
     @rx.event
     async def load(self):
-        self.status, self.files, self.title = "waiting", [], ""
+        self.status, self.files, self.title, self.order_id = "waiting", [], "", 0
         session_state = await self.get_state(SessionState)
         user = await session_state.current_user()
         self._buyer_id = user.id if user else 0
+        self.receipt_email = user.email if user else ""
         session_id = self._session_id()
         if user is None:
             return rx.redirect(f"{routes.LOGIN}?next={routes.CHECKOUT_SUCCESS}?session_id={session_id}")
@@ -410,8 +414,12 @@ class LibraryState(rx.State):
     @logged_in
     @shows_errors()
     async def resend_receipt(self, order_id: int, user: UserPublic):
-        await run_service(receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id))
-        return rx.toast.success("Your receipt is on its way.")
+        try:
+            await run_service(receipts.resend_receipt, buyer_id=user.id, order_id=int(order_id))
+        except receipts.ReceiptOnItsWay as exc:
+            # Right after a purchase the receipt is being sent or just was: not an error.
+            return rx.toast.info(str(exc))
+        return rx.toast.success(f"Your receipt is on its way to {user.email}.")
 
     @_buyer_page
     async def on_announcement(self, kind: str, data: dict, user: UserPublic) -> None:

@@ -20,7 +20,7 @@ from reflex.event import EventSpec
 from quantoxbay.models import Role
 from quantoxbay.services import DomainError, analytics, live, notifier
 from quantoxbay.services.accounts import UserPublic
-from quantoxbay.services.money import format_money
+from quantoxbay.services.money import format_amount
 from quantoxbay.state.guards import requires, seller_only
 from quantoxbay.state.session import run_service
 
@@ -115,17 +115,17 @@ class DashboardState(rx.State):
         main = d.main
         self.tz = d.timezone
         self.currency = d.currency
-        self.gross = format_money(main.gross_cents, d.currency)
-        self.refunds = format_money(main.refunded_cents, d.currency)
-        self.discounts = format_money(main.discount_cents, d.currency)
-        self.net = format_money(main.net_cents, d.currency)
+        self.gross = format_amount(main.gross_cents, d.currency)
+        self.refunds = format_amount(main.refunded_cents, d.currency)
+        self.discounts = format_amount(main.discount_cents, d.currency)
+        self.net = format_amount(main.net_cents, d.currency)
         self.orders, self.units = main.orders, main.units
         self.other_currencies = [
             CurrencyTotalRow(
                 currency=t.currency.upper(),
-                gross=format_money(t.gross_cents, t.currency),
-                refunds=format_money(t.refunded_cents, t.currency),
-                net=format_money(t.net_cents, t.currency),
+                gross=format_amount(t.gross_cents, t.currency),
+                refunds=format_amount(t.refunded_cents, t.currency),
+                net=format_amount(t.net_cents, t.currency),
                 orders=t.orders,
             )
             for t in d.totals[1:]
@@ -136,9 +136,9 @@ class DashboardState(rx.State):
                 title=p.title,
                 orders=p.orders,
                 units=p.units,
-                gross=format_money(p.gross_cents, p.currency),
-                refunds=format_money(p.refunded_cents, p.currency),
-                net=format_money(p.net_cents, p.currency),
+                gross=format_amount(p.gross_cents, p.currency),
+                refunds=format_amount(p.refunded_cents, p.currency),
+                net=format_amount(p.net_cents, p.currency),
             )
             for p in d.products
         ]
@@ -222,12 +222,16 @@ class DashboardState(rx.State):
         order_id = data.get("order_id") if isinstance(data, dict) else None
         if not isinstance(order_id, int):
             return None
-        summary = await run_service(analytics.sale_summary, seller_id=user.id, order_id=order_id)
-        if not summary:
-            return None
         if kind == "order.paid":
+            summary = await run_service(analytics.sale_summary, seller_id=user.id, order_id=order_id)
+            if not summary:
+                return None
             self.toast, self.toast_kind = f"New sale: {summary}", "sale"
         elif kind in ("order.refunded", "order.partially_refunded"):
-            self.toast, self.toast_kind = f"Refund on order #{order_id}: {summary}", "refund"
+            # What was refunded, not the order's total.
+            summary = await run_service(analytics.refund_summary, seller_id=user.id, order_id=order_id)
+            if not summary:
+                return None
+            self.toast, self.toast_kind = f"Refund: {summary}", "refund"
         self.live_updates += 1
         return None

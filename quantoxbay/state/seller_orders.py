@@ -126,11 +126,10 @@ class SellerOrdersState(rx.State):
             self.busy = False
             yield rx.toast.error(str(exc))
             return
-        order_id, self.refund_order_id, self.busy = self.refund_order_id, 0, False
+        self.refund_order_id, self.busy = 0, False
+        notice = await run_service(refunds.refund_notice, refund_id=refund.id)
         await self._load(user)
-        yield rx.toast.success(
-            f"Refund of {self.refund_amount} for order #{order_id} sent to Stripe ({refund.status})."
-        )
+        yield rx.toast.success(notice)
 
     @rx.event
     @_orders_only

@@ -99,6 +99,8 @@ class ProductFormState(rx.State):
     tags: rx.Field[str] = rx.field("")
     pay_what_you_want: rx.Field[bool] = rx.field(False)
     status: rx.Field[str] = rx.field("")
+    # Why an admin took it down ("" unless status is "removed"): shown on the page, Publish is off.
+    removed_notice: rx.Field[str] = rx.field("")
     files: rx.Field[list[FileRow]] = rx.field(default_factory=list)
     cover_url: rx.Field[str] = rx.field("")
     replace_file_id: rx.Field[str] = rx.field("")
@@ -122,6 +124,7 @@ class ProductFormState(rx.State):
         self.editing_id, self.title, self.description, self.price = 0, "", "", "0"
         self.currency, self.category, self.tags, self.pay_what_you_want = "usd", NO_CATEGORY, "", False
         self.status, self.files, self.cover_url, self.replace_file_id = "", [], "", ""
+        self.removed_notice = ""
         self.error, self.notice, self.busy, self.upload_percent, self.upload_started = "", "", False, 0, False
 
     def _show(self, view: catalog.SellerProduct) -> None:
@@ -133,6 +136,7 @@ class ProductFormState(rx.State):
             view.pay_what_you_want,
             view.status,
         )
+        self.removed_notice = view.removed_notice
         self.cover_url = view.cover_url or ""
         self.files = [
             FileRow(

@@ -25,6 +25,10 @@ def test_receipt_library_download_refund_revokes(new_page, live_app) -> None:
     _open_checkout(buyer)
     _pay(buyer, "4242424242424242")
     expect(buyer.get_by_text("Payment confirmed")).to_be_visible(timeout=20_000)
+    # The confirmation names the order and where the receipt went.
+    expect(buyer.get_by_test_id("order-number")).to_have_text(re.compile(r"^Order #\d+$"))
+    order_id = buyer.get_by_test_id("order-number").inner_text().removeprefix("Order #")
+    expect(buyer.get_by_test_id("receipt-note")).to_have_text(f"We e-mailed your receipt to {email}.")
 
     # One receipt, text and HTML, with the order's amount and a link to the library.
     receipt = live_app.smtp.wait_for(lambda m: m["To"] == email and "receipt" in str(m["Subject"]))
@@ -41,6 +45,13 @@ def test_receipt_library_download_refund_revokes(new_page, live_app) -> None:
         row.get_by_role("link", name="Download").first.click()
     assert download_info.value.path().read_bytes() == _ebook()
 
+    # "Resend receipt" right after the purchase: the receipt just went, which is news, not an error.
+    row.get_by_role("button", name="Resend receipt").click()
+    expect(
+        buyer.get_by_text(re.compile(f"(sent your receipt|on its way) to {re.escape(email)}"))
+    ).to_be_visible()
+    expect(buyer.locator("[data-sonner-toast][data-type='error']")).to_have_count(0)
+
     # The seller refunds the order in full from their Orders view.
     seller = new_page()
     _log_in(seller, "seller@demo.quantoxbay.test", DEMO_PASSWORD)
@@ -49,7 +60,14 @@ def test_receipt_library_download_refund_revokes(new_page, live_app) -> None:
     expect(order_row).to_have_count(1)
     order_row.get_by_role("button", name="Refund").click()
     expect(seller.get_by_label("Refund amount")).to_have_value("12.00")
+    expect(seller.get_by_test_id("refund-note")).to_contain_text("A full refund ends the buyer's downloads")
     seller.get_by_role("button", name="Confirm refund").click()
+    expect(
+        seller.get_by_text(
+            f"Refunded $12.00 of order #{order_id}. "
+            "The order is refunded in full, so the buyer can no longer download its files."
+        )
+    ).to_be_visible(timeout=20_000)
     expect(order_row.get_by_text("refunded", exact=True)).to_be_visible(timeout=20_000)
     expect(order_row.get_by_role("button", name="Refund")).to_have_count(0)
 

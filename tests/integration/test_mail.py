@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from quantoxbay.models import MailOutbox, Order, Role
-from quantoxbay.services import DomainError, fulfillment, receipts
+from quantoxbay.services import fulfillment, receipts
 from quantoxbay.services.mail import FileMailer, SmtpMailer, make_mailer
 from quantoxbay.storage import get_storage
 from tests.factories import create_published_product, create_user
@@ -201,7 +201,9 @@ def test_buyer_can_resend_after_a_minute(engine: Engine, smtp: Sink) -> None:
     _drain(engine, mailer)
     with Session(engine) as s:
         buyer_id = s.get(Order, order_id).buyer_id
-        with pytest.raises(DomainError, match="a moment ago"):
+        with pytest.raises(
+            receipts.ReceiptOnItsWay, match=f"sent your receipt to {buyer_email} a moment ago"
+        ):
             receipts.resend_receipt(session=s, buyer_id=buyer_id, order_id=order_id)
     _make_due(engine, order_id)
     with Session(engine) as s:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from quantoxbay.models import AdminAction, Order, Product, Role, User, UserSession, WebhookEvent
+from quantoxbay.models import AdminAction, MailOutbox, Order, Product, Role, User, UserSession, WebhookEvent
 from quantoxbay.payments.gateway import StripeGateway
-from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts, admin
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, accounts, admin, catalog, receipts
 from quantoxbay.services import webhook_events as webhooks
 from quantoxbay.services.accounts import UserPublic
 from tests import stripe_payloads
@@ -138,9 +138,63 @@ def test_unpublish_with_a_reason(db: Session, people: dict, storage) -> None:
     ]
     admin.unpublish_product(session=db, actor=a, product_id=product.id, reason="  Copyright   complaint ")
     db.refresh(product)
-    assert (product.status, product.unpublished_reason) == ("unpublished", "Copyright complaint")
+    assert (product.status, product.unpublished_reason) == ("removed", "Copyright complaint")
+    assert product.removed_by_id == a.id and product.removed_at is not None
     with pytest.raises(NotFound):
         admin.unpublish_product(session=db, actor=a, product_id=10**9, reason="x")
+
+
+def test_an_admin_removal_holds_until_an_admin_restores_it(db: Session, people: dict, storage) -> None:
+    a, seller = people["admin"], people["seller"]
+    product = create_published_product(db, storage, seller, title="Dubious Pack")
+    assert product.id is not None
+    with pytest.raises(DomainError, match="Only a product an admin took down"):
+        admin.restore_product(session=db, actor=a, product_id=product.id)
+    admin.unpublish_product(session=db, actor=a, product_id=product.id, reason="Copyright complaint")
+
+    # The seller sees why, and cannot put it back; nor can an admin through the seller's page.
+    view = catalog.get_seller_product(session=db, product_id=product.id, seller_id=seller.id)
+    assert view.status == "removed" and "Copyright complaint." in view.removed_notice
+    [row] = catalog.list_seller_products(session=db, seller_id=seller.id)
+    assert row["removed_reason"] == "Copyright complaint"
+    for who in (seller, a):
+        with pytest.raises(PermissionDenied, match=r"Copyright complaint\. It stays off until an admin"):
+            catalog.publish_product(session=db, storage=storage, product_id=product.id, seller_id=who.id)
+    catalog.unpublish_product(session=db, product_id=product.id, seller_id=seller.id)  # changes nothing
+    db.refresh(product)
+    assert product.status == "removed"
+
+    # The seller's e-mail is queued in the same transaction, rendered from the logged action.
+    [mail] = db.exec(select(MailOutbox).where(MailOutbox.to_email == seller.email)).all()
+    assert mail.order_id is None and mail.kind.startswith("product.removed:")
+    message = receipts.render(session=db, row=mail, public_url="http://shop.test", sender="shop@test")
+    text = message.get_body(("plain",)).get_content()
+    assert "taken down" in message["Subject"] and "Dubious Pack" in message["Subject"]
+    assert "Reason: Copyright complaint" in text
+    assert f"http://shop.test/seller/products/{product.id}/edit" in text
+
+    restored = admin.restore_product(session=db, actor=a, product_id=product.id)
+    assert restored == {"id": product.id, "status": "unpublished", "reason": ""}
+    db.refresh(product)
+    assert (product.unpublished_reason, product.removed_by_id, product.removed_at) == ("", None, None)
+    assert (
+        catalog.get_seller_product(session=db, product_id=product.id, seller_id=seller.id).removed_notice
+        == ""
+    )
+    catalog.publish_product(session=db, storage=storage, product_id=product.id, seller_id=seller.id)
+    db.refresh(product)
+    assert product.status == "published"
+
+    mails = db.exec(
+        select(MailOutbox).where(MailOutbox.to_email == seller.email).order_by(MailOutbox.id)
+    ).all()
+    assert [m.kind.split(":")[0] for m in mails] == ["product.removed", "product.restored"]
+    restored_mail = receipts.render(
+        session=db, row=mails[1], public_url="http://shop.test", sender="shop@test"
+    )
+    assert "restored" in restored_mail["Subject"]
+    actions = [x.action for x in db.exec(select(AdminAction).order_by(AdminAction.id)).all()]
+    assert actions == ["product.unpublish", "product.restore"]
 
 
 def test_orders_search_detail_and_totals(db: Session, people: dict, storage) -> None:
@@ -157,6 +211,9 @@ def test_orders_search_detail_and_totals(db: Session, people: dict, storage) -> 
     assert [e["event_id"] for e in detail["events"]] == [evt["id"]]
     totals = admin.platform_totals(session=db, actor=a)
     assert totals["orders"] >= 1 and totals["active_sellers"] >= 1
+    # Nothing refunded is "$0.00", not "Free" (that word is only a product's price).
+    usd = next(r for r in totals["revenue"] if r["currency"] == "USD")
+    assert usd["refunds"] == "$0.00" and usd["net"] == usd["gross"]
     with pytest.raises(NotFound):
         admin.order_detail(session=db, actor=a, order_id=10**9)
 
@@ -221,7 +278,7 @@ def test_refund_goes_through_the_refunds_service(db: Session, people: dict, stor
     order, _evt = _paid(db, people["buyer"], product, amount=1000)
     assert order.id is not None
     client = _FakeStripe()
-    announcements = admin.refund_order(
+    notice, announcements = admin.refund_order(
         session=db,
         actor=a,
         gateway=StripeGateway(client),
@@ -233,6 +290,7 @@ def test_refund_goes_through_the_refunds_service(db: Session, people: dict, stor
     db.refresh(order)
     assert (order.status, order.refunded_cents) == ("partially_refunded", 400)
     assert any(x.kind == "order.partially_refunded" for x in announcements)
+    assert notice.startswith("Refund") and f"$4.00 of order #{order.id}" in notice
     assert "order.refund" in [x.action for x in db.exec(select(AdminAction)).all()]
 
 

@@ -291,6 +291,22 @@ def test_sale_summary_names_the_sale(db: Session, shop: dict) -> None:
     assert analytics.sale_summary(session=db, seller_id=shop["other"].id, order_id=order.id) == ""
 
 
+def test_refund_summary_names_what_was_refunded_not_the_total(db: Session, shop: dict) -> None:
+    order = sale(db, shop["buyer"], shop["a"], shop["seller"].id, "2026-11-28 11:00", 1250, title="Alpha")
+    assert order.id is not None
+    order.refunded_cents, order.status = 200, "partially_refunded"
+    db.add(order)
+    db.flush()
+    summary = analytics.refund_summary(session=db, seller_id=shop["seller"].id, order_id=order.id)
+    assert summary == f"Order #{order.id} (Alpha): $2.00 refunded"
+    order.refunded_cents, order.status = 1250, "refunded"
+    db.add(order)
+    db.flush()
+    summary = analytics.refund_summary(session=db, seller_id=shop["seller"].id, order_id=order.id)
+    assert summary == f"Order #{order.id} (Alpha): $12.50 refunded in full"
+    assert analytics.refund_summary(session=db, seller_id=shop["other"].id, order_id=order.id) == ""
+
+
 def test_days_across_a_dst_change_are_exact(db: Session, shop: dict) -> None:
     seller, buyer = shop["seller"], shop["buyer"]
     # New York leaves DST on 1 Nov 2026 at 06:00 UTC: UTC-4 before, UTC-5 after.

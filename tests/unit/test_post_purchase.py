@@ -144,7 +144,8 @@ def test_receipt_renders_text_and_html_with_amounts_and_library_link(db: Session
 
 
 def test_resend_is_refused_while_unsent_and_for_a_stranger(db: Session, sale) -> None:
-    with pytest.raises(DomainError, match="on its way"):
+    # Not an error for the buyer (the page shows it as information): the receipt is on its way.
+    with pytest.raises(receipts.ReceiptOnItsWay, match=f"on its way to {sale.buyer.email}"):
         receipts.resend_receipt(session=db, buyer_id=sale.buyer.id, order_id=sale.order.id)
     with pytest.raises(NotFound):
         receipts.resend_receipt(session=db, buyer_id=sale.seller.id, order_id=sale.order.id)
@@ -302,6 +303,59 @@ def test_partial_then_full_refund_and_the_refusals(db: Session, sale) -> None:
             amount_cents=None,
         )
     assert len(client.v1.refunds.calls) == 2  # the refusals never reached Stripe
+
+
+def test_refund_notices_say_the_amount_with_its_currency_in_plain_words(db: Session, sale) -> None:
+    client = fake_client()
+    partial, _ = refunds.refund_order(
+        session=db, gateway=StripeGateway(client), actor=sale.seller, order_id=sale.order.id, amount_cents=200
+    )
+    assert (
+        refunds.refund_notice(session=db, refund_id=partial.id)
+        == f"Refunded $2.00 of order #{sale.order.id}."
+    )
+    # Refunding the rest of an order ends its downloads: the notice says so.
+    rest, _ = refunds.refund_order(
+        session=db,
+        gateway=StripeGateway(client),
+        actor=sale.seller,
+        order_id=sale.order.id,
+        amount_cents=None,
+    )
+    assert refunds.refund_notice(session=db, refund_id=rest.id) == (
+        f"Refunded $8.00 of order #{sale.order.id}. "
+        "The order is refunded in full, so the buyer can no longer download its files."
+    )
+
+
+def test_a_pending_refund_notice_says_stripe_is_processing_it(db: Session, sale) -> None:
+    refund, _ = refunds.refund_order(
+        session=db,
+        gateway=StripeGateway(fake_client(status="pending")),
+        actor=sale.seller,
+        order_id=sale.order.id,
+        amount_cents=250,
+    )
+    assert refunds.refund_notice(session=db, refund_id=refund.id) == (
+        f"Refunding $2.50 of order #{sale.order.id}: Stripe is processing it."
+    )
+    with pytest.raises(NotFound):
+        refunds.refund_notice(session=db, refund_id=10**9)
+
+
+def test_a_refusal_names_amounts_not_free(db: Session, sale) -> None:
+    """Zero is "$0.00" in every amount: "Free" is only a product's price."""
+    with pytest.raises(RefundRefused) as refused:
+        refunds.refund_order(
+            session=db,
+            gateway=StripeGateway(fake_client()),
+            actor=sale.seller,
+            order_id=sale.order.id,
+            amount_cents=1001,
+        )
+    assert str(refused.value) == (
+        f"You can refund at most $10.00 of order #{sale.order.id} (paid $10.00, already refunded $0.00)."
+    )
 
 
 def test_other_sellers_cannot_refund_but_admins_can(db: Session, sale) -> None:

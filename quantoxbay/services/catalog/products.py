@@ -48,6 +48,7 @@ class SellerProduct(BaseModel):
     category: str
     tags: list[str]
     status: str
+    removed_notice: str  # "" unless an admin took it down (removal_notice)
     sales_count: int
     price_label: str
     cover_url: str | None
@@ -175,8 +176,12 @@ def _has_orders(session: Session, product_id: int) -> bool:
 
 
 def publish_product(*, session: Session, storage: Storage, product_id: int, seller_id: int) -> Product:
-    """Publish a product; refused while any of its files is missing from storage."""
+    """Publish a product; refused while an admin holds it down or any of its files is missing
+    from storage."""
     product = _owned_product(session, product_id, seller_id)
+    if product.status == ProductStatus.REMOVED.value:
+        # Admins too: lifting the hold is admin.restore_product, which is logged and tells the seller.
+        raise PermissionDenied(removal_notice(product.unpublished_reason))
     files = session.exec(select(ProductFile).where(ProductFile.product_id == product_id)).all()
     if not files:
         raise DomainError("Add at least one file before publishing.")
@@ -192,6 +197,14 @@ def publish_product(*, session: Session, storage: Storage, product_id: int, sell
     session.add(product)
     session.flush()
     return product
+
+
+def removal_notice(reason: str) -> str:
+    """What the seller of a product an admin took down reads (edit page, refused "Publish")."""
+    reason = reason.strip()
+    if reason and reason[-1] not in ".!?":
+        reason += "."
+    return f"An admin took this product off the store: {reason} It stays off until an admin restores it."
 
 
 def unpublish_product(*, session: Session, product_id: int, seller_id: int) -> Product:
@@ -230,6 +243,10 @@ def delete_product(*, session: Session, storage: Storage, product_id: int, selle
     session.flush()
 
 
+def _removed_notice(product: Product) -> str:
+    return removal_notice(product.unpublished_reason) if product.status == ProductStatus.REMOVED.value else ""
+
+
 def get_seller_product(
     *, session: Session, product_id: int, seller_id: int, storage: Storage | None = None
 ) -> SellerProduct:
@@ -249,6 +266,7 @@ def get_seller_product(
         category=product.category,
         tags=[t for t in product.tags.split(",") if t],
         status=product.status,
+        removed_notice=_removed_notice(product),
         sales_count=product.sales_count,
         price_label=format_money(product.price_cents, product.currency),
         cover_url=cover_url(storage, product.cover_key, "card", public=False),
@@ -278,6 +296,7 @@ class SellerProductRow(TypedDict):
     price: str  # formatted
     sales: int
     edit_url: str
+    removed_reason: str  # why an admin took it down ("" unless status is "removed")
 
 
 def list_seller_products(*, session: Session, seller_id: int) -> list[SellerProductRow]:
@@ -300,6 +319,7 @@ def list_seller_products(*, session: Session, seller_id: int) -> list[SellerProd
                 price=format_money(p.price_cents, p.currency),
                 sales=p.sales_count,
                 edit_url=routes.seller_product_edit_path(p.id),
+                removed_reason=p.unpublished_reason if p.status == ProductStatus.REMOVED.value else "",
             )
         )
     return rows
