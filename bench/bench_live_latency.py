@@ -26,6 +26,7 @@ payment, webhook queue, delivery, fulfilment, push) is printed for context.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import statistics
 import sys
@@ -37,9 +38,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._harness import (
+    bench_settings,
+    destination_charge,
+    fee_schedule,
     fresh_database,
-    insert_buyers_and_product,
+    insert_shop,
     load_note,
+    onboard_sellers,
+    payment_intent_data,
     percentile,
     record_checkout,
     reflex_app,
@@ -79,11 +85,14 @@ def _ms(value: datetime) -> float:
     return value.timestamp() * 1000
 
 
-def _create_buyer(url: str) -> tuple[int, str, int]:
+def _create_buyer(url: str, data_dir: Path) -> tuple[int, str, int]:
+    """A buyer who can log in, and a seller's product; the seller has payouts set up."""
     from quantoxbay.db import make_engine, session_scope
     from quantoxbay.services import accounts
 
-    _, product_id = insert_buyers_and_product(url, buyers=0)
+    shop = insert_shop(url, buyers=0)
+    onboard_sellers(url, data_dir, shop.seller_ids)
+    product_id = shop.product_ids[0]
     engine = make_engine(url)
     try:
         with session_scope(engine) as s:
@@ -111,7 +120,8 @@ def _registered(engine, topic: str, timeout: float) -> bool:  # type: ignore[no-
     return True
 
 
-def _create_session(client, buyer_id: int, product_id: int, app_url: str) -> str:  # type: ignore[no-untyped-def]
+def _create_session(client, buyer_id: int, product_id: int, app_url: str, destination) -> str:  # type: ignore[no-untyped-def]
+    """A Checkout Session in the shape services/checkout.py sends: a destination charge."""
     from quantoxbay.payments.retry import with_rate_limit_retry
 
     metadata = {"buyer_id": str(buyer_id), "product_id": str(product_id)}
@@ -122,7 +132,7 @@ def _create_session(client, buyer_id: int, product_id: int, app_url: str) -> str
         "client_reference_id": str(buyer_id),
         "customer_email": "latency-buyer@bench.test",
         "metadata": metadata,
-        "payment_intent_data": {"metadata": metadata},
+        "payment_intent_data": payment_intent_data(metadata, destination),
         "success_url": f"{app_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{app_url}/products/{product_id}?checkout=cancelled",
     }  # fmt: skip
@@ -154,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     not_pushed = reloads = 0
     try:
         with fresh_database("sqlite", data_dir) as db_url:
-            buyer_id, email, product_id = _create_buyer(db_url)
+            buyer_id, email, product_id = _create_buyer(db_url, data_dir)
+            fees = fee_schedule(bench_settings(data_dir, db_url))
             engine = make_engine(db_url)
             with (
                 reflex_app(data_dir, backend_only=False, database_url=db_url) as app,
@@ -178,8 +189,14 @@ def main(argv: list[str] | None = None) -> int:
                 console: list[str] = []
                 page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
                 for purchase in range(args.purchases):
-                    session_id = _create_session(client, buyer_id, product_id, app.url)
-                    record_checkout(db_url, session_id, buyer_id=buyer_id, product_id=product_id)
+                    key = hashlib.sha256(
+                        f"bench-live:{buyer_id}:{purchase}:{time.time_ns()}".encode()
+                    ).hexdigest()
+                    destination = destination_charge(db_url, product_id, 999, key, fees)
+                    session_id = _create_session(client, buyer_id, product_id, app.url, destination)
+                    record_checkout(
+                        db_url, session_id, buyer_id=buyer_id, product_id=product_id, destination=destination
+                    )
                     for attempt in range(1, 4):
                         page.goto(f"/checkout/success?session_id={session_id}")
                         expect(page.get_by_text("Waiting for payment confirmation")).to_be_visible()
