@@ -28,6 +28,8 @@ client keeps ``concurrency`` connections busy. At each level a warmup batch goes
 then ``--rounds`` rounds alternate bare and real so background load hits both alike; each route's
 figure is its median round (this VM is noisy) and the ratio is median real / median bare.
 Afterwards every real event sent, warmups included, must have made exactly one paid order.
+The seller has payouts set up (Stripe Connect), so each session is recorded with its destination
+charge and each order must carry its seller's account, application fee, platform fee and share.
 """
 
 from __future__ import annotations
