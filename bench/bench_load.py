@@ -59,6 +59,7 @@ from bench._harness import (
 )
 
 PRICE_CENTS = 999
+DRIFT_LINES_SHOWN = 8
 RECONCILED = re.compile(r"Reconciled (\d+) order\(s\) with Stripe: drift (\d+) cents")
 
 
@@ -235,14 +236,19 @@ def main(argv: list[str] | None = None) -> int:
         f"paid orders {orders}, orders in total {total_orders}; {load_note()}"
     )
     expected_transfer = payments * (PRICE_CENTS - fees.fee_cents(PRICE_CENTS))
+    if reconcile_status != 0 or drift != 0:
+        # What reconcile found, briefly: the closing lines (make bench's summary) stay the figures.
+        lines = reconcile_output.splitlines()
+        shown = lines[:DRIFT_LINES_SHOWN] + (
+            [f"  ... {len(lines) - DRIFT_LINES_SHOWN} more"] if len(lines) > DRIFT_LINES_SHOWN else []
+        )
+        print("\n".join(shown))
     print(
         f"connect [{args.backend}]: {args.sellers} sellers onboarded in {onboarded_in:.1f} s; "
         f"transfers in these sales' groups {transfers} ({transferred_cents} cents, expected {expected_transfer}); "
         f"`python -m quantoxbay reconcile --sync` (exit {reconcile_status}, {reconciled_in:.1f} s): "
         f"{reconcile_output.splitlines()[-1] if reconcile_output else 'no output'}"
     )
-    if reconcile_status != 0 or drift != 0:
-        print(reconcile_output[-3000:])
     ratio = orders / payments if payments else 0.0
     print(
         f"ratio load orders/payments: {ratio:.2f} (must be 1.00); transfers {transfers}/{payments} (must match); "
