@@ -15,9 +15,9 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -26,7 +26,9 @@ if str(ROOT) not in sys.path:
 from tests.support.servers import free_port  # noqa: E402  (re-exported for the benchmarks)
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from quantoxbay.services.checkout import Destination
+    from quantoxbay.services.fees import FeeSchedule
+    from quantoxbay.settings import Settings
 
 PYTHON = sys.executable
 WEBHOOK_SECRET = "whsec_bench_" + "0" * 32
@@ -70,9 +72,20 @@ def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
         drop()
 
 
-def insert_buyers_and_product(url: str, buyers: int) -> tuple[list[int], int]:
-    """``buyers`` buyer rows and one seller with one published product, inserted directly
-    (bcrypt at cost 12 would take a quarter of a second per account and is not what we measure)."""
+@dataclass(frozen=True)
+class BenchShop:
+    """What ``insert_shop`` made: buyers, sellers and one published product per seller
+    (``product_ids[i]`` belongs to ``seller_ids[i]``)."""
+
+    buyer_ids: list[int]
+    seller_ids: list[int]
+    product_ids: list[int]
+
+
+def insert_shop(url: str, buyers: int, sellers: int = 1, price_cents: int = 999) -> BenchShop:
+    """``buyers`` buyer rows and ``sellers`` sellers with one published product each, inserted
+    directly (bcrypt at cost 12 would take a quarter of a second per account and is not what we
+    measure). Priced products sell only once their seller has payouts set up: ``onboard_sellers``."""
     from sqlalchemy import insert, select
     from sqlmodel import col
 
@@ -87,9 +100,10 @@ def insert_buyers_and_product(url: str, buyers: int) -> tuple[list[int], int]:
             conn.execute(
                 insert(User),
                 [
-                    {"email": f"seller-{tag}@bench.test", "password_hash": "x", "role": "seller",
-                     "display_name": "Bench seller", "handle": f"bench-{tag}", "disabled": False,
+                    {"email": f"seller-{tag}-{s}@bench.test", "password_hash": "x", "role": "seller",
+                     "display_name": f"Bench seller {s}", "handle": f"bench-{tag}-{s}", "disabled": False,
                      "failed_login_count": 0, "created_at": now}
+                    for s in range(sellers)
                 ]
                 + [
                     {"email": f"buyer-{tag}-{i}@bench.test", "password_hash": "x", "role": "buyer",
@@ -98,33 +112,118 @@ def insert_buyers_and_product(url: str, buyers: int) -> tuple[list[int], int]:
                     for i in range(buyers)
                 ],
             )  # fmt: skip
-            seller_id = conn.execute(
-                select(col(User.id)).where(col(User.email) == f"seller-{tag}@bench.test")
-            ).scalar_one()
-            # Read back from the table, the ids are never None: the filter only narrows the type.
-            buyer_ids = [
-                buyer_id
-                for buyer_id in conn.execute(
+            seller_ids = list(
+                conn.execute(
+                    select(col(User.id)).where(col(User.email).like(f"seller-{tag}-%")).order_by(col(User.id))
+                ).scalars()
+            )
+            buyer_ids = list(
+                conn.execute(
                     select(col(User.id)).where(col(User.email).like(f"buyer-{tag}-%")).order_by(col(User.id))
                 ).scalars()
-                if buyer_id is not None
-            ]
+            )
             conn.execute(
                 insert(Product),
                 [
-                    {"seller_id": seller_id, "title": "Bench product", "slug": f"bench-{tag}",
-                     "description": "Bought by the benchmarks.", "price_cents": 999, "currency": "usd",
+                    {"seller_id": seller_id, "title": f"Bench product {s}", "slug": f"bench-{tag}-{s}",
+                     "description": "Bought by the benchmarks.", "price_cents": price_cents, "currency": "usd",
                      "pay_what_you_want": False, "category": "", "tags": "", "status": "published",
                      "unpublished_reason": "", "sales_count": 0, "created_at": now, "updated_at": now}
+                    for s, seller_id in enumerate(seller_ids)
                 ],
             )  # fmt: skip
-            product_id = conn.execute(
-                select(col(Product.id)).where(col(Product.slug) == f"bench-{tag}")
-            ).scalar_one()
+            by_seller: dict[int, int] = {
+                seller_id: product_id
+                for seller_id, product_id in conn.execute(
+                    select(col(Product.seller_id), col(Product.id)).where(
+                        col(Product.slug).like(f"bench-{tag}-%")
+                    )
+                ).all()
+                if product_id is not None
+            }
     finally:
         engine.dispose()
-    assert product_id is not None
-    return buyer_ids, product_id
+    # Read back from the table, the ids are never None: the filter only narrows the type.
+    known_sellers = [s for s in seller_ids if s is not None]
+    return BenchShop(
+        [b for b in buyer_ids if b is not None], known_sellers, [by_seller[s] for s in known_sellers]
+    )
+
+
+def bench_settings(data_dir: Path, database_url: str, stripe_api_base: str = "") -> Settings:
+    """The app's settings for an install at ``data_dir`` with the embedded Stripe (no
+    STRIPE_SECRET_KEY): its key, its fee schedule (PLATFORM_FEE_* from the environment, as the app
+    under test reads them)."""
+    from quantoxbay.settings import Settings
+
+    return Settings(
+        data_dir=data_dir, database_url=database_url, stripe_secret_key="", stripe_api_base=stripe_api_base
+    )
+
+
+def onboard_sellers(database_url: str, data_dir: Path, seller_ids: list[int]) -> list[str]:
+    """Set up payouts for these sellers as ``python -m quantoxbay onboard-seller`` does: the shop's
+    service opens each seller's connected account on the install's embedded Stripe (served here for
+    the moment, on the same DATA_DIR the app under test uses or will use), its onboarding form is
+    filled in with test data, and the shop records what Stripe then says of the account.
+    Returns the connected account ids, in order."""
+    from quantoxbay.api.embedded import complete_test_onboarding, running_embedded_stripe
+    from quantoxbay.db import make_engine, session_scope
+    from quantoxbay.payments.client import make_stripe_client
+    from quantoxbay.payments.gateway import StripeGateway
+    from quantoxbay.services import connect
+
+    engine = make_engine(database_url)
+    accounts: list[str] = []
+    try:
+        with running_embedded_stripe(bench_settings(data_dir, database_url)) as local:
+            gateway = StripeGateway(make_stripe_client(local))
+            for seller_id in seller_ids:
+                with session_scope(engine) as session:
+                    account = connect.ensure_account(session=session, gateway=gateway, seller_id=seller_id)
+                    complete_test_onboarding(local, account.stripe_account_id)
+                    status = connect.refresh_account(session=session, gateway=gateway, seller_id=seller_id)
+                if not status.charges_enabled:
+                    raise RuntimeError(f"seller {seller_id}: onboarding left charges disabled: {status}")
+                accounts.append(status.stripe_account_id)
+    finally:
+        engine.dispose()
+    return accounts
+
+
+def fee_schedule(settings: Settings) -> FeeSchedule:
+    """The platform's fee schedule in force for the app under test."""
+    from quantoxbay.services.fees import FeeSchedule
+
+    return FeeSchedule(settings.platform_fee_basis_points, settings.platform_fee_fixed_cents)
+
+
+def destination_charge(
+    url: str, product_id: int, amount_cents: int, idempotency_key: str, fees: FeeSchedule
+) -> Destination:
+    """The destination charge services.checkout.start_checkout makes of a sale of ``product_id``
+    for ``amount_cents``: to the seller's chargeable account (refused while payouts are not set
+    up), the platform's fee as the application fee, a transfer group derived from the key."""
+    from sqlmodel import Session
+
+    from quantoxbay.models import Product
+    from quantoxbay.services import connect
+    from quantoxbay.services.checkout import Destination
+
+    with Session(_engine(url)) as session:
+        product = session.get(Product, product_id)
+        assert product is not None, f"product {product_id} does not exist"
+        account_id = connect.chargeable_account_id(session=session, seller_id=product.seller_id)
+    return Destination(account_id, fees, fees.fee_cents(amount_cents), f"qb-{idempotency_key[:32]}")
+
+
+def payment_intent_data(metadata: dict[str, str], destination: Destination) -> dict[str, Any]:
+    """``payment_intent_data`` as services.checkout sends it for a destination charge."""
+    data: dict[str, Any] = {"metadata": metadata, "transfer_group": destination.transfer_group,
+                  "transfer_data": {"destination": destination.account_id}}  # fmt: skip
+    if destination.application_fee_cents > 0:
+        data["application_fee_amount"] = destination.application_fee_cents
+    return data
 
 
 # --- servers in subprocesses ------------------------------------------------------
@@ -137,6 +236,8 @@ class Server:
     log: Path
     # The embedded Stripe's key of the app's install (reflex_app only).
     stripe_key: str = ""
+    # The environment the app runs with (reflex_app only): the CLI run with it sees the same install.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
@@ -144,7 +245,7 @@ class Server:
 
 
 @functools.cache
-def _engine(url: str) -> Engine:
+def _engine(url: str):
     from quantoxbay.db import make_engine
 
     return make_engine(url)
@@ -158,6 +259,7 @@ def record_checkout(
     product_id: int,
     subtotal_cents: int = 999,
     allow_promotion_codes: bool = False,
+    destination: Destination | None = None,
 ) -> None:
     """Record a Checkout Session the benchmark created through the API as the shop's checkout does
     (``services.checkout.record_checkout_session``): fulfilment grants orders for recorded ones only."""
@@ -175,6 +277,7 @@ def record_checkout(
             subtotal_cents=subtotal_cents,
             allow_promotion_codes=allow_promotion_codes,
             promotion_id=None,
+            destination=destination,
         )
         session.commit()
 
@@ -240,6 +343,19 @@ def base_env(**extra: str) -> dict[str, str]:
 
 def tempdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def own_settings_in_tempdir() -> None:
+    """Give this process's own settings (``get_settings``: tests/stripe_payloads.py reads the fee
+    schedule from them) a DATA_DIR of its own, removed at exit, so a bench never writes secrets
+    into the checkout's ./data."""
+    import atexit
+    import shutil
+
+    if "DATA_DIR" not in os.environ:
+        path = tempdir("qb-bench-settings-")
+        os.environ["DATA_DIR"] = str(path)
+        atexit.register(shutil.rmtree, path, True)
 
 
 @contextmanager
@@ -314,7 +430,7 @@ def reflex_app(
             lock.close()
         from quantoxbay.settings import install_stripe_local_key
 
-        yield Server(proc, url, log, stripe_key=install_stripe_local_key(data_dir))
+        yield Server(proc, url, log, stripe_key=install_stripe_local_key(data_dir), env=env)
     finally:
         stop_group(proc)
 

@@ -33,6 +33,8 @@ from bench._harness import (
     free_port,
     fresh_database,
     load_note,
+    onboard_sellers,
+    own_settings_in_tempdir,
     reset_hwm,
     run_main,
     serve,
@@ -102,6 +104,11 @@ def prepare(url: str, data_dir: Path, size: int) -> tuple[str, str, Path]:
                 session=s, email="seller@bench.test", password="bench-password-123", role=Role.SELLER
             )
             buyer = accounts.create_user(session=s, email="buyer@bench.test", password="bench-password-123")
+        assert seller.id is not None and buyer.id is not None
+        # A priced product is published only once its seller has payouts set up; the recorded
+        # session then carries the destination charge (tests/stripe_payloads.py).
+        onboard_sellers(url, data_dir, [seller.id])
+        with session_scope(engine) as s:
             product = catalog.create_product(
                 session=s, seller_id=seller.id, title="Big file", price_cents=999
             )
@@ -174,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="downloads per route (alternating)")
     args = parser.parse_args(argv)
     size = args.size_mib * MIB
+    own_settings_in_tempdir()
     workdir = tempdir("qb-bench-download-")
     try:
         data_dir = workdir / "data"
@@ -186,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             env = base_env(
                 DATABASE_URL=url, DATA_DIR=str(data_dir), APP_SECRET=APP_SECRET, APP_PORT=str(port),
                 STRIPE_SECRET_KEY="sk_test_bench_unused", STRIPE_WEBHOOK_SECRET="whsec_bench_unused",
+                STRIPE_CONNECT_WEBHOOK_SECRET="whsec_bench_connect_unused",
                 BENCH_FILE=str(file_path),
             )  # fmt: skip
             results: dict[str, list[tuple[float, float]]] = {"file": [], "real": []}

@@ -26,32 +26,32 @@ payment, webhook queue, delivery, fulfilment, push) is printed for context.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import statistics
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._harness import (
+    bench_settings,
+    destination_charge,
+    fee_schedule,
     fresh_database,
-    insert_buyers_and_product,
+    insert_shop,
     load_note,
+    onboard_sellers,
+    payment_intent_data,
     percentile,
     record_checkout,
     reflex_app,
     run_main,
     tempdir,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-    from stripe import StripeClient
-    from stripe.params.checkout import SessionCreateParams
 
 GOAL_P95_MS = 150.0
 PASSWORD = "bench-password-123"
@@ -80,15 +80,19 @@ OBSERVER = """() => {
 
 
 def _ms(value: datetime) -> float:
-    """Milliseconds since the epoch of a timestamp column's value (timezone-aware)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value.timestamp() * 1000
 
 
-def _create_buyer(url: str) -> tuple[int, str, int]:
+def _create_buyer(url: str, data_dir: Path) -> tuple[int, str, int]:
+    """A buyer who can log in, and a seller's product; the seller has payouts set up."""
     from quantoxbay.db import make_engine, session_scope
     from quantoxbay.services import accounts
 
-    _, product_id = insert_buyers_and_product(url, buyers=0)
+    shop = insert_shop(url, buyers=0)
+    onboard_sellers(url, data_dir, shop.seller_ids)
+    product_id = shop.product_ids[0]
     engine = make_engine(url)
     try:
         with session_scope(engine) as s:
@@ -98,7 +102,7 @@ def _create_buyer(url: str) -> tuple[int, str, int]:
     return buyer.id, buyer.email, product_id
 
 
-def _registered(engine: Engine, topic: str, timeout: float) -> bool:
+def _registered(engine, topic: str, timeout: float) -> bool:
     """Wait until the page's live_subscription row for ``topic`` exists (its on_load has run)."""
     from sqlalchemy import select
     from sqlmodel import col
@@ -118,18 +122,19 @@ def _registered(engine: Engine, topic: str, timeout: float) -> bool:
     return True
 
 
-def _create_session(client: StripeClient, buyer_id: int, product_id: int, app_url: str) -> str:
+def _create_session(client, buyer_id: int, product_id: int, app_url: str, destination) -> str:
+    """A Checkout Session in the shape services/checkout.py sends: a destination charge."""
     from quantoxbay.payments.retry import with_rate_limit_retry
 
     metadata = {"buyer_id": str(buyer_id), "product_id": str(product_id)}
-    params: SessionCreateParams = {
+    params = {
         "mode": "payment",
         "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 999,
                         "product_data": {"name": "Bench product", "metadata": {"product_id": str(product_id)}}}}],
         "client_reference_id": str(buyer_id),
         "customer_email": "latency-buyer@bench.test",
         "metadata": metadata,
-        "payment_intent_data": {"metadata": metadata},
+        "payment_intent_data": payment_intent_data(metadata, destination),
         "success_url": f"{app_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{app_url}/products/{product_id}?checkout=cancelled",
     }  # fmt: skip
@@ -162,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     not_pushed = reloads = 0
     try:
         with fresh_database("sqlite", data_dir) as db_url:
-            buyer_id, email, product_id = _create_buyer(db_url)
+            buyer_id, email, product_id = _create_buyer(db_url, data_dir)
+            fees = fee_schedule(bench_settings(data_dir, db_url))
             engine = make_engine(db_url)
             with (
                 reflex_app(data_dir, backend_only=False, database_url=db_url) as app,
@@ -186,8 +192,14 @@ def main(argv: list[str] | None = None) -> int:
                 console: list[str] = []
                 page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
                 for purchase in range(args.purchases):
-                    session_id = _create_session(client, buyer_id, product_id, app.url)
-                    record_checkout(db_url, session_id, buyer_id=buyer_id, product_id=product_id)
+                    key = hashlib.sha256(
+                        f"bench-live:{buyer_id}:{purchase}:{time.time_ns()}".encode()
+                    ).hexdigest()
+                    destination = destination_charge(db_url, product_id, 999, key, fees)
+                    session_id = _create_session(client, buyer_id, product_id, app.url, destination)
+                    record_checkout(
+                        db_url, session_id, buyer_id=buyer_id, product_id=product_id, destination=destination
+                    )
                     for attempt in range(1, 4):
                         page.goto(f"/checkout/success?session_id={session_id}")
                         expect(page.get_by_text("Waiting for payment confirmation")).to_be_visible()

@@ -28,6 +28,8 @@ client keeps ``concurrency`` connections busy. At each level a warmup batch goes
 then ``--rounds`` rounds alternate bare and real so background load hits both alike; each route's
 figure is its median round (this VM is noisy) and the ratio is median real / median bare.
 Afterwards every real event sent, warmups included, must have made exactly one paid order.
+The seller has payouts set up (Stripe Connect), so each session is recorded with its destination
+charge and each order must carry its seller's account, application fee, platform fee and share.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ from bench._harness import (
     drive,
     free_port,
     fresh_database,
-    insert_buyers_and_product,
+    insert_shop,
     load_note,
+    onboard_sellers,
+    own_settings_in_tempdir,
     run_main,
     serve,
     tempdir,
@@ -64,6 +68,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
 GOAL = 0.8
+CONNECT_WEBHOOK_SECRET = "whsec_bench_connect_" + "0" * 24
 REAL_PATH = "/api/stripe/webhook"
 BARE_PATH = "/bench/bare-webhook"
 
@@ -118,7 +123,9 @@ def _signed_events(
     return out
 
 
-def _count_orders(url: str) -> tuple[int, int, int]:
+def _count_orders(url: str) -> tuple[int, int, int, int]:
+    """(paid orders, grants, processed events, paid orders carrying the destination charge's money:
+    the seller's account, application fee, platform fee and seller's share written)."""
     from sqlalchemy import func, select
     from sqlmodel import col
 
@@ -135,9 +142,21 @@ def _count_orders(url: str) -> tuple[int, int, int]:
             events = conn.execute(
                 select(func.count()).select_from(WebhookEvent).where(col(WebhookEvent.outcome) == "processed")
             ).scalar_one()
+            connect = conn.execute(
+                select(func.count())
+                .select_from(Order)
+                .where(
+                    col(Order.status) == "paid",
+                    col(Order.seller_account_id).is_not(None),
+                    col(Order.application_fee_cents) > 0,
+                    col(Order.platform_fee_cents) == col(Order.application_fee_cents),
+                    col(Order.seller_share_cents) == col(Order.total_cents) - col(Order.platform_fee_cents),
+                    col(Order.transfer_group).is_not(None),
+                )
+            ).scalar_one()
     finally:
         engine.dispose()
-    return paid, grants, events
+    return paid, grants, events, connect
 
 
 def _cpu_seconds(server_pid: int) -> tuple[float, float, float] | None:
@@ -184,13 +203,19 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
     workdir = tempdir(f"qb-bench-webhook-{backend}-")
     try:
         with fresh_database(backend, workdir) as url:
-            buyer_ids, product_id = insert_buyers_and_product(url, buyers=50)
+            shop = insert_shop(url, buyers=50)
+            buyer_ids, product_id = shop.buyer_ids, shop.product_ids[0]
+            # Payouts set up, so every recorded session carries the destination charge
+            # (tests/stripe_payloads.py records it as services.checkout does) and every order
+            # writes its money columns. The server itself runs without the embedded Stripe.
+            onboard_sellers(url, workdir / "data", shop.seller_ids)
             port = free_port()
             env = base_env(
                 DATABASE_URL=url,
                 DATA_DIR=str(workdir / "data"),
                 STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
                 STRIPE_SECRET_KEY="sk_test_bench_unused",  # no embedded Stripe: only the routes under test
+                STRIPE_CONNECT_WEBHOOK_SECRET=CONNECT_WEBHOOK_SECRET,  # required with a secret key
                 APP_PORT=str(port),
             )
             bad: list[int] = []
@@ -224,7 +249,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
                     if bad:
                         break
                     # Every 200 came after its commit, so the counts so far are final.
-                    paid, grants, processed = _count_orders(url)
+                    paid, grants, processed, connect_orders = _count_orders(url)
                     bare_median = statistics.median(rates["bare"])
                     real_median = statistics.median(rates["real"])
                     results.append(
@@ -255,6 +280,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
                             "paid_orders": paid,
                             "grants": grants,
                             "processed_events": processed,
+                            "connect_orders": connect_orders,
                             "expected": per_level * (level_index + 1),
                             "load": load_note(),
                         }
@@ -266,15 +292,24 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[dict]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     for result in results:
-        result["final_paid_orders"], result["final_grants"], result["final_processed_events"] = final
+        (
+            result["final_paid_orders"],
+            result["final_grants"],
+            result["final_processed_events"],
+            result["final_connect_orders"],
+        ) = final
         result["final_expected"] = per_level * len(levels)
     return results
 
 
 def _written(r: dict) -> bool:
     return (
-        r["paid_orders"] == r["grants"] == r["processed_events"] == r["expected"]
-        and r["final_paid_orders"] == r["final_grants"] == r["final_processed_events"] == r["final_expected"]
+        r["paid_orders"] == r["grants"] == r["processed_events"] == r["connect_orders"] == r["expected"]
+        and r["final_paid_orders"]
+        == r["final_grants"]
+        == r["final_processed_events"]
+        == r["final_connect_orders"]
+        == r["final_expected"]
     )
 
 
@@ -313,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.events < 1 or args.rounds < 1 or args.warmup < 0:
         parser.error("--events and --rounds must be positive, --warmup not negative")
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    own_settings_in_tempdir()
     results = [r for b in backends for r in run_backend(b, args)]
     ok = True
     for r in results:
@@ -324,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['rounds']} rounds x {r['events_per_round']} distinct signed events per route, medians: "
             f"bare construct_event route {r['bare_per_s']:.0f} events/s ({_rates(r['bare_rounds_per_s'])}), "
             f"real route with fulfilment {r['real_per_s']:.0f} events/s ({_rates(r['real_rounds_per_s'])}), "
-            f"ratio {r['ratio']:.2f} ({role}); paid orders written {r['paid_orders']}/{r['expected']} "
+            f"ratio {r['ratio']:.2f} ({role}); paid orders written {r['paid_orders']}/{r['expected']}, "
+            f"with the destination charge's fee and share {r['connect_orders']}/{r['expected']} "
             f"({'all' if written else 'MISSING'}); {r['load']}"
         )
         print(f"  CPU per event: {_cpu_note(r['backend'], r['cpu_ms_per_event'])}")
