@@ -121,6 +121,7 @@ class Store:
         request: RequestInfo,
         *,
         account: str | None = None,
+        previous: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Store an event for ``obj`` and queue its webhook delivery.
 
@@ -135,6 +136,8 @@ class Store:
                 ``acct_...`` id: the event carries ``account`` and goes to the
                 Connect endpoint (``connect_webhook_url``) instead of the
                 platform's.
+            previous: For an ``*.updated`` event, the changed fields' former
+                values (``data.previous_attributes``).
 
         Returns:
             The event object.
@@ -156,6 +159,8 @@ class Store:
             "request": {"id": request.id, "idempotency_key": request.idempotency_key},
             "type": event_type,
         }
+        if previous is not None:
+            event["data"]["previous_attributes"] = copy.deepcopy(previous)
         if account:
             event["account"] = account
         self.insert("event", event, lookup=event_type)
@@ -169,3 +174,21 @@ class Store:
             if self.wake_dispatcher is not None:
                 self.db.after_commit(self.wake_dispatcher)
         return event
+
+
+def previous_attributes(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The former values of the fields ``changes`` alters (``data.previous_attributes``).
+
+    For a hash such as ``metadata`` Stripe names the keys that changed only: removed
+    or changed keys with their old value, added keys as null.
+    """
+    previous: dict[str, Any] = {}
+    for name, new in changes.items():
+        old = current.get(name)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict) and name == "metadata":
+            previous[name] = {k: old.get(k) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+        else:
+            previous[name] = copy.deepcopy(old)
+    return previous
