@@ -314,6 +314,7 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
     payments = runtime.payments
     products = runtime.products
     prices = runtime.prices
+    endpoints = runtime.webhook_endpoints
 
     def session_line_items(call: ApiCall) -> dict[str, Any]:
         session_id = call.path["id"]
@@ -373,7 +374,7 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
         ("POST", "/v1/products", lambda c: products.create(c.params, c.request)),
         ("GET", "/v1/products/{id}", product_get),
         ("POST", "/v1/products/{id}", lambda c: products.update(c.path["id"], c.params, c.request)),
-        ("POST", "/v1/coupons", lambda c: discounts.create_coupon(c.params)),
+        ("POST", "/v1/coupons", lambda c: discounts.create_coupon(c.params, c.request)),
         ("GET", "/v1/coupons/{id}", coupon_get),
         ("POST", "/v1/promotion_codes", lambda c: discounts.create_promotion_code(c.params, c.request)),
         ("GET", "/v1/promotion_codes", promotion_codes_list),
@@ -391,6 +392,15 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
             ("GET", "/v1/prices/{id}", lambda c: prices.retrieve(c.path["id"], c.params)),
             ("POST", "/v1/prices/{id}", lambda c: prices.update(c.path["id"], c.params, c.request)),
             ("GET", "/v1/products", lambda c: list_body(*products.list_products(c.params), "/v1/products")),
+            ("POST", "/v1/webhook_endpoints", lambda c: endpoints.create(c.params)),
+            (
+                "GET",
+                "/v1/webhook_endpoints",
+                lambda c: list_body(*endpoints.list_endpoints(c.params), "/v1/webhook_endpoints"),
+            ),
+            ("GET", "/v1/webhook_endpoints/{id}", lambda c: endpoints.retrieve(c.path["id"])),
+            ("POST", "/v1/webhook_endpoints/{id}", lambda c: endpoints.update(c.path["id"], c.params)),
+            ("DELETE", "/v1/webhook_endpoints/{id}", lambda c: endpoints.delete(c.path["id"])),
         ]
     )
     # The expand[] paths each route serves; None: its handler checks them (and its nested ones).

@@ -664,6 +664,7 @@ class Checkout:
                 pi.data["cancellation_reason"] = "abandoned"
                 pi.data["next_action"] = None
                 self.store.update(pi)
+                self.store.emit("payment_intent.canceled", pi.data, request)
         self.store.update(record)
         self.store.emit("checkout.session.expired", self.view(record), request)
 
@@ -801,6 +802,7 @@ class Checkout:
             connect=pi_data.get("connect"),
         )
         data["payment_intent"] = pi.id
+        self.store.emit("payment_intent.created", pi.data, NO_REQUEST)
         return pi
 
     def _check_applied(self, record: Record, email: str) -> str | None:
@@ -907,6 +909,7 @@ class Checkout:
                 pi.data["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {}}
                 self.store.update(pi)
                 self.store.update(record)
+                self.store.emit("payment_intent.requires_action", pi.data, NO_REQUEST)
                 return PaymentResult("requires_action", record)
             if action is Action.DECLINE:
                 assert card.decline is not None

@@ -20,6 +20,7 @@ from .products import Products
 from .ratelimit import RateLimiter
 from .store import Store
 from .transfers import Transfers
+from .webhook_endpoints import WebhookEndpoints
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class StripeLocal:
         self.payments = Payments(self.store, self.transfers)
         self.products = Products(self.store)
         self.prices = Prices(self.store, self.products)
+        self.webhook_endpoints = WebhookEndpoints(self.store)
         self.checkout = Checkout(
             self.store, config, self.discounts, self.payments, self.products, self.prices
         )
