@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from quantoxbay.stripe_local import StripeLocal, StripeLocalConfig, create_stripe_local_app
+from tests.fixtures.stripe_object_fields import OBJECT_FIELDS
 from tests.integration.test_stripe_local import Receiver, ServerThread, pay_on_page, wait_for
 from tests.stripe_keys import bearer, stripe_local_key
 from tests.support.servers import free_port
@@ -187,3 +188,15 @@ def test_a_slow_endpoint_does_not_hold_back_another(sample: Sample) -> None:
     wait_for(lambda: sample.receiver.of(second.id, "coupon.created"), timeout=3)
     assert time.monotonic() - started < 2
     assert sample.receiver.of(first.id, "coupon.created")
+
+
+def test_served_objects_carry_exactly_stripes_fields(sample: Sample) -> None:
+    """Price, Product and WebhookEndpoint against Stripe's fixture field sets."""
+    price = stripe.Price.create(currency="usd", unit_amount=500, product_data={"name": "Fields"})
+    product = stripe.Product.retrieve(str(price.product))
+    endpoint = stripe.WebhookEndpoint.create(url=f"{sample.base}/webhook", enabled_events=["*"])
+    assert set(price.to_dict()) == OBJECT_FIELDS["price"]
+    assert set(product.to_dict()) == OBJECT_FIELDS["product"]
+    assert set(stripe.Product.create(name="Direct").to_dict()) == OBJECT_FIELDS["product"]
+    assert set(endpoint.to_dict()) == OBJECT_FIELDS["webhook_endpoint"] | {"secret"}
+    assert set(stripe.WebhookEndpoint.retrieve(endpoint.id).to_dict()) == OBJECT_FIELDS["webhook_endpoint"]

@@ -580,7 +580,9 @@ def test_account_wide_rate_limit_spans_endpoints(env: Env) -> None:
 
 
 def test_default_rate_limits_follow_stripe_sandbox(tmp_path: Any) -> None:
-    config = StripeLocalConfig(db_path=tmp_path / "s.db", secret_key=stripe_local_key(), webhook_secret=SECRET)
+    config = StripeLocalConfig(
+        db_path=tmp_path / "s.db", secret_key=stripe_local_key(), webhook_secret=SECRET
+    )
     runtime = StripeLocal(config)
     try:
         assert runtime.rate_limiter.rate == 25
