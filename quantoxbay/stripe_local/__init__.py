@@ -38,9 +38,19 @@ What it serves (paths inside the app):
   ``Request-Id`` header, Idempotency-Key replay (24 h), a per-endpoint token
   bucket (``rate_limit_per_second``, 429 ``rate_limit``), and only the
   instance's own ``secret_key`` (any other: 401, Stripe's "Invalid API Key").
-  Only ``mode=payment`` with ``price_data`` line items is supported:
-  ``price_data[product]`` (a stored, active product) or
-  ``price_data[product_data]`` (an inline product), exactly one.
+  Only ``mode=payment`` and ``ui_mode=hosted_page`` are supported; line items
+  take a stored, active Price (``line_items[i][price]``) or inline
+  ``price_data`` with ``price_data[product]`` (a stored, active product) or
+  ``price_data[product_data]`` (an inline product, stored and retrievable).
+  Prices (:mod:`.prices`: one-time; create, retrieve, update, list with
+  ``lookup_keys[]``, ``product``, ``active``), product lists, and
+  ``/v1/webhook_endpoints`` (:mod:`.webhook_endpoints`). ``Stripe-Version``
+  (:mod:`.versions`): an unknown version is refused with 400 "Invalid Stripe
+  API version: X"; a real older one is served with the pinned version's shapes
+  and the response headers say so (``Stripe-Version`` names the pinned version,
+  ``Stripe-Version-Served-Instead-Of`` the requested one). An account-wide
+  token bucket (``account_rate_limit_per_second``, by default the per-endpoint
+  rate) comes before the per-endpoint one.
 * ``/checkout/{id}``: the hosted checkout page (see :mod:`.checkout_page` for
   its accessible names), public like Stripe's: it needs no key and acts on its
   own open session only (pay it, apply or remove a promotion code); Stripe's

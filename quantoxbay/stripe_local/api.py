@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,8 @@ from .idempotency import IdempotencyStore, fingerprint
 from .ids import new_id
 from .params import (
     check_allowed,
+    check_expand,
+    check_metadata_keys,
     decode_body,
     decode_pairs,
     get_expand,
@@ -43,6 +45,7 @@ from .params import (
 )
 from .runtime import StripeLocal
 from .store import RequestInfo
+from .versions import check_version
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +113,13 @@ def _masked(key: str) -> str:
     return f"{prefix}****{key[-4:]}" if len(key) > 12 else "****"
 
 
+#: Stripe refuses longer Idempotency-Key values.
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
 def _headers(request: Request, request_id: str) -> dict[str, str]:
-    headers = {
-        "Request-Id": request_id,
-        "Stripe-Version": request.headers.get("stripe-version") or API_VERSION,
-    }
+    # The version actually served; ``versions.check_version`` adds what was asked for.
+    headers = {"Request-Id": request_id, "Stripe-Version": API_VERSION}
     key = request.headers.get("idempotency-key")
     if key:
         headers["Idempotency-Key"] = key
@@ -124,12 +129,19 @@ def _headers(request: Request, request_id: str) -> dict[str, str]:
 def error_response(exc: StripeLocalError, headers: dict[str, str]) -> JSONResponse:
     """Render a StripeLocalError as Stripe's JSON error."""
     if exc.status == 429:
-        headers = {**headers, "Stripe-Rate-Limited-Reason": "endpoint-rate"}
+        reason = exc.extra_headers.get("Stripe-Rate-Limited-Reason", "endpoint-rate")
+        headers = {**headers, "Stripe-Rate-Limited-Reason": reason}
     return JSONResponse(exc.body(headers.get("Request-Id")), status_code=exc.status, headers=headers)
 
 
 def endpoint(
-    runtime: StripeLocal, method: str, template: str, handler: Handler, *, connected: bool = False
+    runtime: StripeLocal,
+    method: str,
+    template: str,
+    handler: Handler,
+    *,
+    connected: bool = False,
+    expandable: Collection[str] | None = (),
 ) -> Route:
     """Build one API route around ``handler`` (run in a worker thread).
 
@@ -151,6 +163,10 @@ def endpoint(
         runtime.ensure_started()
         try:
             authenticate(request, runtime.config.secret_key)
+            headers.update(check_version(request.headers.get("stripe-version")))
+            # The sandbox's account-wide limit first, then the endpoint's own.
+            if not runtime.account_rate_limiter.allow("account"):
+                raise rate_limit_error(reason="global-rate")
             if not runtime.rate_limiter.allow(bucket):
                 raise rate_limit_error()
             if method == "POST":
@@ -164,8 +180,16 @@ def endpoint(
             else:
                 pairs = list(request.query_params.multi_items())
                 params = decode_pairs(pairs)
+            check_metadata_keys(pairs)
+            if expandable is not None:
+                check_expand(params, expandable)
             account = await run_in_threadpool(_connected_account, runtime, request, connected)
             key = request.headers.get("idempotency-key") if method in ("POST", "DELETE") else None
+            if key and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+                raise invalid_request(
+                    f"Idempotency keys can be at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters long; "
+                    f"this one has {len(key)}."
+                )
             call = ApiCall(params, dict(request.path_params), RequestInfo(request_id, key), account)
             if key:
                 # Keys are scoped per account, as on Stripe.
@@ -289,6 +313,8 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
     discounts = runtime.discounts
     payments = runtime.payments
     products = runtime.products
+    prices = runtime.prices
+    endpoints = runtime.webhook_endpoints
 
     def session_line_items(call: ApiCall) -> dict[str, Any]:
         session_id = call.path["id"]
@@ -348,7 +374,7 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
         ("POST", "/v1/products", lambda c: products.create(c.params, c.request)),
         ("GET", "/v1/products/{id}", product_get),
         ("POST", "/v1/products/{id}", lambda c: products.update(c.path["id"], c.params, c.request)),
-        ("POST", "/v1/coupons", lambda c: discounts.create_coupon(c.params)),
+        ("POST", "/v1/coupons", lambda c: discounts.create_coupon(c.params, c.request)),
         ("GET", "/v1/coupons/{id}", coupon_get),
         ("POST", "/v1/promotion_codes", lambda c: discounts.create_promotion_code(c.params, c.request)),
         ("GET", "/v1/promotion_codes", promotion_codes_list),
@@ -359,7 +385,42 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
             lambda c: discounts.update_promotion_code(c.path["id"], c.params, c.request),
         ),
     ]
-    routes = [endpoint(runtime, method, path, handler) for method, path, handler in table]
+    table.extend(
+        [
+            ("POST", "/v1/prices", lambda c: prices.create(c.params, c.request)),
+            ("GET", "/v1/prices", lambda c: list_body(*prices.list_prices(c.params), "/v1/prices")),
+            ("GET", "/v1/prices/{id}", lambda c: prices.retrieve(c.path["id"], c.params)),
+            ("POST", "/v1/prices/{id}", lambda c: prices.update(c.path["id"], c.params, c.request)),
+            ("GET", "/v1/products", lambda c: list_body(*products.list_products(c.params), "/v1/products")),
+            ("POST", "/v1/webhook_endpoints", lambda c: endpoints.create(c.params)),
+            (
+                "GET",
+                "/v1/webhook_endpoints",
+                lambda c: list_body(*endpoints.list_endpoints(c.params), "/v1/webhook_endpoints"),
+            ),
+            ("GET", "/v1/webhook_endpoints/{id}", lambda c: endpoints.retrieve(c.path["id"])),
+            ("POST", "/v1/webhook_endpoints/{id}", lambda c: endpoints.update(c.path["id"], c.params)),
+            ("DELETE", "/v1/webhook_endpoints/{id}", lambda c: endpoints.delete(c.path["id"])),
+        ]
+    )
+    # The expand[] paths each route serves; None: its handler checks them (and its nested ones).
+    self_checked: dict[str, Collection[str] | None] = {
+        "/v1/checkout/sessions": None,
+        "/v1/checkout/sessions/{id}": None,
+        "/v1/checkout/sessions/{id}/expire": None,
+        "/v1/checkout/sessions/{id}/line_items": {"data.price", "data.price.product"},
+        "/v1/payment_intents/{id}": None,
+        "/v1/refunds": {"transfer_reversal"},
+        "/v1/refunds/{id}": {"transfer_reversal"},
+        "/v1/promotion_codes": {"promotion.coupon", "data.promotion.coupon"},
+        "/v1/promotion_codes/{id}": {"promotion.coupon"},
+        "/v1/prices": None,
+        "/v1/prices/{id}": None,
+    }
+    routes = [
+        endpoint(runtime, method, path, handler, expandable=self_checked.get(path, ()))
+        for method, path, handler in table
+    ]
     routes.append(endpoint(runtime, "GET", "/v1/events", lambda c: _events_list(runtime, c), connected=True))
     routes.append(endpoint(runtime, "GET", "/v1/events/{id}", event_get, connected=True))
     routes.extend(connect_routes(runtime))
@@ -369,6 +430,7 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
         headers = _headers(request, new_id("req", 14))
         try:
             authenticate(request, runtime.config.secret_key)
+            headers.update(check_version(request.headers.get("stripe-version")))
         except StripeLocalError as exc:
             return error_response(exc, headers)
         missing = invalid_request(
@@ -483,7 +545,16 @@ def connect_routes(runtime: StripeLocal) -> list[Route]:
     ]
     routes = [endpoint(runtime, method, path, handler) for method, path, handler in platform]
     routes.extend(
-        endpoint(runtime, method, path, handler, connected=True) for method, path, handler in connected
+        # A charge's handler checks its own expand[] paths.
+        endpoint(
+            runtime,
+            method,
+            path,
+            handler,
+            connected=True,
+            expandable=None if path == "/v1/charges/{id}" else (),
+        )
+        for method, path, handler in connected
     )
     return routes
 

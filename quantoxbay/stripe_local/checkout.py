@@ -19,9 +19,9 @@ from .cards import (
 from .config import StripeLocalConfig
 from .db import Record
 from .discounts import Discounts, PromotionInvalid, line_discounts
-from .errors import invalid_request, missing_param
+from .errors import invalid_request
 from .ids import new_id
-from .money import format_amount, minimum_charge
+from .money import check_currency, format_amount, minimum_charge
 from .params import (
     check_allowed,
     get_bool,
@@ -33,7 +33,8 @@ from .params import (
     get_str,
 )
 from .payments import Payments
-from .products import NAME_MAX_LENGTH, PRODUCT, Products, product_images
+from .prices import Prices
+from .products import PRODUCT, Products
 from .store import NO_REQUEST, RequestInfo, Store
 from .transfers import AVAILABLE_AT_ONCE_CARD
 
@@ -62,6 +63,8 @@ CREATE_PARAMS = {
     "billing_address_collection",
     "customer_creation",
 }
+#: ``ui_mode`` values of the pinned API version; only the hosted page is served.
+UI_MODES = ("hosted_page", "embedded_page", "elements", "form")
 SESSION_EXPANDABLE = {
     "line_items",
     "payment_intent",
@@ -144,6 +147,7 @@ class Checkout:
         discounts: Coupon and promotion code operations.
         payments: PaymentIntent and charge operations.
         products: Product operations (``price_data[product]``).
+        prices: Price operations (``line_items[i][price]``).
     """
 
     def __init__(
@@ -153,7 +157,9 @@ class Checkout:
         discounts: Discounts,
         payments: Payments,
         products: Products,
+        prices: Prices,
     ) -> None:
+        self.prices = prices
         self.store = store
         self.config = config
         self.discounts = discounts
@@ -175,36 +181,52 @@ class Checkout:
             if not isinstance(raw, dict):
                 raise invalid_request(f"Invalid object: {prefix}", param=prefix)
             check_allowed(raw, {"price_data", "quantity", "price", "adjustable_quantity"}, prefix)
-            if get_str(raw, "price"):
+            if get_dict(raw, "adjustable_quantity", param=f"{prefix}[adjustable_quantity]"):
                 raise invalid_request(
-                    f"No such price: '{raw['price']}'. The embedded Stripe only accepts inline `price_data`.",
-                    param=f"{prefix}[price]",
-                    code="resource_missing",
+                    "The embedded Stripe does not serve `adjustable_quantity`.",
+                    param=f"{prefix}[adjustable_quantity]",
                 )
-            if "price_data" not in raw:
-                raise missing_param(f"{prefix}[price_data]")
-            price_data = get_dict(raw, "price_data", param=f"{prefix}[price_data]")
-            pprefix = f"{prefix}[price_data]"
-            check_allowed(
-                price_data, {"currency", "unit_amount", "product", "product_data", "tax_behavior"}, pprefix
-            )
-            currency = get_str(price_data, "currency", param=f"{pprefix}[currency]", required=True)
-            assert currency is not None
-            if not re.fullmatch(r"[a-z]{3}", currency):
+            price_id = get_str(raw, "price", param=f"{prefix}[price]")
+            if price_id and "price_data" in raw:
                 raise invalid_request(
-                    f"Invalid currency: {currency}. Use a lowercase three-letter ISO code.",
+                    "You may only specify one of these parameters: price, price_data.", param=prefix
+                )
+            if price_id:
+                stored_price = self.prices.require_for_line_item(price_id, param=f"{prefix}[price]").data
+                currency = stored_price["currency"]
+                unit_amount = int(stored_price["unit_amount"])
+                product = self._stored_product(stored_price["product"], f"{prefix}[price]")
+                price_id = stored_price["id"]
+            else:
+                if "price_data" not in raw:
+                    raise invalid_request(
+                        f"You must specify either `price` or `price_data` in {prefix}.",
+                        param=prefix,
+                        code="parameter_missing",
+                    )
+                price_data = get_dict(raw, "price_data", param=f"{prefix}[price_data]")
+                pprefix = f"{prefix}[price_data]"
+                check_allowed(
+                    price_data,
+                    {"currency", "unit_amount", "product", "product_data", "tax_behavior"},
+                    pprefix,
+                )
+                currency = check_currency(
+                    get_str(price_data, "currency", param=f"{pprefix}[currency]", required=True) or "",
                     param=f"{pprefix}[currency]",
                 )
-            unit_amount = get_int(
-                price_data,
-                "unit_amount",
-                param=f"{pprefix}[unit_amount]",
-                required=True,
-                minimum=0,
-                maximum=99_999_999,
-            )
-            assert unit_amount is not None
-            product = self._line_item_product(price_data, pprefix, created)
+                amount = get_int(
+                    price_data,
+                    "unit_amount",
+                    param=f"{pprefix}[unit_amount]",
+                    required=True,
+                    minimum=0,
+                    maximum=99_999_999,
+                )
+                assert amount is not None
+                unit_amount = amount
+                product = self._line_item_product(price_data, pprefix, created)
+                price_id = None
             quantity = get_int(
                 raw,
                 "quantity",
@@ -219,10 +241,12 @@ class Checkout:
                     "id": new_id("li", 24),
                     "product": product,
                     "price": {
-                        "id": new_id("price", 24),
+                        "id": price_id or new_id("price", 24),
                         "currency": currency,
                         "unit_amount": unit_amount,
                         "created": created,
+                        # A stored Price (``line_items[i][price]``) shows its current state.
+                        "stored": price_id is not None,
                     },
                     "quantity": quantity,
                     "amount_subtotal": unit_amount * quantity,
@@ -254,33 +278,41 @@ class Checkout:
                 code="parameter_missing",
             )
         if product_id:
-            stored = self.products.require_for_price(product_id, param=f"{pprefix}[product]").data
-            return {
-                "id": stored["id"],
-                "name": stored["name"],
-                "description": stored["description"],
-                "images": list(stored["images"]),
-                "metadata": dict(stored["metadata"]),
-                "created": stored["created"],
-            }
+            self.products.require_for_price(product_id, param=f"{pprefix}[product]")
+            return self._stored_product(product_id, f"{pprefix}[product]")
         product_data = get_dict(price_data, "product_data", param=f"{pprefix}[product_data]")
-        dprefix = f"{pprefix}[product_data]"
-        check_allowed(product_data, {"name", "description", "images", "metadata", "tax_code"}, dprefix)
-        name = get_str(
-            product_data, "name", param=f"{dprefix}[name]", required=True, max_length=NAME_MAX_LENGTH
+        # Stored (retrievable by id, as on Stripe) when the session is: see ``create``.
+        stored = self.products.create_inline(
+            product_data, f"{pprefix}[product_data]", NO_REQUEST, line_item=True
         )
-        images = product_images(product_data, param=f"{dprefix}[images]")
+        return self._product_snapshot(stored)
+
+    def _stored_product(self, product_id: str, param: str) -> dict[str, Any]:
+        return self._product_snapshot(self.store.require(PRODUCT, product_id, param=param).data)
+
+    @staticmethod
+    def _product_snapshot(stored: dict[str, Any]) -> dict[str, Any]:
+        """What a line item keeps of its product (the hosted page and descriptions use it)."""
         return {
-            "id": new_id("prod", 14),
-            "name": name,
-            "description": get_str(product_data, "description"),
-            "images": images,
-            "metadata": get_metadata(product_data),
-            "created": created,
+            "id": stored["id"],
+            "name": stored["name"],
+            "description": stored["description"],
+            "images": list(stored["images"]),
+            "metadata": dict(stored["metadata"]),
+            "created": stored["created"],
         }
 
     def create(self, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
-        """``POST /v1/checkout/sessions`` (``mode=payment`` with ``price_data`` line items)."""
+        """``POST /v1/checkout/sessions`` (``mode=payment``; line items with a stored ``price``
+        or inline ``price_data``).
+
+        One transaction: the products inline ``product_data`` stores are kept only
+        when the session is.
+        """
+        with self.store.db.transaction():
+            return self._create(params, request)
+
+    def _create(self, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
         check_allowed(params, CREATE_PARAMS)
         mode = get_str(params, "mode", required=True)
         if mode != "payment":
@@ -288,9 +320,14 @@ class Checkout:
                 f"Invalid mode: {mode}. The embedded Stripe supports `payment` only.",
                 param="mode",
             )
-        ui_mode = get_str(params, "ui_mode") or "hosted"
-        if ui_mode != "hosted":
-            raise invalid_request("Only `ui_mode=hosted` is supported.", param="ui_mode")
+        ui_mode = get_str(params, "ui_mode") or "hosted_page"
+        if ui_mode not in UI_MODES:
+            raise invalid_request(f"Invalid ui_mode: must be one of {', '.join(UI_MODES)}", param="ui_mode")
+        if ui_mode != "hosted_page":
+            raise invalid_request(
+                f"The embedded Stripe serves the hosted page only (`ui_mode=hosted_page`), not `{ui_mode}`.",
+                param="ui_mode",
+            )
         methods = get_list(params, "payment_method_types")
         if any(m != "card" for m in methods):
             raise invalid_request(
@@ -389,7 +426,7 @@ class Checkout:
             "submit_type": get_str(params, "submit_type"),
             "success_url": success_url,
             "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-            "ui_mode": "hosted",
+            "ui_mode": "hosted_page",
             "url": f"{self.config.public_base_url}/checkout/{session_id}",
         }
         record = Record(
@@ -498,25 +535,35 @@ class Checkout:
             "currency": price["currency"],
             "description": product["name"],
             "metadata": {},
-            "price": {
-                "id": price["id"],
-                "object": "price",
-                "active": False,
-                "billing_scheme": "per_unit",
-                "created": price["created"],
-                "currency": price["currency"],
-                "livemode": False,
-                "lookup_key": None,
-                "metadata": {},
-                "nickname": None,
-                "product": product_view,
-                "recurring": None,
-                "tax_behavior": "unspecified",
-                "type": "one_time",
-                "unit_amount": price["unit_amount"],
-                "unit_amount_decimal": str(price["unit_amount"]),
-            },
+            "price": self._line_item_price(price, product_view),
             "quantity": item["quantity"],
+        }
+
+    def _line_item_price(self, price: dict[str, Any], product_view: Any) -> dict[str, Any]:
+        """A line item's price: the stored Price as it is now, or the inline one ``price_data`` made."""
+        stored = self.store.get("price", price["id"]) if price.get("stored") else None
+        if stored is not None:
+            return {**self.prices.view(stored), "product": product_view}
+        return {
+            "id": price["id"],
+            "object": "price",
+            "active": False,
+            "billing_scheme": "per_unit",
+            "created": price["created"],
+            "currency": price["currency"],
+            "custom_unit_amount": None,
+            "livemode": False,
+            "lookup_key": None,
+            "metadata": {},
+            "nickname": None,
+            "product": product_view,
+            "recurring": None,
+            "tax_behavior": "unspecified",
+            "tiers_mode": None,
+            "transform_quantity": None,
+            "type": "one_time",
+            "unit_amount": price["unit_amount"],
+            "unit_amount_decimal": str(price["unit_amount"]),
         }
 
     def view(self, record: Record, expand: set[str] | None = None) -> dict[str, Any]:
@@ -617,6 +664,7 @@ class Checkout:
                 pi.data["cancellation_reason"] = "abandoned"
                 pi.data["next_action"] = None
                 self.store.update(pi)
+                self.store.emit("payment_intent.canceled", pi.data, request)
         self.store.update(record)
         self.store.emit("checkout.session.expired", self.view(record), request)
 
@@ -754,6 +802,7 @@ class Checkout:
             connect=pi_data.get("connect"),
         )
         data["payment_intent"] = pi.id
+        self.store.emit("payment_intent.created", pi.data, NO_REQUEST)
         return pi
 
     def _check_applied(self, record: Record, email: str) -> str | None:
@@ -860,6 +909,7 @@ class Checkout:
                 pi.data["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {}}
                 self.store.update(pi)
                 self.store.update(record)
+                self.store.emit("payment_intent.requires_action", pi.data, NO_REQUEST)
                 return PaymentResult("requires_action", record)
             if action is Action.DECLINE:
                 assert card.decline is not None

@@ -72,6 +72,10 @@ class StripeLocalConfig:
         webhook_secret: The ``whsec_...`` secret events are signed with (required).
         rate_limit_per_second: Requests per second allowed on each API endpoint
             (method + path template); ``0`` turns rate limiting off.
+        account_rate_limit_per_second: Requests per second allowed across all
+            API endpoints together (Stripe's sandbox: 25); ``None`` (default)
+            uses ``rate_limit_per_second``, so raising that one for tests or
+            benchmarks raises both; ``0`` turns it off.
         webhook_max_attempts: Delivery attempts per event before giving up.
         webhook_backoff_base_seconds: Delay before the first retry; it doubles
             with each further attempt.
@@ -100,6 +104,7 @@ class StripeLocalConfig:
     public_base_url: str = "http://localhost:3000/stripe-local"
     webhook_url: str | None = "http://localhost:3000/api/stripe/webhook"
     rate_limit_per_second: float = 25.0
+    account_rate_limit_per_second: float | None = None
     webhook_max_attempts: int = 8
     webhook_backoff_base_seconds: float = 2.0
     webhook_backoff_max_seconds: float = 600.0
@@ -135,6 +140,8 @@ class StripeLocalConfig:
             raise ValueError("webhook_concurrency must be at least 1")
         if self.rate_limit_per_second < 0:
             raise ValueError("rate_limit_per_second must not be negative")
+        if self.account_rate_limit_per_second is not None and self.account_rate_limit_per_second < 0:
+            raise ValueError("account_rate_limit_per_second must not be negative")
 
     def delivers(self, event_type: str) -> bool:
         """Tell whether events of ``event_type`` go to the webhook endpoint.

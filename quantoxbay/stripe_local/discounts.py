@@ -31,7 +31,7 @@ from .params import (
     update_metadata,
 )
 from .products import PRODUCT
-from .store import RequestInfo, Store
+from .store import NO_REQUEST, RequestInfo, Store
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,500}$")
 
@@ -115,8 +115,8 @@ class Discounts:
             return "This code has reached its redemption limit."
         return None
 
-    def create_coupon(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Create a coupon (``POST /v1/coupons``)."""
+    def create_coupon(self, params: dict[str, Any], request: RequestInfo = NO_REQUEST) -> dict[str, Any]:
+        """Create a coupon (``POST /v1/coupons``); emits ``coupon.created``."""
         check_allowed(
             params,
             {
@@ -193,7 +193,9 @@ class Discounts:
                 "times_redeemed": 0,
                 "valid": True,
             }
-            return self.coupon_view(self.store.insert("coupon", data))
+            view = self.coupon_view(self.store.insert("coupon", data))
+            self.store.emit("coupon.created", view, request)
+            return view
 
     def retrieve_coupon(self, coupon_id: str) -> dict[str, Any]:
         """Return one coupon (``GET /v1/coupons/{id}``)."""

@@ -24,6 +24,7 @@ class StripeLocalError(Exception):
         param: The request parameter at fault, if any.
         decline_code: For card errors, the issuer's decline code.
         extra: More fields for the error body (e.g. ``payment_intent``).
+        extra_headers: More response headers (``Stripe-Rate-Limited-Reason``).
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class StripeLocalError(Exception):
         param: str | None = None,
         decline_code: str | None = None,
         extra: dict[str, Any] | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -45,6 +47,7 @@ class StripeLocalError(Exception):
         self.param = param
         self.decline_code = decline_code
         self.extra = extra or {}
+        self.extra_headers = extra_headers or {}
 
     def body(self, request_id: str | None = None) -> dict[str, Any]:
         """Return the JSON body Stripe sends for this error."""
@@ -95,13 +98,15 @@ def authentication_error(message: str) -> StripeLocalError:
     return StripeLocalError(401, "invalid_request_error", message)
 
 
-def rate_limit_error() -> StripeLocalError:
-    """Build Stripe's 429 (SDK: ``RateLimitError``)."""
+def rate_limit_error(reason: str = "endpoint-rate") -> StripeLocalError:
+    """Build Stripe's 429 (SDK: ``RateLimitError``); ``reason`` is its
+    ``Stripe-Rate-Limited-Reason`` header (``global-rate`` or ``endpoint-rate``)."""
     return StripeLocalError(
         429,
         "invalid_request_error",
         "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
         code="rate_limit",
+        extra_headers={"Stripe-Rate-Limited-Reason": reason},
     )
 
 

@@ -9,7 +9,7 @@ messages.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -64,6 +64,23 @@ def decode_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
                     node[part] = child
                 node = child
     return _listify(root)
+
+
+_METADATA_KEY = re.compile(r"(?:^metadata|\[metadata\])\[(.*)$")
+
+
+def check_metadata_keys(pairs: Iterable[tuple[str, str]]) -> None:
+    """Refuse metadata keys holding ``[`` or ``]`` (``metadata[a[b]]``), as Stripe does.
+
+    Checked on the raw pairs: once decoded, such a key reads as a nested hash.
+
+    Raises:
+        StripeLocalError: 400 naming the parameter.
+    """
+    for key, _value in pairs:
+        match = _METADATA_KEY.search(key)
+        if match and not re.fullmatch(r"[^\[\]]*\]", match.group(1)):
+            raise invalid_request("Metadata keys may not contain square brackets ('[' and ']').", param=key)
 
 
 def decode_body(body: bytes) -> tuple[list[tuple[str, str]], dict[str, Any]]:
@@ -178,6 +195,10 @@ def get_metadata(params: Mapping[str, Any], key: str = "metadata") -> dict[str, 
     for k, v in metadata.items():
         if not isinstance(v, str):
             raise invalid_request(f"Invalid metadata value for {k}", param=f"{key}[{k}]")
+        if "[" in k or "]" in k:
+            raise invalid_request(
+                "Metadata keys may not contain square brackets ('[' and ']').", param=f"{key}[{k}]"
+            )
         if len(k) > 40:
             raise invalid_request("Metadata keys can have up to 40 characters.", param=f"{key}[{k}]")
         if len(v) > 500:
@@ -218,3 +239,43 @@ def update_metadata(
 def get_expand(params: Mapping[str, Any]) -> set[str]:
     """Read ``expand[]`` into a set of dotted paths."""
     return {str(v) for v in get_list(params, "expand") if v}
+
+
+def check_expand(params: Mapping[str, Any], expandable: Iterable[str]) -> set[str]:
+    """Read ``expand[]`` and refuse a path outside ``expandable`` as Stripe does.
+
+    Raises:
+        StripeLocalError: 400 "This property cannot be expanded (path)." for the first unknown path.
+    """
+    expand = get_expand(params)
+    unknown = sorted(expand - set(expandable))
+    if unknown:
+        raise invalid_request(f"This property cannot be expanded ({unknown[0]}).", param="expand")
+    return expand
+
+
+def created_filter(params: dict[str, Any]) -> Callable[[int], bool]:
+    """Read a list's ``created`` filter (an exact time or ``gt``/``gte``/``lt``/``lte``) into a
+    predicate over a creation time."""
+    created = params.get("created")
+    bounds: dict[str, int] = {}
+    if isinstance(created, dict):
+        check_allowed(created, {"gt", "gte", "lt", "lte"}, "created")
+        for op in ("gt", "gte", "lt", "lte"):
+            value = get_int(created, op, param=f"created[{op}]")
+            if value is not None:
+                bounds[op] = value
+    elif created not in (None, ""):
+        value = get_int(params, "created")
+        if value is not None:
+            bounds["gte"] = bounds["lte"] = value
+
+    def accept(when: int) -> bool:
+        return not (
+            ("gt" in bounds and when <= bounds["gt"])
+            or ("gte" in bounds and when < bounds["gte"])
+            or ("lt" in bounds and when >= bounds["lt"])
+            or ("lte" in bounds and when > bounds["lte"])
+        )
+
+    return accept

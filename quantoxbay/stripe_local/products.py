@@ -1,9 +1,11 @@
-"""Products: ``POST /v1/products``, ``GET /v1/products/{id}``, ``POST /v1/products/{id}``.
+"""Products: ``POST/GET /v1/products``, ``GET /v1/products/{id}``, ``POST /v1/products/{id}``.
 
-A stored product is what Checkout's ``line_items[i][price_data][product]`` and a
-coupon's ``applies_to[products]`` refer to. Line items created with inline
-``price_data[product_data]`` get a generated ``prod_...`` id that is not stored
-here (so it cannot be retrieved or used in ``applies_to``).
+A stored product is what a Price's ``product``, Checkout's
+``line_items[i][price_data][product]`` and a coupon's ``applies_to[products]``
+refer to. Inline ``product_data`` (on a Price, or on a Checkout line item's
+``price_data``) stores a product too, retrievable by its generated id as on
+Stripe; the one a Checkout line item makes is inactive (as Stripe's are) and
+emits no ``product.created``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from .errors import invalid_request
 from .ids import new_id
 from .params import (
     check_allowed,
+    created_filter,
     get_bool,
     get_list,
     get_metadata,
     get_str,
     update_metadata,
 )
-from .store import RequestInfo, Store
+from .store import RequestInfo, Store, previous_attributes
 
 PRODUCT = "product"
 NAME_MAX_LENGTH = 250
@@ -29,6 +32,26 @@ MAX_IMAGES = 8
 
 CREATE_PARAMS = {"id", "name", "description", "images", "metadata", "active", "expand"}
 UPDATE_PARAMS = {"name", "description", "images", "metadata", "active", "expand"}
+INLINE_PARAMS = {
+    "name",
+    "description",
+    "images",
+    "metadata",
+    "tax_code",
+    "unit_label",
+    "statement_descriptor",
+}
+LIST_PARAMS = {
+    "active",
+    "ids",
+    "created",
+    "limit",
+    "starting_after",
+    "ending_before",
+    "expand",
+    "shippable",
+    "url",
+}
 
 
 def product_images(params: dict[str, Any], *, param: str = "images") -> list[str]:
@@ -77,6 +100,7 @@ class Products:
             "shippable": None,
             "statement_descriptor": None,
             "tax_code": None,
+            "type": "service",
             "unit_label": None,
             "updated": created,
             "url": None,
@@ -90,6 +114,77 @@ class Products:
             self.store.emit("product.created", data, request)
             return self.view(record)
 
+    def create_inline(
+        self,
+        product_data: dict[str, Any],
+        prefix: str,
+        request: RequestInfo,
+        *,
+        line_item: bool = False,
+    ) -> dict[str, Any]:
+        """Store the product an inline ``product_data`` hash describes (inside a transaction).
+
+        Args:
+            product_data: The hash (``name`` required; ``description``, ``images``,
+                ``metadata``, ``tax_code``, ``unit_label``, ``statement_descriptor``).
+            prefix: Its parameter name, for errors (``product_data``).
+            request: The request behind it.
+            line_item: Made for a Checkout line item: inactive and without an event.
+        """
+        check_allowed(product_data, INLINE_PARAMS, prefix)
+        name = get_str(
+            product_data, "name", param=f"{prefix}[name]", required=True, max_length=NAME_MAX_LENGTH
+        )
+        created = self.store.now()
+        data: dict[str, Any] = {
+            "id": new_id("prod", 14),
+            "object": PRODUCT,
+            "active": not line_item,
+            "created": created,
+            "default_price": None,
+            "description": get_str(product_data, "description", param=f"{prefix}[description]"),
+            "images": product_images(product_data, param=f"{prefix}[images]"),
+            "livemode": False,
+            "marketing_features": [],
+            "metadata": get_metadata(product_data),
+            "name": name,
+            "package_dimensions": None,
+            "shippable": None,
+            "statement_descriptor": get_str(product_data, "statement_descriptor"),
+            "tax_code": get_str(product_data, "tax_code"),
+            "type": "service",
+            "unit_label": get_str(product_data, "unit_label"),
+            "updated": created,
+            "url": None,
+        }
+        self.store.insert(PRODUCT, data)
+        if not line_item:
+            self.store.emit("product.created", data, request)
+        return data
+
+    def list_products(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """``GET /v1/products``: newest first; filters ``active``, ``ids[]``, ``created``,
+        ``shippable``, ``url``."""
+        check_allowed(params, LIST_PARAMS)
+        active = get_bool(params, "active")
+        shippable = get_bool(params, "shippable")
+        ids = {str(i) for i in get_list(params, "ids")}
+        url = get_str(params, "url")
+        created = created_filter(params)
+
+        def accept(record: Record) -> bool:
+            data = record.data
+            return (
+                (active is None or data["active"] == active)
+                and (shippable is None or data["shippable"] == shippable)
+                and (not ids or record.id in ids)
+                and (url is None or data["url"] == url)
+                and created(record.created)
+            )
+
+        records, has_more = self.store.page_of(PRODUCT, params, accept=accept)
+        return [self.view(r) for r in records], has_more
+
     def retrieve(self, product_id: str) -> dict[str, Any]:
         """``GET /v1/products/{id}``."""
         return self.view(self.store.require(PRODUCT, product_id))
@@ -102,6 +197,7 @@ class Products:
         with self.store.db.transaction():
             record = self.store.require(PRODUCT, product_id)
             data = record.data
+            before = {k: data.get(k) for k in ("name", "description", "images", "active", "metadata")}
             if "name" in params:
                 data["name"] = get_str(params, "name", required=True, max_length=NAME_MAX_LENGTH)
             if "description" in params:
@@ -112,9 +208,12 @@ class Products:
             if active is not None:
                 data["active"] = active
             data["metadata"] = update_metadata(data["metadata"], params)
+            previous = previous_attributes(before, {k: data.get(k) for k in before})
+            if previous:
+                previous["updated"] = data["updated"]
             data["updated"] = self.store.now()
             self.store.update(record)
-            self.store.emit("product.updated", data, request)
+            self.store.emit("product.updated", data, request, previous=previous)
             return self.view(record)
 
     def require_for_price(self, product_id: str, *, param: str) -> Record:

@@ -15,10 +15,12 @@ from .config import StripeLocalConfig
 from .db import Database
 from .discounts import Discounts
 from .payments import Payments
+from .prices import Prices
 from .products import Products
 from .ratelimit import RateLimiter
 from .store import Store
 from .transfers import Transfers
+from .webhook_endpoints import WebhookEndpoints
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,16 @@ class StripeLocal:
         self.transfers = Transfers(self.store, self.accounts)
         self.payments = Payments(self.store, self.transfers)
         self.products = Products(self.store)
-        self.checkout = Checkout(self.store, config, self.discounts, self.payments, self.products)
+        self.prices = Prices(self.store, self.products)
+        self.webhook_endpoints = WebhookEndpoints(self.store)
+        self.checkout = Checkout(
+            self.store, config, self.discounts, self.payments, self.products, self.prices
+        )
         self.rate_limiter = RateLimiter(config.rate_limit_per_second)
+        account_rate = config.account_rate_limit_per_second
+        self.account_rate_limiter = RateLimiter(
+            config.rate_limit_per_second if account_rate is None else account_rate
+        )
         self._form_secret = self.db.meta_get_or_create("form_secret", lambda: secrets.token_hex(32)).encode()
         self._last_idempotency_purge = 0.0
 
@@ -112,9 +122,14 @@ class StripeLocal:
         self.transfers.run_due()
         return {"offset": offset, "now": self.clock.now(), "expired": expired}
 
-    def set_rate_limit(self, per_second: float) -> None:
-        """Change the per-endpoint rate limit at run time (0 disables it)."""
+    def set_rate_limit(self, per_second: float, account_per_second: float | None = None) -> None:
+        """Change the per-endpoint rate limit at run time (0 disables it), and the account-wide
+        one: to ``account_per_second``, or with the per-endpoint one when the config ties them."""
         self.rate_limiter.set_rate(per_second)
+        if account_per_second is not None:
+            self.account_rate_limiter.set_rate(account_per_second)
+        elif self.config.account_rate_limit_per_second is None:
+            self.account_rate_limiter.set_rate(per_second)
 
     # -- hosted page form tokens ----------------------------------------
 

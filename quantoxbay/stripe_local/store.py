@@ -32,6 +32,17 @@ class RequestInfo:
 
 NO_REQUEST = RequestInfo()
 
+#: Registered webhook endpoints (``/v1/webhook_endpoints``, see :mod:`.webhook_endpoints`).
+WEBHOOK_ENDPOINT = "webhook_endpoint"
+#: How a queued delivery names a registered endpoint (``deliveries.url``); the
+#: dispatcher looks its URL and secret up when it delivers.
+DESTINATION_PREFIX = "endpoint:"
+
+
+def subscribed(enabled_events: list[str], event_type: str) -> bool:
+    """Tell whether an endpoint's ``enabled_events`` take ``event_type`` (``*``: all)."""
+    return "*" in enabled_events or event_type in enabled_events
+
 
 class Store:
     """Typed access to stored objects, plus event creation.
@@ -121,6 +132,7 @@ class Store:
         request: RequestInfo,
         *,
         account: str | None = None,
+        previous: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Store an event for ``obj`` and queue its webhook delivery.
 
@@ -135,6 +147,8 @@ class Store:
                 ``acct_...`` id: the event carries ``account`` and goes to the
                 Connect endpoint (``connect_webhook_url``) instead of the
                 platform's.
+            previous: For an ``*.updated`` event, the changed fields' former
+                values (``data.previous_attributes``).
 
         Returns:
             The event object.
@@ -143,7 +157,15 @@ class Store:
             url = self.config.connect_webhook_url if self.config.delivers_connect(event_type) else None
         else:
             url = self.config.webhook_url if self.config.delivers(event_type) else None
-        delivered = url is not None
+        destinations = [url] if url is not None else []
+        for endpoint in self.db.find(WEBHOOK_ENDPOINT, "all"):
+            if (
+                endpoint.data["status"] == "enabled"
+                and bool(endpoint.internal.get("connect")) == bool(account)
+                and subscribed(endpoint.data["enabled_events"], event_type)
+            ):
+                destinations.append(DESTINATION_PREFIX + endpoint.id)
+        delivered = bool(destinations)
         created = self.now()
         event: dict[str, Any] = {
             "id": new_id("evt", 24),
@@ -152,20 +174,40 @@ class Store:
             "created": created,
             "data": {"object": copy.deepcopy(obj)},
             "livemode": False,
-            "pending_webhooks": 1 if delivered else 0,
+            "pending_webhooks": len(destinations),
             "request": {"id": request.id, "idempotency_key": request.idempotency_key},
             "type": event_type,
         }
+        if previous is not None:
+            event["data"]["previous_attributes"] = copy.deepcopy(previous)
         if account:
             event["account"] = account
         self.insert("event", event, lookup=event_type)
         if delivered:
             # Delivery timing is wall-clock time: retries are about the real network.
-            self.db.connection().execute(
+            self.db.connection().executemany(
                 "INSERT INTO deliveries (event_id, url, status, next_attempt_at, created_at)"
                 " VALUES (?, ?, 'pending', ?, ?)",
-                (event["id"], url, time.time(), time.time()),
+                [(event["id"], destination, time.time(), time.time()) for destination in destinations],
             )
             if self.wake_dispatcher is not None:
                 self.db.after_commit(self.wake_dispatcher)
         return event
+
+
+def previous_attributes(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The former values of the fields ``changes`` alters (``data.previous_attributes``).
+
+    For a hash such as ``metadata`` Stripe names the keys that changed only: removed
+    or changed keys with their old value, added keys as null.
+    """
+    previous: dict[str, Any] = {}
+    for name, new in changes.items():
+        old = current.get(name)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict) and name == "metadata":
+            previous[name] = {k: old.get(k) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+        else:
+            previous[name] = copy.deepcopy(old)
+    return previous

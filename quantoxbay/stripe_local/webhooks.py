@@ -6,6 +6,11 @@ processes sharing the file never deliver one row twice at once), POSTs the
 event signed the way ``stripe.WebhookSignature`` checks it, and on a non-2xx
 answer, a timeout or a connection error schedules a retry with exponential
 backoff until ``webhook_max_attempts``. Pending rows survive a restart.
+
+Deliveries run on a pool of ``webhook_concurrency`` threads without the
+worker waiting for them, and one destination (the configured endpoint, or a
+registered one, ``endpoint:{we_id}``) holds at most ``concurrency - 1`` of
+them at once: a slow receiver never holds back another's deliveries.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import httpx
 
 from .config import StripeLocalConfig
 from .db import Database
+from .store import DESTINATION_PREFIX, WEBHOOK_ENDPOINT
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,9 @@ class WebhookDispatcher:
         self._client: httpx.Client | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._next_sweep = 0.0
+        # Deliveries running on the pool, per destination (``deliveries.url``).
+        self._in_flight: dict[str, int] = {}
+        self._flight_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------
 
@@ -131,7 +140,7 @@ class WebhookDispatcher:
                 if self.periodic is not None and time.monotonic() >= self._next_sweep:
                     self._next_sweep = time.monotonic() + self.config.sweep_interval_seconds
                     self.periodic()
-                busy = self.deliver_due() > 0
+                busy = self.deliver_due(wait=False) > 0
             except Exception:  # the worker must survive any one failure
                 log.exception("stripe_local background worker failed; continuing")
             if busy:
@@ -171,43 +180,77 @@ class WebhookDispatcher:
             )
         return self._client
 
-    def _claim(self, limit: int) -> list[Attempt]:
+    def _claim(self, limit: int, busy: dict[str, int] | None = None) -> list[Attempt]:
+        """Lease up to ``limit`` due deliveries, leaving out destinations at their cap."""
         now = time.time()
         lease = now + self.config.webhook_timeout_seconds + 5.0
+        cap = max(1, self.config.webhook_concurrency - 1)
+        taken = dict(busy or {})
+        claimed: list[Attempt] = []
         with self.db.transaction() as conn:
             rows = conn.execute(
                 "SELECT id, event_id, url, attempts FROM deliveries"
                 " WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?"
                 " ORDER BY next_attempt_at, id LIMIT ?",
-                (now, now, limit),
+                (now, now, limit * 4),
             ).fetchall()
             for row in rows:
+                if len(claimed) >= limit:
+                    break
+                if busy is not None and taken.get(row["url"], 0) >= cap:
+                    continue
+                taken[row["url"]] = taken.get(row["url"], 0) + 1
                 conn.execute(
                     "UPDATE deliveries SET locked_until = ?, locked_by = ? WHERE id = ?",
                     (lease, self.worker_id, row["id"]),
                 )
-        return [Attempt(r["id"], r["event_id"], r["url"], r["attempts"]) for r in rows]
+                claimed.append(Attempt(row["id"], row["event_id"], row["url"], row["attempts"]))
+        return claimed
 
-    def deliver_due(self) -> int:
+    def deliver_due(self, *, wait: bool = True) -> int:
         """Claim and deliver the deliveries that are due now.
 
+        Args:
+            wait: Wait for the attempts (the caller's thread, or the pool); the
+                background worker passes False and hands them to the pool.
+
         Returns:
-            How many attempts were made.
+            How many attempts were started.
         """
-        batch = self._claim(self.config.webhook_concurrency * 8)
-        if not batch:
-            return 0
-        if self.config.webhook_concurrency == 1 or len(batch) == 1:
+        if wait:
+            batch = self._claim(self.config.webhook_concurrency * 8)
             for attempt in batch:
                 self._attempt(attempt)
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.config.webhook_concurrency,
-                    thread_name_prefix="stripe-local-delivery",
-                )
-            list(self._pool.map(self._attempt, batch))
+            return len(batch)
+        with self._flight_lock:
+            running = sum(self._in_flight.values())
+            free = self.config.webhook_concurrency - running
+            if free <= 0:
+                return 0
+            batch = self._claim(free, busy=dict(self._in_flight))
+            for attempt in batch:
+                self._in_flight[attempt.url] = self._in_flight.get(attempt.url, 0) + 1
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.config.webhook_concurrency, thread_name_prefix="stripe-local-delivery"
+            )
+        for attempt in batch:
+            self._pool.submit(self._attempt_in_pool, attempt)
         return len(batch)
+
+    def _attempt_in_pool(self, attempt: Attempt) -> None:
+        try:
+            self._attempt(attempt)
+        except Exception:  # a failed attempt must not leak its slot
+            log.exception("stripe_local webhook attempt %s failed", attempt.id)
+        finally:
+            with self._flight_lock:
+                left = self._in_flight.get(attempt.url, 1) - 1
+                if left > 0:
+                    self._in_flight[attempt.url] = left
+                else:
+                    self._in_flight.pop(attempt.url, None)
+            self._wake.set()
 
     def _attempt(self, attempt: Attempt) -> None:
         row = (
@@ -221,9 +264,23 @@ class WebhookDispatcher:
         event = json.loads(row["data"])
         event["pending_webhooks"] = max(1, event.get("pending_webhooks") or 1)
         body = json.dumps(event, indent=2)
+        if attempt.url.startswith(DESTINATION_PREFIX):
+            registered = self.db.get(WEBHOOK_ENDPOINT, attempt.url.removeprefix(DESTINATION_PREFIX))
+            if registered is None or registered.data["status"] != "enabled":
+                self._finish(attempt, "failed", None, "webhook endpoint deleted or disabled")
+                return
+            self._post(attempt, body, registered.data["url"], registered.internal["secret"])
+            return
         # Events on connected accounts go to the Connect endpoint, signed with its own secret.
         connect = bool(event.get("account"))
         secret = (self.config.connect_webhook_secret if connect else None) or self.config.webhook_secret
+        # The endpoint is today's configuration: a restart with another URL redirects
+        # the deliveries still queued.
+        url = (self.config.connect_webhook_url if connect else self.config.webhook_url) or attempt.url
+        self._post(attempt, body, url, secret)
+
+    def _post(self, attempt: Attempt, body: str, url: str, secret: str) -> None:
+        """POST one signed attempt and record its outcome."""
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "Stripe-Signature": sign_payload(body, secret, int(time.time())),
@@ -231,9 +288,6 @@ class WebhookDispatcher:
             "Accept": "*/*; q=0.5, application/xml",
             "Cache-Control": "no-cache",
         }
-        # The endpoint is today's configuration: a restart with another URL redirects
-        # the deliveries still queued.
-        url = (self.config.connect_webhook_url if connect else self.config.webhook_url) or attempt.url
         status: int | None = None
         error: str | None = None
         try:

@@ -545,7 +545,7 @@ def test_idempotency_replays_and_rejects_other_params(env: Env) -> None:
 
 def test_rate_limit_per_endpoint(env: Env) -> None:
     session = env.client.v1.checkout.sessions.create(params=session_params())
-    env.runtime.set_rate_limit(5)
+    env.runtime.set_rate_limit(5, account_per_second=1000)
     try:
         with pytest.raises(stripe.RateLimitError) as info:
             for _ in range(20):
@@ -559,7 +559,36 @@ def test_rate_limit_per_endpoint(env: Env) -> None:
         time.sleep(0.5)  # the bucket refills
         env.client.v1.checkout.sessions.retrieve(session.id)
     finally:
-        env.runtime.set_rate_limit(1000)
+        env.runtime.set_rate_limit(1000, account_per_second=1000)
+
+
+def test_account_wide_rate_limit_spans_endpoints(env: Env) -> None:
+    """Stripe's sandbox allows 25 requests/s per account whatever the endpoints."""
+    env.runtime.set_rate_limit(1000, account_per_second=5)
+    try:
+        paths = ["/v1/events", "/v1/products", "/v1/prices", "/v1/coupons/none", "/v1/checkout/sessions"]
+        statuses = []
+        for i in range(20):
+            response = env.http.get(f"{env.api_base}{paths[i % len(paths)]}", headers=bearer())
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert response.headers["Stripe-Rate-Limited-Reason"] == "global-rate"
+                assert response.json()["error"]["code"] == "rate_limit"
+        assert 429 in statuses
+    finally:
+        env.runtime.set_rate_limit(1000, account_per_second=1000)
+
+
+def test_default_rate_limits_follow_stripe_sandbox(tmp_path: Any) -> None:
+    config = StripeLocalConfig(
+        db_path=tmp_path / "s.db", secret_key=stripe_local_key(), webhook_secret=SECRET
+    )
+    runtime = StripeLocal(config)
+    try:
+        assert runtime.rate_limiter.rate == 25
+        assert runtime.account_rate_limiter.rate == 25
+    finally:
+        runtime.stop()
 
 
 def test_unknown_api_path_is_404(env: Env) -> None:
