@@ -14,65 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import stripe
 from sqlmodel import Session, select
 
 from quantoxbay.models import LedgerTask, LedgerTaskStatus, Order, Role, SellerAccount
-from quantoxbay.payments.gateway import StripeGateway
 from quantoxbay.services import DomainError, checkout, connect, ledger, refunds, webhook_events
 from quantoxbay.services.accounts import UserPublic
 from quantoxbay.settings import get_settings
-from quantoxbay.stripe_local import StripeLocalConfig, create_stripe_local_app
 from tests.factories import create_published_product, create_user
-from tests.integration.test_stripe_local import ServerThread
-from tests.stripe_keys import bearer, stripe_local_key
 from tests.support.connect import onboard_seller
+from tests.support.local_stripe import LocalStripe, serve_local_stripe
 
 pytestmark = pytest.mark.timeout(120)
 
 DISPUTE_CARD = "4000000000000259"
 
 
-@dataclass
-class LocalStripe:
-    client: stripe.StripeClient
-    base: str
-    http: httpx.Client
-
-    @property
-    def gateway(self) -> StripeGateway:
-        return StripeGateway(self.client)
-
-    def pay(self, session_id: str, **fields: str) -> None:
-        paid = self.http.post(
-            f"{self.base}/_local/checkout/{session_id}/pay",
-            headers=bearer(),
-            data={"email": "buyer@example.com", **fields},
-        )
-        assert paid.status_code == 200, paid.text
-
-    def events(self, type_: str) -> list[dict[str, Any]]:
-        return [e.to_dict() for e in self.client.v1.events.list({"type": type_, "limit": 100}).data]
-
-
 @pytest.fixture
 def local_stripe(tmp_path: Path) -> Iterator[LocalStripe]:
-    config = StripeLocalConfig(
-        db_path=tmp_path / "stripe_local.db",
-        secret_key=stripe_local_key(),
-        webhook_secret="whsec_connect_money",
-        public_base_url="http://127.0.0.1/stripe-local",
-        webhook_url=None,
-        rate_limit_per_second=1000,
-        start_background_worker=False,
-    )
-    server = ServerThread(create_stripe_local_app(config)).start()
-    client = stripe.StripeClient(stripe_local_key(), base_addresses={"api": server.base_url})
-    with httpx.Client(timeout=10) as http:
-        yield LocalStripe(client, server.base_url, http)
-    server.stop()
+    yield from serve_local_stripe(tmp_path)
 
 
 @dataclass
@@ -102,7 +62,8 @@ def _buy(db: Session, ls: LocalStripe, shop: Shop, product_id: int, **pay: str) 
         product_id=product_id,
         public_url="http://shop.test",
     )
-    ls.pay(start.session_id, **pay)
+    paid = ls.pay(start.session_id, **pay)
+    assert paid.status_code == 200, paid.text
     done = checkout.confirm_checkout(
         session=db, gateway=ls.gateway, stripe_session_id=start.session_id, buyer_id=shop.buyer.id
     )

@@ -12,7 +12,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from quantoxbay import db as db_module
 from quantoxbay.api.app import build_api
 from quantoxbay.models import Role, SellerAccount, WebhookEvent
 from quantoxbay.services import notifier
@@ -22,13 +21,6 @@ from tests.factories import create_user
 from tests.stripe_payloads import event, signed
 
 URL = "/api/stripe/connect-webhook"
-
-
-@pytest.fixture
-def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
-    monkeypatch.setattr("quantoxbay.db.get_engine", lambda: engine)
-    yield engine
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ so does a Range continuation on the link that started the download (only there, 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -15,7 +14,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from quantoxbay import db as db_module
 from quantoxbay import routes
 from quantoxbay.api import build_api
 from quantoxbay.models import DownloadGrant, DownloadLog, Order, Product, ProductFile, Role
@@ -26,12 +24,6 @@ from tests.factories import create_published_product, create_user
 from tests.stripe_payloads import checkout_session
 
 CONTENT = bytes(range(256)) * 40  # 10 KiB
-
-
-@pytest.fixture
-def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
-    yield engine
 
 
 @pytest.fixture

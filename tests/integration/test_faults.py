@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -40,12 +39,6 @@ URL = "/api/stripe/webhook"
 def _count(engine: Engine, model, *where) -> int:
     with Session(engine) as s:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
-
-
-@pytest.fixture
-def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
-    yield engine
 
 
 @pytest.fixture

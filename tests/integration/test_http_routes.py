@@ -12,7 +12,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from quantoxbay import db as db_module
 from quantoxbay import routes
 from quantoxbay.api import build_api
 from quantoxbay.db import make_engine
@@ -23,11 +22,10 @@ from tests.factories import create_user
 
 
 @pytest.fixture
-def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """Point the app's engine at this module's test database."""
-    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
-    monkeypatch.setattr("quantoxbay.api.health.get_engine", lambda: engine)
-    yield engine
+def app_engine(app_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The shared one, and the health route's own reference to the engine."""
+    monkeypatch.setattr("quantoxbay.api.health.get_engine", lambda: app_engine)
+    yield app_engine
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
-from quantoxbay import db as db_module
 from quantoxbay import routes
 from quantoxbay.api import build_api
 from quantoxbay.api.security import MAX_STRIPE_BODY_BYTES, UPLOAD_FRAMING_BYTES, SecurityMiddleware
@@ -58,13 +57,6 @@ class Recorder:
         await websocket.accept()
         await websocket.send_text("hello")
         await websocket.close()
-
-
-@pytest.fixture
-def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """Point the app's engine at this module's test database."""
-    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
-    yield engine
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func
@@ -15,7 +14,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from quantoxbay import db as db_module
 from quantoxbay.api import build_api
 from quantoxbay.db import session_scope
 from quantoxbay.models import DownloadGrant, Order, Role, WebhookEvent
@@ -25,13 +23,6 @@ from tests.factories import create_published_product, create_user
 from tests.stripe_payloads import checkout_session, event, signed
 
 URL = "/api/stripe/webhook"
-
-
-@pytest.fixture
-def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
-    monkeypatch.setattr("quantoxbay.db.get_engine", lambda: engine)
-    yield engine
 
 
 @pytest.fixture

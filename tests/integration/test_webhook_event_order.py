@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from quantoxbay import db as db_module
 from quantoxbay.api import build_api
 from quantoxbay.db import session_scope
 from quantoxbay.models import (
@@ -51,12 +50,10 @@ HANDLED = ("checkout.session.completed", "charge.refunded", "charge.dispute.crea
 
 
 @pytest.fixture
-def app_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setattr(db_module, "get_engine", lambda: engine)
-    monkeypatch.setattr("quantoxbay.db.get_engine", lambda: engine)
+def app_engine(app_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     # The shop verifies with the secret the embedded Stripe signs with.
     monkeypatch.setattr(get_settings(), "stripe_webhook_secret", SECRET)
-    yield engine
+    yield app_engine
 
 
 @dataclass

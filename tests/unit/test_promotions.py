@@ -7,13 +7,10 @@ repeat across tests (ids restart after each rollback) and must not replay old se
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
-import stripe
 from sqlmodel import Session, select
 
 from quantoxbay.models import Order, Product, Promotion, PromotionClaim, Role
@@ -22,46 +19,16 @@ from quantoxbay.services import DomainError, NotFound, PermissionDenied, checkou
 from quantoxbay.services.fulfillment import fulfill_checkout
 from quantoxbay.services.pricing import current_price_cents, sale_is_running
 from quantoxbay.settings import get_settings
-from quantoxbay.stripe_local import StripeLocalConfig, create_stripe_local_app
 from tests.factories import create_published_product, create_user
-from tests.integration.test_stripe_local import ServerThread
-from tests.stripe_keys import bearer, stripe_local_key
 from tests.support.connect import onboard_seller
+from tests.support.local_stripe import LocalStripe, serve_local_stripe
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@dataclass
-class LocalStripe:
-    client: stripe.StripeClient
-    base: str
-    http: httpx.Client
-
-    def pay(self, session_id: str, **fields: str) -> httpx.Response:
-        """Pay like the hosted page would (``promotion_code`` = a code typed there)."""
-        return self.http.post(
-            f"{self.base}/_local/checkout/{session_id}/pay",
-            headers=bearer(),
-            data={"email": "buyer@example.com", **fields},
-        )
-
-
 @pytest.fixture
 def local_stripe(tmp_path: Path) -> Iterator[LocalStripe]:
-    config = StripeLocalConfig(
-        db_path=tmp_path / "stripe_local.db",
-        secret_key=stripe_local_key(),
-        webhook_secret="whsec_promotions",
-        public_base_url="http://127.0.0.1/stripe-local",
-        webhook_url=None,
-        rate_limit_per_second=1000,
-        start_background_worker=False,
-    )
-    server = ServerThread(create_stripe_local_app(config)).start()
-    client = stripe.StripeClient(stripe_local_key(), base_addresses={"api": server.base_url})
-    with httpx.Client(timeout=10) as http:
-        yield LocalStripe(client, server.base_url, http)
-    server.stop()
+    yield from serve_local_stripe(tmp_path)
 
 
 @pytest.fixture
