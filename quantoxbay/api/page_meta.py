@@ -41,7 +41,7 @@ SHELL_NAMES = ("__spa-fallback.html", "404.html")
 _PRODUCT_PATH = re.compile(r"^/products/([^/]+)/?$")
 _SELLER_PATH = re.compile(r"^/sellers/([^/]+)/?$")
 _PRODUCT_ID = re.compile(r"^\d{1,18}$")
-_HEAD_OPEN = re.compile(r"<head[^>]*>(\s*<meta charSet=\"[^\"]*\"\s*/?>)?", re.IGNORECASE)
+_HEAD_OPEN = re.compile(r"<head(?:\s[^>]*)?>(\s*<meta charSet=\"[^\"]*\"\s*/?>)?", re.IGNORECASE)
 # The site-wide description every exported page carries: a page with its own drops it.
 _DEFAULT_DESCRIPTION = re.compile(r"<meta\b[^>]*\bname=\"description\"[^>]*>", re.IGNORECASE)
 #: Smaller bodies go out as they are (gzip would not pay for its header).
