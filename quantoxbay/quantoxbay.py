@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import reflex as rx
+from reflex import constants
+from reflex.utils import prerequisites
 
 from quantoxbay import routes
 from quantoxbay.api import build_api
 from quantoxbay.api.live import start_live_pushes
+from quantoxbay.api.page_meta import page_meta_middleware
 from quantoxbay.api.security import security_middleware
 from quantoxbay.logs import configure_logging
 from quantoxbay.pages.admin import admin_page
@@ -46,11 +51,21 @@ async def _page_user(client_token: str) -> int:
         return (await root.get_state(SessionState)).user_id
 
 
+def _exported_frontend() -> Path:
+    """Where `reflex run --env prod` exports the pages it serves (the SPA shell among them)."""
+    return (prerequisites.get_web_dir() / constants.Dirs.STATIC).resolve()
+
+
 configure_logging()
 api = build_api()
 app = rx.App(
-    # Our routes in front of Reflex's, then one security layer around all of it (api/security.py).
-    api_transformer=[api, security_middleware(page_user=_page_user)],
+    # Our routes in front of Reflex's; product and seller pages with their own head tags
+    # (api/page_meta.py); then one security layer around all of it (api/security.py).
+    api_transformer=[
+        api,
+        page_meta_middleware(_exported_frontend()),
+        security_middleware(page_user=_page_user),
+    ],
     stylesheets=[],
     head_components=[
         rx.el.meta(name="description", content="QuantoxBay: digital products from independent creators")

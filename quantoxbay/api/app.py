@@ -10,6 +10,7 @@ from quantoxbay.api.auth import complete_login, logout
 from quantoxbay.api.covers import cover
 from quantoxbay.api.downloads import download
 from quantoxbay.api.health import health
+from quantoxbay.api.page_meta import robots, sitemap
 from quantoxbay.api.webhook import stripe_connect_webhook, stripe_webhook
 from quantoxbay.settings import Settings, get_settings
 
@@ -25,6 +26,8 @@ def api_routes() -> list[BaseRoute]:
         Route(routes.API_STRIPE_CONNECT_WEBHOOK, stripe_connect_webhook, methods=["POST"]),
         Route(routes.API_DOWNLOADS + "/{token}", download, methods=["GET"]),
         Route(routes.API_COVERS + "/{key:path}", cover, methods=["GET", "HEAD"]),
+        Route(routes.SITEMAP, sitemap, methods=["GET", "HEAD"]),
+        Route(routes.ROBOTS, robots, methods=["GET", "HEAD"]),
     ]
 
 
