@@ -44,6 +44,8 @@ from .params import (
 from .store import NO_REQUEST, RequestInfo, Store
 
 ACCOUNT = "account"
+#: Seconds from an account's opening to its first automatic payout (one day).
+FIRST_PAYOUT_DELAY_SECONDS = 86_400
 ACCOUNT_LINK = "account_link"
 LOGIN_LINK = "login_link"
 
@@ -552,7 +554,13 @@ class Accounts:
             "type": "express",
         }
         with self.store.db.transaction():
-            self.store.insert(ACCOUNT, data, internal={"next_payout_at": 0, "bank_account_number": None})
+            # The first automatic payout comes a day after the account opens, then one per period
+            # (as Stripe's schedule): never the instant funds become available, which would also make
+            # a balance read right after a sale depend on the sweeper's timing.
+            first_payout = self.store.now() + FIRST_PAYOUT_DELAY_SECONDS
+            self.store.insert(
+                ACCOUNT, data, internal={"next_payout_at": first_payout, "bank_account_number": None}
+            )
         return data
 
     def retrieve(self, account_id: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -477,9 +477,12 @@ def test_available_at_once_card_and_payouts_with_the_clock(env: Env) -> None:
     account = onboarded(env)
     session = destination_session(env, account.id, fee=500, unit_amount=5_000)
     assert pay(env, session.id, card="4000000000000077")["outcome"] == "succeeded"
-    # 0077 makes the funds available at once; the payout waits for the sweeper's next run.
-    assert balance_of(env, account.id)[1] == 0
+    # 0077 makes the funds available at once; the first automatic payout comes a day after the
+    # account opened (then daily), as Stripe schedules it.
+    assert balance_of(env, account.id) == (4_500, 0)
     advance(env, 1)
+    assert env.client.v1.payouts.list(options=as_account(account.id)).data == []  # type: ignore[arg-type]
+    advance(env, DAY)
     payouts = env.client.v1.payouts.list(options=as_account(account.id))  # type: ignore[arg-type]
     assert len(payouts.data) == 1
     payout = payouts.data[0]
@@ -526,8 +529,8 @@ def test_failing_bank_account_fails_the_payout(env: Env) -> None:
     account = onboarded(env, account_number="000111111116")
     session = destination_session(env, account.id, fee=0, unit_amount=2_000)
     pay(env, session.id, card="4000000000000077")
-    advance(env, 1)
-    advance(env, DAY)
+    advance(env, DAY)  # the first payout is created ...
+    advance(env, DAY)  # ... and fails when it should have arrived
     payout = env.client.v1.payouts.list(options=as_account(account.id)).data[0]  # type: ignore[arg-type]
     assert (payout.status, payout.failure_code) == ("failed", "no_account")
     assert balance_of(env, account.id)[0] == 2_000  # the money is back
