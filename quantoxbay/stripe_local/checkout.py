@@ -19,7 +19,7 @@ from .cards import (
 from .config import StripeLocalConfig
 from .db import Record
 from .discounts import Discounts, PromotionInvalid, line_discounts
-from .errors import invalid_request
+from .errors import DOC_BASE, invalid_request
 from .ids import new_id
 from .money import check_currency, format_amount, minimum_charge
 from .params import (
@@ -996,8 +996,7 @@ class Checkout:
             "code": decline.code,
             "decline_code": decline.decline_code,
             "message": decline.message,
-            "param": None,
-            "doc_url": None,
+            "doc_url": f"{DOC_BASE}/{decline.code.replace('_', '-')}",
             "payment_intent": pi.id,
         }
         if decline.code == "payment_intent_authentication_failure":

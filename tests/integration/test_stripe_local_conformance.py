@@ -111,6 +111,19 @@ def test_dispute_fields(env: Env) -> None:
     assert dispute.payment_method_details.type == "card"
 
 
+def test_dispute_updated_carries_previous_attributes(env: Env) -> None:
+    session = paid_session(env, DISPUTE_CARD)
+    intent = env.client.v1.payment_intents.retrieve(str(session.payment_intent))
+    events = env.client.v1.events.list(params={"type": "charge.dispute.created", "limit": 100})
+    [created] = [e for e in events.data if e.data.object["charge"] == intent.latest_charge]
+    dispute_id = created.data.object["id"]
+    env.client.v1.disputes.update(dispute_id, params={"evidence": {"uncategorized_text": "receipt"}})
+    event = wait_for(lambda: env.receiver.of(dispute_id, "charge.dispute.updated"))[-1]
+    previous = event["data"]["previous_attributes"]
+    assert previous["status"] == "needs_response"
+    assert previous["evidence"]["uncategorized_text"] is None
+
+
 def test_payment_method_fields(env: Env) -> None:
     session = paid_session(env)
     intent = env.client.v1.payment_intents.retrieve(str(session.payment_intent))
