@@ -46,6 +46,11 @@ def build_stripe_local(settings: Settings, *, deliver_webhooks: bool = True) -> 
             connect_webhook_url=settings.stripe_local_connect_webhook_url,
             connect_webhook_secret=settings.stripe_connect_webhook_secret,
             rate_limit_per_second=settings.stripe_local_rate_limit,
+            # A developer's server restarts often: retry within seconds rather than on
+            # Stripe's sandbox schedule (hours), so a restart loses no order for long.
+            webhook_max_attempts=8,
+            webhook_backoff_base_seconds=2.0,
+            webhook_backoff_max_seconds=600.0,
             start_background_worker=deliver_webhooks,
         )
     )

@@ -23,17 +23,19 @@ Use::
 
 What it serves (paths inside the app):
 
-* ``/v1/...``: checkout sessions (create, retrieve with ``expand``, list,
-  ``/line_items``, ``/expire``), payment intents, charges, refunds, disputes
+* ``/v1/...``: checkout sessions (create, retrieve with ``expand``, update
+  ``metadata``, list, ``/line_items``, ``/expire``), payment intents (retrieve,
+  list), charges, refunds (create, retrieve, update, list), payment methods
+  (retrieve), customers (create, retrieve, update, delete, list), disputes
   (retrieve; update with evidence ``winning_evidence``/``losing_evidence``),
   products (create with ``name``, optional custom ``id``, ``description``,
   ``images``, ``metadata``, ``active``; retrieve; update, which merges
   ``metadata`` and bumps ``updated``; events ``product.created``,
-  ``product.updated``), coupons, promotion codes
+  ``product.updated``), coupons (create, retrieve, update, delete, list), promotion codes
   (``promotion[type]=coupon&promotion[coupon]=...``, as in API
   2025-09-30.clover and later) and events (retrieve; list newest
   first with ``type`` (``*`` suffix allowed), ``types[]``, ``created``,
-  ``limit``, ``starting_after``/``ending_before``). Form-encoded bracket
+  ``delivery_success``, ``limit``, ``starting_after``/``ending_before``). Form-encoded bracket
   parameters, Stripe's object shapes, list envelopes and error bodies, a
   ``Request-Id`` header, Idempotency-Key replay (24 h), a per-endpoint token
   bucket (``rate_limit_per_second``, 429 ``rate_limit``), and only the
@@ -93,7 +95,8 @@ Events: every event is stored and listed; the ones in
 events by default; ``("*",)`` for all) are POSTed to ``webhook_url``, signed
 with ``Stripe-Signature: t=...,v1=...`` (stripe-python's scheme, fresh ``t``
 per attempt), retried with exponential backoff up to
-``webhook_max_attempts``. ``app.state.stripe_local`` (a :class:`StripeLocal`)
+``webhook_max_attempts`` (by default Stripe's sandbox schedule: three retries
+over a few hours). ``app.state.stripe_local`` (a :class:`StripeLocal`)
 offers ``flush_webhooks(timeout)``, ``sweep_now()``, ``set_rate_limit(n)``,
 ``start()`` and ``stop()``.
 """

@@ -25,6 +25,7 @@ Test-mode inputs of the onboarding form (as Stripe's test mode documents them):
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,7 +42,7 @@ from .params import (
     get_str,
     update_metadata,
 )
-from .store import NO_REQUEST, RequestInfo, Store
+from .store import NO_REQUEST, RequestInfo, Store, changes_since
 
 ACCOUNT = "account"
 #: Seconds from an account's opening to its first automatic payout (one day).
@@ -575,7 +576,7 @@ class Accounts:
         with self.store.db.transaction():
             record = self.require(account_id)
             data = record.data
-            before = repr(data)
+            before = copy.deepcopy(data)
             data["metadata"] = update_metadata(data["metadata"], params)
             if "email" in params:
                 data["email"] = self._email(params)
@@ -594,9 +595,11 @@ class Accounts:
                 if data["details_submitted"] and data["charges_enabled"]:
                     caps = {name: "active" for name in caps}
                 data["capabilities"] = caps
-            if repr(data) != before:
+            if data != before:
                 self.store.update(record)
-                self.store.emit("account.updated", data, request, account=record.id)
+                self.store.emit(
+                    "account.updated", data, request, account=record.id, previous=changes_since(before, data)
+                )
             return data
 
     def delete(self, account_id: str, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
@@ -754,7 +757,7 @@ class Accounts:
             if record is None:
                 raise resource_missing(ACCOUNT, account_id, param="account")
             data = record.data
-            before = repr(data)
+            before = copy.deepcopy(data)
             now = self.store.now()
             id_number = re.sub(r"[\s-]", "", form.id_number)
             account_number = form.account_number.strip()
@@ -819,14 +822,21 @@ class Accounts:
                 data["capabilities"] = {name: "active" for name in caps}
                 data["requirements"] = requirements()
             self.store.update(record)
-            if repr(data) != before:
-                self.store.emit("account.updated", data, NO_REQUEST, account=record.id)
+            if data != before:
+                self.store.emit(
+                    "account.updated",
+                    data,
+                    NO_REQUEST,
+                    account=record.id,
+                    previous=changes_since(before, data),
+                )
             return OnboardingResult(True, account=data, outcome=outcome)
 
     def bank_account_failed(self, record: Record) -> None:
         """After a failed payout, as on Stripe: the bank account is ``errored``, payouts
         are disabled and ``external_account`` is due again (``account.updated``)."""
         data = record.data
+        before = copy.deepcopy(data)
         for bank in data["external_accounts"]["data"]:
             bank["status"] = "errored"
         data["payouts_enabled"] = False
@@ -835,7 +845,9 @@ class Accounts:
             data["requirements"]["disabled_reason"],
         )
         self.store.update(record)
-        self.store.emit("account.updated", data, NO_REQUEST, account=record.id)
+        self.store.emit(
+            "account.updated", data, NO_REQUEST, account=record.id, previous=changes_since(before, data)
+        )
 
     def payout_failure(self, record: Record) -> tuple[str, str] | None:
         """Return ``(failure_code, message)`` when the account's test bank account fails payouts."""

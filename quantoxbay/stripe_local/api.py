@@ -38,6 +38,7 @@ from .params import (
     check_metadata_keys,
     decode_body,
     decode_pairs,
+    get_bool,
     get_expand,
     get_int,
     get_list,
@@ -284,9 +285,21 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
         if value is not None:
             bounds["gte"] = bounds["lte"] = value
 
+    delivery_success = get_bool(params, "delivery_success")
+    conn = runtime.db.connection()
+
+    def delivered(event_id: str) -> bool:
+        """Every webhook delivery of the event succeeded (Stripe's ``delivery_success``)."""
+        row = conn.execute(
+            "SELECT 1 FROM deliveries WHERE event_id = ? AND status != 'delivered' LIMIT 1", (event_id,)
+        ).fetchone()
+        return row is None
+
     def accept(record: Any) -> bool:
         if record.data.get("account") != call.account:
             return False  # a connected account sees its own events; the platform, its own
+        if delivery_success is not None and delivered(record.id) != delivery_success:
+            return False
         c = record.created
         return not (
             ("gt" in bounds and c <= bounds["gt"])
@@ -338,7 +351,16 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
 
     def coupon_get(call: ApiCall) -> dict[str, Any]:
         check_allowed(call.params, {"expand"})
-        return discounts.retrieve_coupon(call.path["id"])
+        return discounts.retrieve_coupon(call.path["id"], get_expand(call.params))
+
+    def deleting(handler: Callable[[str, RequestInfo], dict[str, Any]]) -> Handler:
+        """A DELETE route: it takes no parameters, as on Stripe."""
+
+        def run(call: ApiCall) -> dict[str, Any]:
+            check_allowed(call.params, set())
+            return handler(call.path["id"], call.request)
+
+        return run
 
     def promotion_code_get(call: ApiCall) -> dict[str, Any]:
         check_allowed(call.params, {"expand"})
@@ -403,22 +425,65 @@ def api_routes(runtime: StripeLocal) -> list[Route]:
             ("DELETE", "/v1/webhook_endpoints/{id}", lambda c: endpoints.delete(c.path["id"])),
         ]
     )
+    customers = runtime.customers
+    table.extend(
+        [
+            ("POST", "/v1/checkout/sessions/{id}", lambda c: checkout.update(c.path["id"], c.params)),
+            (
+                "GET",
+                "/v1/payment_intents",
+                lambda c: list_body(*payments.list_payment_intents(c.params), "/v1/payment_intents"),
+            ),
+            ("GET", "/v1/refunds", lambda c: list_body(*payments.list_refunds(c.params), "/v1/refunds")),
+            ("POST", "/v1/refunds/{id}", lambda c: payments.update_refund(c.path["id"], c.params, c.request)),
+            ("GET", "/v1/coupons", lambda c: list_body(*discounts.list_coupons(c.params), "/v1/coupons")),
+            (
+                "POST",
+                "/v1/coupons/{id}",
+                lambda c: discounts.update_coupon(c.path["id"], c.params, c.request),
+            ),
+            ("DELETE", "/v1/coupons/{id}", deleting(discounts.delete_coupon)),
+            (
+                "GET",
+                "/v1/payment_methods/{id}",
+                lambda c: customers.retrieve_payment_method(c.path["id"], c.params),
+            ),
+            ("POST", "/v1/customers", lambda c: customers.create(c.params, c.request)),
+            (
+                "GET",
+                "/v1/customers",
+                lambda c: list_body(*customers.list_customers(c.params), "/v1/customers"),
+            ),
+            ("GET", "/v1/customers/{id}", lambda c: customers.retrieve(c.path["id"], c.params)),
+            ("POST", "/v1/customers/{id}", lambda c: customers.update(c.path["id"], c.params, c.request)),
+            ("DELETE", "/v1/customers/{id}", deleting(customers.delete)),
+        ]
+    )
     # The expand[] paths each route serves; None: its handler checks them (and its nested ones).
     self_checked: dict[str, Collection[str] | None] = {
         "/v1/checkout/sessions": None,
         "/v1/checkout/sessions/{id}": None,
         "/v1/checkout/sessions/{id}/expire": None,
         "/v1/checkout/sessions/{id}/line_items": {"data.price", "data.price.product"},
+        "/v1/payment_intents": None,
         "/v1/payment_intents/{id}": None,
-        "/v1/refunds": {"transfer_reversal"},
-        "/v1/refunds/{id}": {"transfer_reversal"},
+        "/v1/refunds": None,
+        "/v1/refunds/{id}": None,
+        "/v1/coupons": {"applies_to", "data.applies_to"},
+        "/v1/coupons/{id}": {"applies_to"},
         "/v1/promotion_codes": {"promotion.coupon", "data.promotion.coupon"},
         "/v1/promotion_codes/{id}": {"promotion.coupon"},
         "/v1/prices": None,
         "/v1/prices/{id}": None,
     }
     routes = [
-        endpoint(runtime, method, path, handler, expandable=self_checked.get(path, ()))
+        endpoint(
+            runtime,
+            method,
+            path,
+            handler,
+            expandable=self_checked.get(path, ()),
+        )
         for method, path, handler in table
     ]
     routes.append(endpoint(runtime, "GET", "/v1/events", lambda c: _events_list(runtime, c), connected=True))

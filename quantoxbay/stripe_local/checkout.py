@@ -19,11 +19,12 @@ from .cards import (
 from .config import StripeLocalConfig
 from .db import Record
 from .discounts import Discounts, PromotionInvalid, line_discounts
-from .errors import invalid_request
+from .errors import DOC_BASE, invalid_request
 from .ids import new_id
 from .money import check_currency, format_amount, minimum_charge
 from .params import (
     check_allowed,
+    created_filter,
     get_bool,
     get_dict,
     get_expand,
@@ -31,6 +32,7 @@ from .params import (
     get_list,
     get_metadata,
     get_str,
+    update_metadata,
 )
 from .payments import Payments
 from .prices import Prices
@@ -528,6 +530,7 @@ class Checkout:
         return {
             "id": item["id"],
             "object": "item",
+            "adjustable_quantity": None,
             "amount_discount": discount,
             "amount_subtotal": item["amount_subtotal"],
             "amount_tax": 0,
@@ -604,7 +607,8 @@ class Checkout:
         return self.store.get(SESSION, session_id)
 
     def list_sessions(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
-        """``GET /v1/checkout/sessions`` (filters ``status``, ``payment_intent``)."""
+        """``GET /v1/checkout/sessions``: newest first, filters ``status``, ``payment_intent``,
+        ``customer_details[email]`` and ``created``."""
         check_allowed(
             params,
             {
@@ -615,19 +619,46 @@ class Checkout:
                 "payment_intent",
                 "expand",
                 "customer_details",
+                "created",
             },
         )
         get_int(params, "limit", minimum=1, maximum=100) or 10
         status = get_str(params, "status")
+        if status is not None and status not in ("open", "complete", "expired"):
+            raise invalid_request("Invalid status: must be one of open, complete, or expired", param="status")
         pi_id = get_str(params, "payment_intent")
+        details = get_dict(params, "customer_details")
+        check_allowed(details, {"email"}, "customer_details")
+        email = get_str(
+            details, "email", param="customer_details[email]", required="customer_details" in params
+        )
+        created = created_filter(params)
+
+        def accept(record: Record) -> bool:
+            data = record.data
+            if pi_id and data["payment_intent"] != pi_id:
+                return False
+            if email is not None and (data["customer_details"] or {}).get("email") != email:
+                return False
+            return created(record.created)
+
         records, has_more = self.store.page_of(
             SESSION,
             params,
             lookups=[status] if status else None,
-            accept=(lambda r: r.data["payment_intent"] == pi_id) if pi_id else None,
+            accept=accept,
         )
         expand = {p.removeprefix("data.") for p in get_expand(params)}
         return [self.view(r, expand) for r in records], has_more
+
+    def update(self, session_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/checkout/sessions/{id}``: ``metadata`` (Stripe sends no event for it)."""
+        check_allowed(params, {"metadata", "expand"})
+        with self.store.db.transaction():
+            record = self.store.require(SESSION, session_id, param="session")
+            record.data["metadata"] = update_metadata(record.data["metadata"], params)
+            self.store.update(record)
+        return self.view(record, get_expand(params))
 
     def list_line_items(self, session_id: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """``GET /v1/checkout/sessions/{id}/line_items``."""
@@ -965,8 +996,7 @@ class Checkout:
             "code": decline.code,
             "decline_code": decline.decline_code,
             "message": decline.message,
-            "param": None,
-            "doc_url": None,
+            "doc_url": f"{DOC_BASE}/{decline.code.replace('_', '-')}",
             "payment_intent": pi.id,
         }
         if decline.code == "payment_intent_authentication_failure":

@@ -9,6 +9,12 @@ from pathlib import Path
 #: version pinned by stripe-python 16.1.0 (``stripe._api_version``).
 API_VERSION = "2026-10-28.endive"
 
+#: Stripe's sandbox webhook retries: the first attempt and three retries over a few hours
+#: with exponential backoff (30 min, 1 h, 2 h after each failure).
+SANDBOX_WEBHOOK_ATTEMPTS = 4
+SANDBOX_WEBHOOK_BACKOFF_BASE_SECONDS = 30 * 60.0
+SANDBOX_WEBHOOK_BACKOFF_MAX_SECONDS = 2 * 3600.0
+
 #: The embedded Stripe's secret key: this prefix, then at least this many random characters.
 SECRET_KEY_PREFIX = "sk_test_"  # noqa: S105  (a prefix, not a key)
 SECRET_KEY_MIN_RANDOM = 32
@@ -80,6 +86,11 @@ class StripeLocalConfig:
         webhook_backoff_base_seconds: Delay before the first retry; it doubles
             with each further attempt.
         webhook_backoff_max_seconds: Upper bound of the retry delay.
+            The three default to Stripe's sandbox schedule: a failed delivery
+            is retried three times over a few hours with exponential backoff
+            (here after 30 min, 1 h and 2 h; Stripe does not publish the exact
+            intervals). Tests and a developer's own server set a fast schedule
+            (e.g. 8 attempts from 2 s, at most 10 min apart).
         webhook_timeout_seconds: Timeout of one delivery attempt.
         webhook_concurrency: Deliveries in flight at once.
         webhook_enabled_events: Event types that are delivered (``"*"`` = all).
@@ -105,9 +116,9 @@ class StripeLocalConfig:
     webhook_url: str | None = "http://localhost:3000/api/stripe/webhook"
     rate_limit_per_second: float = 25.0
     account_rate_limit_per_second: float | None = None
-    webhook_max_attempts: int = 8
-    webhook_backoff_base_seconds: float = 2.0
-    webhook_backoff_max_seconds: float = 600.0
+    webhook_max_attempts: int = SANDBOX_WEBHOOK_ATTEMPTS
+    webhook_backoff_base_seconds: float = SANDBOX_WEBHOOK_BACKOFF_BASE_SECONDS
+    webhook_backoff_max_seconds: float = SANDBOX_WEBHOOK_BACKOFF_MAX_SECONDS
     webhook_timeout_seconds: float = 10.0
     webhook_concurrency: int = 4
     webhook_enabled_events: tuple[str, ...] = field(default=DEFAULT_ENABLED_EVENTS)

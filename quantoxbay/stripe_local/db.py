@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import resource_missing
+from .shapes import conform
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -177,7 +179,7 @@ class Database:
         return Record(
             id=row["id"],
             type=row["type"],
-            data=json.loads(row["data"]),
+            data=conform(row["type"], json.loads(row["data"])),
             internal=json.loads(row["internal"]),
             lookup=row["lookup"],
             created=row["created"],

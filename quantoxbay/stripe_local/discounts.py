@@ -21,6 +21,7 @@ from .ids import new_id, new_promotion_code, random_token
 from .money import format_amount
 from .params import (
     check_allowed,
+    created_filter,
     get_bool,
     get_dict,
     get_expand,
@@ -31,7 +32,7 @@ from .params import (
     update_metadata,
 )
 from .products import PRODUCT
-from .store import NO_REQUEST, RequestInfo, Store
+from .store import NO_REQUEST, RequestInfo, Store, previous_attributes
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,500}$")
 
@@ -98,14 +99,20 @@ class Discounts:
 
     # -- coupons ---------------------------------------------------------
 
-    def coupon_view(self, record: Record) -> dict[str, Any]:
-        """Return a coupon as the API shows it, with ``valid`` up to date."""
+    def coupon_view(self, record: Record, expand: set[str] | None = None) -> dict[str, Any]:
+        """Return a coupon as the API shows it, with ``valid`` up to date.
+
+        ``applies_to`` is an optional field Stripe never sends as null: present for a
+        coupon limited to some products, or when ``expand[]=applies_to`` asks for it.
+        """
         data = dict(record.data)
-        data["valid"] = self._coupon_problem(data) is None
+        data["valid"] = self._coupon_problem(data, deleted=bool(record.internal.get("deleted"))) is None
+        if data.get("applies_to") is None and not (expand and "applies_to" in expand):
+            data.pop("applies_to", None)
         return data
 
-    def _coupon_problem(self, coupon: dict[str, Any]) -> str | None:
-        if coupon.get("deleted"):
+    def _coupon_problem(self, coupon: dict[str, Any], *, deleted: bool = False) -> str | None:
+        if deleted or coupon.get("deleted"):
             return "This code is invalid."
         redeem_by = coupon.get("redeem_by")
         if redeem_by is not None and redeem_by <= self.store.now():
@@ -193,13 +200,59 @@ class Discounts:
                 "times_redeemed": 0,
                 "valid": True,
             }
-            view = self.coupon_view(self.store.insert("coupon", data))
-            self.store.emit("coupon.created", view, request)
-            return view
+            record = self.store.insert("coupon", data)
+            self.store.emit("coupon.created", self.coupon_view(record), request)
+            return self.coupon_view(record, get_expand(params))
 
-    def retrieve_coupon(self, coupon_id: str) -> dict[str, Any]:
+    def _live_coupon(self, coupon_id: str) -> Record:
+        """The coupon, unless deleted: a deleted coupon is gone from the API (404), as on Stripe,
+        while promotion codes made from it keep refusing it."""
+        record = self.store.require("coupon", coupon_id)
+        if record.internal.get("deleted"):
+            self.store.require("coupon", None)
+        return record
+
+    def retrieve_coupon(self, coupon_id: str, expand: set[str] | None = None) -> dict[str, Any]:
         """Return one coupon (``GET /v1/coupons/{id}``)."""
-        return self.coupon_view(self.store.require("coupon", coupon_id))
+        return self.coupon_view(self._live_coupon(coupon_id), expand)
+
+    def list_coupons(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """``GET /v1/coupons``: newest first, filter ``created``."""
+        check_allowed(params, {"created", "limit", "starting_after", "ending_before", "expand"})
+        created = created_filter(params)
+        records, has_more = self.store.page_of(
+            "coupon",
+            params,
+            accept=lambda r: not r.internal.get("deleted") and created(r.created),
+        )
+        expand = {p.removeprefix("data.") for p in get_expand(params)}
+        return [self.coupon_view(r, expand) for r in records], has_more
+
+    def update_coupon(self, coupon_id: str, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
+        """``POST /v1/coupons/{id}``: only ``name`` and ``metadata`` change (Stripe keeps a
+        coupon's terms fixed); emits ``coupon.updated`` with ``previous_attributes``."""
+        check_allowed(params, {"name", "metadata", "expand"})
+        with self.store.db.transaction():
+            record = self._live_coupon(coupon_id)
+            changes: dict[str, Any] = {"metadata": update_metadata(record.data["metadata"], params)}
+            if "name" in params:
+                changes["name"] = get_str(params, "name", max_length=40) or None
+            previous = previous_attributes(record.data, changes)
+            record.data.update(changes)
+            self.store.update(record)
+            self.store.emit("coupon.updated", self.coupon_view(record), request, previous=previous)
+            return self.coupon_view(record, get_expand(params))
+
+    def delete_coupon(self, coupon_id: str, request: RequestInfo) -> dict[str, Any]:
+        """``DELETE /v1/coupons/{id}``: the coupon can no longer be redeemed or retrieved;
+        emits ``coupon.deleted``."""
+        with self.store.db.transaction():
+            record = self._live_coupon(coupon_id)
+            record.internal["deleted"] = True
+            record.data["valid"] = False
+            self.store.update(record)
+            self.store.emit("coupon.deleted", self.coupon_view(record), request)
+        return {"id": record.id, "object": "coupon", "deleted": True}
 
     def check_coupon(self, coupon: Record, *, line_items: list[dict[str, Any]], currency: str) -> None:
         """Check a coupon can discount this order.
@@ -208,7 +261,7 @@ class Discounts:
             PromotionInvalid: Expired, exhausted, wrong currency, or no
                 eligible line item.
         """
-        problem = self._coupon_problem(coupon.data)
+        problem = self._coupon_problem(coupon.data, deleted=bool(coupon.internal.get("deleted")))
         if problem:
             raise PromotionInvalid(problem)
         if coupon.data.get("amount_off") is not None and coupon.data["currency"] != currency:
@@ -338,6 +391,7 @@ class Discounts:
         check_allowed(params, {"active", "metadata", "expand"})
         with self.store.db.transaction():
             record = self.store.require("promotion_code", promo_id)
+            changes: dict[str, Any] = {"metadata": update_metadata(record.data["metadata"], params)}
             active = get_bool(params, "active")
             if active is not None and active != record.data["active"]:
                 if active and self.find_active_code(record.data["code"]):
@@ -346,10 +400,11 @@ class Discounts:
                         param="active",
                         code="resource_already_exists",
                     )
-                record.data["active"] = active
-            record.data["metadata"] = update_metadata(record.data["metadata"], params)
+                changes["active"] = active
+            previous = previous_attributes(record.data, changes)
+            record.data.update(changes)
             self.store.update(record)
-            self.store.emit("promotion_code.updated", record.data, request)
+            self.store.emit("promotion_code.updated", record.data, request, previous=previous)
             return self.promotion_view(record, get_expand(params))
 
     def retrieve_promotion_code(self, promo_id: str, expand: set[str]) -> dict[str, Any]:
@@ -446,5 +501,7 @@ class Discounts:
         if coupon_id:
             coupon = self.store.require("coupon", coupon_id)
             coupon.data["times_redeemed"] += 1
-            coupon.data["valid"] = self._coupon_problem(coupon.data) is None
+            coupon.data["valid"] = (
+                self._coupon_problem(coupon.data, deleted=bool(coupon.internal.get("deleted"))) is None
+            )
             self.store.update(coupon)

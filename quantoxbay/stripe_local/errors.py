@@ -51,14 +51,15 @@ class StripeLocalError(Exception):
 
     def body(self, request_id: str | None = None) -> dict[str, Any]:
         """Return the JSON body Stripe sends for this error."""
-        error: dict[str, Any] = {
-            "type": self.type,
-            "code": self.code,
-            "decline_code": self.decline_code,
-            "message": self.message,
-            "param": self.param,
-            "doc_url": f"{DOC_BASE}/{self.code.replace('_', '-')}" if self.code else None,
-        }
+        # Stripe leaves out the fields that have no value rather than sending null.
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.code:
+            error["code"] = self.code
+            error["doc_url"] = f"{DOC_BASE}/{self.code.replace('_', '-')}"
+        if self.decline_code:
+            error["decline_code"] = self.decline_code
+        if self.param:
+            error["param"] = self.param
         if request_id:
             error["request_log_url"] = f"https://dashboard.stripe.com/test/logs/{request_id}"
         error.update(self.extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from .cards import Decline
@@ -9,10 +10,21 @@ from .db import Record
 from .errors import invalid_request, missing_param
 from .ids import new_id, random_token
 from .money import format_amount
-from .params import check_allowed, get_bool, get_dict, get_expand, get_int, get_metadata, get_str
-from .store import NO_REQUEST, RequestInfo, Store
+from .params import (
+    check_allowed,
+    created_filter,
+    get_bool,
+    get_dict,
+    get_expand,
+    get_int,
+    get_metadata,
+    get_str,
+    update_metadata,
+)
+from .store import NO_REQUEST, RequestInfo, Store, changes_since
 
 if TYPE_CHECKING:
+    from .customers import Customers
     from .transfers import Transfers
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -33,9 +45,12 @@ class Payments:
         transfers: Connect bookkeeping (balance transactions, transfers, fees).
     """
 
-    def __init__(self, store: Store, transfers: Transfers | None = None) -> None:
+    def __init__(
+        self, store: Store, transfers: Transfers | None = None, customers: Customers | None = None
+    ) -> None:
         self.store = store
         self.transfers = transfers
+        self.customers = customers
 
     # -- payment intents -------------------------------------------------
 
@@ -114,6 +129,19 @@ class Payments:
             self.store.require("payment_intent", pi_id, param="intent"), get_expand(params)
         )
 
+    def list_payment_intents(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """``GET /v1/payment_intents``: newest first, filters ``created`` and ``customer``."""
+        check_allowed(params, {"created", "customer", "limit", "starting_after", "ending_before", "expand"})
+        created = created_filter(params)
+        customer = get_str(params, "customer")
+        records, has_more = self.store.page_of(
+            "payment_intent",
+            params,
+            accept=lambda r: created(r.created) and (customer is None or r.data["customer"] == customer),
+        )
+        expand = {p.removeprefix("data.") for p in get_expand(params)}
+        return [self.payment_intent_view(r, expand) for r in records], has_more
+
     def retrieve_charge(self, charge_id: str, params: dict[str, Any]) -> dict[str, Any]:
         """``GET /v1/charges/{id}``."""
         check_allowed(params, {"expand"})
@@ -132,7 +160,10 @@ class Payments:
     ) -> Record:
         """Record a charge attempt on ``pi`` (succeeded, or failed with ``decline``)."""
         succeeded = decline is None
-        pm_id = new_id("pm", 24)
+        if self.customers is not None:
+            pm_id = self.customers.create_card_payment_method(card, email=email, name=name)["id"]
+        else:
+            pm_id = new_id("pm", 24)
         outcome: dict[str, Any] = {
             "network_status": "approved_by_network",
             "reason": None,
@@ -219,6 +250,7 @@ class Payments:
 
     def open_dispute(self, charge: Record) -> Record:
         """Open a fraudulent dispute on ``charge`` and emit ``charge.dispute.created``."""
+        brand = charge.data["payment_method_details"]["card"]["brand"]
         data = {
             "id": new_id("dp_test", 24),
             "object": "dispute",
@@ -227,6 +259,7 @@ class Payments:
             "charge": charge.id,
             "created": self.store.now(),
             "currency": charge.data["currency"],
+            "enhanced_eligibility_types": [],
             "evidence": {"uncategorized_text": None, "customer_email_address": None},
             "evidence_details": {
                 "due_by": self.store.now() + 7 * 86400,
@@ -238,6 +271,10 @@ class Payments:
             "livemode": False,
             "metadata": {},
             "payment_intent": charge.data["payment_intent"],
+            "payment_method_details": {
+                "card": {"brand": brand, "case_type": "chargeback", "network_reason_code": None},
+                "type": "card",
+            },
             "reason": "fraudulent",
             "status": "needs_response",
         }
@@ -261,6 +298,7 @@ class Payments:
         with self.store.db.transaction():
             record = self.store.require("dispute", dispute_id, param="dispute")
             data = record.data
+            before = copy.deepcopy(data)
             if data["status"] in ("won", "lost"):
                 raise invalid_request("This dispute is already closed.", code="charge_dispute_closed")
             for key, value in evidence.items():
@@ -278,7 +316,8 @@ class Payments:
                 data["status"] = "under_review"
                 data["evidence_details"]["submission_count"] += 1
             self.store.update(record)
-            self.store.emit(event, data, request)
+            previous = changes_since(before, data) if event == "charge.dispute.updated" else None
+            self.store.emit(event, data, request, previous=previous)
             return data
 
     # -- refunds ---------------------------------------------------------
@@ -380,9 +419,9 @@ class Payments:
                 "created": self.store.now(),
                 "currency": cdata["currency"],
                 "destination_details": {"card": {"type": "refund"}, "type": "card"},
-                "failure_reason": None,
                 "metadata": metadata,
                 "payment_intent": cdata["payment_intent"],
+                "payment_method": cdata["payment_method"],
                 "reason": reason,
                 "receipt_number": None,
                 "source_transfer_reversal": None,
@@ -413,10 +452,26 @@ class Payments:
             self.store.emit("charge.refunded", cdata, request)
             return self._refund_view(record.data, get_expand(params))
 
+    #: What a refund's ``expand[]`` may name, and the object kind each id points to.
+    REFUND_EXPANDABLE = {
+        "balance_transaction": "balance_transaction",
+        "charge": "charge",
+        "payment_intent": "payment_intent",
+        "transfer_reversal": "transfer_reversal",
+    }
+
     def _refund_view(self, data: dict[str, Any], expand: set[str]) -> dict[str, Any]:
-        if self.transfers is None:
-            return data
-        return self.transfers.expand_refund(data, expand)
+        """A refund with the ids ``expand`` names replaced by their objects; anything else
+        named is refused as Stripe does ("This property cannot be expanded")."""
+        unknown = sorted(expand - set(self.REFUND_EXPANDABLE))
+        if unknown:
+            raise invalid_request(f"This property cannot be expanded ({unknown[0]}).", param="expand")
+        view = dict(data)
+        for name in expand:
+            if view.get(name):
+                record = self.store.get(self.REFUND_EXPANDABLE[name], view[name])
+                view[name] = record.data if record else None
+        return view
 
     def retrieve_refund(self, refund_id: str, params: dict[str, Any]) -> dict[str, Any]:
         """``GET /v1/refunds/{id}``."""
@@ -424,6 +479,42 @@ class Payments:
         return self._refund_view(
             self.store.require("refund", refund_id, param="refund").data, get_expand(params)
         )
+
+    def list_refunds(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """``GET /v1/refunds``: newest first, filters ``charge``, ``payment_intent``, ``created``."""
+        check_allowed(
+            params,
+            {"charge", "payment_intent", "created", "limit", "starting_after", "ending_before", "expand"},
+        )
+        charge_id = get_str(params, "charge")
+        pi_id = get_str(params, "payment_intent")
+        created = created_filter(params)
+
+        def accept(record: Record) -> bool:
+            return (
+                created(record.created)
+                and (charge_id is None or record.data["charge"] == charge_id)
+                and (pi_id is None or record.data["payment_intent"] == pi_id)
+            )
+
+        records, has_more = self.store.page_of("refund", params, accept=accept)
+        expand = {p.removeprefix("data.") for p in get_expand(params)}
+        return [self._refund_view(r.data, expand) for r in records], has_more
+
+    def update_refund(self, refund_id: str, params: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
+        """``POST /v1/refunds/{id}``: only ``metadata`` changes, as on Stripe; emits
+        ``refund.updated`` with ``previous_attributes``."""
+        check_allowed(params, {"metadata", "expand"})
+        with self.store.db.transaction():
+            record = self.store.require("refund", refund_id, param="refund")
+            before = copy.deepcopy(record.data)
+            record.data["metadata"] = update_metadata(record.data["metadata"], params)
+            self.store.update(record)
+            if record.data != before:
+                self.store.emit(
+                    "refund.updated", record.data, request, previous=changes_since(before, record.data)
+                )
+            return self._refund_view(record.data, get_expand(params))
 
     def advance_refunds(self) -> int:
         """Move due test-card refunds on (pending -> succeeded, succeeded -> failed).
@@ -439,6 +530,7 @@ class Payments:
                 record = self.store.get("refund", candidate.id)
                 if record is None or record.lookup != "transition":
                     continue
+                before = copy.deepcopy(record.data)
                 target = record.internal.pop("to")
                 record.internal.pop("transition_at", None)
                 record.lookup = None
@@ -451,6 +543,8 @@ class Payments:
                     self.store.update(charge)
                     self.store.emit("refund.failed", record.data, NO_REQUEST)
                 self.store.update(record)
-                self.store.emit("refund.updated", record.data, NO_REQUEST)
+                self.store.emit(
+                    "refund.updated", record.data, NO_REQUEST, previous=changes_since(before, record.data)
+                )
                 changed += 1
         return changed

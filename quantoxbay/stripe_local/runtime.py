@@ -12,6 +12,7 @@ from .accounts import Accounts
 from .checkout import Checkout
 from .clock import Clock
 from .config import StripeLocalConfig
+from .customers import Customers
 from .db import Database
 from .discounts import Discounts
 from .payments import Payments
@@ -47,7 +48,8 @@ class StripeLocal:
         self.discounts = Discounts(self.store)
         self.accounts = Accounts(self.store)
         self.transfers = Transfers(self.store, self.accounts)
-        self.payments = Payments(self.store, self.transfers)
+        self.customers = Customers(self.store)
+        self.payments = Payments(self.store, self.transfers, self.customers)
         self.products = Products(self.store)
         self.prices = Prices(self.store, self.products)
         self.webhook_endpoints = WebhookEndpoints(self.store)

@@ -14,6 +14,7 @@ from .db import Database, Record
 from .errors import resource_missing
 from .ids import new_id
 from .params import get_int, get_str
+from .shapes import conform
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Store:
         record = Record(
             id=data["id"],
             type=type,
-            data=data,
+            data=conform(type, data),
             internal=internal or {},
             lookup=lookup,
             created=int(data.get("created") or self.now()),
@@ -211,3 +212,9 @@ def previous_attributes(current: dict[str, Any], changes: dict[str, Any]) -> dic
         else:
             previous[name] = copy.deepcopy(old)
     return previous
+
+
+def changes_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """``data.previous_attributes`` of an object changed from ``before`` to ``after``: the
+    former value of every top-level field that differs (``metadata`` key by key)."""
+    return previous_attributes(before, {k: v for k, v in after.items() if before.get(k) != v})

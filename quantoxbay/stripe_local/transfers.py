@@ -26,6 +26,7 @@ Numbers:
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from typing import Any
 
@@ -34,8 +35,8 @@ from .db import Record
 from .errors import invalid_request, missing_param
 from .ids import new_id
 from .money import format_amount
-from .params import check_allowed, get_expand, get_int, get_metadata, get_str, update_metadata
-from .store import NO_REQUEST, RequestInfo, Store
+from .params import check_allowed, created_filter, get_expand, get_int, get_metadata, get_str, update_metadata
+from .store import NO_REQUEST, RequestInfo, Store, changes_since
 
 BALANCE_TRANSACTION = "balance_transaction"
 TRANSFER = "transfer"
@@ -513,7 +514,7 @@ class Transfers:
         txn = self.add_transaction(None, "refund", -refund["amount"], refund["currency"], refund["id"])
         refund["balance_transaction"] = txn.id
         last = cdata["amount_refunded"] >= cdata["amount"]
-        if reverse_transfer:
+        if reverse_transfer and cdata.get("transfer"):
             transfer = self.store.require(TRANSFER, cdata["transfer"])
             left = transfer.data["amount"] - transfer.data["amount_reversed"]
             share = (
@@ -649,12 +650,13 @@ class Transfers:
         check_allowed(params, {"metadata", "description", "expand"})
         with self.store.db.transaction():
             record = self.store.require(TRANSFER, transfer_id, param="transfer")
+            before = copy.deepcopy(record.data)
             record.data["metadata"] = update_metadata(record.data["metadata"], params)
             if "description" in params:
                 record.data["description"] = get_str(params, "description")
             self.store.update(record)
             view = self.transfer_view(record)
-            self.store.emit("transfer.updated", view, request)
+            self.store.emit("transfer.updated", view, request, previous=changes_since(before, record.data))
             return view
 
     def list_transfers(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
@@ -862,10 +864,15 @@ class Transfers:
         )
         get_int(params, "limit", minimum=1, maximum=100) or 10
         pi_id = get_str(params, "payment_intent")
+        group = get_str(params, "transfer_group")
+        created = created_filter(params)
 
         def accept(record: Record) -> bool:
-            return record.internal.get("account") == owner and (
-                not pi_id or record.data["payment_intent"] == pi_id
+            return (
+                record.internal.get("account") == owner
+                and (not pi_id or record.data["payment_intent"] == pi_id)
+                and (not group or record.data.get("transfer_group") == group)
+                and created(record.created)
             )
 
         records, has_more = self.store.page_of(
@@ -891,15 +898,29 @@ class Transfers:
 
     def expand_charge(self, charge: dict[str, Any], expand: set[str]) -> dict[str, Any]:
         """A charge with the ids ``expand`` names replaced by their objects; anything else named is
-        refused as Stripe does ("This property cannot be expanded")."""
-        unknown = sorted(expand - set(self.CHARGE_EXPANDABLE))
+        refused as Stripe does ("This property cannot be expanded").
+
+        ``refunds`` is one of Stripe's includable fields (not sent since API 2022-11-15
+        unless expanded): the list of the charge's refunds, newest first.
+        """
+        unknown = sorted(expand - set(self.CHARGE_EXPANDABLE) - {"refunds"})
         if unknown:
             raise invalid_request(f"This property cannot be expanded ({unknown[0]}).", param="expand")
         data = dict(charge)
-        for field in expand:
+        for field in expand - {"refunds"}:
             if data.get(field):
                 record = self.store.get(self.CHARGE_EXPANDABLE[field], data[field])
                 data[field] = record.data if record else None
+        if "refunds" in expand:
+            refunds, has_more = self.store.db.page(
+                "refund", limit=100, accept=lambda r: r.data["charge"] == charge["id"]
+            )
+            data["refunds"] = {
+                "object": "list",
+                "data": [r.data for r in refunds],
+                "has_more": has_more,
+                "url": f"/v1/charges/{charge['id']}/refunds",
+            }
         return data
 
     # -- payouts -----------------------------------------------------------------
@@ -1085,6 +1106,7 @@ class Transfers:
                 if data["status"] != "in_transit":
                     continue
                 owner = payout.internal["account"]
+                before = copy.deepcopy(data)
                 account = self.accounts.get(owner)
                 failure = self.accounts.payout_failure(account) if account else None
                 if failure:
@@ -1100,7 +1122,13 @@ class Transfers:
                         trace_id={"status": "unsupported", "value": None},
                     )
                     self.store.update(payout)
-                    self.store.emit("payout.updated", data, NO_REQUEST, account=owner)
+                    self.store.emit(
+                        "payout.updated",
+                        data,
+                        NO_REQUEST,
+                        account=owner,
+                        previous=changes_since(before, data),
+                    )
                     self.store.emit("payout.failed", data, NO_REQUEST, account=owner)
                     if account is not None:
                         self.accounts.bank_account_failed(account)
@@ -1111,14 +1139,12 @@ class Transfers:
                         trace_id={"status": "supported", "value": f"TRACE{payout.id[-10:].upper()}"},
                     )
                     self.store.update(payout)
-                    self.store.emit("payout.updated", data, NO_REQUEST, account=owner)
+                    self.store.emit(
+                        "payout.updated",
+                        data,
+                        NO_REQUEST,
+                        account=owner,
+                        previous=changes_since(before, data),
+                    )
                     self.store.emit("payout.paid", data, NO_REQUEST, account=owner)
         return len(rows)
-
-    def expand_refund(self, refund: dict[str, Any], expand: set[str]) -> dict[str, Any]:
-        """Expand a refund's ``transfer_reversal`` when asked."""
-        data = dict(refund)
-        if "transfer_reversal" in expand and data.get("transfer_reversal"):
-            reversal = self.store.get(TRANSFER_REVERSAL, data["transfer_reversal"])
-            data["transfer_reversal"] = reversal.data if reversal else None
-        return data

@@ -48,6 +48,8 @@ class Sample:
             webhook_url=None,  # the shop's own endpoint is not part of the sample
             webhook_secret="whsec_unused_by_the_sample",
             webhook_backoff_base_seconds=0.2,
+            webhook_backoff_max_seconds=5,
+            webhook_max_attempts=8,
             webhook_timeout_seconds=10,
             sweep_interval_seconds=0.2,
             poll_interval_seconds=0.05,

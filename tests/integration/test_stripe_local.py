@@ -592,7 +592,7 @@ def test_default_rate_limits_follow_stripe_sandbox(tmp_path: Any) -> None:
 
 
 def test_unknown_api_path_is_404(env: Env) -> None:
-    response = env.http.get(f"{env.api_base}/v1/customers", headers=bearer())
+    response = env.http.get(f"{env.api_base}/v1/subscriptions", headers=bearer())
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "invalid_request_error"
 

@@ -67,6 +67,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         connect_webhook_url=f"{base}/api/stripe/connect-webhook",
         connect_webhook_secret=CONNECT_SECRET,
         webhook_backoff_base_seconds=0.1,
+        webhook_backoff_max_seconds=5,
+        webhook_max_attempts=8,
         sweep_interval_seconds=0.2,
         poll_interval_seconds=0.05,
         rate_limit_per_second=1000,

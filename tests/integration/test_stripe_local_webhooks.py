@@ -164,3 +164,20 @@ def test_signature_scheme_matches_the_sdk() -> None:
     assert header == stripe.WebhookSignature.generate_signature_header(
         '{"id": "evt_1"}', SECRET, 1_700_000_000
     )
+
+
+def test_default_retry_schedule_is_stripe_sandboxs(tmp_path: Path) -> None:
+    """Three retries over a few hours, backing off exponentially; the shop sets a fast one."""
+    from quantoxbay.stripe_local.db import Database
+    from quantoxbay.stripe_local.webhooks import WebhookDispatcher
+
+    config = StripeLocalConfig(db_path=tmp_path / "s.db", secret_key=stripe_local_key(), webhook_secret="w")
+    assert config.webhook_max_attempts == 4
+    db = Database(config.db_path)
+    try:
+        dispatcher = WebhookDispatcher(db, config)
+        delays = [dispatcher.backoff(attempt) for attempt in range(1, config.webhook_max_attempts)]
+    finally:
+        db.close()
+    assert delays == [1800, 3600, 7200]
+    assert 3 * 3600 <= sum(delays) <= 6 * 3600
