@@ -34,7 +34,7 @@ RESET_TTL = timedelta(minutes=30)
 VERIFY_TTL = timedelta(days=3)
 
 #: Outbox kinds: "<kind>:<user id>". The row's ``created_at`` is when the link was asked for.
-PASSWORD_RESET = "account.reset"
+PASSWORD_RESET = "account.reset"  # noqa: S105 (an outbox kind)
 VERIFY_EMAIL = "account.verify"
 
 _SALTS = {PASSWORD_RESET: "quantoxbay.password-reset", VERIFY_EMAIL: "quantoxbay.verify-email"}
