@@ -130,6 +130,9 @@ class User(SQLModel, table=True):
     failed_login_count: int = Field(default=0)
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # When the user opened the link e-mailed to this address (services/recovery.py); None until
+    # then. Selling (publishing, payouts) needs it; buying does not.
+    email_verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class UserSession(SQLModel, table=True):
@@ -463,7 +466,8 @@ class MailOutbox(SQLModel, table=True):
     order_id: int | None = Field(default=None, foreign_key="order.id", ondelete="CASCADE")
     # "receipt", or "update:<product id>:<file id>:<version>" for a file-update notice, or
     # "product.removed:<admin_action id>" / "product.restored:<admin_action id>" for a seller's
-    # notice (no order: order_id is NULL)
+    # notice (no order: order_id is NULL), or "account.reset:<user id>" / "account.verify:<user id>"
+    # for a password-reset or e-mail verification link (services/account_links.py; no order)
     kind: str = Field(max_length=80)
     to_email: str = Field(max_length=254)
     status: str = Field(default=MailStatus.PENDING.value, max_length=16)

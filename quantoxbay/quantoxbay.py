@@ -16,7 +16,13 @@ from quantoxbay.api.security import security_middleware
 from quantoxbay.logs import configure_logging
 from quantoxbay.pages.admin import admin_page
 from quantoxbay.pages.areas import not_found_page
-from quantoxbay.pages.auth import login_page, signup_page
+from quantoxbay.pages.auth import (
+    forgot_password_page,
+    login_page,
+    reset_password_page,
+    signup_page,
+    verify_email_page,
+)
 from quantoxbay.pages.checkout import library_page, success_page
 from quantoxbay.pages.dashboard import seller_dashboard_page
 from quantoxbay.pages.payouts import payouts_page
@@ -31,6 +37,7 @@ from quantoxbay.state.checkout import BuyBoxState, CheckoutSuccessState, Library
 from quantoxbay.state.dashboard import DashboardState
 from quantoxbay.state.payouts import PayoutsState
 from quantoxbay.state.promotions import PromotionsState
+from quantoxbay.state.recovery import ForgotPasswordState, ResetPasswordState, VerifyEmailState
 from quantoxbay.state.seller_orders import SellerOrdersState
 from quantoxbay.state.seller_products import ProductFormState, SellerProductsState
 from quantoxbay.state.session import SessionState
@@ -116,6 +123,24 @@ app.add_page(
     route=routes.SIGNUP,
     title="Sign up · QuantoxBay",
     on_load=[SessionState.load_session, AuthFormState.clear],
+)
+app.add_page(
+    forgot_password_page,
+    route=routes.FORGOT_PASSWORD,
+    title="Reset your password · QuantoxBay",
+    on_load=[SessionState.load_session, ForgotPasswordState.clear_request],
+)
+app.add_page(
+    reset_password_page,
+    route=routes.RESET_PASSWORD,
+    title="Choose a new password · QuantoxBay",
+    on_load=[SessionState.load_session, ResetPasswordState.load],
+)
+app.add_page(
+    verify_email_page,
+    route=routes.VERIFY_EMAIL,
+    title="E-mail verification · QuantoxBay",
+    on_load=[VerifyEmailState.load],
 )
 
 # --- sellers --------------------------------------------------------------------

@@ -12,6 +12,9 @@ PRODUCT = "/products/[product_id]"
 SELLER_PAGE = "/sellers/[handle]"
 SELLER_PRODUCT_EDIT = "/seller/products/[product_id]/edit"
 CHECKOUT_SUCCESS = "/checkout/success"
+FORGOT_PASSWORD = "/forgot-password"  # noqa: S105 (a route, not a password)
+RESET_PASSWORD = "/reset-password"  # noqa: S105 (a route; ?token=... from the e-mailed link)
+VERIFY_EMAIL = "/verify-email"  # ?token=... from the e-mailed link
 
 API_HEALTH = "/api/health"
 API_AUTH_COMPLETE = "/api/auth/complete"

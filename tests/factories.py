@@ -36,14 +36,24 @@ def _reused_hash(password: str) -> str:
 
 
 def create_user(
-    db: Session, role: Role = Role.BUYER, email: str | None = None, password: str = PASSWORD
+    db: Session,
+    role: Role = Role.BUYER,
+    email: str | None = None,
+    password: str = PASSWORD,
+    *,
+    verified: bool = True,
 ) -> UserPublic:
     """A user made by the app's own ``accounts.create_user``. The bcrypt hash (the app's, cost 12)
     is computed once per distinct password per test session and reused: hashing costs a third of a
-    second of CPU, and a test that checks the hashing itself calls ``accounts`` directly."""
+    second of CPU, and a test that checks the hashing itself calls ``accounts`` directly.
+    Verified by default (as operators' accounts are); ``verified=False`` is a fresh sign-up."""
     with mock.patch.object(accounts, "hash_password", _reused_hash):
         return accounts.create_user(
-            session=db, email=email or random_email(role.value), password=password, role=role
+            session=db,
+            email=email or random_email(role.value),
+            password=password,
+            role=role,
+            email_verified=verified,
         )
 
 

@@ -1,4 +1,5 @@
-"""Sign up `/signup` and log in `/login`."""
+"""Sign up `/signup`, log in `/login`, "Forgot password?" `/forgot-password`, the e-mailed
+reset link `/reset-password` and the verification link `/verify-email`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import reflex as rx
 from quantoxbay import routes
 from quantoxbay.components.layout import page
 from quantoxbay.state.auth_forms import AuthFormState
+from quantoxbay.state.recovery import ForgotPasswordState, ResetPasswordState, VerifyEmailState
 
 
 def _field(label: str, name: str, type_: str, autocomplete: str) -> rx.Component:
@@ -53,6 +55,7 @@ def login_page() -> rx.Component:
             rx.vstack(
                 _field("Email", "email", "email", "email"),
                 _field("Password", "password", "password", "current-password"),
+                rx.link("Forgot password?", href=routes.FORGOT_PASSWORD, size="2"),
                 rx.button("Log in", type="submit", size="3", width="100%", loading=AuthFormState.busy),
                 spacing="4",
                 width="100%",
@@ -89,5 +92,114 @@ def signup_page() -> rx.Component:
             ),
             on_submit=AuthFormState.sign_up,
             reset_on_submit=False,
+        ),
+    )
+
+
+def forgot_password_page() -> rx.Component:
+    return _card(
+        "Reset your password",
+        rx.text(
+            "Enter your account's e-mail address and we will send you a link to choose a new password.",
+            size="2",
+        ),
+        rx.cond(
+            ForgotPasswordState.sent_message != "",
+            rx.vstack(
+                rx.callout(
+                    ForgotPasswordState.sent_message, icon="mail", color_scheme="green", role="status"
+                ),
+                rx.link("Back to log in", href=routes.LOGIN, size="2"),
+                spacing="3",
+                width="100%",
+            ),
+            rx.form(
+                rx.vstack(
+                    _field("Email", "email", "email", "email"),
+                    rx.button(
+                        "Send reset link", type="submit", size="3", width="100%", loading=AuthFormState.busy
+                    ),
+                    rx.link("Back to log in", href=routes.LOGIN, size="2"),
+                    spacing="4",
+                    width="100%",
+                ),
+                on_submit=ForgotPasswordState.request_link,
+                reset_on_submit=False,
+            ),
+        ),
+    )
+
+
+def reset_password_page() -> rx.Component:
+    return _card(
+        "Choose a new password",
+        rx.cond(
+            ResetPasswordState.link_ok,
+            rx.text(
+                "For ",
+                rx.text.strong(ResetPasswordState.link_email),
+                ". You will be logged out everywhere else.",
+                size="2",
+            ),
+            rx.fragment(),
+        ),
+        rx.cond(
+            ResetPasswordState.link_ok,
+            rx.form(
+                rx.vstack(
+                    _field("New password", "password", "password", "new-password"),
+                    rx.text("At least 8 characters.", size="1", color=rx.color("gray", 11)),
+                    rx.button(
+                        "Set new password", type="submit", size="3", width="100%", loading=AuthFormState.busy
+                    ),
+                    spacing="4",
+                    width="100%",
+                ),
+                on_submit=ResetPasswordState.set_password,
+                reset_on_submit=False,
+            ),
+            rx.cond(
+                ResetPasswordState.link_checked,
+                rx.link("Ask for a new link", href=routes.FORGOT_PASSWORD, size="2"),
+                rx.spinner(),
+            ),
+        ),
+    )
+
+
+def verify_email_page() -> rx.Component:
+    return page(
+        rx.center(
+            rx.card(
+                rx.vstack(
+                    rx.heading("E-mail verification", size="6", as_="h1"),
+                    rx.cond(
+                        VerifyEmailState.done,
+                        rx.cond(
+                            VerifyEmailState.verified,
+                            rx.callout(
+                                VerifyEmailState.message,
+                                icon="circle-check",
+                                color_scheme="green",
+                                role="status",
+                            ),
+                            rx.callout(
+                                VerifyEmailState.message,
+                                icon="triangle-alert",
+                                color_scheme="red",
+                                role="alert",
+                            ),
+                        ),
+                        rx.spinner(),
+                    ),
+                    rx.link("Go to your seller dashboard", href=routes.SELLER, size="2"),
+                    spacing="4",
+                    width="100%",
+                ),
+                size="4",
+                width="100%",
+                max_width="26em",
+            ),
+            width="100%",
         ),
     )

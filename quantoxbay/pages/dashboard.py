@@ -6,6 +6,7 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
+from quantoxbay.components.verify_notice import verify_email_notice
 from quantoxbay.constants import PERIODS
 from quantoxbay.state.dashboard import DashboardState
 
@@ -269,6 +270,7 @@ def seller_dashboard_page() -> rx.Component:
         width="100%",
     )
     return page(
+        verify_email_notice(),
         rx.hstack(
             rx.heading("Seller dashboard", size="7"),
             controls,

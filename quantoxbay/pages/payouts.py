@@ -7,6 +7,7 @@ from reflex.vars import ObjectVar
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
+from quantoxbay.components.verify_notice import verify_email_notice
 from quantoxbay.state.payouts import PayoutsState
 
 P = PayoutsState
@@ -226,6 +227,7 @@ def payouts_page() -> rx.Component:
         width="100%",
     )
     return page(
+        verify_email_notice(),
         rx.hstack(
             rx.heading("Payouts", size="7"),
             rx.hstack(

@@ -6,6 +6,7 @@ import reflex as rx
 
 from quantoxbay import routes
 from quantoxbay.components.layout import button_link, empty_state, loading_block, page
+from quantoxbay.components.verify_notice import verify_email_notice
 from quantoxbay.constants import CATEGORIES
 from quantoxbay.settings import get_settings
 from quantoxbay.state.seller_products import CURRENCIES, NO_CATEGORY, ProductFormState, SellerProductsState
@@ -45,6 +46,7 @@ def seller_products_page() -> rx.Component:
         variant="surface",
     )
     return page(
+        verify_email_notice(),
         rx.hstack(
             rx.heading("Your products", size="7"),
             button_link("New product", routes.SELLER_PRODUCTS_NEW),
@@ -226,6 +228,7 @@ def new_product_page() -> rx.Component:
         width="100%",
     )
     return page(
+        verify_email_notice(),
         rx.heading("New product", size="7", padding_bottom="1em"),
         rx.cond(F.loaded, form, loading_block()),
         max_width="48em",
@@ -359,4 +362,4 @@ def edit_product_page() -> rx.Component:
         spacing="4",
         width="100%",
     )
-    return page(rx.cond(F.loaded, form, loading_block()), max_width="48em")
+    return page(verify_email_notice(), rx.cond(F.loaded, form, loading_block()), max_width="48em")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from quantoxbay.models import LoginTicket, Role, User, UserSession, utcnow
-from quantoxbay.services import DomainError, PermissionDenied, login_throttle
+from quantoxbay.services import DomainError, PermissionDenied, account_links, login_throttle
 from quantoxbay.services.text import one_line
 from quantoxbay.settings import get_settings
 
@@ -48,6 +48,8 @@ class UserPublic(BaseModel):
     role: str
     display_name: str
     handle: str | None
+    # Opened the link e-mailed to their address; selling needs it (services/recovery.py).
+    email_verified: bool = False
 
     @property
     def is_seller(self) -> bool:
@@ -61,7 +63,12 @@ class UserPublic(BaseModel):
 def to_public(user: User) -> UserPublic:
     assert user.id is not None
     return UserPublic(
-        id=user.id, email=user.email, role=user.role, display_name=user.display_name, handle=user.handle
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        display_name=user.display_name,
+        handle=user.handle,
+        email_verified=user.email_verified_at is not None,
     )
 
 
@@ -117,9 +124,18 @@ def _unique_handle(session: Session, email: str) -> str:
 
 
 def create_user(
-    *, session: Session, email: str, password: str, role: Role | str = Role.BUYER, display_name: str = ""
+    *,
+    session: Session,
+    email: str,
+    password: str,
+    role: Role | str = Role.BUYER,
+    display_name: str = "",
+    email_verified: bool = True,
 ) -> UserPublic:
-    """Create an account; raises AccountError with a clear message on bad input."""
+    """Create an account; raises AccountError with a clear message on bad input.
+
+    Accounts an operator makes (the CLI, the demo data) count as verified; sign-up passes
+    ``email_verified=False`` and e-mails the link."""
     normalized = validate_email(email)
     validate_password(password)
     role_value = Role(role).value
@@ -134,6 +150,7 @@ def create_user(
         role=role_value,
         display_name=name or normalized.split("@", 1)[0],
         handle=_unique_handle(session, normalized) if role_value != Role.BUYER.value else None,
+        email_verified_at=utcnow() if email_verified else None,
     )
     session.add(user)
     try:
@@ -145,9 +162,18 @@ def create_user(
 
 
 def sign_up(*, session: Session, email: str, password: str, wants_to_sell: bool) -> UserPublic:
-    return create_user(
-        session=session, email=email, password=password, role=Role.SELLER if wants_to_sell else Role.BUYER
+    """A new account, not verified yet: the verification link is queued in the same transaction."""
+    public = create_user(
+        session=session,
+        email=email,
+        password=password,
+        role=Role.SELLER if wants_to_sell else Role.BUYER,
+        email_verified=False,
     )
+    user = session.get(User, public.id)
+    assert user is not None
+    account_links.queue_link(session=session, kind=account_links.VERIFY_EMAIL, user=user)
+    return public
 
 
 def authenticate(

@@ -25,7 +25,7 @@ from quantoxbay import routes
 from quantoxbay.db import insert_rows
 from quantoxbay.models import Role, SellerAccount, User, utcnow
 from quantoxbay.payments.gateway import StripeGateway
-from quantoxbay.services import DomainError, PermissionDenied, notifier
+from quantoxbay.services import DomainError, PermissionDenied, notifier, recovery
 from quantoxbay.services.notifier import Announcement, seller_topic
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,9 @@ def ensure_account(*, session: Session, gateway: StripeGateway, seller_id: int) 
 
 def start_onboarding(*, session: Session, gateway: StripeGateway, seller_id: int, public_url: str) -> str:
     """ "Set up payouts": the URL of Stripe's onboarding form for the seller's account (made first
-    when needed). Stripe sends the seller back to the payouts page either way."""
+    when needed). Stripe sends the seller back to the payouts page either way. Refused until the
+    seller's e-mail address is verified."""
+    recovery.require_verified_email(session=session, user_id=seller_id)
     account = ensure_account(session=session, gateway=gateway, seller_id=seller_id)
     page = f"{public_url}{routes.SELLER_PAYOUTS}"
     link = gateway.create_onboarding_link(

@@ -330,6 +330,11 @@ def render(*, session: Session, row: MailOutbox, public_url: str, sender: str) -
         return render_update_notice(session=session, row=row, public_url=public_url, sender=sender)
     if row.kind.startswith((f"{PRODUCT_REMOVED}:", f"{PRODUCT_RESTORED}:")):
         return render_product_notice(session=session, row=row, public_url=public_url, sender=sender)
+    # Local import: account_links renders with this module's helpers (it imports this module).
+    from quantoxbay.services import account_links
+
+    if account_links.is_account_mail(row.kind):
+        return account_links.render(session=session, row=row, public_url=public_url, sender=sender)
     raise DomainError(f"unknown mail kind {row.kind!r}")
 
 

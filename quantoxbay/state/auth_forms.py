@@ -15,7 +15,8 @@ from quantoxbay.state.session import SessionState, run_service
 TICKET_REFUSED = "That log-in link has expired or was opened in another browser. Please log in again."
 
 
-def _go_to_ticket(ticket: str):
+def go_to_ticket(ticket: str):
+    """Send the browser to trade a log-in ticket for its session cookie (``api/auth.py``)."""
     url = f"{routes.API_AUTH_COMPLETE}?ticket={ticket}"
     return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
@@ -86,7 +87,7 @@ class AuthFormState(rx.State):
         except DomainError as exc:
             self.busy, self.error = False, str(exc)
             return
-        yield _go_to_ticket(ticket)
+        yield go_to_ticket(ticket)
 
     @rx.event
     async def sign_up(self, form: dict):
@@ -105,7 +106,7 @@ class AuthFormState(rx.State):
         except DomainError as exc:
             self.busy, self.error = False, str(exc)
             return
-        yield _go_to_ticket(ticket)
+        yield go_to_ticket(ticket)
 
 
 __all__ = ["AuthFormState", "SessionState"]

@@ -32,6 +32,8 @@ class SessionState(rx.State):
     email: str = ""
     role: str = ""
     display_name: str = ""
+    # Whether the user opened their verification e-mail (selling needs it; the seller pages say so).
+    email_verified: bool = False
     session_checked: bool = False
 
     @rx.var
@@ -78,9 +80,10 @@ class SessionState(rx.State):
         self.session_checked = True
         if user is None:
             self.user_id, self.email, self.role, self.display_name = 0, "", "", ""
+            self.email_verified = False
         else:
             self.user_id, self.email, self.role = user.id, user.email, user.role
-            self.display_name = user.display_name
+            self.display_name, self.email_verified = user.display_name, user.email_verified
 
     @rx.event
     async def load_session(self) -> None:

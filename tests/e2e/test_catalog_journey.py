@@ -10,6 +10,8 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.e2e.test_recovery_journey import verify_from_email
+
 PASSWORD = "journey-password-1"
 
 
@@ -36,6 +38,8 @@ def test_seller_publishes_and_buyer_finds_it(new_page, live_app, tmp_path: Path)
     seller = new_page()
     seller_email = f"maker-{uuid.uuid4().hex[:8]}@example.com"
     _sign_up(seller, seller_email, seller=True)
+    expect(seller.get_by_role("button", name="Account menu")).to_be_visible()
+    verify_from_email(live_app, seller, seller_email)  # selling needs a verified address
     # A priced product goes on sale once payouts are set up (the journey of that: test_payouts_journey).
     onboarded = live_app.cli("onboard-seller", seller_email)
     assert onboarded.returncode == 0, onboarded.stderr

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from quantoxbay import routes
 from quantoxbay.constants import CATEGORIES as CATEGORIES
 from quantoxbay.models import OrderItem, Product, ProductFile, ProductStatus, Role, User, utcnow
-from quantoxbay.services import DomainError, NotFound, PermissionDenied, connect
+from quantoxbay.services import DomainError, NotFound, PermissionDenied, connect, recovery
 from quantoxbay.services.catalog.views import cover_url
 from quantoxbay.services.money import MAX_PRICE_CENTS, format_money, validate_currency
 from quantoxbay.services.text import multi_line, one_line
@@ -182,6 +182,8 @@ def publish_product(*, session: Session, storage: Storage, product_id: int, sell
     if product.status == ProductStatus.REMOVED.value:
         # Admins too: lifting the hold is admin.restore_product, which is logged and tells the seller.
         raise PermissionDenied(removal_notice(product.unpublished_reason))
+    # Selling needs a proven mailbox (receipts' replies, refund and dispute notices reach it).
+    recovery.require_verified_email(session=session, user_id=seller_id)
     files = session.exec(select(ProductFile).where(ProductFile.product_id == product_id)).all()
     if not files:
         raise DomainError("Add at least one file before publishing.")
