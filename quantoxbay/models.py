@@ -10,7 +10,7 @@ import enum
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -283,11 +283,25 @@ def render_autogenerate_item(type_: str, obj: Any, autogen_context: AutogenConte
 # --- orders ---------------------------------------------------------------------
 
 
+#: A destination charge whose money the ledger has not read back yet (``ix_order_ledger_unsynced``).
+UNSYNCED_SALE = "ledger_synced_at IS NULL AND seller_account_id IS NOT NULL AND total_cents > 0"
+
+
 class Order(SQLModel, table=True):
     """A purchase. Exactly one per Stripe Checkout Session (unique constraint)."""
 
     __tablename__ = "order"
-    __table_args__ = (Index("ix_order_buyer_created", "buyer_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_order_buyer_created", "buyer_id", "created_at"),
+        # The sales the ledger has still to read back from Stripe (services.ledger): a few rows at
+        # any time, found without scanning every order ever made.
+        Index(
+            "ix_order_ledger_unsynced",
+            "id",
+            sqlite_where=text(UNSYNCED_SALE),
+            postgresql_where=text(UNSYNCED_SALE),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     buyer_id: int = Field(foreign_key="user.id")

@@ -24,6 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _STR = sqlmodel.sql.sqltypes.AutoString
+_UNSYNCED_SALE = "ledger_synced_at IS NULL AND seller_account_id IS NOT NULL AND total_cents > 0"
 
 
 def _cents(name: str) -> sa.Column:
@@ -93,9 +94,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("stripe_transfer_id", _STR(length=255), nullable=True))
         batch_op.add_column(sa.Column("stripe_application_fee_id", _STR(length=255), nullable=True))
         batch_op.add_column(sa.Column("ledger_synced_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index(
+        "ix_order_ledger_unsynced",
+        "order",
+        ["id"],
+        unique=False,
+        sqlite_where=sa.text(_UNSYNCED_SALE),
+        postgresql_where=sa.text(_UNSYNCED_SALE),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_order_ledger_unsynced", table_name="order")
     with op.batch_alter_table("order", schema=None) as batch_op:
         for name in (
             "ledger_synced_at",

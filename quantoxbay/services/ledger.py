@@ -68,6 +68,8 @@ TASK_LEASE_SECONDS = 120.0
 Transaction = Callable[[], AbstractContextManager[Session]]
 
 _SYNCED_STATUSES = (*OrderStatus.active(), OrderStatus.REFUNDED.value, OrderStatus.DISPUTED.value)
+#: Orders that end without a charge: nothing for the ledger to read (pending ones wait their turn).
+_NEVER_CHARGED_STATUSES = (OrderStatus.FAILED.value, OrderStatus.EXPIRED.value)
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -110,21 +112,23 @@ def fetch_charge_facts(gateway: StripeGateway, payment_intent: str) -> ChargeFac
 
 
 def _unsynced(session: Session, limit: int) -> list[int]:
-    ids = list(
-        session.exec(
-            select(col(Order.id))
-            .where(
-                col(Order.ledger_synced_at).is_(None),
-                col(Order.seller_account_id).is_not(None),
-                col(Order.stripe_payment_intent_id).is_not(None),
-                col(Order.total_cents) > 0,
-                col(Order.status).in_(_SYNCED_STATUSES),
-            )
-            .order_by(col(Order.id))
-            .limit(limit)
-        ).all()
-    )
-    return [i for i in ids if i is not None]
+    """The oldest sales not read back yet. The query is the partial index's own condition
+    (``ix_order_ledger_unsynced``: it holds only these rows); an order that failed or expired
+    before it was charged has nothing to read and is marked done, so it leaves the index."""
+    rows = session.exec(
+        select(col(Order.id), col(Order.status))
+        .where(
+            col(Order.ledger_synced_at).is_(None),
+            col(Order.seller_account_id).is_not(None),
+            col(Order.total_cents) > 0,
+        )
+        .order_by(col(Order.id))
+        .limit(limit)
+    ).all()
+    unpaid = [order_id for order_id, status in rows if status in _NEVER_CHARGED_STATUSES]
+    if unpaid:
+        session.execute(update(Order).where(col(Order.id).in_(unpaid)).values(ledger_synced_at=utcnow()))
+    return [order_id for order_id, status in rows if status in _SYNCED_STATUSES and order_id is not None]
 
 
 def sync_order(*, gateway: StripeGateway, order_id: int, transaction: Transaction = session_scope) -> bool:
@@ -160,7 +164,9 @@ def sync_order(*, gateway: StripeGateway, order_id: int, transaction: Transactio
             "stripe_fee_cents": facts.stripe_fee_cents,
         }
         if adjustment > 0 and facts.transfer_id:
-            values["fee_adjusted_cents"] = Order.fee_adjusted_cents + adjustment
+            # What the adjustment transfer (one per order: its idempotency key) gave: set, not
+            # added, so two workers syncing the same sale at once cannot count it twice.
+            values["fee_adjusted_cents"] = Order.application_fee_cents - Order.platform_fee_cents
         if facts.stripe_fee_cents is not None:
             values["ledger_synced_at"] = utcnow()
         session.execute(

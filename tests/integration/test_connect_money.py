@@ -300,3 +300,23 @@ def test_a_seller_whose_account_cannot_take_charges_cannot_be_bought_from(
         )
     status = connect.payout_status(session=db, seller_id=seller.id)
     assert status.label == connect.ACTION_REQUIRED and "rejected fraud" in status.needs[0]
+
+
+def test_orders_that_were_never_charged_leave_the_ledgers_queue(
+    db: Session, local_stripe: LocalStripe
+) -> None:
+    """A failed (or expired) destination charge has nothing to read back: it is marked done
+    without asking Stripe, so it neither stays in the partial index nor crowds out real sales."""
+    from quantoxbay.models import OrderStatus
+    from tests.factories import create_connect_order
+
+    seller, buyer = create_user(db, Role.SELLER), create_user(db, Role.BUYER)
+    failed = create_connect_order(db, seller, buyer, status=OrderStatus.FAILED)
+    pending = create_connect_order(db, seller, buyer, status=OrderStatus.PENDING)
+    asked: list[str] = []
+    gateway = local_stripe.gateway
+    gateway.retrieve_payment_intent_charge = lambda pi: asked.append(pi)  # type: ignore[method-assign,assignment,return-value]
+    assert ledger.sync_pending_orders(gateway=gateway, transaction=_in(db)) == 0
+    db.refresh(failed)
+    db.refresh(pending)
+    assert failed.ledger_synced_at is not None and pending.ledger_synced_at is None and asked == []
