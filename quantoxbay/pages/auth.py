@@ -11,11 +11,23 @@ from quantoxbay.state.auth_forms import AuthFormState
 from quantoxbay.state.recovery import ForgotPasswordState, ResetPasswordState, VerifyEmailState
 
 
-def _field(label: str, name: str, type_: str, autocomplete: str) -> rx.Component:
+def _field(
+    label: str, name: str, type_: str, autocomplete: str, *, until_loaded: bool = False
+) -> rx.Component:
+    """A labelled form input. ``until_loaded``: disabled until the page's state has hydrated and its
+    on_load ran, for a form whose on_load resets what a submit shows (a submit made before then would
+    be wiped by it)."""
     return rx.vstack(
         rx.el.label(label, html_for=name, style={"fontWeight": 500, "fontSize": "14px"}),
         rx.input(
-            id=name, name=name, type=type_, required=True, auto_complete=autocomplete, size="3", width="100%"
+            id=name,
+            name=name,
+            type=type_,
+            required=True,
+            auto_complete=autocomplete,
+            size="3",
+            width="100%",
+            disabled=~rx.State.is_hydrated if until_loaded else False,
         ),
         spacing="1",
         width="100%",
@@ -115,9 +127,14 @@ def forgot_password_page() -> rx.Component:
             ),
             rx.form(
                 rx.vstack(
-                    _field("Email", "email", "email", "email"),
+                    _field("Email", "email", "email", "email", until_loaded=True),
                     rx.button(
-                        "Send reset link", type="submit", size="3", width="100%", loading=AuthFormState.busy
+                        "Send reset link",
+                        type="submit",
+                        size="3",
+                        width="100%",
+                        loading=AuthFormState.busy,
+                        disabled=~rx.State.is_hydrated,
                     ),
                     rx.link("Back to log in", href=routes.LOGIN, size="2"),
                     spacing="4",
