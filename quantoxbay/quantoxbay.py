@@ -37,7 +37,7 @@ from quantoxbay.state.checkout import BuyBoxState, CheckoutSuccessState, Library
 from quantoxbay.state.dashboard import DashboardState
 from quantoxbay.state.payouts import PayoutsState
 from quantoxbay.state.promotions import PromotionsState
-from quantoxbay.state.recovery import ForgotPasswordState, ResetPasswordState, VerifyEmailState
+from quantoxbay.state.recovery import ResetPasswordState, VerifyEmailState
 from quantoxbay.state.seller_orders import SellerOrdersState
 from quantoxbay.state.seller_products import ProductFormState, SellerProductsState
 from quantoxbay.state.session import SessionState
@@ -128,7 +128,9 @@ app.add_page(
     forgot_password_page,
     route=routes.FORGOT_PASSWORD,
     title="Reset your password · QuantoxBay",
-    on_load=[SessionState.load_session, ForgotPasswordState.clear_request],
+    # No reset on load: a load that ran after a quick submit would wipe its answer. A tab that
+    # comes back shows its last answer, with "Send another link".
+    on_load=SessionState.load_session,
 )
 app.add_page(
     reset_password_page,

@@ -14,9 +14,8 @@ from quantoxbay.state.recovery import ForgotPasswordState, ResetPasswordState, V
 def _field(
     label: str, name: str, type_: str, autocomplete: str, *, until_loaded: bool = False
 ) -> rx.Component:
-    """A labelled form input. ``until_loaded``: disabled until the page's state has hydrated and its
-    on_load ran, for a form whose on_load resets what a submit shows (a submit made before then would
-    be wiped by it)."""
+    """A labelled form input. ``until_loaded``: disabled until the page's state has hydrated, for a
+    form whose page may show an earlier answer instead (what is typed before then would be lost)."""
     return rx.vstack(
         rx.el.label(label, html_for=name, style={"fontWeight": 500, "fontSize": "14px"}),
         rx.input(
@@ -120,6 +119,12 @@ def forgot_password_page() -> rx.Component:
             rx.vstack(
                 rx.callout(
                     ForgotPasswordState.sent_message, icon="mail", color_scheme="green", role="status"
+                ),
+                rx.button(
+                    "Send another link",
+                    variant="soft",
+                    on_click=ForgotPasswordState.clear_request,
+                    width="100%",
                 ),
                 rx.link("Back to log in", href=routes.LOGIN, size="2"),
                 spacing="3",

@@ -48,13 +48,18 @@ def test_forgot_password_resets_it_by_e_mail(new_page, live_app) -> None:
     page.goto("/login")
     page.get_by_role("link", name="Forgot password?").click()
     expect(page).to_have_url(re.compile(r"/forgot-password/?$"))
+    # The URL changes before the new page replaces the log-in form, which has an "Email" field too.
+    expect(page.get_by_role("heading", name="Reset your password")).to_be_visible()
     page.get_by_label("Email").fill(email)
     page.get_by_role("button", name="Send reset link").click()
     expect(page.get_by_text(f"If an account uses {email}")).to_be_visible()
 
-    # An unknown address gets the very same answer, and no e-mail.
+    # An unknown address gets the very same answer, and no e-mail. The tab shows its last answer
+    # when it comes back to the page, with a way to send another link.
     stranger = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
     page.goto("/forgot-password")
+    expect(page.get_by_text(f"If an account uses {email}")).to_be_visible()
+    page.get_by_role("button", name="Send another link").click()
     page.get_by_label("Email").fill(stranger)
     page.get_by_role("button", name="Send reset link").click()
     expect(page.get_by_text(f"If an account uses {stranger}")).to_be_visible()
