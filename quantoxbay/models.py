@@ -41,9 +41,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        if isinstance(value, datetime) and value.tzinfo is UTC:
+            # utcnow()'s values, nearly all of them: no conversion (the webhook's hot path).
+            moment = value
+        elif not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"UTCDateTime needs a timezone-aware datetime, got {value!r}")
-        moment = value.astimezone(UTC)
+        else:
+            moment = value.astimezone(UTC)
         # SQLite's DateTime writes the wall clock and drops any offset: make it UTC's, as before.
         return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
 
