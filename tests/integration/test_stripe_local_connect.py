@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from quantoxbay.stripe_local import StripeLocal, StripeLocalConfig, create_stripe_local_app
-from tests.fixtures.stripe_connect_fields import CONNECT_OBJECT_FIELDS
+from tests.fixtures.stripe_object_fields import CONNECT_OBJECT_FIELDS
 from tests.integration.test_stripe_local import (
     Receiver,
     ServerThread,
