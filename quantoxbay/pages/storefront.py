@@ -138,6 +138,24 @@ def storefront() -> rx.Component:
     )
 
 
+#: What the page's CSS reset takes from a seller's Markdown, given back: list bullets and
+#: numbers, links that look like links (not by colour alone), headings, code and quotes.
+DESCRIPTION_STYLE = {
+    "& ul": {"list_style_type": "disc", "padding_left": "1.5em", "margin": "0.5em 0"},
+    "& ol": {"list_style_type": "decimal", "padding_left": "1.5em", "margin": "0.5em 0"},
+    "& li": {"margin": "0.25em 0"},
+    "& a": {"color": "var(--accent-11)", "text_decoration": "underline"},
+    "& h1, & h2, & h3": {"font_weight": "600", "margin": "0.8em 0 0.4em"},
+    "& h1": {"font_size": "1.4em"},
+    "& h2": {"font_size": "1.25em"},
+    "& h3": {"font_size": "1.1em"},
+    "& p": {"margin": "0.5em 0"},
+    "& code": {"font_family": "monospace", "background": "var(--gray-3)", "padding": "0 0.25em"},
+    "& pre": {"background": "var(--gray-3)", "padding": "0.75em", "overflow_x": "auto"},
+    "& blockquote": {"border_left": "3px solid var(--gray-6)", "padding_left": "0.75em"},
+}
+
+
 def product_page() -> rx.Component:
     # An ObjectVar for mypy; at run time it keeps catalog.ProductDetail (each field access is checked).
     p: ObjectVar = ProductState.product.to(ObjectVar)
@@ -182,7 +200,12 @@ def product_page() -> rx.Component:
             ),
             buy_box(),
             # Rendered from markdown and sanitised (nh3) on the server: no seller script runs here.
-            rx.box(rx.html(p["description_html"].to(str)), class_name="qb-description", width="100%"),
+            rx.box(
+                rx.html(p["description_html"].to(str)),
+                class_name="qb-description",
+                width="100%",
+                style=DESCRIPTION_STYLE,
+            ),
             rx.heading("What you get", size="3", padding_top="1em"),
             rx.vstack(
                 rx.foreach(

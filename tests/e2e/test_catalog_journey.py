@@ -45,7 +45,10 @@ def test_seller_publishes_and_buyer_finds_it(new_page, live_app, tmp_path: Path)
     assert onboarded.returncode == 0, onboarded.stderr
     seller.goto("/seller/products/new")
     seller.get_by_label("Title").fill(title)
-    seller.get_by_label("Description").fill("Notes **from the field**.\n\n<script>window.pwned = 1</script>")
+    seller.get_by_label("Description").fill(
+        "Notes **from the field**.\n\n- first tip\n- second tip\n\nMore at [the maker's site](https://example.com/notes)."
+        "\n\n<script>window.pwned = 1</script>"
+    )
     seller.get_by_label("Price").fill("7.50")
     seller.get_by_label("Files").set_input_files(str(payload))
     seller.get_by_label("Cover image").set_input_files(str(cover))
@@ -76,6 +79,13 @@ def test_seller_publishes_and_buyer_finds_it(new_page, live_app, tmp_path: Path)
     expect(buyer.get_by_text("$7.50")).to_be_visible()
     expect(buyer.get_by_text("field-notes.pdf")).to_be_visible()
     expect(buyer.get_by_text("from the field")).to_be_visible()
+    # Markdown keeps its formatting: a list with bullets, a link that looks like one.
+    tip = buyer.locator(".qb-description li", has_text="first tip")
+    expect(tip).to_be_visible()
+    assert tip.evaluate("e => getComputedStyle(e.parentElement).listStyleType") == "disc"
+    site = buyer.get_by_role("link", name="the maker's site")
+    expect(site).to_have_attribute("href", "https://example.com/notes")
+    assert "underline" in site.evaluate("e => getComputedStyle(e).textDecorationLine")
     # The seller's <script> is shown as text and never runs.
     assert buyer.evaluate("window.pwned") is None
     # Buyers' covers come from the cacheable cover route, not inlined data URLs.
