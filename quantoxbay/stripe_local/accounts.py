@@ -613,7 +613,6 @@ class Accounts:
     def list_accounts(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """``GET /v1/accounts`` (newest first; ``limit``, ``starting_after``, ``ending_before``, ``created``)."""
         check_allowed(params, {"limit", "starting_after", "ending_before", "created", "expand"})
-        get_int(params, "limit", minimum=1, maximum=100) or 10
         records, has_more = self.store.page_of(
             ACCOUNT,
             params,

@@ -622,7 +622,6 @@ class Checkout:
                 "created",
             },
         )
-        get_int(params, "limit", minimum=1, maximum=100) or 10
         status = get_str(params, "status")
         if status is not None and status not in ("open", "complete", "expired"):
             raise invalid_request("Invalid status: must be one of open, complete, or expired", param="status")

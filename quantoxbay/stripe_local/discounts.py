@@ -417,7 +417,6 @@ class Discounts:
             params,
             {"active", "code", "coupon", "limit", "starting_after", "ending_before", "expand"},
         )
-        get_int(params, "limit", minimum=1, maximum=100) or 10
         active = get_bool(params, "active")
         code = get_str(params, "code")
         coupon = get_str(params, "coupon")

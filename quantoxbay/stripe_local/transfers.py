@@ -223,7 +223,6 @@ class Transfers:
                 "expand",
             },
         )
-        get_int(params, "limit", minimum=1, maximum=100) or 10
         payout = get_str(params, "payout")
         txn_type = get_str(params, "type")
         source = get_str(params, "source")
@@ -673,7 +672,6 @@ class Transfers:
                 "expand",
             },
         )
-        get_int(params, "limit", minimum=1, maximum=100) or 10
         destination = get_str(params, "destination")
         group = get_str(params, "transfer_group")
         records, has_more = self.store.page_of(
@@ -781,7 +779,6 @@ class Transfers:
     def list_fees(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """``GET /v1/application_fees`` (filter ``charge``)."""
         check_allowed(params, {"limit", "starting_after", "ending_before", "charge", "created", "expand"})
-        get_int(params, "limit", minimum=1, maximum=100) or 10
         charge = get_str(params, "charge")
         records, has_more = self.store.page_of(
             APPLICATION_FEE,
@@ -862,7 +859,6 @@ class Transfers:
                 "transfer_group",
             },
         )
-        get_int(params, "limit", minimum=1, maximum=100) or 10
         pi_id = get_str(params, "payment_intent")
         group = get_str(params, "transfer_group")
         created = created_filter(params)
@@ -945,7 +941,6 @@ class Transfers:
                 "expand",
             },
         )
-        get_int(params, "limit", minimum=1, maximum=100) or 10
         status = get_str(params, "status")
         records, has_more = self.store.page_of(
             PAYOUT,
