@@ -35,6 +35,7 @@ from .errors import StripeLocalError, invalid_request, missing_param, resource_m
 from .ids import new_id, random_token
 from .params import (
     check_allowed,
+    created_filter,
     get_bool,
     get_dict,
     get_int,
@@ -613,11 +614,8 @@ class Accounts:
     def list_accounts(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """``GET /v1/accounts`` (newest first; ``limit``, ``starting_after``, ``ending_before``, ``created``)."""
         check_allowed(params, {"limit", "starting_after", "ending_before", "created", "expand"})
-        records, has_more = self.store.page_of(
-            ACCOUNT,
-            params,
-            accept=created_filter(params),
-        )
+        created = created_filter(params)
+        records, has_more = self.store.page_of(ACCOUNT, params, accept=lambda record: created(record.created))
         return [r.data for r in records], has_more
 
     # -- account links and login links --------------------------------------
@@ -859,31 +857,3 @@ def _url(params: dict[str, Any], key: str) -> str:
     if not re.match(r"^https?://[^\s/]+", url):
         raise invalid_request("Not a valid URL", param=key, code="url_invalid")
     return url
-
-
-def created_filter(params: dict[str, Any]) -> Any:
-    """Return an ``accept`` filter for a list's ``created`` parameter (or None)."""
-    created = params.get("created")
-    bounds: dict[str, int] = {}
-    if isinstance(created, dict):
-        for op in ("gt", "gte", "lt", "lte"):
-            value = get_int(created, op, param=f"created[{op}]")
-            if value is not None:
-                bounds[op] = value
-    elif created:
-        value = get_int(params, "created")
-        if value is not None:
-            bounds["gte"] = bounds["lte"] = value
-    if not bounds:
-        return None
-
-    def accept(record: Record) -> bool:
-        c = record.created
-        return not (
-            ("gt" in bounds and c <= bounds["gt"])
-            or ("gte" in bounds and c < bounds["gte"])
-            or ("lt" in bounds and c >= bounds["lt"])
-            or ("lte" in bounds and c > bounds["lte"])
-        )
-
-    return accept

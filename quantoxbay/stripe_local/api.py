@@ -36,6 +36,7 @@ from .params import (
     check_allowed,
     check_expand,
     check_metadata_keys,
+    created_filter,
     decode_body,
     decode_pairs,
     get_bool,
@@ -273,17 +274,7 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
         lookups = [event_type]
     elif types:
         lookups = types
-    created = params.get("created")
-    bounds: dict[str, int] = {}
-    if isinstance(created, dict):
-        for op in ("gt", "gte", "lt", "lte"):
-            value = get_int(created, op, param=f"created[{op}]")
-            if value is not None:
-                bounds[op] = value
-    elif created:
-        value = get_int(params, "created")
-        if value is not None:
-            bounds["gte"] = bounds["lte"] = value
+    created = created_filter(params)
 
     delivery_success = get_bool(params, "delivery_success")
     conn = runtime.db.connection()
@@ -300,13 +291,7 @@ def _events_list(runtime: StripeLocal, call: ApiCall) -> dict[str, Any]:
             return False  # a connected account sees its own events; the platform, its own
         if delivery_success is not None and delivered(record.id) != delivery_success:
             return False
-        c = record.created
-        return not (
-            ("gt" in bounds and c <= bounds["gt"])
-            or ("gte" in bounds and c < bounds["gte"])
-            or ("lt" in bounds and c >= bounds["lt"])
-            or ("lte" in bounds and c > bounds["lte"])
-        )
+        return created(record.created)
 
     records, has_more = runtime.db.page(
         "event",
