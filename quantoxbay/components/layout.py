@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import reflex as rx
 
@@ -220,4 +222,20 @@ def empty_state(icon: str, title: str, text: str, action: rx.Component | None = 
         width="100%",
         border=f"1px dashed {rx.color('gray', 6)}",
         border_radius="var(--radius-4)",
+    )
+
+
+def data_table(headers: list[str], rows: rx.Var, render: Callable[[Any], rx.Component]) -> rx.Component:
+    """A compact table of ``rows`` (one ``render(row)`` each) under ``headers``; scrolls sideways
+    on a narrow screen rather than widening the page."""
+    return rx.box(
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.body(rx.foreach(rows, render)),
+            width="100%",
+            variant="ghost",
+            size="1",
+        ),
+        overflow_x="auto",
+        width="100%",
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 from reflex.vars import ObjectVar
 
-from quantoxbay.components.layout import loading_block, page
+from quantoxbay.components.layout import data_table, loading_block, page
 from quantoxbay.constants import FULL_REFUND_NOTE
 from quantoxbay.state.admin import REFUND_REASONS, ROLES, AdminState
 
@@ -34,20 +34,6 @@ def _section(title: str, *children: rx.Component) -> rx.Component:
             rx.vstack(rx.heading(title, size="5", as_="h2"), *children, spacing="3", width="100%"),
             aria_label=title,
         ),
-        width="100%",
-    )
-
-
-def _table(headers: list[str], rows: rx.Var, render) -> rx.Component:
-    return rx.box(
-        rx.table.root(
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
-            rx.table.body(rx.foreach(rows, render)),
-            width="100%",
-            variant="ghost",
-            size="1",
-        ),
-        overflow_x="auto",
         width="100%",
     )
 
@@ -125,7 +111,7 @@ def _users() -> rx.Component:
     return _section(
         "Users",
         _search("Search users", A.search_users, "E-mail, name or id"),
-        _table(["Id", "Email", "Role", "Status", "", "Joined"], A.users, row),
+        data_table(["Id", "Email", "Role", "Status", "", "Joined"], A.users, row),
     )
 
 
@@ -175,7 +161,7 @@ def _products() -> rx.Component:
     return _section(
         "Products",
         _search("Search products", A.search_products, "Title, seller e-mail or id"),
-        _table(["Id", "Title", "Seller", "Status", "Price", ""], A.products, row),
+        data_table(["Id", "Title", "Seller", "Status", "Price", ""], A.products, row),
     )
 
 
@@ -208,7 +194,7 @@ def _order_detail() -> rx.Component:
                 size="2",
             ),
             rx.text("Session ", o["session"], " · payment ", o["payment_intent"], size="1", color=MUTED),
-            _table(
+            data_table(
                 ["Product", "Qty", "Price", "Discount", "Total"],
                 A.order_items,
                 lambda i: rx.table.row(
@@ -245,7 +231,7 @@ def _order_detail() -> rx.Component:
             ),
             rx.text(FULL_REFUND_NOTE, size="1"),
             rx.heading("Events", size="2", as_="h4"),
-            _table(
+            data_table(
                 ["Type", "Received", "Outcome"],
                 A.order_events,
                 lambda e: rx.table.row(
@@ -279,7 +265,7 @@ def _orders() -> rx.Component:
         "Orders",
         _search("Search orders", A.search_orders, "Buyer e-mail, order id or Stripe session id"),
         rx.cond(A.order, _order_detail()),
-        _table(["Order", "Buyer", "Status", "Total", "Refunded", "Created"], A.orders, row),
+        data_table(["Order", "Buyer", "Status", "Total", "Refunded", "Created"], A.orders, row),
     )
 
 
@@ -303,7 +289,7 @@ def _events() -> rx.Component:
     return _section(
         "Webhook events",
         _search("Search webhook events", A.search_events, "Event id, type or outcome (rejected)"),
-        _table(["Type", "Event", "Received", "Outcome", ""], A.events, row),
+        data_table(["Type", "Event", "Received", "Outcome", ""], A.events, row),
     )
 
 
@@ -340,9 +326,9 @@ def _platform_fees() -> rx.Component:
             size="1",
             color=MUTED,
         ),
-        _table(["Period", "Currency", "Platform fees", "Orders"], A.fee_totals, total),
+        data_table(["Period", "Currency", "Platform fees", "Orders"], A.fee_totals, total),
         rx.heading("Sellers' payouts", size="3", as_="h3"),
-        _table(["Seller", "Payouts", "What Stripe needs", "Account"], A.seller_payouts, seller),
+        data_table(["Seller", "Payouts", "What Stripe needs", "Account"], A.seller_payouts, seller),
     )
 
 

@@ -6,7 +6,7 @@ import reflex as rx
 from reflex.vars import ObjectVar
 
 from quantoxbay import routes
-from quantoxbay.components.layout import button_link, empty_state, loading_block, page
+from quantoxbay.components.layout import button_link, data_table, empty_state, loading_block, page
 from quantoxbay.components.verify_notice import verify_email_notice
 from quantoxbay.state.payouts import PayoutsState
 
@@ -125,20 +125,6 @@ def _balances() -> rx.Component:
     )
 
 
-def _table(headers: list[str], rows: rx.Var, render) -> rx.Component:
-    return rx.box(
-        rx.table.root(
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
-            rx.table.body(rx.foreach(rows, render)),
-            width="100%",
-            variant="ghost",
-            size="1",
-        ),
-        overflow_x="auto",
-        width="100%",
-    )
-
-
 def _payouts() -> rx.Component:
     def row(p: ObjectVar) -> rx.Component:
         return rx.table.row(
@@ -158,7 +144,7 @@ def _payouts() -> rx.Component:
             rx.heading("Recent payouts", size="4", as_="h2"),
             rx.cond(
                 P.payouts.length() > 0,
-                _table(["Arrival", "Amount", "Status"], P.payouts, row),
+                data_table(["Arrival", "Amount", "Status"], P.payouts, row),
                 rx.text("No payouts yet.", size="2", color=MUTED),
             ),
             spacing="3",
@@ -191,7 +177,7 @@ def _orders() -> rx.Component:
             rx.cond(
                 P.orders.length() > 0,
                 rx.vstack(
-                    _table([*headers, "Reversed", "Net"], P.orders, row),
+                    data_table([*headers, "Reversed", "Net"], P.orders, row),
                     rx.text(
                         "Gross is what the buyer paid, after the discount. Net is what reaches your "
                         "Stripe account: gross less the platform fee, less what refunds and disputes "
