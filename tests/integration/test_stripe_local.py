@@ -411,10 +411,28 @@ GUARDED_ROUTES = [
     ("POST", "/v1/promotion_codes"),
     ("POST", "/v1/products/prod_x"),
     ("GET", "/v1/events"),
-    ("GET", "/v1/customers"),  # not served: still 401 before 404, as on Stripe
+    ("GET", "/v1/customers"),
+    ("GET", "/v1/subscriptions"),  # not served: still 401 before 404, as on Stripe
+    # Connect and the rest of the API the embedded Stripe grew since
+    ("POST", "/v1/accounts"),
+    ("GET", "/v1/accounts/acct_x"),
+    ("DELETE", "/v1/accounts/acct_x"),
+    ("POST", "/v1/accounts/acct_x/login_links"),
+    ("POST", "/v1/account_links"),
+    ("POST", "/v1/transfers"),
+    ("POST", "/v1/transfers/tr_x/reversals"),
+    ("POST", "/v1/application_fees/fee_x/refunds"),
+    ("GET", "/v1/balance"),
+    ("GET", "/v1/balance_transactions"),
+    ("GET", "/v1/payouts"),
+    ("POST", "/v1/prices"),
+    ("POST", "/v1/webhook_endpoints"),
+    ("GET", "/v1/webhook_endpoints"),
     ("POST", "/_local/checkout/cs_test_x/pay"),
     ("POST", "/_local/webhooks/flush"),
     ("POST", "/_local/sweep"),
+    ("POST", "/_local/clock/advance"),
+    ("POST", "/_local/accounts/acct_x/onboard"),
 ]
 
 
